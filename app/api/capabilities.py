@@ -1,0 +1,49 @@
+"""/v1/capabilities: the built-in registry of tool bundles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from quart import Blueprint
+from quart_schema import tag, validate_response
+
+from app.runtime.capabilities import REGISTRY
+
+bp = Blueprint("capabilities", __name__)
+
+
+class ToolOut(BaseModel):
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class CapabilityOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    status: str
+    tools: list[ToolOut]
+
+
+class CapabilityList(BaseModel):
+    data: list[CapabilityOut]
+    total: int
+    offset: int
+    limit: int
+
+
+@bp.get("/v1/capabilities")
+@tag(["Capabilities"])
+@validate_response(CapabilityList)
+async def list_capabilities():
+    """List the built-in capabilities with the JSON schema of each tool."""
+    data = [
+        CapabilityOut(
+            id=cap.id, name=cap.name, description=cap.description, status=cap.status,
+            tools=[ToolOut(name=t.name, description=t.description, parameters=t.parameters) for t in cap.tools],
+        )
+        for cap in REGISTRY.values()
+    ]
+    return CapabilityList(data=data, total=len(data), offset=0, limit=len(data))

@@ -1,0 +1,77 @@
+"""Pieces every /v1 resource module shares: list envelope, paging, error schema, types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+T = TypeVar("T")
+
+MAX_LIMIT = 500
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Tags = Annotated[list[Tag], Field(max_length=50)]
+
+
+class PageQuery(BaseModel):
+    offset: int = Field(0, ge=0)
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    total: int
+    offset: int
+    limit: int
+
+
+def page_of(convert: Callable[[Any], BaseModel], items: list[Any], total: int, query: PageQuery) -> dict[str, Any]:
+    """The list envelope; `convert` turns one stored row into its response model."""
+    return {
+        "data": [convert(item) for item in items],
+        "total": total,
+        "offset": query.offset,
+        "limit": query.limit,
+    }
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorInfo
+    status: int
+
+
+class RequestBody(BaseModel):
+    """Request bodies reject unknown fields so a typo is an error, not a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PatchBody(RequestBody):
+    """PATCH bodies: absent fields stay as they are; `null` clears a nullable field.
+
+    Subclasses list the fields that may not be cleared in NOT_NULL.
+    """
+
+    NOT_NULL: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_null(cls, value: Any, info) -> Any:
+        if value is None and info.field_name in cls.NOT_NULL:
+            raise ValueError(f"{info.field_name} cannot be null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(include=self.model_fields_set)
+
+
+class OrmOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)

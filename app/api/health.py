@@ -1,0 +1,26 @@
+"""GET /health (Everruns)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from quart import Blueprint
+from quart_schema import tag, validate_response
+
+from app import __version__
+
+bp = Blueprint("health", __name__)
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    runner_mode: str
+    auth_mode: str
+
+
+@bp.get("/health")
+@tag(["Health"])
+@validate_response(Health)
+async def health():
+    """Liveness, version, runner mode and auth mode."""
+    return Health(status="ok", version=__version__, runner_mode="InProcess", auth_mode="None")

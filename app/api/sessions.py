@@ -1,0 +1,126 @@
+"""Sessions, both nested under an agent (seed 000) and flat under /v1/sessions (seed 001).
+
+Each handler serves both paths: on the nested one Quart passes agent_id, and the
+service answers 404 when that agent does not own the session.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+from quart import Blueprint
+from quart_schema import tag, validate_querystring, validate_request, validate_response
+
+from app.api.common import OrmOut, Page, PageQuery, PatchBody, RequestBody, Tags, page_of
+from app.services import sessions as service
+
+bp = Blueprint("sessions", __name__)
+
+NESTED = "/v1/agents/<agent_id>/sessions"
+FLAT = "/v1/sessions"
+
+Status = Literal["pending", "running", "failed"]
+
+
+class SessionCreate(RequestBody):
+    title: str | None = None
+    tags: Tags = []
+    model_id: UUID | None = None
+
+
+class FlatSessionCreate(SessionCreate):
+    agent_id: UUID
+
+
+class SessionPatch(PatchBody):
+    NOT_NULL = ("tags",)
+    title: str | None = None
+    tags: Tags | None = None
+    model_id: UUID | None = None
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class SessionOut(OrmOut):
+    id: str
+    agent_id: UUID | None
+    title: str | None
+    tags: list[str]
+    model_id: UUID | None
+    status: str
+    last_error: str | None
+    usage: Usage
+    created_at: datetime
+    updated_at: datetime
+
+
+class SessionListQuery(PageQuery):
+    agent_id: UUID | None = None
+    status: Status | None = None
+
+
+@bp.post(NESTED)
+@tag(["Sessions"])
+@validate_request(SessionCreate)
+@validate_response(SessionOut, 201)
+async def create_session(agent_id: str, data: SessionCreate):
+    """Create a session for an agent (status `pending`)."""
+    session = await service.create_session(agent_id, data.model_dump())
+    return SessionOut.model_validate(session), 201
+
+
+@bp.post(FLAT)
+@tag(["Sessions"])
+@validate_request(FlatSessionCreate)
+@validate_response(SessionOut, 201)
+async def create_session_flat(data: FlatSessionCreate):
+    """Create a session; the agent is named in the body."""
+    session = await service.create_session(str(data.agent_id), data.model_dump(exclude={"agent_id"}))
+    return SessionOut.model_validate(session), 201
+
+
+@bp.get(NESTED)
+@bp.get(FLAT)
+@tag(["Sessions"])
+@validate_querystring(SessionListQuery)
+@validate_response(Page[SessionOut])
+async def list_sessions(query_args: SessionListQuery, agent_id: str | None = None):
+    """List sessions, newest first: one agent's (nested path or ?agent_id=) or all."""
+    owner = agent_id or (str(query_args.agent_id) if query_args.agent_id else None)
+    items, total = await service.list_sessions(owner, query_args.status, query_args.offset, query_args.limit)
+    return page_of(SessionOut.model_validate, items, total, query_args)
+
+
+@bp.get(f"{NESTED}/<session_id>")
+@bp.get(f"{FLAT}/<session_id>")
+@tag(["Sessions"])
+@validate_response(SessionOut)
+async def get_session(session_id: str, agent_id: str | None = None):
+    """Get a session."""
+    return SessionOut.model_validate(await service.get_session(session_id, agent_id))
+
+
+@bp.patch(f"{NESTED}/<session_id>")
+@bp.patch(f"{FLAT}/<session_id>")
+@tag(["Sessions"])
+@validate_request(SessionPatch)
+@validate_response(SessionOut)
+async def update_session(session_id: str, data: SessionPatch, agent_id: str | None = None):
+    """Update title, tags or model_id (null clears title and model_id)."""
+    session = await service.update_session(session_id, data.changes(), agent_id)
+    return SessionOut.model_validate(session)
+
+
+@bp.delete(f"{NESTED}/<session_id>")
+@bp.delete(f"{FLAT}/<session_id>")
+@tag(["Sessions"])
+async def delete_session(session_id: str, agent_id: str | None = None):
+    """Delete a session with its messages and events."""
+    await service.delete_session(session_id, agent_id)
+    return "", 204

@@ -1,0 +1,102 @@
+"""Settings, read once from the environment when the app is built.
+
+Every variable here is listed in the README's configuration table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the server cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> list[str]:
+    return [item.strip() for item in env.get(name, "").split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty means: SQLite file in data_dir
+    bind: str = "0.0.0.0:9000"
+    cors_origins: list[str] = field(default_factory=list)
+    secrets_key: str | None = None
+    log_level: str = "INFO"
+    max_body_bytes: int = 1024 * 1024
+    auto_migrate: bool = True
+    # The agent loop (runtime).
+    llm_timeout_seconds: float = 60.0
+    llm_max_retries: int = 2
+    llm_retry_backoff_seconds: float = 0.5
+    max_iterations: int = 10
+    tool_timeout_seconds: float = 30.0
+    # Live delivery (SSE / WebSocket).
+    sse_heartbeat_seconds: float = 15.0
+    sse_retry_ms: int = 2000
+    subscriber_queue_size: int = 1000
+    delta_flush_ms: int = 50
+    openai_api_key: str | None = None
+    anthropic_api_key: str | None = None
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite://{self.data_dir / 'runtime.sqlite3'}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        log_level = env.get("LOG_LEVEL", "INFO").upper()
+        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+        return cls(
+            data_dir=Path(env.get("DATA_DIR") or "data"),
+            database_url=env.get("DATABASE_URL", ""),
+            bind=env.get("BIND") or "0.0.0.0:9000",
+            cors_origins=_list(env, "CORS_ORIGINS"),
+            secrets_key=env.get("SECRETS_KEY") or None,
+            log_level=log_level,
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+            auto_migrate=env.get("AUTO_MIGRATE", "true").lower() not in {"0", "false", "no"},
+            llm_timeout_seconds=_float(env, "LLM_TIMEOUT_SECONDS", 60.0),
+            llm_max_retries=_int(env, "LLM_MAX_RETRIES", 2),
+            llm_retry_backoff_seconds=_float(env, "LLM_RETRY_BACKOFF_SECONDS", 0.5),
+            max_iterations=_int(env, "MAX_ITERATIONS", 10, minimum=1),
+            tool_timeout_seconds=_float(env, "TOOL_TIMEOUT_SECONDS", 30.0),
+            sse_heartbeat_seconds=_float(env, "SSE_HEARTBEAT_SECONDS", 15.0),
+            sse_retry_ms=_int(env, "SSE_RETRY_MS", 2000),
+            subscriber_queue_size=_int(env, "SUBSCRIBER_QUEUE_SIZE", 1000, minimum=1),
+            delta_flush_ms=_int(env, "DELTA_FLUSH_MS", 50),
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
+            anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+        )

@@ -1,0 +1,57 @@
+"""Database set-up: Tortoise config, migrations, and connection life cycle."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate
+
+from app.config import Settings
+
+log = logging.getLogger("app.db")
+
+APP_LABEL = "models"
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            APP_LABEL: {
+                "models": ["app.models"],
+                "default_connection": "default",
+                "migrations": "migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _prepare(settings: Settings) -> str:
+    url = settings.effective_database_url
+    if url.startswith("sqlite://") and settings.database_url == "":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+async def apply_migrations(settings: Settings) -> None:
+    """Bring the schema up to date with the files in migrations/ (idempotent)."""
+    await migrate(config=tortoise_config(_prepare(settings)))
+    await Tortoise.close_connections()
+
+
+async def open_db(settings: Settings) -> None:
+    # Hypercorn runs lifespan start-up in a different task than the requests, so the
+    # Tortoise context must fall back to the global one or requests see no connection.
+    await Tortoise.init(config=tortoise_config(_prepare(settings)), _enable_global_fallback=True)
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+# For the `tortoise` CLI (`make makemigrations`), configured in pyproject.toml.
+TORTOISE_ORM = tortoise_config(Settings.from_env().effective_database_url)

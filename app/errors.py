@@ -1,0 +1,116 @@
+"""The one place errors become responses.
+
+Domain code raises ApiError (or a subclass); framework errors (unknown route, bad JSON,
+schema validation, body too large) and unexpected exceptions are translated here, so
+every /v1 error has the documented shape:
+    {"error": {"code": "<snake_case>", "message": "..."}, "status": <http status>}
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import ValidationError
+from quart import Quart, g, request
+from quart_schema import RequestSchemaValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("app.errors")
+
+
+class ApiError(Exception):
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class InvalidRequest(ApiError):
+    status, code = 400, "invalid_request"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def error_body(status: int, code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}, "status": status}
+
+
+def describe_validation_error(exc: Exception) -> str:
+    """One readable sentence per problem, each naming the field, e.g. "name: Field required"."""
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in err["loc"] if p not in ("body", "query")) or "body"
+            parts.append(f"{loc}: {err['msg']}")
+        return "; ".join(parts)
+    if isinstance(exc, TypeError):  # quart-schema: body is not an object at all
+        return "request body must be a JSON object"
+    return str(exc) or "invalid request"
+
+
+def _http_message(exc: HTTPException) -> str:
+    if exc.code == 404:
+        return f"No route for {request.method} {request.path}"
+    if exc.code == 405:
+        return f"Method {request.method} is not allowed on {request.path}"
+    if exc.code == 413:
+        limit = request.max_content_length
+        return f"Request body is larger than the limit of {limit} bytes (MAX_BODY_BYTES)"
+    if exc.code == 400:
+        return "Request body is not valid JSON"
+    return exc.description or exc.name
+
+
+def register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(ApiError)
+    async def _api_error(exc: ApiError):
+        return error_body(exc.status, exc.code, exc.message), exc.status
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def _schema_error(exc: RequestSchemaValidationError):
+        message = describe_validation_error(exc.validation_error)
+        return error_body(400, "invalid_request", message), 400
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        code = _HTTP_CODES.get(status, "http_error")
+        response = error_body(status, code, _http_message(exc)), status
+        if status == 405 and getattr(exc, "valid_methods", None):
+            return response[0], status, {"Allow": ", ".join(exc.valid_methods)}
+        return response
+
+    @app.errorhandler(Exception)
+    async def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):  # raised from inside another handler
+            return await _http_error(exc)
+        request_id = getattr(g, "request_id", "-")
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
+        message = f"Internal error; quote request id {request_id} when reporting it"
+        return error_body(500, "internal_error", message), 500

@@ -1,0 +1,55 @@
+"""The app factory: configuration, extensions, routes, errors and the start/stop hooks."""
+
+from __future__ import annotations
+
+from quart import Quart
+from quart_cors import cors
+from quart_schema import QuartSchema
+
+from app import __version__
+from app.api import register_blueprints
+from app.api.openapi import RuntimeOpenAPIProvider
+from app.config import Settings
+from app.db import apply_migrations, close_db, open_db
+from app.errors import register_error_handlers
+from app.log_setup import assign_request_id, configure_logging, request_id_header
+from app.secrets import SecretBox
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+
+    app = Quart(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["SETTINGS"] = settings
+    app.extensions["settings"] = settings
+    app.extensions["secret_box"] = SecretBox.from_settings(settings.secrets_key, settings.data_dir)
+
+    QuartSchema(
+        app,
+        openapi_path="/api-doc/openapi.json",
+        swagger_ui_path=None,  # served from local assets by app/api/docs.py
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        info={"title": "Agent runtime API", "version": __version__},
+        openapi_provider_class=RuntimeOpenAPIProvider,
+    )
+    register_blueprints(app)
+    register_error_handlers(app)
+    app.before_request(assign_request_id)
+    app.after_request(request_id_header)
+    if settings.cors_origins:
+        app = cors(app, allow_origin=settings.cors_origins, expose_headers=["X-Request-ID"])
+
+    @app.before_serving
+    async def _start() -> None:
+        if settings.auto_migrate:
+            await apply_migrations(settings)
+        await open_db(settings)
+
+    @app.after_serving
+    async def _stop() -> None:
+        await close_db()
+
+    return app

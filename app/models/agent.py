@@ -1,0 +1,22 @@
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Agent(Model):
+    # A system prompt, a default model and a list of capabilities (tools).
+
+    id = fields.UUIDField(primary_key=True)
+    name = fields.CharField(max_length=200, db_index=True)
+    description = fields.TextField(null=True)
+    system_prompt = fields.TextField()
+    tags = fields.JSONField(default=list)
+    default_model = fields.ForeignKeyField(
+        "models.LlmModel", related_name="default_for_agents", null=True, on_delete=fields.SET_NULL
+    )
+    capability_ids = fields.JSONField(default=list)
+    status = fields.CharField(max_length=16, default="active", db_index=True)  # active | archived
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "agents"

@@ -1,0 +1,17 @@
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Event(Model):
+    # One entry of a session's durable event log, stored before anyone receives it.
+
+    id = fields.BigIntField(primary_key=True)
+    session = fields.ForeignKeyField("models.Session", related_name="events", on_delete=fields.CASCADE)
+    sequence = fields.IntField()
+    type = fields.CharField(max_length=64)
+    data = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "events"
+        unique_together = (("session", "sequence"),)

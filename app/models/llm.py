@@ -1,0 +1,38 @@
+from tortoise import fields
+from tortoise.models import Model
+
+
+class LlmProvider(Model):
+    # Where model calls go. The API key is stored encrypted (see app/secrets.py).
+
+    id = fields.UUIDField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    provider_type = fields.CharField(max_length=32)  # openai|anthropic|azure_openai|ollama|custom
+    base_url = fields.CharField(max_length=500, null=True)
+    api_version = fields.CharField(max_length=50, null=True)  # azure_openai only
+    api_key_encrypted = fields.TextField(null=True)
+    api_key_hint = fields.CharField(max_length=32, null=True)
+    is_default = fields.BooleanField(default=False)
+    status = fields.CharField(max_length=16, default="active")  # active | disabled
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "llm_providers"
+
+
+class LlmModel(Model):
+    # A model offered by a provider; one per provider may be its default.
+
+    id = fields.UUIDField(primary_key=True)
+    provider = fields.ForeignKeyField("models.LlmProvider", related_name="models", on_delete=fields.CASCADE)
+    model_id = fields.CharField(max_length=200)
+    display_name = fields.CharField(max_length=200, null=True)
+    context_window = fields.IntField(null=True)
+    is_default = fields.BooleanField(default=False)
+    status = fields.CharField(max_length=16, default="active")  # active | disabled
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "llm_models"

@@ -1,0 +1,45 @@
+from tortoise import fields
+from tortoise.expressions import F
+from tortoise.models import Model
+
+
+class Session(Model):
+    # One conversation (agent loop) or one externally reported agent run.
+    #
+    # Ids are strings: UUIDs when the server makes them, client-chosen otherwise.
+    # `message_seq` and `event_seq` are the last sequence numbers handed out; they are
+    # bumped inside the transaction that inserts the row, so sequences never repeat.
+
+    id = fields.CharField(max_length=128, primary_key=True)
+    agent = fields.ForeignKeyField(
+        "models.Agent", related_name="sessions", null=True, on_delete=fields.CASCADE
+    )
+    title = fields.CharField(max_length=500, null=True)
+    tags = fields.JSONField(default=list)
+    model = fields.ForeignKeyField(
+        "models.LlmModel", related_name="sessions", null=True, on_delete=fields.SET_NULL
+    )
+    status = fields.CharField(max_length=16, default="pending", db_index=True)
+    last_error = fields.TextField(null=True)
+    usage = fields.JSONField(default=dict)
+    message_seq = fields.IntField(default=0)
+    event_seq = fields.IntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "sessions"
+
+    @classmethod
+    async def next_sequence(cls, session_id: str, counter: str) -> int:
+        """Bump `message_seq` or `event_seq` and return the new value.
+
+        Call inside a transaction together with the insert that uses the number: on
+        PostgreSQL the UPDATE holds the row lock until commit, and Tortoise serialises
+        SQLite transactions, so two writers never get the same number.
+        """
+        await cls.filter(id=session_id).update(**{counter: F(counter) + 1})
+        values = await cls.filter(id=session_id).values_list(counter, flat=True)
+        if not values:
+            raise cls.DoesNotExist(f"session {session_id!r} is gone")
+        return values[0]

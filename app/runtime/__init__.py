@@ -1,0 +1,1 @@
+"""The agent runtime: capabilities and tools, provider adapters, and the turn loop."""

@@ -1,0 +1,1 @@
+"""Domain logic and data access, kept out of the HTTP handlers (app/api)."""

@@ -1,0 +1,74 @@
+"""Agents: create, read, update, archive, and their capability list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import Conflict, InvalidRequest, NotFound
+from app.models import Agent
+from app.runtime.capabilities import unknown_capabilities
+from app.services.common import paginate, parse_uuid
+from app.services.llm import check_model_exists
+
+STATUSES = ("active", "archived")
+
+
+async def create_agent(fields: dict[str, Any]) -> Agent:
+    await check_model_exists(fields.get("default_model_id"), "default_model_id")
+    _check_capabilities(fields.get("capability_ids") or [])
+    return await Agent.create(**fields)
+
+
+async def list_agents(status: str, offset: int, limit: int) -> tuple[list[Agent], int]:
+    query = Agent.all().order_by("-created_at", "id")
+    if status != "all":
+        query = query.filter(status=status)
+    return await paginate(query, offset, limit)
+
+
+async def get_agent(agent_id: str) -> Agent:
+    agent = await Agent.get_or_none(id=parse_uuid(agent_id, "agent"))
+    if agent is None:
+        raise NotFound(f"agent '{agent_id}' not found")
+    return agent
+
+
+async def get_active_agent(agent_id: str) -> Agent:
+    agent = await get_agent(agent_id)
+    if agent.status == "archived":
+        raise Conflict(f"agent '{agent_id}' is archived; new sessions cannot be started on it", code="agent_archived")
+    return agent
+
+
+async def update_agent(agent_id: str, changes: dict[str, Any]) -> Agent:
+    agent = await get_agent(agent_id)
+    if "default_model_id" in changes:
+        await check_model_exists(changes["default_model_id"], "default_model_id")
+    if "capability_ids" in changes:
+        _check_capabilities(changes["capability_ids"])
+    if changes:
+        agent.update_from_dict(changes)
+        await agent.save()
+    return agent
+
+
+async def archive_agent(agent_id: str) -> Agent:
+    agent = await get_agent(agent_id)
+    if agent.status != "archived":
+        agent.status = "archived"
+        await agent.save(update_fields=["status", "updated_at"])
+    return agent
+
+
+def _check_capabilities(ids: list[str]) -> None:
+    unknown = unknown_capabilities(ids)
+    if unknown:
+        raise InvalidRequest(f"capability_ids: unknown capability {', '.join(repr(i) for i in unknown)}; see GET /v1/capabilities")
+
+
+async def set_capabilities(agent_id: str, ids: list[str]) -> Agent:
+    _check_capabilities(ids)
+    agent = await get_agent(agent_id)
+    agent.capability_ids = list(dict.fromkeys(ids))  # order kept, repeats dropped
+    await agent.save(update_fields=["capability_ids", "updated_at"])
+    return agent

@@ -1,0 +1,28 @@
+"""Helpers shared by the domain services: id parsing and pagination."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TypeVar
+
+from tortoise.queryset import QuerySet
+
+from app.errors import NotFound
+
+T = TypeVar("T")
+
+
+def parse_uuid(value: str | uuid.UUID, kind: str) -> uuid.UUID:
+    """An id that is not a UUID cannot exist: that is a 404, not a 500 or a 400."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"{kind} '{value}' not found") from None
+
+
+async def paginate(query: QuerySet[T], offset: int, limit: int) -> tuple[list[T], int]:
+    total = await query.count()
+    items = await query.offset(offset).limit(limit)
+    return list(items), total
