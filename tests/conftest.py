@@ -1,0 +1,160 @@
+"""Shared fixtures: an app on a fresh migrated SQLite file per test, a real server process,
+and a throw-away PostgreSQL database when one is reachable."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.config import Settings
+from app.db import apply_migrations
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory) -> Path:
+    """Migrate one SQLite file per test run; each test gets a copy (fast and isolated)."""
+    folder = tmp_path_factory.mktemp("template")
+    settings = Settings(data_dir=folder, database_url=f"sqlite://{folder}/db.sqlite3")
+    asyncio.run(apply_migrations(settings))
+    return folder / "db.sqlite3"
+
+
+@pytest.fixture
+def settings(tmp_path, migrated_template) -> Settings:
+    shutil.copy(migrated_template, tmp_path / "db.sqlite3")
+    return Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite://{tmp_path}/db.sqlite3",
+        log_level="WARNING",
+        auto_migrate=False,
+    )
+
+
+@pytest.fixture
+async def app(settings):
+    app = create_app(settings)
+    async with app.test_app():  # runs the before/after serving hooks
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# --- a real server process -------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """`python -m app serve` in a subprocess, bound to a free loopback port."""
+
+    def __init__(self, env: dict[str, str], data_dir: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "server.log"
+        self.env = {**os.environ, "BIND": f"127.0.0.1:{self.port}", "DATA_DIR": str(data_dir),
+                    "LOG_LEVEL": "INFO", **env}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> LiveServer:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def live_server_factory(tmp_path):
+    servers: list[LiveServer] = []
+
+    def start(env: dict[str, str] | None = None, data_dir: Path | None = None) -> LiveServer:
+        server = LiveServer(env or {}, data_dir or tmp_path).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(live_server_factory) -> LiveServer:
+    return live_server_factory()
+
+
+# --- PostgreSQL ------------------------------------------------------------------
+
+def _postgres_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def postgres_url():
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    if not _postgres_reachable():
+        pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432 (set TEST_POSTGRES_URL)")
+    import asyncpg
+
+    name = f"rt_test_{uuid.uuid4().hex[:12]}"
+    admin = PG_ADMIN_URL.replace("postgres://", "postgresql://", 1)
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_settings(settings, postgres_url) -> Settings:
+    return replace(settings, database_url=postgres_url, auto_migrate=True)

@@ -1,0 +1,61 @@
+"""Migrating an empty database gives exactly the schema the models describe."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tortoise import Tortoise
+from tortoise.migrations.autodetector import MigrationAutodetector
+
+from app.config import Settings
+from app.db import APP_LABEL, apply_migrations, tortoise_config
+
+
+async def _pending_changes(url: str) -> list:
+    config = tortoise_config(url)
+    await Tortoise.init(config=config)
+    try:
+        detector = MigrationAutodetector(Tortoise.apps, config["apps"])
+        return await detector.changes()
+    finally:
+        await Tortoise.close_connections()
+
+
+def _sqlite_schema(path) -> dict[str, set[tuple]]:
+    with sqlite3.connect(path) as db:
+        tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
+        return {
+            t: {(c[1], c[2].upper(), c[3], c[5]) for c in db.execute(f"pragma table_info('{t}')")}
+            for t in tables if not t.startswith(("sqlite_", "tortoise_migrations"))
+        }
+
+
+async def test_migration_files_match_the_models(tmp_path):
+    assert await _pending_changes(f"sqlite://{tmp_path}/x.sqlite3") == []
+
+
+async def test_migrated_sqlite_equals_generated_schema(tmp_path):
+    migrated = tmp_path / "migrated.sqlite3"
+    await apply_migrations(Settings(data_dir=tmp_path, database_url=f"sqlite://{migrated}"))
+
+    generated = tmp_path / "generated.sqlite3"
+    await Tortoise.init(config=tortoise_config(f"sqlite://{generated}"))
+    await Tortoise.generate_schemas()
+    await Tortoise.close_connections()
+
+    assert _sqlite_schema(migrated) == _sqlite_schema(generated)
+    assert {"agents", "sessions", "messages", "events", "llm_providers", "llm_models"} <= set(_sqlite_schema(migrated))
+
+
+async def test_migrations_are_idempotent_and_recorded(tmp_path):
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite://{tmp_path}/db.sqlite3")
+    await apply_migrations(settings)
+    await apply_migrations(settings)  # a second run applies nothing and does not fail
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        applied = [r[0] for r in db.execute("select name from tortoise_migrations where app = ?", (APP_LABEL,))]
+    assert applied == ["0001_initial"]
+
+
+async def test_migrations_on_postgres(postgres_url, tmp_path):
+    await apply_migrations(Settings(data_dir=tmp_path, database_url=postgres_url))
+    assert await _pending_changes(postgres_url) == []
