@@ -66,8 +66,13 @@ class Settings:
     sse_retry_ms: int = 2000
     subscriber_queue_size: int = 1000
     delta_flush_ms: int = 50
+    # First-start providers (created only when no provider exists yet).
     openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
     anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    anthropic_model: str = "claude-sonnet-4-5"
 
     @property
     def effective_database_url(self) -> str:
@@ -98,5 +103,9 @@ class Settings:
             subscriber_queue_size=_int(env, "SUBSCRIBER_QUEUE_SIZE", 1000, minimum=1),
             delta_flush_ms=_int(env, "DELTA_FLUSH_MS", 50),
             openai_api_key=env.get("OPENAI_API_KEY") or None,
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            openai_model=env.get("OPENAI_MODEL") or "gpt-4o-mini",
             anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+            anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
+            anthropic_model=env.get("ANTHROPIC_MODEL") or "claude-sonnet-4-5",
         )

@@ -12,6 +12,7 @@ from app.api.openapi import RuntimeOpenAPIProvider
 from app.config import Settings
 from app.db import apply_migrations, close_db, open_db
 from app.errors import register_error_handlers
+from app.runtime.container import Runtime
 from app.log_setup import assign_request_id, configure_logging, request_id_header
 from app.secrets import SecretBox
 
@@ -24,7 +25,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["SETTINGS"] = settings
     app.extensions["settings"] = settings
-    app.extensions["secret_box"] = SecretBox.from_settings(settings.secrets_key, settings.data_dir)
+    box = SecretBox.from_settings(settings.secrets_key, settings.data_dir)
+    app.extensions["secret_box"] = box
+    runtime = Runtime.build(settings, box)
+    app.extensions["runtime"] = runtime
 
     QuartSchema(
         app,
@@ -47,9 +51,11 @@ def create_app(settings: Settings | None = None) -> Quart:
         if settings.auto_migrate:
             await apply_migrations(settings)
         await open_db(settings)
+        await runtime.start()
 
     @app.after_serving
     async def _stop() -> None:
+        await runtime.stop()
         await close_db()
 
     return app

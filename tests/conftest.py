@@ -20,6 +20,8 @@ import pytest
 from app.config import Settings
 from app.db import apply_migrations
 from app.main import create_app
+from tests.fakes import FakeLLM
+from tests.helpers import FAKE_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -42,6 +44,8 @@ def settings(tmp_path, migrated_template) -> Settings:
         database_url=f"sqlite://{tmp_path}/db.sqlite3",
         log_level="WARNING",
         auto_migrate=False,
+        llm_retry_backoff_seconds=0.01,
+        llm_timeout_seconds=10,
     )
 
 
@@ -55,6 +59,20 @@ async def app(settings):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# --- the fake LLM provider ----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def fake_llm_server():
+    with FakeLLM(api_key=FAKE_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_llm(fake_llm_server) -> FakeLLM:
+    fake_llm_server.reset()
+    return fake_llm_server
 
 
 # --- a real server process -------------------------------------------------------

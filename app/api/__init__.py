@@ -2,9 +2,9 @@
 
 from quart import Quart
 
-from app.api import agents, capabilities, docs, health, llm, messages, sessions
+from app.api import agents, capabilities, docs, events, health, llm, messages, sessions
 
-BLUEPRINTS = (health.bp, docs.bp, agents.bp, sessions.bp, messages.bp, llm.bp, capabilities.bp)
+BLUEPRINTS = (health.bp, docs.bp, agents.bp, sessions.bp, messages.bp, events.bp, llm.bp, capabilities.bp)
 
 
 def register_blueprints(app: Quart) -> None:

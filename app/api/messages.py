@@ -11,6 +11,7 @@ from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import OrmOut, Page, PageQuery, RequestBody, page_of
+from app.runtime.container import current_runtime
 from app.services import messages as service
 
 bp = Blueprint("messages", __name__)
@@ -56,7 +57,7 @@ class MessageOut(OrmOut):
 @validate_response(MessageOut, 201)
 async def create_message(session_id: str, data: MessageCreate, agent_id: str | None = None):
     """Post a user message; the agent's turn starts (or queues) right after."""
-    message = await service.post_user_message(session_id, data.text, agent_id)
+    message = await service.post_user_message(current_runtime(), session_id, data.text, agent_id)
     return MessageOut.model_validate(message), 201
 
 

@@ -15,6 +15,7 @@ from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import OrmOut, Page, PageQuery, PatchBody, RequestBody, Tags, page_of
+from app.runtime.container import current_runtime
 from app.services import sessions as service
 
 bp = Blueprint("sessions", __name__)
@@ -122,5 +123,21 @@ async def update_session(session_id: str, data: SessionPatch, agent_id: str | No
 @tag(["Sessions"])
 async def delete_session(session_id: str, agent_id: str | None = None):
     """Delete a session with its messages and events."""
-    await service.delete_session(session_id, agent_id)
+    await service.delete_session(current_runtime().runner, session_id, agent_id)
     return "", 204
+
+
+class CancelOut(BaseModel):
+    session_id: str
+    status: str
+    cancelled: bool
+
+
+@bp.post(f"{NESTED}/<session_id>/cancel")
+@bp.post(f"{FLAT}/<session_id>/cancel")
+@tag(["Sessions"])
+@validate_response(CancelOut, 202)
+async def cancel_session(session_id: str, agent_id: str | None = None):
+    """Stop the running turn (keeping what was said) and drop queued ones."""
+    session, stopped = await service.cancel_turn(current_runtime().runner, session_id, agent_id)
+    return CancelOut(session_id=session.id, status=session.status, cancelled=stopped), 202

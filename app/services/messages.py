@@ -1,28 +1,44 @@
-"""Messages: the conversation, numbered 1, 2, 3 ... per session with no repeats."""
+"""Messages: the conversation, numbered 1, 2, 3 ... per session with no repeats.
+
+Every stored message is announced with a `message.created` event, whoever stores it
+(the API for user messages, the agent loop for the rest).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import TYPE_CHECKING, Any
 
 from tortoise.transactions import in_transaction
 
 from app.models import Message, Session
-from app.runtime import hooks
 from app.services.common import paginate
 from app.services.sessions import get_session
 
+if TYPE_CHECKING:
+    from app.events.log import EventLog
+    from app.runtime.container import Runtime
 
-async def append_message(session_id: str, role: str, content: dict[str, Any]) -> Message:
-    """Store a message with the session's next sequence number, atomically."""
+
+async def record_message(events: EventLog, session_id: str, role: str, content: dict[str, Any],
+                         message_id: uuid.UUID | None = None, step_id: str | None = None) -> Message:
+    """Store a message with the session's next sequence number, then announce it."""
     async with in_transaction():
         sequence = await Session.next_sequence(session_id, "message_seq")
-        return await Message.create(session_id=session_id, sequence=sequence, role=role, content=content)
+        message = await Message.create(id=message_id or uuid.uuid4(), session_id=session_id,
+                                       sequence=sequence, role=role, content=content)
+    data = {"message_id": str(message.id), "role": role, "sequence": sequence, "content": content}
+    if step_id:
+        data["step_id"] = step_id
+    await events.append(session_id, "message.created", data)
+    return message
 
 
-async def post_user_message(session_id: str, text: str, agent_id: str | None = None) -> Message:
+async def post_user_message(runtime: Runtime, session_id: str, text: str, agent_id: str | None = None) -> Message:
+    """Store a user message and start (or queue) the turn that answers it."""
     session = await get_session(session_id, agent_id)
-    message = await append_message(session.id, "user", {"text": text})
-    await hooks.on_user_message(session, message)
+    message = await record_message(runtime.events, session.id, "user", {"text": text})
+    runtime.runner.submit(session.id, message)
     return message
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.errors import NotFound
 from app.models import Session
 from app.services.agents import get_active_agent, get_agent
 from app.services.common import paginate
 from app.services.llm import check_model_exists
+
+if TYPE_CHECKING:
+    from app.runtime.runner import TurnRunner
 
 
 async def create_session(agent_id: str, fields: dict[str, Any]) -> Session:
@@ -46,6 +49,18 @@ async def update_session(session_id: str, changes: dict[str, Any], agent_id: str
     return session
 
 
-async def delete_session(session_id: str, agent_id: str | None = None) -> None:
+async def delete_session(runner: TurnRunner, session_id: str, agent_id: str | None = None) -> None:
+    """Stop any running turn first, so nothing writes to the session after it is gone."""
     session = await get_session(session_id, agent_id)
+    await runner.cancel(session.id)
     await session.delete()
+
+
+async def cancel_turn(runner: TurnRunner, session_id: str, agent_id: str | None = None) -> tuple[Session, bool]:
+    """Cancel the running turn and drop queued ones; harmless when the session is idle.
+
+    Returns the session as it is afterwards and whether a turn was stopped."""
+    session = await get_session(session_id, agent_id)
+    stopped = await runner.cancel(session.id)
+    await session.refresh_from_db()
+    return session, stopped

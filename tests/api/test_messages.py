@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 
-from app.runtime import hooks
 
 
 @pytest.fixture
@@ -71,14 +70,3 @@ async def test_concurrent_posts_get_distinct_sequences(client, session):
     assert all(r.status_code == 201 for r in responses)
     sequences = sorted([(await r.get_json())["sequence"] for r in responses])
     assert sequences == list(range(1, 26))
-
-
-async def test_user_message_calls_the_hook_once(client, session, monkeypatch):
-    seen = []
-
-    async def record(session_row, message):
-        seen.append((session_row.id, message.sequence, message.content))
-
-    monkeypatch.setattr(hooks, "on_user_message", record)
-    await client.post(f"/v1/sessions/{session['id']}/messages", json={"content": "go"})
-    assert seen == [(session["id"], 1, {"text": "go"})]

@@ -1,0 +1,99 @@
+"""A session's events: live SSE (with replay and resume) or a JSON page of the log.
+
+`GET .../events` streams SSE unless the client asks for application/json; the
+`/v1/sessions/{id}/sse` alias always streams.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from quart import Blueprint, Response, request
+from quart_schema import document_response, tag, validate_querystring
+
+from app.api.common import MAX_LIMIT
+from app.errors import InvalidRequest
+from app.events.sse import StreamOptions, session_stream
+from app.runtime.container import current_runtime
+from app.services.sessions import get_session
+
+bp = Blueprint("events", __name__)
+
+NESTED = "/v1/agents/<agent_id>/sessions/<session_id>/events"
+FLAT = "/v1/sessions/<session_id>/events"
+ALIAS = "/v1/sessions/<session_id>/sse"
+
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class EventsQuery(BaseModel):
+    since: int | None = Field(None, ge=0, description="SSE: resume after this sequence (or Last-Event-ID)")
+    after: int = Field(0, ge=0, description="JSON: events with sequence greater than this")
+    limit: int = Field(100, ge=1, le=MAX_LIMIT, description="JSON: page size")
+    types: str | None = Field(None, description="Only these types, comma-separated")
+    exclude: str | None = Field(None, description="Not these types, comma-separated")
+
+
+class EventOut(BaseModel):
+    id: int
+    session_id: str
+    sequence: int
+    type: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class EventPage(BaseModel):
+    data: list[EventOut]
+    total: int
+    after: int
+    limit: int
+    next_after: int
+
+
+def _type_set(raw: str | None) -> frozenset[str] | None:
+    return frozenset(t.strip() for t in raw.split(",") if t.strip()) or None if raw else None
+
+
+def _resume_point(query: EventsQuery) -> int:
+    header = request.headers.get("Last-Event-ID")
+    if header is None:
+        return query.since or 0
+    if not header.strip().isdigit():
+        raise InvalidRequest("Last-Event-ID: must be the sequence number of the last event received")
+    return int(header)
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/event-stream", "application/json"])
+    return best == "application/json"
+
+
+@bp.get(NESTED)
+@bp.get(FLAT)
+@bp.get(ALIAS)
+@tag(["Events"])
+@validate_querystring(EventsQuery)
+@document_response(EventPage)
+async def session_events(session_id: str, query_args: EventsQuery, agent_id: str | None = None):
+    """Stream the session's events as SSE (default), or page them as JSON (Accept: application/json).
+
+    SSE frames are `id: <sequence>`, `event: <type>`, `data: <json payload>`. Resume with
+    Last-Event-ID or ?since=; filter with ?types= and ?exclude=.
+    """
+    session = await get_session(session_id, agent_id)
+    runtime = current_runtime()
+    types, exclude = _type_set(query_args.types), _type_set(query_args.exclude)
+    if _wants_json() and not request.path.endswith("/sse"):
+        items, total = await runtime.events.page(session.id, query_args.after, query_args.limit, types, exclude)
+        next_after = items[-1].sequence if items else query_args.after
+        return EventPage(data=[EventOut(**e.to_json()) for e in items], total=total,
+                         after=query_args.after, limit=query_args.limit, next_after=next_after)
+    options = StreamOptions(since=_resume_point(query_args), types=types, exclude=exclude,
+                            heartbeat_seconds=runtime.settings.sse_heartbeat_seconds,
+                            retry_ms=runtime.settings.sse_retry_ms)
+    response = Response(session_stream(runtime.events, runtime.bus, session.id, options), headers=SSE_HEADERS)
+    response.timeout = None  # a stream lives as long as the client stays
+    return response

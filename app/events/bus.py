@@ -1,0 +1,89 @@
+"""In-process publish/subscribe of logged events.
+
+The bus never blocks a publisher: each subscriber has a bounded queue, and one that is
+full is dropped (its `overflowed` flag set and its stream ended). It reconnects and
+catches up from the durable log, so a slow reader loses nothing and slows no one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.events.log import LoggedEvent
+
+ALL_SESSIONS = "*"
+
+
+class Subscription:
+    def __init__(self, bus: EventBus, key: str, maxsize: int, accept: Callable[[LoggedEvent], bool] | None):
+        self._bus = bus
+        self.key = key
+        self.queue: asyncio.Queue[LoggedEvent | None] = asyncio.Queue(maxsize)
+        self.accept = accept
+        self.overflowed = False
+        self.closed = False
+
+    def offer(self, event: LoggedEvent) -> None:
+        if self.closed or (self.accept is not None and not self.accept(event)):
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.close()
+
+    async def get(self, timeout: float | None = None) -> LoggedEvent | None:
+        """The next event; None when closed (check `overflowed`); TimeoutError on timeout."""
+        if self.closed and self.queue.empty():
+            return None
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._bus._remove(self)
+        # Wake a reader blocked in get(); if the queue is full, dropping one queued event
+        # is fine: an overflowed reader replays from the log anyway.
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class EventBus:
+    def __init__(self, queue_size: int = 1000):
+        self.queue_size = queue_size
+        self._subscribers: dict[str, set[Subscription]] = {}
+
+    def subscribe(self, session_id: str = ALL_SESSIONS, *, maxsize: int | None = None,
+                  accept: Callable[[LoggedEvent], bool] | None = None) -> Subscription:
+        """Listen to one session's events, or to every session's with ALL_SESSIONS."""
+        sub = Subscription(self, session_id, maxsize or self.queue_size, accept)
+        self._subscribers.setdefault(session_id, set()).add(sub)
+        return sub
+
+    def publish(self, event: LoggedEvent) -> None:
+        for key in (event.session_id, ALL_SESSIONS):
+            for sub in tuple(self._subscribers.get(key, ())):
+                sub.offer(event)
+
+    def subscriber_count(self, session_id: str | None = None) -> int:
+        if session_id is not None:
+            return len(self._subscribers.get(session_id, ()))
+        return sum(len(subs) for subs in self._subscribers.values())
+
+    def _remove(self, sub: Subscription) -> None:
+        subs = self._subscribers.get(sub.key)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[sub.key]

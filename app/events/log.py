@@ -1,0 +1,86 @@
+"""The durable, per-session event log.
+
+Every event is written (with the session's next `sequence`: 1, 2, 3 ... no gaps, no
+repeats) before it is published on the bus, so anything a live listener sees can also
+be read back, and a listener that missed something can always catch up from here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from app.events.bus import EventBus
+from app.models import Event, Session
+
+EVENT_TYPES = (
+    "session.started", "step.started", "message.delta", "message.created",
+    "tool.started", "tool.completed", "step.completed",
+    "session.completed", "session.failed", "session.cancelled",
+)
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    id: int
+    session_id: str
+    sequence: int
+    type: str
+    data: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Event) -> LoggedEvent:
+        return cls(row.id, row.session_id, row.sequence, row.type, row.data, row.created_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "sequence": self.sequence,
+            "type": self.type,
+            "data": self.data,
+            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
+        }
+
+    @cached_property
+    def sse_frame(self) -> bytes:
+        """Encoded once, however many subscribers receive it."""
+        payload = json.dumps(self.data, separators=(",", ":"), default=str)
+        return f"id: {self.sequence}\nevent: {self.type}\ndata: {payload}\n\n".encode()
+
+
+class EventLog:
+    def __init__(self, bus: EventBus):
+        self.bus = bus
+
+    async def append(self, session_id: str, type: str, data: dict[str, Any] | None = None) -> LoggedEvent:
+        payload = {"session_id": session_id, **(data or {})}
+        async with in_transaction():
+            sequence = await Session.next_sequence(session_id, "event_seq")
+            row = await Event.create(session_id=session_id, sequence=sequence, type=type, data=payload)
+        event = LoggedEvent.from_row(row)
+        self.bus.publish(event)
+        return event
+
+    async def read(self, session_id: str, after: int = 0, limit: int | None = None) -> list[LoggedEvent]:
+        query = Event.filter(session_id=session_id, sequence__gt=after).order_by("sequence")
+        if limit is not None:
+            query = query.limit(limit)
+        return [LoggedEvent.from_row(row) for row in await query]
+
+    async def page(self, session_id: str, after: int, limit: int,
+                   types: set[str] | None, exclude: set[str] | None) -> tuple[list[LoggedEvent], int]:
+        query = Event.filter(session_id=session_id)
+        if types:
+            query = query.filter(type__in=list(types))
+        if exclude:
+            query = query.exclude(type__in=list(exclude))
+        total = await query.count()
+        rows = await query.filter(sequence__gt=after).order_by("sequence").limit(limit)
+        return [LoggedEvent.from_row(row) for row in rows], total

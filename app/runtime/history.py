@@ -1,0 +1,73 @@
+"""Stored messages → the neutral chat history a provider adapter converts.
+
+Storage keeps one row per item (assistant text, each tool_call, each tool_result);
+providers want an assistant message that carries its tool calls, so rows are grouped.
+"""
+
+from __future__ import annotations
+
+import json
+
+from app.models import Message
+from app.runtime.providers.base import ChatMessage, ToolCall
+
+
+def _result_text(content: dict) -> tuple[str, bool]:
+    if "error" in content and content["error"] is not None:
+        return str(content["error"]), True
+    result = content.get("result")
+    return (result if isinstance(result, str) else json.dumps(result, default=str)), False
+
+
+def to_chat_history(messages: list[Message]) -> list[ChatMessage]:
+    history: list[ChatMessage] = []
+    for m in messages:
+        content = m.content or {}
+        if m.role == "user":
+            history.append(ChatMessage("user", text=content.get("text", "")))
+        elif m.role == "assistant":
+            history.append(ChatMessage("assistant", text=content.get("text", "")))
+        elif m.role == "tool_call":
+            arguments = content.get("arguments", {})
+            call = ToolCall(content["id"], content["name"],
+                            arguments if isinstance(arguments, str) else json.dumps(arguments))
+            if history and history[-1].role == "assistant":
+                history[-1].tool_calls.append(call)
+            else:
+                history.append(ChatMessage("assistant", tool_calls=[call]))
+        elif m.role == "tool_result":
+            text, is_error = _result_text(content)
+            history.append(ChatMessage("tool", text=text, tool_call_id=content["tool_call_id"], is_error=is_error))
+    return _answer_unanswered_calls(history)
+
+
+INTERRUPTED = "no result: the turn was interrupted before this tool finished"
+
+
+def _answer_unanswered_calls(history: list[ChatMessage]) -> list[ChatMessage]:
+    """Providers refuse a tool call without a result; a cancel or restart can leave one."""
+    out: list[ChatMessage] = []
+    open_ids: list[str] = []
+    for m in history:
+        if m.role == "tool":
+            open_ids = [i for i in open_ids if i != m.tool_call_id]
+        else:
+            out.extend(ChatMessage("tool", text=INTERRUPTED, tool_call_id=i, is_error=True) for i in open_ids)
+            open_ids = [c.id for c in m.tool_calls]
+        out.append(m)
+    out.extend(ChatMessage("tool", text=INTERRUPTED, tool_call_id=i, is_error=True) for i in open_ids)
+    return out
+
+
+def turn_history(messages: list[Message], current: Message, started_at_seq: int) -> list[Message]:
+    """What the model sees in the turn answering `current`.
+
+    `started_at_seq` is the session's last message sequence when the turn began. Before
+    it: the conversation so far, minus user messages still queued for later turns, with
+    `current` moved after the answers to earlier messages. After it: this turn's own
+    assistant text, tool calls and results (user messages posted meanwhile wait).
+    """
+    earlier = [m for m in messages if m.sequence <= started_at_seq and m.id != current.id
+               and not (m.role == "user" and m.sequence > current.sequence)]
+    this_turn = [m for m in messages if m.sequence > started_at_seq and m.role != "user"]
+    return [*earlier, current, *this_turn]

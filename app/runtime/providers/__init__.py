@@ -1,0 +1,75 @@
+"""Provider adapters, one SDK client per provider, kept and reused across turns.
+
+A client is rebuilt only when its provider row changed (its `updated_at` moved), e.g.
+after a new API key or base_url was saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime
+
+import anthropic
+import openai
+
+from app.config import Settings
+from app.models import LlmProvider
+from app.runtime.providers.anthropic_messages import AnthropicMessagesAdapter
+from app.runtime.providers.base import ChatAdapter, ProviderError
+from app.runtime.providers.openai_chat import OpenAIChatAdapter
+from app.secrets import SecretBox
+
+log = logging.getLogger("app.runtime.providers")
+
+AZURE_DEFAULT_API_VERSION = "2024-10-21"
+KEYLESS_TYPES = ("ollama", "custom")  # local OpenAI-compatible servers often need no key
+
+
+def build_adapter(provider: LlmProvider, api_key: str | None, settings: Settings) -> ChatAdapter:
+    if not api_key and provider.provider_type not in KEYLESS_TYPES:
+        raise ProviderError(
+            f"LLM provider '{provider.name}' has no API key; set one with PATCH /v1/llm-providers/{provider.id}",
+            code="provider_not_configured")
+    common = {"timeout": settings.llm_timeout_seconds, "max_retries": 0}  # we retry ourselves
+    kind = provider.provider_type
+    if kind == "anthropic":
+        client = anthropic.AsyncAnthropic(api_key=api_key, base_url=provider.base_url or None, **common)
+        return AnthropicMessagesAdapter(client, label=f"Anthropic provider '{provider.name}'")
+    if kind == "azure_openai":
+        client = openai.AsyncAzureOpenAI(api_key=api_key, azure_endpoint=provider.base_url,
+                                         api_version=provider.api_version or AZURE_DEFAULT_API_VERSION, **common)
+    else:
+        client = openai.AsyncOpenAI(api_key=api_key or "not-needed", base_url=provider.base_url or None, **common)
+    return OpenAIChatAdapter(client, label=f"{kind} provider '{provider.name}'")
+
+
+class ProviderClients:
+    def __init__(self, settings: Settings, box: SecretBox):
+        self.settings = settings
+        self.box = box
+        self._cache: dict[uuid.UUID, tuple[datetime, ChatAdapter]] = {}
+
+    def adapter_for(self, provider: LlmProvider) -> ChatAdapter:
+        cached = self._cache.get(provider.id)
+        if cached is not None and cached[0] == provider.updated_at:
+            return cached[1]
+        try:
+            api_key = self.box.decrypt(provider.api_key_encrypted) if provider.api_key_encrypted else None
+        except ValueError as exc:
+            raise ProviderError(f"LLM provider '{provider.name}': {exc}; set the key again", code="provider_not_configured") from None
+        adapter = build_adapter(provider, api_key, self.settings)
+        self._cache[provider.id] = (provider.updated_at, adapter)
+        if cached is not None:  # let turns still using the old client finish, then close it
+            asyncio.get_running_loop().call_later(self.settings.llm_timeout_seconds,
+                                                  lambda: asyncio.ensure_future(cached[1].close()))
+        return adapter
+
+    async def close(self) -> None:
+        for _, adapter in self._cache.values():
+            try:
+                await adapter.close()
+            except Exception:  # closing is best effort at shutdown
+                log.debug("closing provider client failed", exc_info=True)
+        self._cache.clear()

@@ -1,0 +1,90 @@
+"""What the agent loop knows about a model provider: a neutral chat history in, a stream
+of text deltas and one final summary (tool calls, usage) out, and one error type."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # raw JSON text as the model produced it (may be malformed)
+
+
+@dataclass
+class ChatMessage:
+    role: Literal["user", "assistant", "tool"]
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)  # assistant only
+    tool_call_id: str | None = None  # tool only
+    is_error: bool = False  # tool only
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    tool_calls: list[ToolCall]
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str | None
+
+
+class ProviderError(Exception):
+    """A provider call failed. `retryable` errors (429, 5xx, network) may be tried again."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
+                 retry_after: float | None = None, code: str = "provider_error"):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.code = code
+
+
+def retry_after_seconds(headers) -> float | None:
+    try:
+        value = headers.get("retry-after") if headers is not None else None
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def error_from_status(provider: str, status: int, detail: str, headers=None) -> ProviderError:
+    """Turn an HTTP status from a provider into an error whose message says what to do."""
+    if status in (401, 403):
+        return ProviderError(
+            f"{provider} rejected the API key ({status}): {detail}. Update it with PATCH /v1/llm-providers/{{id}}",
+            status=status, code="provider_auth_failed")
+    if status == 404:
+        return ProviderError(f"{provider} does not know this model or endpoint (404): {detail}",
+                             status=status, code="provider_model_not_found")
+    if status == 429:
+        return ProviderError(f"{provider} rate limit (429): {detail}", status=status, retryable=True,
+                             retry_after=retry_after_seconds(headers), code="provider_rate_limited")
+    if status >= 500:
+        return ProviderError(f"{provider} server error ({status}): {detail}", status=status, retryable=True,
+                             retry_after=retry_after_seconds(headers), code="provider_unavailable")
+    return ProviderError(f"{provider} refused the request ({status}): {detail}", status=status)
+
+
+class ChatAdapter(Protocol):
+    def stream(self, model: str, system: str, messages: list[ChatMessage],
+               tools: list[ToolSpec]) -> AsyncIterator[TextDelta | Finished]: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,92 @@
+"""OpenAI Chat Completions streaming with tools (also Azure OpenAI, Ollama and any
+OpenAI-compatible server through base_url), on the official `openai` SDK."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from app.runtime.providers.base import (
+    ChatMessage, Finished, ProviderError, TextDelta, ToolCall, ToolSpec, error_from_status,
+)
+
+
+def to_openai_messages(system: str, messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for m in messages:
+        if m.role == "user":
+            out.append({"role": "user", "content": m.text})
+        elif m.role == "assistant":
+            item: dict[str, Any] = {"role": "assistant", "content": m.text or None}
+            if m.tool_calls:
+                item["tool_calls"] = [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in m.tool_calls
+                ]
+            out.append(item)
+        else:
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.text})
+    return out
+
+
+def _error_detail(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    return (error.get("message") if isinstance(error, dict) else None) or exc.message
+
+
+class OpenAIChatAdapter:
+    def __init__(self, client: openai.AsyncOpenAI, label: str = "OpenAI"):
+        self.client = client
+        self.label = label
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def stream(self, model: str, system: str, messages: list[ChatMessage],
+                     tools: list[ToolSpec]) -> AsyncIterator[TextDelta | Finished]:
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "messages": to_openai_messages(system, messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if tools:
+            kwargs["tools"] = [
+                {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+                for t in tools
+            ]
+        calls: dict[int, dict[str, str]] = {}
+        usage = (0, 0)
+        finish_reason = None
+        try:
+            stream = await self.client.chat.completions.create(**kwargs)
+            try:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        usage = (chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                    for choice in chunk.choices:
+                        delta = choice.delta
+                        if delta is not None and delta.content:
+                            yield TextDelta(delta.content)
+                        for part in (delta.tool_calls if delta is not None else None) or []:
+                            # Tool calls arrive in fragments keyed by index: id and name
+                            # first, then the JSON arguments a few characters at a time.
+                            entry = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
+                            entry["id"] = part.id or entry["id"]
+                            if part.function is not None:
+                                entry["name"] += part.function.name or ""
+                                entry["arguments"] += part.function.arguments or ""
+                        finish_reason = choice.finish_reason or finish_reason
+            finally:
+                await stream.close()
+        except openai.APIStatusError as exc:
+            raise error_from_status(self.label, exc.status_code, _error_detail(exc), exc.response.headers) from None
+        except openai.APITimeoutError:
+            raise ProviderError(f"{self.label} did not answer in time", retryable=True, code="provider_timeout") from None
+        except openai.APIConnectionError as exc:
+            raise ProviderError(f"cannot reach {self.label}: {exc}", retryable=True, code="provider_unreachable") from None
+        tool_calls = [ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())]
+        yield Finished(tool_calls, usage[0], usage[1], finish_reason)

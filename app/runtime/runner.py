@@ -1,0 +1,90 @@
+"""Runs turns in this process (runner_mode InProcess): one at a time per session.
+
+Each session with work has a worker: a FIFO of user messages drained by one task, so
+messages posted during a turn run after it, in order, and never two turns at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from app.models import Message, Session
+from app.runtime.turn import Turn, TurnDeps
+
+log = logging.getLogger("app.runtime.runner")
+
+CANCEL_WAIT_SECONDS = 5.0
+
+
+@dataclass
+class SessionWorker:
+    queue: deque[Message] = field(default_factory=deque)
+    task: asyncio.Task | None = None
+
+
+class TurnRunner:
+    def __init__(self, deps: TurnDeps):
+        self.deps = deps
+        self._workers: dict[str, SessionWorker] = {}
+
+    def submit(self, session_id: str, message: Message) -> None:
+        worker = self._workers.setdefault(session_id, SessionWorker())
+        worker.queue.append(message)
+        if worker.task is None or worker.task.done():
+            worker.task = asyncio.create_task(self._drain(session_id, worker), name=f"turns:{session_id}")
+
+    def is_busy(self, session_id: str) -> bool:
+        return session_id in self._workers
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self._workers)
+
+    async def _drain(self, session_id: str, worker: SessionWorker) -> None:
+        try:
+            while worker.queue:
+                message = worker.queue.popleft()
+                try:
+                    await Turn(self.deps, session_id, message).run()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a broken turn must not stop the queue behind it
+                    log.exception("turn crashed in session %s", session_id)
+        finally:
+            if worker.queue and self._workers.get(session_id) is worker:
+                # Messages arrived while a cancelled turn was cleaning up: serve them.
+                worker.task = asyncio.create_task(self._drain(session_id, worker), name=f"turns:{session_id}")
+            elif self._workers.get(session_id) is worker:
+                del self._workers[session_id]
+
+    async def cancel(self, session_id: str) -> bool:
+        """Drop queued turns and stop the running one; True if something was running."""
+        worker = self._workers.get(session_id)
+        if worker is None:
+            return False
+        worker.queue.clear()
+        task = worker.task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
+        return True
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(self.cancel(sid) for sid in list(self._workers)))
+
+
+async def fail_interrupted_sessions(deps: TurnDeps) -> int:
+    """At start-up: a session still `running` lost its turn when the server stopped."""
+    stuck = await Session.filter(status="running").values_list("id", flat=True)
+    message = "the server restarted while this turn was running; send the message again"
+    for session_id in stuck:
+        await Session.filter(id=session_id).update(status="failed", last_error=message,
+                                                   updated_at=dt.datetime.now(dt.timezone.utc))
+        await deps.events.append(session_id, "session.failed", {"error": message, "code": "server_restarted"})
+    if stuck:
+        log.warning("marked %d interrupted session(s) as failed", len(stuck))
+    return len(stuck)

@@ -1,0 +1,241 @@
+"""One turn of the agent loop: answer one user message.
+
+A turn is a series of steps. Each step streams one model call (text deltas go out as
+`message.delta` events), stores the assistant text and any tool calls, then runs the
+tools concurrently and stores their results in call order. The turn ends when the
+model answers without tools, at MAX_ITERATIONS steps, on failure, or on cancel; in
+every case the session leaves `running`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from app.config import Settings
+from app.events.log import EventLog
+from app.models import Message, Session
+from app.runtime.capabilities import Tool, tools_for
+from app.runtime.history import to_chat_history, turn_history
+from app.runtime.providers import ProviderClients
+from app.runtime.providers.base import ChatAdapter, Finished, ProviderError, TextDelta, ToolCall, ToolSpec
+from app.runtime.resolution import NoModel, resolve_model
+from app.runtime.tools import execute_tool, parse_arguments
+from app.services.messages import record_message
+
+log = logging.getLogger("app.runtime.turn")
+
+MAX_RETRY_DELAY = 30.0
+
+
+@dataclass
+class TurnDeps:
+    settings: Settings
+    events: EventLog
+    clients: ProviderClients
+
+
+class DeltaWriter:
+    """Merges text deltas into at most one event per interval; never drops any.
+
+    The first delta goes out at once (time to first token matters most); later ones wait
+    at most `interval` seconds, flushed by a timer if the model pauses.
+    """
+
+    def __init__(self, events: EventLog, session_id: str, data: dict[str, Any], interval: float):
+        self.events, self.session_id, self.data, self.interval = events, session_id, data, interval
+        self._pending: list[str] = []
+        self._last_flush = 0.0
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.Task | None = None
+
+    async def add(self, text: str) -> None:
+        self._pending.append(text)
+        wait = self._last_flush + self.interval - time.monotonic()
+        if wait <= 0:
+            await self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.create_task(self._flush_later(wait))
+
+    async def _flush_later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self._timer = None  # past this point close() waits for the write instead of cancelling it
+        await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            count = len(self._pending)
+            if count:
+                await self.events.append(self.session_id, "message.delta", {**self.data, "delta": "".join(self._pending[:count])})
+                del self._pending[:count]
+                self._last_flush = time.monotonic()
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self.flush()
+
+
+class Turn:
+    def __init__(self, deps: TurnDeps, session_id: str, message: Message):
+        self.deps, self.session_id, self.message = deps, session_id, message
+        self.events = deps.events
+        self.settings = deps.settings
+        self.partial: list[str] = []  # text of the step being streamed, kept if cancelled
+        self.writer: DeltaWriter | None = None
+        self.step_id: str | None = None
+        self.message_id: uuid.UUID | None = None
+
+    async def run(self) -> None:
+        session = await Session.get_or_none(id=self.session_id).select_related("agent")
+        if session is None:
+            return  # deleted while queued
+        await self._set_status("running", None)
+        await self.events.append(self.session_id, "session.started", {"message_id": str(self.message.id)})
+        try:
+            outcome = await self._steps(session)
+        except asyncio.CancelledError:
+            await self._cancelled()
+            raise
+        except NoModel as exc:
+            await self._failed(str(exc), "no_model_configured")
+        except ProviderError as exc:
+            await self._failed(exc.message, exc.code)
+        except Exception:
+            log.exception("turn failed in session %s", self.session_id)
+            await self._failed("internal error while running the turn; see the server log", "internal_error")
+        else:
+            await self._completed(outcome)
+
+    async def _steps(self, session: Session) -> dict[str, Any]:
+        model = await resolve_model(session)
+        adapter = self.deps.clients.adapter_for(model.provider)
+        agent = session.agent
+        tools = tools_for(agent.capability_ids if agent else [])
+        specs = [ToolSpec(t.name, t.description, t.parameters) for t in tools.values()]
+        system = agent.system_prompt if agent else ""
+        limit = self.settings.max_iterations
+        started_at_seq = session.message_seq
+        for iteration in range(1, limit + 1):
+            rows = await Message.filter(session_id=self.session_id).order_by("sequence")
+            history = to_chat_history(turn_history(list(rows), self.message, started_at_seq))
+            finished = await self._step(adapter, model.model_id, system, history, specs, iteration)
+            if not finished.tool_calls:
+                return {"reason": "completed", "iterations": iteration}
+            await self._run_tools(tools, finished.tool_calls)
+        return {"reason": "max_iterations", "iterations": limit,
+                "message": f"stopped after {limit} model calls (MAX_ITERATIONS) while the model still wanted tools"}
+
+    async def _step(self, adapter: ChatAdapter, model_id: str, system: str, history, specs, iteration: int) -> Finished:
+        self.step_id, self.message_id = str(uuid.uuid4()), uuid.uuid4()
+        await self.events.append(self.session_id, "step.started",
+                                 {"step_id": self.step_id, "iteration": iteration, "model": model_id})
+        self.writer = DeltaWriter(self.events, self.session_id,
+                                  {"step_id": self.step_id, "message_id": str(self.message_id)},
+                                  self.settings.delta_flush_ms / 1000)
+        finished = Finished([], 0, 0, None)
+        async for item in self._stream_with_retries(adapter, model_id, system, history, specs):
+            if isinstance(item, TextDelta):
+                self.partial.append(item.text)
+                await self.writer.add(item.text)
+            else:
+                finished = item
+        await self.writer.close()
+        self.writer = None
+        text, self.partial = "".join(self.partial), []
+        if text or not finished.tool_calls:
+            await record_message(self.events, self.session_id, "assistant", {"text": text},
+                                 message_id=self.message_id, step_id=self.step_id)
+        for call in finished.tool_calls:
+            arguments, _ = parse_arguments(call)
+            await record_message(self.events, self.session_id, "tool_call",
+                                 {"id": call.id, "name": call.name, "arguments": arguments}, step_id=self.step_id)
+        usage = {"input_tokens": finished.input_tokens, "output_tokens": finished.output_tokens}
+        await self._add_usage(usage)
+        await self.events.append(self.session_id, "step.completed",
+                                 {"step_id": self.step_id, "usage": usage, "finish_reason": finished.finish_reason,
+                                  "tool_calls": len(finished.tool_calls)})
+        return finished
+
+    async def _stream_with_retries(self, adapter: ChatAdapter, model_id: str, system: str, history,
+                                   specs) -> AsyncIterator[TextDelta | Finished]:
+        """Retry 429/5xx/network errors with exponential backoff, but only before any
+        output was streamed: after that a retry would repeat text the client has seen."""
+        attempt = 0
+        while True:
+            produced = False
+            try:
+                async for item in adapter.stream(model_id, system, history, specs):
+                    produced = True
+                    yield item
+                return
+            except ProviderError as exc:
+                if not exc.retryable or produced or attempt >= self.settings.llm_max_retries:
+                    if attempt:
+                        exc.message += f" (after {attempt + 1} attempts)"
+                    raise
+                delay = exc.retry_after if exc.retry_after is not None else self.settings.llm_retry_backoff_seconds * 2 ** attempt
+                attempt += 1
+                log.warning("session %s: %s; retry %d in %.2fs", self.session_id, exc.message, attempt, delay)
+                await asyncio.sleep(min(delay, MAX_RETRY_DELAY))
+
+    async def _run_tools(self, tools: dict[str, Tool], calls: list[ToolCall]) -> None:
+        async def run_one(call: ToolCall) -> tuple[Any, str | None]:
+            arguments, _ = parse_arguments(call)
+            base = {"step_id": self.step_id, "tool_call_id": call.id, "tool_name": call.name, "arguments": arguments}
+            await self.events.append(self.session_id, "tool.started", base)
+            started = time.monotonic()
+            result, error = await execute_tool(tools, call, self.settings.tool_timeout_seconds)
+            duration_ms = round((time.monotonic() - started) * 1000, 1)
+            await self.events.append(self.session_id, "tool.completed",
+                                     {**base, "result": result, "error": error, "duration_ms": duration_ms})
+            return result, error
+
+        outcomes = await asyncio.gather(*(run_one(call) for call in calls))
+        for call, (result, error) in zip(calls, outcomes):  # results go back in call order
+            await record_message(self.events, self.session_id, "tool_result",
+                                 {"tool_call_id": call.id, "name": call.name, "result": result, "error": error},
+                                 step_id=self.step_id)
+
+    async def _add_usage(self, usage: dict[str, int]) -> None:
+        session = await Session.get(id=self.session_id)
+        total = session.usage or {}
+        for key, value in usage.items():
+            total[key] = total.get(key, 0) + value
+        await Session.filter(id=self.session_id).update(usage=total)
+
+    async def _set_status(self, status: str, error: str | None) -> None:
+        await Session.filter(id=self.session_id).update(status=status, last_error=error,
+                                                        updated_at=dt.datetime.now(dt.timezone.utc))
+
+    async def _usage(self) -> dict[str, int]:
+        session = await Session.get(id=self.session_id)
+        return {"input_tokens": 0, "output_tokens": 0, **(session.usage or {})}
+
+    async def _completed(self, outcome: dict[str, Any]) -> None:
+        await self._set_status("pending", None)
+        await self.events.append(self.session_id, "session.completed", {**outcome, "usage": await self._usage()})
+
+    async def _failed(self, message: str, code: str) -> None:
+        if self.writer is not None:
+            await self.writer.close()
+        await self._set_status("failed", message)
+        await self.events.append(self.session_id, "session.failed", {"error": message, "code": code})
+
+    async def _cancelled(self) -> None:
+        """Keep what was already said, then leave the session ready for a new message."""
+        if self.writer is not None:
+            await self.writer.close()
+        text = "".join(self.partial)
+        if text:
+            await record_message(self.events, self.session_id, "assistant", {"text": text},
+                                 message_id=self.message_id, step_id=self.step_id)
+        await self._set_status("pending", None)
+        await self.events.append(self.session_id, "session.cancelled", {"reason": "cancelled by request"})

@@ -1,0 +1,5 @@
+"""Test fakes for external services (the app under test itself is never mocked)."""
+
+from .llm_server import Error, FakeLLM, Hang, Reply, Text, ToolCalls
+
+__all__ = ["FakeLLM", "Text", "ToolCalls", "Error", "Hang", "Reply"]

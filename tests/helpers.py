@@ -1,0 +1,60 @@
+"""Small helpers the runtime and events tests share."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+FAKE_KEY = "sk-test-fake-provider-key"
+
+
+async def make_chat(client, fake, *, provider_type="openai", capabilities=("current_time",), api_key=FAKE_KEY,
+                    model_id="fake-model"):
+    """Provider (pointing at the fake) + default model + agent + session; returns the session."""
+    base_url = fake.anthropic_base_url if provider_type == "anthropic" else fake.openai_base_url
+    provider = await (await client.post("/v1/llm-providers", json={
+        "name": f"fake {provider_type}", "provider_type": provider_type, "base_url": base_url,
+        "api_key": api_key, "is_default": True})).get_json()
+    await client.post(f"/v1/llm-providers/{provider['id']}/models", json={"model_id": model_id, "is_default": True})
+    agent = await (await client.post("/v1/agents", json={
+        "name": "Helper", "system_prompt": "You are terse.", "capability_ids": list(capabilities)})).get_json()
+    session = await (await client.post(f"/v1/agents/{agent['id']}/sessions", json={})).get_json()
+    session["provider_id"] = provider["id"]
+    return session
+
+
+async def say(client, session_id: str, text: str) -> dict:
+    response = await client.post(f"/v1/sessions/{session_id}/messages", json={"content": text})
+    assert response.status_code == 201, await response.get_json()
+    return await response.get_json()
+
+
+async def events(client, session_id: str) -> list[dict]:
+    response = await client.get(f"/v1/sessions/{session_id}/events?limit=500", headers={"Accept": "application/json"})
+    assert response.status_code == 200
+    return (await response.get_json())["data"]
+
+
+async def wait_for_event(client, session_id: str, *types: str, count: int = 1, timeout: float = 10) -> list[dict]:
+    """Poll the log until `count` events of these types exist; return the whole log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = await events(client, session_id)
+        if sum(e["type"] in types for e in log) >= count:
+            return log
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {types} x{count} after {timeout}s; log: {[e['type'] for e in log]}")
+        await asyncio.sleep(0.02)
+
+
+async def wait_turns(client, session_id: str, count: int = 1, timeout: float = 10) -> list[dict]:
+    return await wait_for_event(client, session_id, "session.completed", "session.failed", "session.cancelled",
+                                count=count, timeout=timeout)
+
+
+async def messages(client, session_id: str) -> list[dict]:
+    return (await (await client.get(f"/v1/sessions/{session_id}/messages")).get_json())["data"]
+
+
+async def session(client, session_id: str) -> dict:
+    return await (await client.get(f"/v1/sessions/{session_id}")).get_json()

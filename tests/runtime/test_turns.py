@@ -1,0 +1,249 @@
+"""The agent loop end to end: the real SDKs talk to a fake provider on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+from app.runtime import capabilities
+from tests.fakes import Error, Hang, Text, ToolCalls
+from tests.helpers import events, make_chat, messages, say, session, wait_for_event, wait_turns
+
+LIFECYCLE = ["session.started", "step.started", "message.delta", "message.created", "step.completed", "session.completed"]
+
+
+async def test_plain_streamed_reply(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Text(["Hello", ", ", "world"], input_tokens=12, output_tokens=3))
+    posted = await say(client, chat["id"], "Hi there")
+    log = await wait_turns(client, chat["id"])
+
+    assert [e["sequence"] for e in log] == list(range(1, len(log) + 1))
+    types = [e["type"] for e in log]
+    assert types[0] == "message.created" and log[0]["data"]["message_id"] == posted["id"]
+    assert [t for t in dict.fromkeys(types[1:])] == LIFECYCLE
+    assert "".join(e["data"]["delta"] for e in log if e["type"] == "message.delta") == "Hello, world"
+    step = next(e for e in log if e["type"] == "step.completed")["data"]
+    assert step["usage"] == {"input_tokens": 12, "output_tokens": 3}
+
+    stored = await messages(client, chat["id"])
+    assert [(m["role"], m["content"]) for m in stored] == [("user", {"text": "Hi there"}), ("assistant", {"text": "Hello, world"})]
+    delta_ids = {e["data"]["message_id"] for e in log if e["type"] == "message.delta"}
+    assert delta_ids == {stored[1]["id"]}
+    after = await session(client, chat["id"])
+    assert after["status"] == "pending" and after["usage"] == {"input_tokens": 12, "output_tokens": 3}
+
+    sent = fake_llm.requests[-1]["json"]
+    assert sent["model"] == "fake-model" and sent["stream"] is True
+    assert sent["messages"][0] == {"role": "system", "content": "You are terse."}
+    assert sent["messages"][-1] == {"role": "user", "content": "Hi there"}
+    assert fake_llm.requests[-1]["headers"]["authorization"] == "Bearer sk-test-fake-provider-key"
+
+
+async def test_tool_call_in_a_named_timezone_then_answer(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(ToolCalls([("call_1", "get_current_time", {"timezone": "Asia/Tokyo"})], text="Checking."),
+                    Text(["It is late in Tokyo."], input_tokens=30, output_tokens=6))
+    await say(client, chat["id"], "What time is it in Tokyo?")
+    log = await wait_turns(client, chat["id"])
+
+    started = next(e for e in log if e["type"] == "tool.started")["data"]
+    done = next(e for e in log if e["type"] == "tool.completed")["data"]
+    assert started["tool_name"] == "get_current_time" and started["arguments"] == {"timezone": "Asia/Tokyo"}
+    assert done["error"] is None and done["tool_call_id"] == "call_1"
+    assert dt.datetime.fromisoformat(done["result"]["time"]).utcoffset() == dt.timedelta(hours=9)
+
+    roles = [(m["role"], m["content"]) for m in await messages(client, chat["id"])]
+    assert [r for r, _ in roles] == ["user", "assistant", "tool_call", "tool_result", "assistant"]
+    assert roles[2][1] == {"id": "call_1", "name": "get_current_time", "arguments": {"timezone": "Asia/Tokyo"}}
+    assert roles[4][1] == {"text": "It is late in Tokyo."}
+
+    second = fake_llm.requests[-1]["json"]["messages"]
+    assistant = next(m for m in second if m["role"] == "assistant")
+    assert assistant["tool_calls"][0]["function"]["name"] == "get_current_time"
+    tool = next(m for m in second if m["role"] == "tool")
+    assert tool["tool_call_id"] == "call_1" and "+09:00" in tool["content"]
+    assert fake_llm.requests[0]["json"]["tools"][0]["function"]["name"] == "get_current_time"
+    assert (await session(client, chat["id"]))["usage"] == {"input_tokens": 40, "output_tokens": 11}
+
+
+async def test_two_tool_calls_run_concurrently_results_in_call_order(client, fake_llm, monkeypatch):
+    class NapArgs(capabilities.BaseModel):
+        seconds: float
+
+    async def nap(args):
+        await asyncio.sleep(args.seconds)
+        return f"slept {args.seconds}"
+
+    napper = capabilities.Capability("napper", "Napper", "test tool", tools=(capabilities.Tool("nap", "sleep", NapArgs, nap),))
+    monkeypatch.setitem(capabilities.REGISTRY, "napper", napper)
+    chat = await make_chat(client, fake_llm, capabilities=("napper",))
+    fake_llm.script(ToolCalls([("a", "nap", {"seconds": 0.4}), ("b", "nap", {"seconds": 0.1})]), Text(["done"]))
+    started = time.monotonic()
+    await say(client, chat["id"], "nap twice")
+    log = await wait_turns(client, chat["id"])
+    elapsed = time.monotonic() - started
+
+    tool_events = [(e["type"], e["data"]["tool_call_id"]) for e in log if e["type"].startswith("tool.")]
+    assert tool_events[:2] == [("tool.started", "a"), ("tool.started", "b")]  # both started before either ended
+    assert tool_events[2:] == [("tool.completed", "b"), ("tool.completed", "a")]
+    assert elapsed < 0.45 + 1.0 and elapsed < 0.4 + 0.1 + 0.9  # not the 0.5 s a serial run needs, plus slack
+    results = [m["content"]["tool_call_id"] for m in await messages(client, chat["id"]) if m["role"] == "tool_result"]
+    assert results == ["a", "b"]
+    tool_messages = [m for m in fake_llm.requests[-1]["json"]["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_messages] == ["a", "b"]
+
+
+async def test_unknown_tool_and_bad_arguments_become_errors_the_model_sees(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(ToolCalls([("u", "launch_rocket", {}), ("j", "get_current_time", '{"timezone": nope'),
+                               ("v", "get_current_time", {"format": "roman"}), ("z", "get_current_time", {"timezone": "Mars/Base"})]),
+                    Text(["Sorry."]))
+    await say(client, chat["id"], "do odd things")
+    log = await wait_turns(client, chat["id"])
+    assert log[-1]["type"] == "session.completed"
+    errors = {e["data"]["tool_call_id"]: e["data"]["error"] for e in log if e["type"] == "tool.completed"}
+    assert "unknown tool 'launch_rocket'" in errors["u"] and "get_current_time" in errors["u"]
+    assert "not valid JSON" in errors["j"]
+    assert "format" in errors["v"] and "unknown timezone" in errors["z"]
+    sent = [m for m in fake_llm.requests[-1]["json"]["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in sent] == ["u", "j", "v", "z"] and "unknown tool" in sent[0]["content"]
+
+
+async def test_provider_500_is_retried_then_fails_clearly(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Error(500, "upstream exploded", sticky=True))
+    await say(client, chat["id"], "hello?")
+    log = await wait_turns(client, chat["id"])
+    failed = log[-1]
+    assert failed["type"] == "session.failed" and failed["data"]["code"] == "provider_unavailable"
+    assert "500" in failed["data"]["error"] and "upstream exploded" in failed["data"]["error"]
+    assert len(fake_llm.requests) == 3  # LLM_MAX_RETRIES=2: one try and two retries
+    after = await session(client, chat["id"])
+    assert after["status"] == "failed" and "500" in after["last_error"]
+    # A new message starts again.
+    fake_llm.reset()
+    await say(client, chat["id"], "again")
+    log = await wait_turns(client, chat["id"], count=2)
+    assert log[-1]["type"] == "session.completed" and (await session(client, chat["id"]))["status"] == "pending"
+    assert (await session(client, chat["id"]))["last_error"] is None
+
+
+async def test_429_is_retried_with_retry_after_then_succeeds(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Error(429, "slow down", retry_after=0.05), Text(["ok"]))
+    await say(client, chat["id"], "hi")
+    log = await wait_turns(client, chat["id"])
+    assert log[-1]["type"] == "session.completed" and len(fake_llm.requests) == 2
+
+
+async def test_bad_api_key_fails_with_a_fix(client, fake_llm):
+    chat = await make_chat(client, fake_llm, api_key="sk-wrong-key-0000")
+    await say(client, chat["id"], "hi")
+    failed = (await wait_turns(client, chat["id"]))[-1]
+    assert failed["type"] == "session.failed" and failed["data"]["code"] == "provider_auth_failed"
+    assert "API key" in failed["data"]["error"] and "PATCH /v1/llm-providers" in failed["data"]["error"]
+    assert len(fake_llm.requests) == 1  # a 401 is not retried
+
+
+async def test_no_model_configured_fails_at_once(client):
+    agent = await (await client.post("/v1/agents", json={"name": "a", "system_prompt": "p"})).get_json()
+    chat = await (await client.post(f"/v1/agents/{agent['id']}/sessions", json={})).get_json()
+    await say(client, chat["id"], "hi")
+    failed = (await wait_turns(client, chat["id"], timeout=3))[-1]
+    assert failed["type"] == "session.failed" and failed["data"]["code"] == "no_model_configured"
+    assert "POST /v1/llm-providers" in failed["data"]["error"]
+
+
+async def test_disabled_provider_fails_with_a_fix(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    await client.patch(f"/v1/llm-providers/{chat['provider_id']}", json={"status": "disabled"})
+    await say(client, chat["id"], "hi")
+    failed = (await wait_turns(client, chat["id"]))[-1]
+    assert "disabled" in failed["data"]["error"] and fake_llm.requests == []
+
+
+async def test_cancel_mid_stream_keeps_partial_text(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Hang(["Partial ", "answer"], seconds=30))
+    await say(client, chat["id"], "long story please")
+    await wait_for_event(client, chat["id"], "message.delta")
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    response = await client.post(f"/v1/sessions/{chat['id']}/cancel")
+    assert response.status_code == 202 and time.monotonic() - started < 1.0
+    body = await response.get_json()
+    assert body["cancelled"] is True and body["status"] == "pending"
+    log = await events(client, chat["id"])
+    assert log[-1]["type"] == "session.cancelled"
+    assert [m["content"] for m in await messages(client, chat["id"]) if m["role"] == "assistant"] == [{"text": "Partial answer"}]
+    # Idle cancel is harmless, and the session works again.
+    again = await client.post(f"/v1/sessions/{chat['id']}/cancel")
+    assert again.status_code == 202 and (await again.get_json())["cancelled"] is False
+    await say(client, chat["id"], "short one")
+    assert (await wait_turns(client, chat["id"], count=2))[-1]["type"] == "session.completed"
+
+
+async def test_cancel_drops_queued_turns(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Hang(["..."], seconds=30))
+    await say(client, chat["id"], "first")
+    await say(client, chat["id"], "second, queued")
+    await wait_for_event(client, chat["id"], "message.delta")
+    await client.post(f"/v1/agents/{chat['agent_id']}/sessions/{chat['id']}/cancel")
+    await asyncio.sleep(0.3)
+    log = await events(client, chat["id"])
+    assert [e["type"] for e in log].count("session.started") == 1 and len(fake_llm.requests) == 1
+
+
+async def test_back_to_back_messages_run_in_order_one_at_a_time(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Text(["one"], delay=0.05), Text(["two"]))
+    await say(client, chat["id"], "first")
+    await say(client, chat["id"], "second")
+    log = await wait_turns(client, chat["id"], count=2)
+    lifecycle = [e["type"] for e in log if e["type"] in ("session.started", "session.completed")]
+    assert lifecycle == ["session.started", "session.completed"] * 2
+    assert [m["content"]["text"] for m in await messages(client, chat["id"])] == ["first", "second", "one", "two"]
+    first_request, second_request = (r["json"]["messages"] for r in fake_llm.requests)
+    assert [m["content"] for m in first_request[1:]] == ["first"]  # the queued message is not answered early
+    assert [(m["role"], m["content"]) for m in second_request[1:]] == [("user", "first"), ("assistant", "one"), ("user", "second")]
+
+
+async def test_deltas_are_merged_but_never_dropped(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    chunks = [f"w{i} " for i in range(200)]
+    fake_llm.script(Text(chunks))
+    await say(client, chat["id"], "many words")
+    log = await wait_turns(client, chat["id"])
+    deltas = [e["data"]["delta"] for e in log if e["type"] == "message.delta"]
+    assert "".join(deltas) == "".join(chunks) and len(deltas) < 50
+
+
+async def test_anthropic_reply_and_tool_use(client, fake_llm):
+    chat = await make_chat(client, fake_llm, provider_type="anthropic")
+    fake_llm.script(ToolCalls([("toolu_1", "get_current_time", {"timezone": "Europe/Paris", "format": "unix"})]),
+                    Text(["Bonjour."], input_tokens=7, output_tokens=2))
+    await say(client, chat["id"], "Time in Paris?")
+    log = await wait_turns(client, chat["id"])
+    assert log[-1]["type"] == "session.completed"
+    done = next(e for e in log if e["type"] == "tool.completed")["data"]
+    assert isinstance(done["result"]["time"], int)
+    request = fake_llm.requests[-1]
+    assert request["path"] == "/v1/messages" and request["json"]["system"] == "You are terse."
+    blocks = request["json"]["messages"]
+    assert [m["role"] for m in blocks] == ["user", "assistant", "user"]
+    assert blocks[1]["content"][0] == {"type": "tool_use", "id": "toolu_1", "name": "get_current_time",
+                                       "input": {"timezone": "Europe/Paris", "format": "unix"}}
+    assert blocks[2]["content"][0]["type"] == "tool_result" and blocks[2]["content"][0]["tool_use_id"] == "toolu_1"
+    assert [m["content"]["text"] for m in await messages(client, chat["id"]) if m["role"] == "assistant"] == ["Bonjour."]
+
+
+async def test_delete_a_running_session(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Hang(["..."], seconds=30))
+    await say(client, chat["id"], "go")
+    await wait_for_event(client, chat["id"], "message.delta")
+    assert (await client.delete(f"/v1/sessions/{chat['id']}")).status_code == 204
+    assert (await client.get(f"/v1/sessions/{chat['id']}")).status_code == 404
