@@ -1,0 +1,97 @@
+"""The bus and the SSE generator with the real event log: slow readers are dropped
+without slowing anyone, then catch up from the log; the JSON page of the log."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.events.bus import ALL_SESSIONS, EventBus
+from app.events.sse import StreamOptions, session_stream
+
+
+@pytest.fixture
+async def chat(client):
+    agent = await (await client.post("/v1/agents", json={"name": "a", "system_prompt": "p"})).get_json()
+    return await (await client.post(f"/v1/agents/{agent['id']}/sessions", json={})).get_json()
+
+
+@pytest.fixture
+def runtime(app):
+    return app.extensions["runtime"]
+
+
+async def test_full_queue_drops_only_the_slow_subscriber(runtime, chat):
+    bus, log = runtime.bus, runtime.events
+    slow = bus.subscribe(chat["id"], maxsize=5)
+    fast = bus.subscribe(chat["id"], maxsize=100)
+    everyone = bus.subscribe(ALL_SESSIONS, maxsize=100)
+    for i in range(20):
+        await log.append(chat["id"], "message.delta", {"delta": str(i)})
+    assert slow.overflowed and slow.closed and not fast.overflowed
+    assert [(await fast.get(0.1)).sequence for _ in range(20)] == list(range(1, 21))
+    assert (await everyone.get(0.1)).session_id == chat["id"]
+    assert bus.subscriber_count(chat["id"]) == 1  # the slow one was removed
+    fast.close(), everyone.close()
+    assert bus.subscriber_count() == 0
+
+
+async def test_stream_of_a_slow_reader_ends_and_a_reconnect_catches_up(runtime, chat):
+    stream = session_stream(runtime.events, runtime.bus, chat["id"], StreamOptions(heartbeat_seconds=5, queue_size=3))
+    assert await stream.__anext__() == b"retry: 2000\n\n"
+    waiting = asyncio.create_task(stream.__anext__())
+    await asyncio.sleep(0.05)  # the stream is now waiting for live events
+    for i in range(10):  # ...which arrive faster than this reader reads them
+        await runtime.events.append(chat["id"], "message.delta", {"delta": str(i)})
+    frames = [await waiting] + [frame async for frame in stream]
+    assert frames[-1].startswith(b": too slow")
+    received = [int(f.split(b"\n")[0][4:]) for f in frames if f.startswith(b"id:")]
+    assert received == list(range(1, len(received) + 1)) and len(received) < 10
+
+    resumed = session_stream(runtime.events, runtime.bus, chat["id"], StreamOptions(since=received[-1]))
+    await resumed.__anext__()
+    rest = [await resumed.__anext__() for _ in range(10 - received[-1])]
+    await resumed.aclose()
+    assert received + [int(f.split(b"\n")[0][4:]) for f in rest] == list(range(1, 11))
+
+
+async def test_stream_fills_gaps_when_events_arrive_out_of_order(runtime, chat):
+    stream = session_stream(runtime.events, runtime.bus, chat["id"], StreamOptions(heartbeat_seconds=5))
+    await stream.__anext__()
+    bus = runtime.bus
+    runtime.bus = EventBus()  # appends below are stored but not published...
+    runtime.events.bus = runtime.bus
+    first = await runtime.events.append(chat["id"], "step.started", {})
+    second = await runtime.events.append(chat["id"], "step.completed", {})
+    runtime.events.bus = bus
+    bus.publish(second)  # ...then only the later one is published
+    frames = [await stream.__anext__(), await stream.__anext__()]
+    await stream.aclose()
+    assert [f.split(b"\n")[0] for f in frames] == [b"id: 1", b"id: 2"]
+    assert first.sequence == 1
+
+
+async def test_json_page_with_after_limit_and_filters(client, runtime, chat):
+    for i in range(5):
+        await runtime.events.append(chat["id"], "message.delta" if i % 2 else "step.started", {"i": i})
+    headers = {"Accept": "application/json"}
+    page = await (await client.get(f"/v1/sessions/{chat['id']}/events?after=1&limit=2", headers=headers)).get_json()
+    assert [e["sequence"] for e in page["data"]] == [2, 3] and page["next_after"] == 3 and page["total"] == 5
+    assert page["data"][0]["data"] == {"session_id": chat["id"], "i": 1} and page["data"][0]["type"] == "message.delta"
+    only = await (await client.get(f"/v1/agents/{chat['agent_id']}/sessions/{chat['id']}/events?types=step.started",
+                                   headers=headers)).get_json()
+    assert [e["data"]["i"] for e in only["data"]] == [0, 2, 4] and only["total"] == 3
+    assert (await client.get(f"/v1/sessions/{chat['id']}/events?limit=501", headers=headers)).status_code == 400
+
+
+async def test_sse_is_the_default_representation_and_disconnect_cleans_up(client, runtime, chat):
+    for accept in (None, "*/*", "text/event-stream"):
+        headers = {"Accept": accept} if accept else {}
+        async with client.request(f"/v1/sessions/{chat['id']}/events", method="GET", headers=headers) as connection:
+            await connection.send_complete()
+            first = await asyncio.wait_for(connection.receive(), 2)
+            await connection.disconnect()
+        assert connection.headers["Content-Type"].startswith("text/event-stream") and first == b"retry: 2000\n\n"
+    await asyncio.sleep(0.05)
+    assert runtime.bus.subscriber_count() == 0  # no subscription outlives its client
