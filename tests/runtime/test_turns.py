@@ -247,3 +247,10 @@ async def test_delete_a_running_session(client, fake_llm):
     await wait_for_event(client, chat["id"], "message.delta")
     assert (await client.delete(f"/v1/sessions/{chat['id']}")).status_code == 204
     assert (await client.get(f"/v1/sessions/{chat['id']}")).status_code == 404
+
+
+async def test_anthropic_errors_are_translated_too(client, fake_llm):
+    chat = await make_chat(client, fake_llm, provider_type="anthropic", api_key="sk-ant-wrong-0000")
+    await say(client, chat["id"], "hi")
+    failed = (await wait_turns(client, chat["id"]))[-1]
+    assert failed["data"]["code"] == "provider_auth_failed" and "Anthropic provider" in failed["data"]["error"]

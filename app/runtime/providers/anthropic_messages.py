@@ -9,7 +9,7 @@ from typing import Any
 import anthropic
 
 from app.runtime.providers.base import (
-    ChatMessage, Finished, ProviderError, TextDelta, ToolCall, ToolSpec, error_from_status,
+    ChatMessage, Finished, ProviderError, TextDelta, ToolCall, ToolSpec, provider_errors,
 )
 
 # Anthropic requires max_tokens on every call; this is a ceiling, not a target.
@@ -47,12 +47,6 @@ def to_anthropic_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     return out
 
 
-def _error_detail(exc: anthropic.APIStatusError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error") if isinstance(body, dict) else None
-    return (error.get("message") if isinstance(error, dict) else None) or exc.message
-
-
 class AnthropicMessagesAdapter:
     def __init__(self, client: anthropic.AsyncAnthropic, label: str = "Anthropic"):
         self.client = client
@@ -69,17 +63,12 @@ class AnthropicMessagesAdapter:
         if tools:
             kwargs["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools]
         try:
-            async with self.client.messages.stream(**kwargs) as stream:
-                async for event in stream:
-                    if event.type == "text" and event.text:
-                        yield TextDelta(event.text)
-                final = await stream.get_final_message()
-        except anthropic.APIStatusError as exc:
-            raise error_from_status(self.label, exc.status_code, _error_detail(exc), exc.response.headers) from None
-        except anthropic.APITimeoutError:
-            raise ProviderError(f"{self.label} did not answer in time", retryable=True, code="provider_timeout") from None
-        except anthropic.APIConnectionError as exc:
-            raise ProviderError(f"cannot reach {self.label}: {exc}", retryable=True, code="provider_unreachable") from None
+            with provider_errors(self.label, anthropic):
+                async with self.client.messages.stream(**kwargs) as stream:
+                    async for event in stream:
+                        if event.type == "text" and event.text:
+                            yield TextDelta(event.text)
+                    final = await stream.get_final_message()
         except ValueError as exc:  # the SDK parses tool input JSON as it streams
             raise ProviderError(f"{self.label} sent a malformed reply: {exc}", code="provider_bad_response") from None
         calls = [ToolCall(b.id, b.name, json.dumps(b.input)) for b in final.content if b.type == "tool_use"]

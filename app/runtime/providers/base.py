@@ -3,8 +3,10 @@ of text deltas and one final summary (tool calls, usage) out, and one error type
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Literal, Protocol
 
 
@@ -81,6 +83,29 @@ def error_from_status(provider: str, status: int, detail: str, headers=None) -> 
         return ProviderError(f"{provider} server error ({status}): {detail}", status=status, retryable=True,
                              retry_after=retry_after_seconds(headers), code="provider_unavailable")
     return ProviderError(f"{provider} refused the request ({status}): {detail}", status=status)
+
+
+def _sdk_error_detail(exc) -> str:
+    """The provider's own message: OpenAI's body is the inner error, Anthropic's the whole."""
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return exc.message
+
+
+@contextmanager
+def provider_errors(label: str, sdk: ModuleType) -> Iterator[None]:
+    """Translate an SDK's exceptions (openai and anthropic name them alike) to ProviderError."""
+    try:
+        yield
+    except sdk.APIStatusError as exc:
+        raise error_from_status(label, exc.status_code, _sdk_error_detail(exc), exc.response.headers) from None
+    except sdk.APITimeoutError:
+        raise ProviderError(f"{label} did not answer in time", retryable=True, code="provider_timeout") from None
+    except sdk.APIConnectionError as exc:
+        raise ProviderError(f"cannot reach {label}: {exc}", retryable=True, code="provider_unreachable") from None
 
 
 class ChatAdapter(Protocol):

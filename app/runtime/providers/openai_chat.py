@@ -8,9 +8,7 @@ from typing import Any
 
 import openai
 
-from app.runtime.providers.base import (
-    ChatMessage, Finished, ProviderError, TextDelta, ToolCall, ToolSpec, error_from_status,
-)
+from app.runtime.providers.base import ChatMessage, Finished, TextDelta, ToolCall, ToolSpec, provider_errors
 
 
 def to_openai_messages(system: str, messages: list[ChatMessage]) -> list[dict[str, Any]]:
@@ -29,12 +27,6 @@ def to_openai_messages(system: str, messages: list[ChatMessage]) -> list[dict[st
         else:
             out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.text})
     return out
-
-
-def _error_detail(exc: openai.APIStatusError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error", body) if isinstance(body, dict) else {}
-    return (error.get("message") if isinstance(error, dict) else None) or exc.message
 
 
 class OpenAIChatAdapter:
@@ -61,7 +53,7 @@ class OpenAIChatAdapter:
         calls: dict[int, dict[str, str]] = {}
         usage = (0, 0)
         finish_reason = None
-        try:
+        with provider_errors(self.label, openai):
             stream = await self.client.chat.completions.create(**kwargs)
             try:
                 async for chunk in stream:
@@ -82,11 +74,5 @@ class OpenAIChatAdapter:
                         finish_reason = choice.finish_reason or finish_reason
             finally:
                 await stream.close()
-        except openai.APIStatusError as exc:
-            raise error_from_status(self.label, exc.status_code, _error_detail(exc), exc.response.headers) from None
-        except openai.APITimeoutError:
-            raise ProviderError(f"{self.label} did not answer in time", retryable=True, code="provider_timeout") from None
-        except openai.APIConnectionError as exc:
-            raise ProviderError(f"cannot reach {self.label}: {exc}", retryable=True, code="provider_unreachable") from None
         tool_calls = [ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())]
         yield Finished(tool_calls, usage[0], usage[1], finish_reason)
