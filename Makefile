@@ -28,9 +28,10 @@ run: install
 	$(BIN)/python -m app migrate
 	$(BIN)/python -m app serve
 
-# Debian packages some tests drive (curl and jq for the seed's walkthrough script).
+# Debian packages some tests drive: curl and jq for the seed's walkthrough script, and
+# chromium for the dashboard test (Playwright's own browser download cannot work here).
 # Installed only when missing and only where apt-get can run (root on Debian).
-SYSTEM_DEPS := curl jq
+SYSTEM_DEPS := curl jq chromium
 system-deps:
 	@missing=""; for p in $(SYSTEM_DEPS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -4,6 +4,8 @@ Domain code raises ApiError (or a subclass); framework errors (unknown route, ba
 schema validation, body too large) and unexpected exceptions are translated here, so
 every /v1 error has the documented shape:
     {"error": {"code": "<snake_case>", "message": "..."}, "status": <http status>}
+and every Agent Runtime error (/sessions, /events) the shape that API documents:
+    {"detail": "..."}
 """
 
 from __future__ import annotations
@@ -57,7 +59,13 @@ _HTTP_CODES = {
 }
 
 
+# The Agent Runtime API (root-level /sessions, /events) answers errors in its own shape.
+DETAIL_SHAPE_PREFIXES = ("/sessions", "/events")
+
+
 def error_body(status: int, code: str, message: str) -> dict:
+    if request and request.path.startswith(DETAIL_SHAPE_PREFIXES):
+        return {"detail": message}
     return {"error": {"code": code, "message": message}, "status": status}
 
 

@@ -53,7 +53,7 @@ async def test_migrations_are_idempotent_and_recorded(tmp_path):
     await apply_migrations(settings)  # a second run applies nothing and does not fail
     with sqlite3.connect(tmp_path / "db.sqlite3") as db:
         applied = [r[0] for r in db.execute("select name from tortoise_migrations where app = ?", (APP_LABEL,))]
-    assert applied == ["0001_initial"]
+    assert applied == ["0001_initial", "0002_agent_runtime_fields"]
 
 
 async def test_migrations_on_postgres(postgres_url, tmp_path):

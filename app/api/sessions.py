@@ -23,7 +23,8 @@ bp = Blueprint("sessions", __name__)
 NESTED = "/v1/agents/<agent_id>/sessions"
 FLAT = "/v1/sessions"
 
-Status = Literal["pending", "running", "failed"]
+# pending | running | failed for agent-loop sessions; running | finished for external ones.
+Status = Literal["pending", "running", "failed", "finished"]
 
 
 class SessionCreate(RequestBody):
@@ -50,6 +51,7 @@ class Usage(BaseModel):
 
 class SessionOut(OrmOut):
     id: str
+    kind: Literal["agent", "external"]
     agent_id: UUID | None
     title: str | None
     tags: list[str]
@@ -72,7 +74,7 @@ class SessionListQuery(PageQuery):
 @validate_response(SessionOut, 201)
 async def create_session(agent_id: str, data: SessionCreate):
     """Create a session for an agent (status `pending`)."""
-    session = await service.create_session(agent_id, data.model_dump())
+    session = await service.create_session(current_runtime().events, agent_id, data.model_dump())
     return SessionOut.model_validate(session), 201
 
 
@@ -82,7 +84,7 @@ async def create_session(agent_id: str, data: SessionCreate):
 @validate_response(SessionOut, 201)
 async def create_session_flat(data: FlatSessionCreate):
     """Create a session; the agent is named in the body."""
-    session = await service.create_session(str(data.agent_id), data.model_dump(exclude={"agent_id"}))
+    session = await service.create_session(current_runtime().events, str(data.agent_id), data.model_dump(exclude={"agent_id"}))
     return SessionOut.model_validate(session), 201
 
 
@@ -114,7 +116,7 @@ async def get_session(session_id: str, agent_id: str | None = None):
 @validate_response(SessionOut)
 async def update_session(session_id: str, data: SessionPatch, agent_id: str | None = None):
     """Update title, tags or model_id (null clears title and model_id)."""
-    session = await service.update_session(session_id, data.changes(), agent_id)
+    session = await service.update_session(current_runtime().events, session_id, data.changes(), agent_id)
     return SessionOut.model_validate(session)
 
 
@@ -123,7 +125,7 @@ async def update_session(session_id: str, data: SessionPatch, agent_id: str | No
 @tag(["Sessions"])
 async def delete_session(session_id: str, agent_id: str | None = None):
     """Delete a session with its messages and events."""
-    await service.delete_session(current_runtime().runner, session_id, agent_id)
+    await service.delete_session(current_runtime(), session_id, agent_id)
     return "", 204
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,16 +18,22 @@ if TYPE_CHECKING:
 ALL_SESSIONS = "*"
 
 
+@dataclass(frozen=True)
+class SessionNotice:
+    kind: str  # session_created | session_updated | session_deleted
+    session_id: str
+
+
 class Subscription:
     def __init__(self, bus: EventBus, key: str, maxsize: int, accept: Callable[[LoggedEvent], bool] | None):
         self._bus = bus
         self.key = key
-        self.queue: asyncio.Queue[LoggedEvent | None] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[LoggedEvent | SessionNotice | None] = asyncio.Queue(maxsize)
         self.accept = accept
         self.overflowed = False
         self.closed = False
 
-    def offer(self, event: LoggedEvent) -> None:
+    def offer(self, event: LoggedEvent | SessionNotice) -> None:
         if self.closed or (self.accept is not None and not self.accept(event)):
             return
         try:
@@ -35,7 +42,7 @@ class Subscription:
             self.overflowed = True
             self.close()
 
-    async def get(self, timeout: float | None = None) -> LoggedEvent | None:
+    async def get(self, timeout: float | None = None) -> LoggedEvent | SessionNotice | None:
         """The next event; None when closed (check `overflowed`); TimeoutError on timeout."""
         if self.closed and self.queue.empty():
             return None
@@ -75,6 +82,11 @@ class EventBus:
         for key in (event.session_id, ALL_SESSIONS):
             for sub in tuple(self._subscribers.get(key, ())):
                 sub.offer(event)
+
+    def publish_notice(self, notice: SessionNotice) -> None:
+        """Session created/updated/deleted: only for listeners of every session (/ws)."""
+        for sub in tuple(self._subscribers.get(ALL_SESSIONS, ())):
+            sub.offer(notice)
 
     def subscriber_count(self, session_id: str | None = None) -> int:
         if session_id is not None:

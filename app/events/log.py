@@ -15,7 +15,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from app.events.bus import EventBus
+from app.events.bus import EventBus, SessionNotice
 from app.models import Event, Session
 
 EVENT_TYPES = (
@@ -68,8 +68,16 @@ class EventLog:
         self.bus.publish(event)
         return event
 
-    async def read(self, session_id: str, after: int = 0, limit: int | None = None) -> list[LoggedEvent]:
+    def notify_session(self, kind: str, session_id: str) -> None:
+        """Announce that a session was created, updated or deleted (the /ws feed)."""
+        self.bus.publish_notice(SessionNotice(kind, session_id))
+
+    @staticmethod
+    async def read(session_id: str, after: int = 0, limit: int | None = None,
+                   types: tuple[str, ...] | None = None) -> list[LoggedEvent]:
         query = Event.filter(session_id=session_id, sequence__gt=after).order_by("sequence")
+        if types:
+            query = query.filter(type__in=list(types))
         if limit is not None:
             query = query.limit(limit)
         return [LoggedEvent.from_row(row) for row in await query]

@@ -14,7 +14,13 @@ class Session(Model):
     agent = fields.ForeignKeyField(
         "models.Agent", related_name="sessions", null=True, on_delete=fields.CASCADE
     )
-    title = fields.CharField(max_length=500, null=True)
+    # "agent": driven by this server's agent loop; "external": reported by an outside
+    # agent through the Agent Runtime API (its status is running | finished).
+    kind = fields.CharField(max_length=16, default="agent")
+    title = fields.CharField(max_length=500, null=True)  # the Agent Runtime's session_name
+    project_dir = fields.CharField(max_length=1000, null=True)
+    agent_name = fields.CharField(max_length=200, null=True)
+    last_resumed_at = fields.DatetimeField(null=True)
     tags = fields.JSONField(default=list)
     model = fields.ForeignKeyField(
         "models.LlmModel", related_name="sessions", null=True, on_delete=fields.SET_NULL

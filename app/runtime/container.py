@@ -11,11 +11,14 @@ from quart import current_app
 from app.config import Settings
 from app.events.bus import EventBus
 from app.events.log import EventLog
+from app.events.ws import WebSocketHub
+from app.dialects.agent_runtime import ar_event
 from app.models import LlmModel, LlmProvider
 from app.runtime.providers import ProviderClients
 from app.runtime.runner import TurnRunner, fail_interrupted_sessions
 from app.runtime.turn import TurnDeps
 from app.secrets import SecretBox, mask_secret
+from app.services.agent_runtime import LiveFeed
 
 log = logging.getLogger("app.runtime")
 
@@ -28,20 +31,29 @@ class Runtime:
     events: EventLog
     clients: ProviderClients
     runner: TurnRunner
+    hub: WebSocketHub
 
     @classmethod
     def build(cls, settings: Settings, box: SecretBox) -> Runtime:
         bus = EventBus(settings.subscriber_queue_size)
         events = EventLog(bus)
         clients = ProviderClients(settings, box)
-        return cls(settings, box, bus, events, clients, TurnRunner(TurnDeps(settings, events, clients)))
+        feed = LiveFeed()
+
+        async def translate_event(event):
+            return ar_event(event, await feed.name(event.session_id))
+
+        hub = WebSocketHub(bus, translate_event, feed.notice, settings.subscriber_queue_size)
+        return cls(settings, box, bus, events, clients, TurnRunner(TurnDeps(settings, events, clients)), hub)
 
     async def start(self) -> None:
+        self.hub.start()
         await fail_interrupted_sessions(self.runner.deps)
         await self._providers_from_environment()
 
     async def stop(self) -> None:
         await self.runner.shutdown()
+        await self.hub.stop()
         await self.clients.close()
 
     async def _providers_from_environment(self) -> None:

@@ -85,6 +85,7 @@ async def fail_interrupted_sessions(deps: TurnDeps) -> int:
         await Session.filter(id=session_id).update(status="failed", last_error=message,
                                                    updated_at=dt.datetime.now(dt.timezone.utc))
         await deps.events.append(session_id, "session.failed", {"error": message, "code": "server_restarted"})
+        deps.events.notify_session("session_updated", session_id)
     if stuck:
         log.warning("marked %d interrupted session(s) as failed", len(stuck))
     return len(stuck)

@@ -214,6 +214,7 @@ class Turn:
     async def _set_status(self, status: str, error: str | None) -> None:
         await Session.filter(id=self.session_id).update(status=status, last_error=error,
                                                         updated_at=dt.datetime.now(dt.timezone.utc))
+        self.events.notify_session("session_updated", self.session_id)
 
     async def _usage(self) -> dict[str, int]:
         session = await Session.get(id=self.session_id)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tortoise.transactions import in_transaction
 
+from app.errors import Conflict
 from app.models import Message, Session
 from app.services.common import paginate
 from app.services.sessions import get_session
@@ -37,6 +38,9 @@ async def record_message(events: EventLog, session_id: str, role: str, content: 
 async def post_user_message(runtime: Runtime, session_id: str, text: str, agent_id: str | None = None) -> Message:
     """Store a user message and start (or queue) the turn that answers it."""
     session = await get_session(session_id, agent_id)
+    if session.kind == "external":
+        raise Conflict(f"session '{session_id}' is reported by an external agent; it does not run turns here",
+                       code="external_session")
     message = await record_message(runtime.events, session.id, "user", {"text": text})
     runtime.runner.submit(session.id, message)
     return message

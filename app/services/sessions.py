@@ -6,19 +6,23 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from app.errors import NotFound
-from app.models import Session
+from app.models import Event, Session
 from app.services.agents import get_active_agent, get_agent
 from app.services.common import paginate
 from app.services.llm import check_model_exists
 
 if TYPE_CHECKING:
+    from app.events.log import EventLog
+    from app.runtime.container import Runtime
     from app.runtime.runner import TurnRunner
 
 
-async def create_session(agent_id: str, fields: dict[str, Any]) -> Session:
+async def create_session(events: EventLog, agent_id: str, fields: dict[str, Any]) -> Session:
     agent = await get_active_agent(agent_id)
     await check_model_exists(fields.get("model_id"), "model_id")
-    return await Session.create(id=str(uuid.uuid4()), agent=agent, **fields)
+    session = await Session.create(id=str(uuid.uuid4()), agent=agent, **fields)
+    events.notify_session("session_created", session.id)
+    return session
 
 
 async def list_sessions(agent_id: str | None, status: str | None, offset: int, limit: int) -> tuple[list[Session], int]:
@@ -39,21 +43,28 @@ async def get_session(session_id: str, agent_id: str | None = None) -> Session:
     return session
 
 
-async def update_session(session_id: str, changes: dict[str, Any], agent_id: str | None = None) -> Session:
+async def update_session(events: EventLog, session_id: str, changes: dict[str, Any],
+                         agent_id: str | None = None) -> Session:
     session = await get_session(session_id, agent_id)
     if "model_id" in changes:
         await check_model_exists(changes["model_id"], "model_id")
     if changes:
         session.update_from_dict(changes)
         await session.save()
+        events.notify_session("session_updated", session.id)
     return session
 
 
-async def delete_session(runner: TurnRunner, session_id: str, agent_id: str | None = None) -> None:
-    """Stop any running turn first, so nothing writes to the session after it is gone."""
+async def delete_session(runtime: Runtime, session_id: str, agent_id: str | None = None) -> int:
+    """Delete a session with its messages and events; returns how many events went.
+
+    Any running turn is stopped first, so nothing writes to the session after it is gone."""
     session = await get_session(session_id, agent_id)
-    await runner.cancel(session.id)
+    await runtime.runner.cancel(session.id)
+    events_count = await Event.filter(session_id=session.id).count()
     await session.delete()
+    runtime.events.notify_session("session_deleted", session.id)
+    return events_count
 
 
 async def cancel_turn(runner: TurnRunner, session_id: str, agent_id: str | None = None) -> tuple[Session, bool]:

@@ -27,6 +27,7 @@ async def test_full_queue_drops_only_the_slow_subscriber(runtime, chat):
     slow = bus.subscribe(chat["id"], maxsize=5)
     fast = bus.subscribe(chat["id"], maxsize=100)
     everyone = bus.subscribe(ALL_SESSIONS, maxsize=100)
+    hub_and_others = bus.subscriber_count(ALL_SESSIONS)
     for i in range(20):
         await log.append(chat["id"], "message.delta", {"delta": str(i)})
     assert slow.overflowed and slow.closed and not fast.overflowed
@@ -34,7 +35,7 @@ async def test_full_queue_drops_only_the_slow_subscriber(runtime, chat):
     assert (await everyone.get(0.1)).session_id == chat["id"]
     assert bus.subscriber_count(chat["id"]) == 1  # the slow one was removed
     fast.close(), everyone.close()
-    assert bus.subscriber_count() == 0
+    assert bus.subscriber_count(chat["id"]) == 0 and bus.subscriber_count(ALL_SESSIONS) == hub_and_others - 1
 
 
 async def test_stream_of_a_slow_reader_ends_and_a_reconnect_catches_up(runtime, chat):
@@ -94,4 +95,4 @@ async def test_sse_is_the_default_representation_and_disconnect_cleans_up(client
             await connection.disconnect()
         assert connection.headers["Content-Type"].startswith("text/event-stream") and first == b"retry: 2000\n\n"
     await asyncio.sleep(0.05)
-    assert runtime.bus.subscriber_count() == 0  # no subscription outlives its client
+    assert runtime.bus.subscriber_count(chat["id"]) == 0  # no subscription outlives its client

@@ -1,0 +1,146 @@
+"""The Agent Runtime API (seed 003): root-level /sessions and /events that external
+agents report to. A thin translation over the core sessions and event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from quart import Blueprint
+from quart_schema import tag, validate_querystring, validate_request
+
+from app.dialects.agent_runtime import ar_event, ar_session
+from app.runtime.container import current_runtime
+from app.services import agent_runtime as service
+
+bp = Blueprint("agent_runtime", __name__)
+
+SessionId = Field(min_length=1, max_length=128, pattern=r"^[^/\s]+$")
+
+
+class SessionCreate(BaseModel):
+    session_id: str = SessionId
+    session_name: str = Field(min_length=1, max_length=500)
+    project_dir: str | None = None
+    agent_name: str | None = None
+
+
+class MetadataPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_name: str | None = Field(None, min_length=1, max_length=500)
+    project_dir: str | None = None
+    agent_name: str | None = None
+
+
+class HookEvent(BaseModel):
+    """Extra fields are kept: hook scripts send what their agent gives them."""
+
+    model_config = ConfigDict(extra="allow")
+    event_type: Literal["session_start", "pre_tool", "post_tool", "session_stop", "message"]
+    session_id: str = SessionId
+    session_name: str = Field(min_length=1)
+    timestamp: str
+    tool_name: str | None = None
+    tool_input: dict[str, Any] | None = None
+    tool_output: Any = None
+    error: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    role: Literal["user", "assistant"] | None = None
+    content: list[dict[str, Any]] | str | None = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _iso(cls, value: str) -> str:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))  # raises ValueError when not ISO 8601
+        return value
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)  # keeps falsy tool_output (0, "", false)
+
+
+class EventsQuery(BaseModel):
+    after: int = Field(0, ge=0)
+    limit: int | None = Field(None, ge=1)
+
+
+@bp.get("/sessions")
+@tag(["Agent Runtime"])
+async def list_sessions():
+    """All sessions, newest first (external and agent-loop ones)."""
+    return {"sessions": [ar_session(s) for s in await service.list_sessions()]}
+
+
+@bp.post("/sessions")
+@tag(["Agent Runtime"])
+@validate_request(SessionCreate)
+async def create_session(data: SessionCreate):
+    """Create an external session with a client-chosen id (409 when it exists)."""
+    session = await service.create_session(current_runtime(), **data.model_dump())
+    return {"ok": True, "session": ar_session(session)}
+
+
+@bp.get("/sessions/<session_id>")
+@tag(["Agent Runtime"])
+async def get_session(session_id: str):
+    return {"session": ar_session(await service.get_session(session_id))}
+
+
+@bp.get("/sessions/<session_id>/status")
+@tag(["Agent Runtime"])
+async def session_status(session_id: str):
+    """running | finished | not_existent (never a 404)."""
+    return {"status": await service.session_status(session_id)}
+
+
+@bp.get("/sessions/<session_id>/result")
+@tag(["Agent Runtime"])
+async def session_result(session_id: str):
+    """Text of the newest assistant message; 400 while running, 404 when there is none."""
+    return {"result": await service.session_result(session_id)}
+
+
+@bp.patch("/sessions/<session_id>/metadata")
+@tag(["Agent Runtime"])
+@validate_request(MetadataPatch)
+async def update_metadata(session_id: str, data: MetadataPatch):
+    session = await service.update_metadata(current_runtime(), session_id, data.model_dump(exclude_unset=True))
+    return {"ok": True, "session": ar_session(await service.get_session(session.id))}
+
+
+@bp.delete("/sessions/<session_id>")
+@tag(["Agent Runtime"])
+async def delete_session(session_id: str):
+    """Delete a session and all its events (and messages)."""
+    count = await service.delete_session(current_runtime(), session_id)
+    return {"ok": True, "session_id": session_id, "deleted": {"session": True, "events_count": count}}
+
+
+@bp.get("/sessions/<session_id>/events")
+@bp.get("/events/<session_id>")
+@tag(["Agent Runtime"])
+@validate_querystring(EventsQuery)
+async def list_events(session_id: str, query_args: EventsQuery):
+    """A session's events, oldest first; page with ?after=<sequence>&limit=."""
+    session, events = await service.list_events(session_id, query_args.after, query_args.limit)
+    name = ar_session(session)["session_name"]
+    return {"events": [ar_event(e, name) for e in events]}
+
+
+@bp.post("/sessions/<session_id>/events")
+@tag(["Agent Runtime"])
+@validate_request(HookEvent)
+async def post_session_event(session_id: str, data: HookEvent):
+    """Add an event to an existing session; session_stop finishes it."""
+    event = await service.record_event(current_runtime(), data.payload(), create=False, url_session_id=session_id)
+    return {"ok": True, "id": event.id}
+
+
+@bp.post("/events")
+@tag(["Agent Runtime"])
+@validate_request(HookEvent)
+async def post_event(data: HookEvent):
+    """Legacy: session_start creates or resumes the session, session_stop finishes it."""
+    event = await service.record_event(current_runtime(), data.payload(), create=True)
+    return {"ok": True, "id": event.id}

@@ -1,0 +1,102 @@
+"""The Agent Runtime dialect's view of sessions and events (seed 003 + reference).
+
+Sessions: `session_name` is the core `title`; agent-loop sessions read `running` while a
+turn runs and `finished` otherwise (pending or failed). Events: loop events are mapped
+to the hook-style names (session.started → session_start, tool.started → pre_tool, ...);
+events that external agents posted are already in this shape; anything else keeps its
+core type as `event_type`. Every event also carries its core `type`, `sequence` and raw
+`data`, so one translation serves REST and /ws alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from app.events.log import LoggedEvent
+from app.models import Session
+
+AR_EVENT_TYPES = ("session_start", "pre_tool", "post_tool", "session_stop", "message")
+
+STOP_CODES = {"session.completed": (0, "completed"), "session.failed": (1, "failed"), "session.cancelled": (130, "cancelled")}
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def ar_status(session: Session) -> str:
+    if session.kind == "external":
+        return session.status
+    return "running" if session.status == "running" else "finished"
+
+
+def ar_session(session: Session) -> dict[str, Any]:
+    """Loop sessions show their agent's name when `agent` was loaded (select_related);
+    Tortoise keeps a loaded relation in `_agent`, and reading `.agent` otherwise would query."""
+    agent = getattr(session, "_agent", None)
+    return {
+        "session_id": session.id,
+        "session_name": session.title or (agent.name if agent else session.id),
+        "status": ar_status(session),
+        "created_at": iso(session.created_at),
+        "project_dir": session.project_dir,
+        "agent_name": session.agent_name or (agent.name if agent else None),
+        "last_resumed_at": iso(session.last_resumed_at),
+        # Extras for clients that know the core (the dashboard uses them).
+        "kind": session.kind,
+        "agent_id": str(session.agent_id) if session.agent_id else None,
+        "runtime_status": session.status,
+        "last_error": session.last_error,
+        "updated_at": iso(session.updated_at),
+    }
+
+
+def _text_blocks(text: str) -> list[dict[str, str]]:
+    return [{"type": "text", "text": text}]
+
+
+def _mapped_fields(event: LoggedEvent) -> tuple[str, dict[str, Any]]:
+    data, kind = event.data, event.type
+    if kind in AR_EVENT_TYPES:  # posted by an external agent: already in this shape
+        return kind, {k: v for k, v in data.items() if k not in ("session_id", "event_type")}
+    if kind == "session.started":
+        return "session_start", {}
+    if kind == "tool.started":
+        return "pre_tool", {"tool_name": data.get("tool_name"), "tool_input": data.get("arguments"),
+                            "tool_call_id": data.get("tool_call_id")}
+    if kind == "tool.completed":
+        return "post_tool", {"tool_name": data.get("tool_name"), "tool_input": data.get("arguments"),
+                             "tool_output": data.get("result"), "error": data.get("error"),
+                             "tool_call_id": data.get("tool_call_id")}
+    if kind == "message.created" and data.get("role") in ("user", "assistant"):
+        return "message", {"role": data["role"], "content": _text_blocks(data.get("content", {}).get("text", "")),
+                           "message_id": data.get("message_id")}
+    if kind in STOP_CODES:
+        exit_code, reason = STOP_CODES[kind]
+        return "session_stop", {"exit_code": exit_code, "reason": data.get("error") or data.get("reason") or reason}
+    return kind, {}
+
+
+def ar_event(event: LoggedEvent, name: str) -> dict[str, Any]:
+    event_type, fields = _mapped_fields(event)
+    return {
+        "id": event.id,
+        "event_type": event_type,
+        "session_id": event.session_id,
+        "session_name": name,
+        "timestamp": iso(event.created_at),
+        **fields,
+        "type": event.type,
+        "sequence": event.sequence,
+        "data": event.data,
+    }
+
+
+def message_text(content: Any) -> str:
+    """Text of a `message` event's content: a string, or a list of text blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type", "text") == "text")
+    return ""

@@ -1,0 +1,152 @@
+"""Sessions and events reported by external agents (the Agent Runtime API).
+
+They live in the same tables and the same event log as agent-loop sessions: an
+external session is a Session with kind "external", and its posted hook events are
+log entries whose type is the hook's event_type. Only the shapes differ, and those are
+in app/dialects/agent_runtime.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from app.dialects.agent_runtime import AR_EVENT_TYPES, ar_session, message_text
+from app.errors import Conflict, InvalidRequest, NotFound
+from app.events.bus import SessionNotice
+from app.events.log import EventLog, LoggedEvent
+from app.models import Message, Session
+from app.services.sessions import delete_session as delete_core_session
+
+if TYPE_CHECKING:
+    from app.runtime.container import Runtime
+
+NOT_FOUND = "Session not found"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+async def list_sessions() -> list[Session]:
+    return list(await Session.all().select_related("agent").order_by("-created_at"))
+
+
+async def get_session(session_id: str) -> Session:
+    session = await Session.get_or_none(id=session_id).select_related("agent")
+    if session is None:
+        raise NotFound(NOT_FOUND)
+    return session
+
+
+async def create_session(runtime: Runtime, session_id: str, session_name: str,
+                         project_dir: str | None = None, agent_name: str | None = None) -> Session:
+    if await Session.exists(id=session_id):
+        raise Conflict("Session already exists", code="session_exists")
+    await Session.create(id=session_id, kind="external", status="running", title=session_name,
+                         project_dir=project_dir, agent_name=agent_name)
+    runtime.events.notify_session("session_created", session_id)
+    return await get_session(session_id)
+
+
+async def update_metadata(runtime: Runtime, session_id: str, changes: dict[str, Any]) -> Session:
+    if not changes:
+        raise InvalidRequest("At least one of session_name, project_dir, agent_name must be provided")
+    session = await get_session(session_id)
+    if "session_name" in changes:
+        changes["title"] = changes.pop("session_name")
+    session.update_from_dict(changes)
+    await session.save()
+    runtime.events.notify_session("session_updated", session_id)
+    return session
+
+
+async def delete_session(runtime: Runtime, session_id: str) -> int:
+    await get_session(session_id)
+    return await delete_core_session(runtime, session_id)
+
+
+async def session_status(session_id: str) -> str:
+    session = await Session.get_or_none(id=session_id).select_related("agent")
+    return "not_existent" if session is None else ar_session(session)["status"]
+
+
+async def session_result(session_id: str) -> str:
+    """The newest assistant text: 404 when there is none, 400 while still running."""
+    session = await get_session(session_id)
+    if ar_session(session)["status"] != "finished":
+        raise InvalidRequest("Session not finished")
+    message = await Message.filter(session_id=session_id, role="assistant").order_by("-sequence").first()
+    if message is not None:
+        return message.content.get("text", "")
+    for event in reversed(await EventLog.read(session_id, types=("message",))):
+        if event.data.get("role") == "assistant":
+            return message_text(event.data.get("content"))
+    raise NotFound("No assistant message in this session")
+
+
+async def record_event(runtime: Runtime, payload: dict[str, Any], *, create: bool,
+                       url_session_id: str | None = None) -> LoggedEvent:
+    """Store a hook event. `session_start` (re)opens a session, `session_stop` finishes it.
+
+    With `create` (the legacy POST /events), a `session_start` for an unknown session
+    creates it; otherwise the session must exist.
+    """
+    event_type = payload["event_type"]
+    if event_type not in AR_EVENT_TYPES:
+        raise InvalidRequest(f"event_type: must be one of {', '.join(AR_EVENT_TYPES)}")
+    session_id = payload["session_id"]
+    if url_session_id is not None and session_id != url_session_id:
+        raise InvalidRequest("session_id in the body does not match the URL")
+    session = await Session.get_or_none(id=session_id)
+    if session is None:
+        if not (create and event_type == "session_start"):
+            raise NotFound(NOT_FOUND)
+        session = await create_session(runtime, session_id, payload["session_name"],
+                                       payload.get("project_dir"), payload.get("agent_name"))
+    elif session.kind == "external" and event_type in ("session_start", "session_stop"):
+        await _apply_transition(runtime, session, event_type)
+    data = {k: v for k, v in payload.items() if k not in ("event_type", "session_id")}
+    return await runtime.events.append(session_id, event_type, data)
+
+
+async def _apply_transition(runtime: Runtime, session: Session, event_type: str) -> None:
+    if event_type == "session_stop" and session.status != "finished":
+        session.status = "finished"
+    elif event_type == "session_start" and session.status == "finished":
+        session.status, session.last_resumed_at = "running", _now()  # a resumed session runs again
+    else:
+        return
+    await session.save(update_fields=["status", "last_resumed_at", "updated_at"])
+    runtime.events.notify_session("session_updated", session.id)
+
+
+async def list_events(session_id: str, after: int, limit: int | None) -> tuple[Session, list[LoggedEvent]]:
+    """Oldest first; all of them unless the client pages (no silent cap)."""
+    session = await get_session(session_id)
+    return session, await EventLog.read(session_id, after, limit)
+
+
+class LiveFeed:
+    """Turns bus items into /ws messages, caching each session's display name so the
+    many events of a turn cost no database read."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+
+    async def name(self, session_id: str) -> str:
+        if session_id not in self._names:
+            session = await Session.get_or_none(id=session_id).select_related("agent")
+            self._names[session_id] = ar_session(session)["session_name"] if session else session_id
+        return self._names[session_id]
+
+    async def notice(self, notice: SessionNotice) -> dict | None:
+        if notice.kind == "session_deleted":
+            self._names.pop(notice.session_id, None)
+            return {"type": "session_deleted", "session_id": notice.session_id}
+        session = await Session.get_or_none(id=notice.session_id).select_related("agent")
+        if session is None:
+            return None
+        shaped = ar_session(session)
+        self._names[session.id] = shaped["session_name"]
+        return {"type": notice.kind, "session": shaped}
