@@ -37,8 +37,8 @@ async def _answer_pings() -> None:
 
 
 async def _forward(connection) -> None:
-    while (message := await connection.queue.get()) is not None:
-        await websocket.send(message)
+    while True:
+        await websocket.send(await connection.queue.get())
 
 
 @bp.websocket("/ws")
@@ -50,10 +50,12 @@ async def live_feed():
         await websocket.accept()
         sessions = [ar_session(s) for s in await service.list_sessions()]
         await websocket.send(json.dumps({"type": "init", "sessions": sessions}, default=str))
-        tasks = [asyncio.create_task(_forward(connection)), asyncio.create_task(_answer_pings())]
+        tasks = [asyncio.create_task(_forward(connection)), asyncio.create_task(_answer_pings()),
+                 asyncio.create_task(connection.dropped.wait())]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if connection.overflowed:
+        if connection.dropped.is_set():
             # The client fell behind: tell it to come back later and let it catch up by REST.
+            log.warning("/ws client fell behind by %d messages; closing it (1013)", hub.queue_size)
             for task in tasks:
                 task.cancel()
             await asyncio.wait_for(websocket.close(CLOSE_TRY_AGAIN_LATER, "too slow"), CLOSE_WAIT_SECONDS)

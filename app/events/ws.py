@@ -24,19 +24,20 @@ HUB_QUEUE_SIZE = 100_000  # the hub only translates, so it keeps up unless the p
 
 class Connection:
     def __init__(self, maxsize: int):
-        self.queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize)
-        self.overflowed = False
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize)
+        # Set when the queue overflowed. The handler watches this, not the queue: its
+        # sender may be stuck writing to a client that stopped reading.
+        self.dropped = asyncio.Event()
 
     def offer(self, message: str) -> None:
-        if self.overflowed:
+        if self.dropped.is_set():
             return
         try:
             self.queue.put_nowait(message)
         except asyncio.QueueFull:
-            self.overflowed = True
-            while not self.queue.empty():  # free memory now; the client is being closed anyway
+            self.dropped.set()
+            while not self.queue.empty():  # free the memory now; the client is being closed
                 self.queue.get_nowait()
-            self.queue.put_nowait(None)
 
 
 class WebSocketHub:

@@ -1,0 +1,154 @@
+"""The Agent Runtime API: every route with its errors, in its own {"detail"} shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes import Text
+from tests.helpers import make_chat, say, wait_turns
+
+
+def hook(event_type, session_id="abc-123", **fields):
+    return {"event_type": event_type, "session_id": session_id, "session_name": "My Session",
+            "timestamp": "2025-11-16T10:30:16.000000Z", **fields}
+
+
+async def create(client, session_id="abc-123", **extra):
+    response = await client.post("/sessions", json={"session_id": session_id, "session_name": "My Session", **extra})
+    assert response.status_code == 200, await response.get_json()
+    return (await response.get_json())["session"]
+
+
+async def detail(response, status):
+    body = await response.get_json()
+    assert response.status_code == status and set(body) == {"detail"} and isinstance(body["detail"], str), body
+    return body["detail"]
+
+
+async def test_create_get_list_and_conflict(client):
+    session = await create(client, project_dir="/work", agent_name="researcher")
+    assert session["session_id"] == "abc-123" and session["status"] == "running"
+    assert session["project_dir"] == "/work" and session["agent_name"] == "researcher"
+    assert session["last_resumed_at"] is None and session["created_at"].endswith("Z")
+    assert (await (await client.get("/sessions/abc-123")).get_json())["session"] == session
+    assert [s["session_id"] for s in (await (await client.get("/sessions")).get_json())["sessions"]] == ["abc-123"]
+    assert await detail(await client.post("/sessions", json={"session_id": "abc-123", "session_name": "x"}), 409) == "Session already exists"
+
+
+@pytest.mark.parametrize("body", [{"session_name": "x"}, {"session_id": "a b", "session_name": "x"},
+                                  {"session_id": "a/b", "session_name": "x"}, {"session_id": "x"}, []])
+async def test_invalid_create_is_400_not_422(client, body):
+    await detail(await client.post("/sessions", json=body), 400)
+
+
+async def test_unknown_sessions_are_404_in_detail_shape(client):
+    for path in ("/sessions/nope", "/sessions/nope/result", "/sessions/nope/events", "/events/nope"):
+        assert await detail(await client.get(path), 404) == "Session not found"
+    await detail(await client.delete("/sessions/nope"), 404)
+    await detail(await client.patch("/sessions/nope/metadata", json={"session_name": "n"}), 404)
+    await detail(await client.post("/sessions/nope/events", json=hook("pre_tool", "nope")), 404)
+    await detail(await client.get("/sessions/abc/unknown-route"), 404)
+    assert (await (await client.get("/sessions/nope/status")).get_json()) == {"status": "not_existent"}
+
+
+async def test_events_keep_falsy_outputs_and_stop_finishes(client):
+    await create(client)
+    for output in (0, "", False, None):
+        response = await client.post("/sessions/abc-123/events", json=hook("post_tool", tool_name="Read", tool_output=output))
+        assert (await response.get_json())["ok"] is True
+    events = (await (await client.get("/sessions/abc-123/events")).get_json())["events"]
+    assert [e["tool_output"] for e in events] == [0, "", False, None]
+    assert all(e["event_type"] == "post_tool" and e["session_name"] == "My Session" for e in events)
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    await client.post("/sessions/abc-123/events", json=hook("session_stop", exit_code=0, reason="completed"))
+    assert (await (await client.get("/sessions/abc-123/status")).get_json()) == {"status": "finished"}
+
+
+async def test_event_validation(client):
+    await create(client)
+    await detail(await client.post("/sessions/abc-123/events", json=hook("teleport")), 400)
+    await detail(await client.post("/sessions/abc-123/events", json=hook("pre_tool", timestamp="yesterday")), 400)
+    await detail(await client.post("/sessions/abc-123/events", json=hook("pre_tool", "other-id")), 400)
+    await detail(await client.post("/sessions/abc-123/events", json=hook("message", role="system")), 400)
+    bad_json = await client.post("/sessions/abc-123/events", data=b"{", headers={"Content-Type": "application/json"})
+    await detail(bad_json, 400)
+
+
+async def test_result_rules(client):
+    await create(client)
+    assert await detail(await client.get("/sessions/abc-123/result"), 400) == "Session not finished"
+    await client.post("/events", json=hook("session_stop"))
+    await detail(await client.get("/sessions/abc-123/result"), 404)
+    await client.post("/events", json=hook("session_start"))
+    for text in ("first", "final answer"):
+        await client.post("/events", json=hook("message", role="assistant", content=[{"type": "text", "text": text}]))
+    await client.post("/events", json=hook("message", role="user", content=[{"type": "text", "text": "thanks"}]))
+    await client.post("/events", json=hook("session_stop"))
+    assert (await (await client.get("/sessions/abc-123/result")).get_json()) == {"result": "final answer"}
+
+
+async def test_legacy_post_events_creates_resumes_and_finishes(client):
+    await detail(await client.post("/events", json=hook("pre_tool", "fresh")), 404)
+    assert (await (await client.post("/events", json=hook("session_start", "fresh"))).get_json())["ok"] is True
+    session = (await (await client.get("/sessions/fresh")).get_json())["session"]
+    assert session["status"] == "running" and session["session_name"] == "My Session"
+    await client.post("/events", json=hook("session_stop", "fresh"))
+    assert (await (await client.get("/sessions/fresh")).get_json())["session"]["status"] == "finished"
+    await client.post("/events", json=hook("session_start", "fresh"))  # resumed
+    resumed = (await (await client.get("/sessions/fresh")).get_json())["session"]
+    assert resumed["status"] == "running" and resumed["last_resumed_at"] is not None
+    legacy = (await (await client.get("/events/fresh")).get_json())["events"]
+    assert legacy == (await (await client.get("/sessions/fresh/events")).get_json())["events"]
+    assert [e["event_type"] for e in legacy] == ["session_start", "session_stop", "session_start"]
+
+
+async def test_no_event_cap_and_paging(client):
+    await create(client)
+    for i in range(130):
+        await client.post("/sessions/abc-123/events", json=hook("pre_tool", tool_name=f"t{i}"))
+    assert len((await (await client.get("/events/abc-123")).get_json())["events"]) == 130
+    page = (await (await client.get("/sessions/abc-123/events?after=100&limit=20")).get_json())["events"]
+    assert [e["sequence"] for e in page] == list(range(101, 121))
+    await detail(await client.get("/sessions/abc-123/events?limit=0"), 400)
+
+
+async def test_metadata_patch_and_delete(client):
+    await create(client)
+    await detail(await client.patch("/sessions/abc-123/metadata", json={}), 400)
+    await detail(await client.patch("/sessions/abc-123/metadata", json={"colour": "red"}), 400)
+    body = await (await client.patch("/sessions/abc-123/metadata", json={"session_name": "Renamed", "project_dir": "/x"})).get_json()
+    assert body["ok"] and body["session"]["session_name"] == "Renamed" and body["session"]["project_dir"] == "/x"
+    assert (await (await client.get("/v1/sessions/abc-123")).get_json())["title"] == "Renamed"
+    for _ in range(3):
+        await client.post("/sessions/abc-123/events", json=hook("pre_tool"))
+    deleted = await (await client.delete("/sessions/abc-123")).get_json()
+    assert deleted == {"ok": True, "session_id": "abc-123", "deleted": {"session": True, "events_count": 3}}
+    assert (await (await client.get("/sessions/abc-123/status")).get_json()) == {"status": "not_existent"}
+
+
+async def test_external_sessions_under_v1(client):
+    await create(client)
+    await client.post("/sessions/abc-123/events", json=hook("pre_tool", tool_name="Read", tool_input={"f": "a.py"}))
+    v1 = await (await client.get("/v1/sessions/abc-123")).get_json()
+    assert v1["kind"] == "external" and v1["status"] == "running" and v1["agent_id"] is None
+    log = (await (await client.get("/v1/sessions/abc-123/events", headers={"Accept": "application/json"})).get_json())["data"]
+    assert log[0]["type"] == "pre_tool" and log[0]["data"]["tool_input"] == {"f": "a.py"}
+    response = await client.post("/v1/sessions/abc-123/messages", json={"content": "hi"})
+    assert response.status_code == 409 and (await response.get_json())["error"]["code"] == "external_session"
+
+
+async def test_agent_loop_sessions_read_in_this_dialect(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    session = (await (await client.get(f"/sessions/{chat['id']}")).get_json())["session"]
+    assert session["status"] == "finished" and session["kind"] == "agent" and session["agent_name"] == "Helper"
+    fake_llm.script(Text(["The answer."]))
+    await say(client, chat["id"], "question")
+    await wait_turns(client, chat["id"])
+    assert (await (await client.get(f"/sessions/{chat['id']}/result")).get_json()) == {"result": "The answer."}
+    events = (await (await client.get(f"/events/{chat['id']}")).get_json())["events"]
+    kinds = [e["event_type"] for e in events]
+    assert kinds[0] == "message" and "session_start" in kinds and kinds[-1] == "session_stop"
+    stop = events[-1]
+    assert stop["exit_code"] == 0 and stop["reason"] == "completed"
+    assistant = next(e for e in events if e["event_type"] == "message" and e["role"] == "assistant")
+    assert assistant["content"] == [{"type": "text", "text": "The answer."}]

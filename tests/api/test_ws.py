@@ -1,0 +1,184 @@
+"""/ws against a real server: init, every message type, loop events in Agent Runtime
+shape with the same ids and fields as REST, ping/pong, and a slow client closed with
+1013 while a fast one keeps receiving."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.conftest import LiveServer
+from tests.fakes import Text, ToolCalls
+from tests.helpers import FAKE_KEY
+
+
+@pytest.fixture(scope="module")
+def server(fake_llm_server, tmp_path_factory):
+    env = {"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm_server.openai_base_url,
+           "OPENAI_MODEL": "fake-model", "SUBSCRIBER_QUEUE_SIZE": "50", "DELTA_FLUSH_MS": "0"}
+    live = LiveServer(env, tmp_path_factory.mktemp("ws-server")).start()
+    yield live
+    live.stop()
+
+
+def ws_url(server) -> str:
+    return server.url.replace("http://", "ws://") + "/ws"
+
+
+async def next_message(ws, predicate=lambda m: True, timeout=10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic())))
+        if predicate(message):
+            return message
+
+
+def hook(event_type, session_id, **fields):
+    return {"event_type": event_type, "session_id": session_id, "session_name": "ws test",
+            "timestamp": "2025-11-16T10:30:16Z", **fields}
+
+
+async def test_init_then_session_lifecycle_messages(server):
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        await http.post("/sessions", json={"session_id": "before-ws", "session_name": "early"})
+        async with connect(ws_url(server)) as ws:
+            init = await next_message(ws)
+            assert init["type"] == "init" and "before-ws" in [s["session_id"] for s in init["sessions"]]
+            await http.post("/sessions", json={"session_id": "ws-1", "session_name": "ws test", "agent_name": "bot"})
+            created = await next_message(ws, lambda m: m["type"] == "session_created")
+            assert created["session"]["session_id"] == "ws-1" and created["session"]["status"] == "running"
+            assert created["session"]["agent_name"] == "bot"
+            await http.patch("/sessions/ws-1/metadata", json={"session_name": "renamed"})
+            updated = await next_message(ws, lambda m: m["type"] == "session_updated")
+            assert updated["session"]["session_name"] == "renamed"
+            await http.post("/sessions/ws-1/events", json=hook("post_tool", "ws-1", tool_name="Read", tool_output=0))
+            event = await next_message(ws, lambda m: m["type"] == "event")
+            rest = (await http.get("/events/ws-1")).json()["events"][0]
+            # Same id and fields as REST; an event keeps the session_name its reporter sent.
+            assert event["data"] == rest and event["data"]["tool_output"] == 0 and event["data"]["session_name"] == "ws test"
+            await http.post("/events", json=hook("session_stop", "ws-1", exit_code=0))
+            stopped = await next_message(ws, lambda m: m["type"] == "session_updated")
+            assert stopped["session"]["status"] == "finished"
+            await http.delete("/sessions/ws-1")
+            assert await next_message(ws, lambda m: m["type"] == "session_deleted") == {"type": "session_deleted", "session_id": "ws-1"}
+            await ws.send(json.dumps({"type": "ping"}))
+            assert await next_message(ws, lambda m: m["type"] == "pong") == {"type": "pong"}
+
+
+async def test_agent_loop_events_in_agent_runtime_shape(server, fake_llm):
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        agent = (await http.post("/v1/agents", json={"name": "Clock", "system_prompt": "p",
+                                                     "capability_ids": ["current_time"]})).json()
+        async with connect(ws_url(server)) as ws:
+            await next_message(ws)
+            sid = (await http.post(f"/v1/agents/{agent['id']}/sessions", json={"title": "loop"})).json()["id"]
+            fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It ", "is now."]))
+            await http.post(f"/v1/sessions/{sid}/messages", json={"content": "time?"})
+            seen: list[dict] = []
+            while not seen or seen[-1]["event_type"] != "session_stop":
+                seen.append((await next_message(ws, lambda m: m["type"] == "event" and m["data"]["session_id"] == sid))["data"])
+            rest = {e["id"]: e for e in (await http.get(f"/events/{sid}")).json()["events"]}
+    assert [e["id"] for e in seen] == sorted(rest) and all(e == rest[e["id"]] for e in seen)
+    by_type = {}
+    for e in seen:
+        by_type.setdefault(e["event_type"], []).append(e)
+    assert by_type["session_start"][0]["session_name"] == "loop"
+    pre, post = by_type["pre_tool"][0], by_type["post_tool"][0]
+    assert pre["tool_name"] == "get_current_time" and pre["tool_input"] == {"timezone": "UTC"}
+    assert post["tool_output"]["timezone"] == "UTC" and post["error"] is None
+    assert [(m["role"], m["content"]) for m in by_type["message"]] == [
+        ("user", [{"type": "text", "text": "time?"}]), ("assistant", [{"type": "text", "text": "It is now."}])]
+    assert "".join(e["data"]["delta"] for e in by_type["message.delta"]) == "It is now."
+    assert by_type["session_stop"][0]["exit_code"] == 0
+
+
+class StalledClient:
+    """A WebSocket client that completes the handshake and then stops reading, with a
+    tiny receive window, so the server's writes really back up (a library client would
+    keep reading into its own buffers)."""
+
+    def __init__(self, port: int):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101")
+
+    def read_until_closed(self, timeout: float) -> bytes:
+        self.sock.settimeout(timeout)
+        data = b""
+        while chunk := self.sock.recv(65536):
+            data += chunk
+        return data
+
+    @staticmethod
+    def close_code(data: bytes) -> int | None:
+        """Walk the (unmasked) server frames and return the close frame's status code."""
+        at = 0
+        while at + 2 <= len(data):
+            opcode, length = data[at] & 0x0F, data[at + 1] & 0x7F
+            at += 2
+            if length == 126:
+                length, at = int.from_bytes(data[at:at + 2], "big"), at + 2
+            elif length == 127:
+                length, at = int.from_bytes(data[at:at + 8], "big"), at + 8
+            if opcode == 0x8:
+                return int.from_bytes(data[at:at + 2], "big")
+            at += length
+        return None
+
+
+async def test_slow_client_is_closed_and_fast_client_and_rest_are_unaffected(server):
+    big = "x" * 32_000
+    count = 300  # 9.6 MB: more than the kernel buffers plus the 50-message queue hold
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        await http.post("/sessions", json={"session_id": "flood", "session_name": "flood"})
+        slow = await asyncio.to_thread(StalledClient, server.port)
+        async with connect(ws_url(server), max_size=None) as fast:
+            await next_message(fast)
+            received = 0
+
+            async def drain_fast():
+                nonlocal received
+                while received < count:
+                    message = await next_message(fast, lambda m: m["type"] == "event" and m["data"]["session_id"] == "flood", timeout=30)
+                    received += message["data"]["tool_name"] == "Flood"
+
+            reader = asyncio.create_task(drain_fast())
+            rest_latency = []
+            for i in range(count):
+                await http.post("/sessions/flood/events", json=hook("post_tool", "flood", tool_name="Flood", tool_output=big))
+                if i % 50 == 0:
+                    started = time.monotonic()
+                    assert (await http.get("/health")).status_code == 200
+                    rest_latency.append(time.monotonic() - started)
+            await asyncio.wait_for(reader, 30)
+            assert received == count  # the fast client got every event
+            assert max(rest_latency) < 1.0
+    backlog = await asyncio.to_thread(slow.read_until_closed, 15)
+    assert StalledClient.close_code(backlog) == 1013  # at the end of what it had been sent
+    assert len(backlog) < count * len(big)  # it was cut off, not sent everything
+
+
+async def test_disconnect_leaves_no_connection_or_task_behind(app, client):
+    hub = app.extensions["runtime"].hub
+    before = {t.get_name() for t in asyncio.all_tasks()}
+    for _ in range(5):
+        async with client.websocket("/ws") as ws:
+            assert json.loads(await ws.receive())["type"] == "init"
+            await ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(await ws.receive()) == {"type": "pong"}
+            assert len(hub.connections) == 1
+    await asyncio.sleep(0.05)
+    assert hub.connections == set()
+    assert {t.get_name() for t in asyncio.all_tasks()} - before == set()
