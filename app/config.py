@@ -41,6 +41,43 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+# Well-known OAuth endpoints; each can be overridden (tests point them at a fake provider).
+OAUTH_DEFAULTS = {
+    "google": {"authorize_url": "https://accounts.google.com/o/oauth2/v2/auth",
+               "token_url": "https://oauth2.googleapis.com/token",
+               "userinfo_url": "https://openidconnect.googleapis.com/v1/userinfo",
+               "scope": "openid email profile"},
+    "github": {"authorize_url": "https://github.com/login/oauth/authorize",
+               "token_url": "https://github.com/login/oauth/access_token",
+               "userinfo_url": "https://api.github.com/user",
+               "emails_url": "https://api.github.com/user/emails",
+               "scope": "read:user user:email"},
+}
+
+
+def _oauth(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Providers with OAUTH_<NAME>_CLIENT_ID and _CLIENT_SECRET set are enabled."""
+    enabled = {}
+    for name, defaults in OAUTH_DEFAULTS.items():
+        prefix = f"OAUTH_{name.upper()}_"
+        if env.get(prefix + "CLIENT_ID") and env.get(prefix + "CLIENT_SECRET"):
+            enabled[name] = {key: env.get(prefix + key.upper()) or value for key, value in defaults.items()}
+            enabled[name]["client_id"] = env[prefix + "CLIENT_ID"]
+            enabled[name]["client_secret"] = env[prefix + "CLIENT_SECRET"]
+    return enabled
+
+
 def _list(env: Mapping[str, str], name: str) -> list[str]:
     return [item.strip() for item in env.get(name, "").split(",") if item.strip()]
 
@@ -66,6 +103,18 @@ class Settings:
     sse_retry_ms: int = 2000
     subscriber_queue_size: int = 1000
     delta_flush_ms: int = 50
+    # Authentication (app/auth).
+    auth_mode: str = "none"  # none | admin | full
+    auth_admin_email: str | None = None
+    auth_admin_password: str | None = None
+    auth_signup_enabled: bool = True  # full mode only
+    jwt_secret: str | None = None
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    cookie_secure: bool = False
+    rate_limit_enabled: bool = True
+    oauth: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> endpoints and client
+    oauth_redirect_base_url: str | None = None
     # First-start providers (created only when no provider exists yet).
     openai_api_key: str | None = None
     openai_base_url: str | None = None
@@ -84,7 +133,23 @@ class Settings:
         log_level = env.get("LOG_LEVEL", "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+        auth_mode = (env.get("AUTH_MODE") or "none").lower()
+        if auth_mode not in ("none", "admin", "full"):
+            raise ConfigError(f"AUTH_MODE must be none, admin or full, got {auth_mode!r}")
+        if auth_mode == "admin" and not (env.get("AUTH_ADMIN_EMAIL") and env.get("AUTH_ADMIN_PASSWORD")):
+            raise ConfigError("AUTH_MODE=admin needs AUTH_ADMIN_EMAIL and AUTH_ADMIN_PASSWORD")
         return cls(
+            auth_mode=auth_mode,
+            auth_admin_email=env.get("AUTH_ADMIN_EMAIL") or None,
+            auth_admin_password=env.get("AUTH_ADMIN_PASSWORD") or None,
+            auth_signup_enabled=_bool(env, "AUTH_SIGNUP_ENABLED", True),
+            jwt_secret=env.get("JWT_SECRET") or None,
+            access_token_ttl_seconds=_int(env, "ACCESS_TOKEN_TTL_SECONDS", 900, minimum=1),
+            refresh_token_ttl_seconds=_int(env, "REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600, minimum=1),
+            cookie_secure=_bool(env, "COOKIE_SECURE", False),
+            rate_limit_enabled=_bool(env, "RATE_LIMIT_ENABLED", True),
+            oauth=_oauth(env),
+            oauth_redirect_base_url=env.get("OAUTH_REDIRECT_BASE_URL") or None,
             data_dir=Path(env.get("DATA_DIR") or "data"),
             database_url=env.get("DATABASE_URL", ""),
             bind=env.get("BIND") or "0.0.0.0:9000",
@@ -92,7 +157,7 @@ class Settings:
             secrets_key=env.get("SECRETS_KEY") or None,
             log_level=log_level,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
-            auto_migrate=env.get("AUTO_MIGRATE", "true").lower() not in {"0", "false", "no"},
+            auto_migrate=_bool(env, "AUTO_MIGRATE", True),
             llm_timeout_seconds=_float(env, "LLM_TIMEOUT_SECONDS", 60.0),
             llm_max_retries=_int(env, "LLM_MAX_RETRIES", 2),
             llm_retry_backoff_seconds=_float(env, "LLM_RETRY_BACKOFF_SECONDS", 0.5),

@@ -45,6 +45,14 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
 _HTTP_CODES = {
     400: "invalid_request",
     401: "unauthorized",
@@ -92,6 +100,8 @@ def _http_message(exc: HTTPException) -> str:
         return f"Request body is larger than the limit of {limit} bytes (MAX_BODY_BYTES)"
     if exc.code == 400:
         return "Request body is not valid JSON"
+    if exc.code == 429:
+        return "Too many attempts; wait for the number of seconds in Retry-After"
     return exc.description or exc.name
 
 
@@ -109,10 +119,10 @@ def register_error_handlers(app: Quart) -> None:
     async def _http_error(exc: HTTPException):
         status = exc.code or 500
         code = _HTTP_CODES.get(status, "http_error")
-        response = error_body(status, code, _http_message(exc)), status
+        headers = {name: value for name, value in exc.get_headers() if name in ("Allow", "Retry-After")}
         if status == 405 and getattr(exc, "valid_methods", None):
-            return response[0], status, {"Allow": ", ".join(exc.valid_methods)}
-        return response
+            headers["Allow"] = ", ".join(exc.valid_methods)
+        return error_body(status, code, _http_message(exc)), status, headers
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception):

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from quart import Quart
 from quart_cors import cors
+from quart_rate_limiter import RateLimiter
 from quart_schema import QuartSchema
 
 from app import __version__
 from app.api import register_blueprints
 from app.api.openapi import RuntimeOpenAPIProvider
+from app.auth.middleware import register_auth
+from app.auth.service import AuthService
 from app.config import Settings
 from app.db import apply_migrations, close_db, open_db
 from app.errors import register_error_handlers
 from app.runtime.container import Runtime
 from app.log_setup import assign_request_id, configure_logging, request_id_header
-from app.secrets import SecretBox
+from app.secrets import SecretBox, load_or_create_key_file
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -39,6 +42,10 @@ def create_app(settings: Settings | None = None) -> Quart:
         info={"title": "Agent runtime API", "version": __version__},
         openapi_provider_class=RuntimeOpenAPIProvider,
     )
+    auth = AuthService(settings, settings.jwt_secret or load_or_create_key_file(settings.data_dir, "jwt.key", "JWT_SECRET"))
+    app.extensions["auth"] = auth
+    register_auth(app, auth)
+    RateLimiter(app, enabled=settings.rate_limit_enabled)
     register_blueprints(app)
     register_error_handlers(app)
     app.before_request(assign_request_id)
@@ -51,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         if settings.auto_migrate:
             await apply_migrations(settings)
         await open_db(settings)
+        await auth.ensure_admin()
         await runtime.start()
 
     @app.after_serving

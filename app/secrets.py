@@ -29,7 +29,7 @@ def _fernet_key(material: str) -> bytes:
     return base64.urlsafe_b64encode(hashlib.sha256(material.encode()).digest())
 
 
-def load_or_create_key_file(data_dir: Path, name: str = KEY_FILE) -> str:
+def load_or_create_key_file(data_dir: Path, name: str = KEY_FILE, setting: str = "SECRETS_KEY") -> str:
     """Read a key from data_dir/name, creating it (0600, never overwritten) when missing."""
     path = data_dir / name
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -40,7 +40,7 @@ def load_or_create_key_file(data_dir: Path, name: str = KEY_FILE) -> str:
     key = Fernet.generate_key().decode()
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
-    log.warning("No SECRETS_KEY set: created a new secrets key at %s (mode 0600); back it up", path)
+    log.warning("No %s set: created a new key at %s (mode 0600); back it up", setting, path)
     return key
 
 

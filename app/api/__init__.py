@@ -2,9 +2,9 @@
 
 from quart import Quart
 
-from app.api import agent_runtime, agents, capabilities, dashboard, docs, events, health, llm, messages, sessions, ws
+from app.api import agent_runtime, agents, auth, capabilities, dashboard, docs, events, health, llm, messages, sessions, ws
 
-BLUEPRINTS = (health.bp, docs.bp, agents.bp, sessions.bp, messages.bp, events.bp, llm.bp, capabilities.bp,
+BLUEPRINTS = (health.bp, docs.bp, auth.bp, agents.bp, sessions.bp, messages.bp, events.bp, llm.bp, capabilities.bp,
               agent_runtime.bp, ws.bp, dashboard.bp)
 
 

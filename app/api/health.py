@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel
-from quart import Blueprint
+from quart import Blueprint, current_app
 from quart_schema import tag, validate_response
 
 from app import __version__
@@ -23,4 +23,5 @@ class Health(BaseModel):
 @validate_response(Health)
 async def health():
     """Liveness, version, runner mode and auth mode."""
-    return Health(status="ok", version=__version__, runner_mode="InProcess", auth_mode="None")
+    mode = current_app.config["SETTINGS"].auth_mode
+    return Health(status="ok", version=__version__, runner_mode="InProcess", auth_mode=mode.capitalize())

@@ -1,9 +1,10 @@
 """Tortoise models: the one data model all three API dialects read and write."""
 
 from app.models.agent import Agent
+from app.models.auth import ApiKey, OAuthState, RefreshToken, User
 from app.models.event import Event
 from app.models.llm import LlmModel, LlmProvider
 from app.models.message import Message
 from app.models.session import Session
 
-__all__ = ["Agent", "Event", "LlmModel", "LlmProvider", "Message", "Session"]
+__all__ = ["Agent", "ApiKey", "Event", "LlmModel", "LlmProvider", "Message", "OAuthState", "RefreshToken", "Session", "User"]

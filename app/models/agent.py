@@ -6,6 +6,9 @@ class Agent(Model):
     # A system prompt, a default model and a list of capabilities (tools).
 
     id = fields.UUIDField(primary_key=True)
+    # Who made it (full auth mode); null when made without an account (modes none/admin, or
+    # from the environment), which only admins see.
+    owner = fields.ForeignKeyField("models.User", related_name="agents", null=True, on_delete=fields.CASCADE)
     name = fields.CharField(max_length=200, db_index=True)
     description = fields.TextField(null=True)
     system_prompt = fields.TextField()

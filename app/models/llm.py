@@ -6,6 +6,9 @@ class LlmProvider(Model):
     # Where model calls go. The API key is stored encrypted (see app/secrets.py).
 
     id = fields.UUIDField(primary_key=True)
+    # Who made it (full auth mode); null when made without an account (modes none/admin, or
+    # from the environment), which only admins see.
+    owner = fields.ForeignKeyField("models.User", related_name="llm_providers", null=True, on_delete=fields.CASCADE)
     name = fields.CharField(max_length=200)
     provider_type = fields.CharField(max_length=32)  # openai|anthropic|azure_openai|ollama|custom
     base_url = fields.CharField(max_length=500, null=True)
@@ -25,6 +28,9 @@ class LlmModel(Model):
     # A model offered by a provider; one per provider may be its default.
 
     id = fields.UUIDField(primary_key=True)
+    # Who made it (full auth mode); null when made without an account (modes none/admin, or
+    # from the environment), which only admins see.
+    owner = fields.ForeignKeyField("models.User", related_name="llm_models", null=True, on_delete=fields.CASCADE)
     provider = fields.ForeignKeyField("models.LlmProvider", related_name="models", on_delete=fields.CASCADE)
     model_id = fields.CharField(max_length=200)
     display_name = fields.CharField(max_length=200, null=True)

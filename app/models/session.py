@@ -11,6 +11,9 @@ class Session(Model):
     # bumped inside the transaction that inserts the row, so sequences never repeat.
 
     id = fields.CharField(max_length=128, primary_key=True)
+    # Who made it (full auth mode); null when made without an account (modes none/admin, or
+    # from the environment), which only admins see.
+    owner = fields.ForeignKeyField("models.User", related_name="sessions", null=True, on_delete=fields.CASCADE)
     agent = fields.ForeignKeyField(
         "models.Agent", related_name="sessions", null=True, on_delete=fields.CASCADE
     )

@@ -1,0 +1,82 @@
+"""Authenticate every request and WebSocket before its handler runs.
+
+Credentials, in the order looked at: `Authorization: Bearer <jwt|evr_...>`,
+`Authorization: ApiKey evr_...`, `Authorization: evr_...`, `X-API-Key: evr_...`, the
+dashboard's HttpOnly cookie, and (streams only) `?access_token=`.
+"""
+
+from __future__ import annotations
+
+from quart import Quart, request, websocket
+
+from app.auth.policy import AUTHENTICATED, PUBLIC, QUERY_TOKEN_ENDPOINTS, required_scope
+from app.auth.principal import ANONYMOUS_ADMIN, Principal, set_principal
+from app.auth.service import AuthService
+from app.errors import Forbidden, Unauthorized
+
+ACCESS_COOKIE = "evr_access"
+REFRESH_COOKIE = "evr_refresh"
+
+NOBODY = Principal(None, "user", frozenset(), "public")
+
+
+def credential_of(req) -> tuple[str | None, str]:
+    header = req.headers.get("Authorization", "").strip()
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() in ("bearer", "apikey") and value.strip():
+            value = value.strip()
+            return value, "api_key" if value.startswith("evr_") else "jwt"
+        return header, "api_key" if header.startswith("evr_") else "malformed"
+    if key := req.headers.get("X-API-Key", "").strip():
+        return key, "api_key"
+    if cookie := req.cookies.get(ACCESS_COOKIE):
+        return cookie, "cookie"
+    if req.endpoint in QUERY_TOKEN_ENDPOINTS and (token := req.args.get("access_token")):
+        return token, "jwt"
+    return None, "none"
+
+
+async def authenticate(req, service: AuthService) -> None:
+    if service.mode == "none":
+        set_principal(ANONYMOUS_ADMIN)
+        return
+    needed = required_scope(req.endpoint, req.method)
+    if needed == PUBLIC:
+        set_principal(NOBODY)
+        return
+    credential, via = credential_of(req)
+    if credential is None:
+        raise Unauthorized("authentication required: send Authorization: Bearer <access token> or X-API-Key: evr_...")
+    principal = await service.principal_for(credential, via)
+    if needed != AUTHENTICATED and not principal.has(needed):
+        raise Forbidden(f"this credential lacks the '{needed}' scope")
+    set_principal(principal)
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+# The dashboard and Swagger UI load only their own files; inline script is never allowed.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+def register_auth(app: Quart, service: AuthService) -> None:
+    @app.before_request
+    async def _authenticate_request() -> None:
+        await authenticate(request, service)
+
+    @app.before_websocket
+    async def _authenticate_websocket() -> None:
+        await authenticate(websocket, service)  # raising here refuses the handshake (401/403)
+
+    @app.after_request
+    async def _security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+        return response

@@ -1,0 +1,71 @@
+"""The caller of the current request, and the one rule for what it may see.
+
+Set once per request (or WebSocket) by app/auth/middleware.py. Services narrow their
+queries with `visible()` and stamp new rows with `new_owner()`; nothing else in the
+code base needs to know about users.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from tortoise.queryset import QuerySet
+
+SCOPES = ("agents:read", "agents:write", "sessions:read", "sessions:write", "llm:read", "llm:write", "admin")
+USER_SCOPES = frozenset(s for s in SCOPES if s != "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: uuid.UUID | None
+    role: str  # admin | user
+    scopes: frozenset[str]
+    via: str  # none (auth off) | jwt | cookie | api_key
+    family_id: uuid.UUID | None = None  # the login this access token belongs to
+    email: str | None = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def has(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+    @property
+    def sees_everything(self) -> bool:
+        """Admins (with the admin scope) and the server without auth see all rows."""
+        return self.via == "none" or (self.role == "admin" and "admin" in self.scopes)
+
+
+ANONYMOUS_ADMIN = Principal(None, "admin", frozenset(SCOPES), "none")  # AUTH_MODE=none
+
+_current: ContextVar[Principal] = ContextVar("principal", default=ANONYMOUS_ADMIN)
+
+
+def set_principal(principal: Principal) -> None:
+    _current.set(principal)
+
+
+def current_principal() -> Principal:
+    return _current.get()
+
+
+def visible(query: QuerySet, owner_field: str = "owner_id") -> QuerySet:
+    """Narrow a query to the rows the caller may see: their own, or all for admins.
+
+    Another user's row is then simply not found (404), never shown."""
+    principal = current_principal()
+    if principal.sees_everything:
+        return query
+    return query.filter(**{owner_field: principal.user_id})
+
+
+def new_owner() -> uuid.UUID | None:
+    return current_principal().user_id
+
+
+def effective_scopes(role: str, requested: list[str] | None) -> frozenset[str]:
+    """What a user (or one of their keys) can do: '*' means all the owner has."""
+    owned = frozenset(SCOPES) if role == "admin" else USER_SCOPES
+    if requested is None or "*" in requested:
+        return owned
+    return frozenset(requested) & owned

@@ -1,0 +1,186 @@
+"""Accounts, logins, refresh-token rotation, API keys, and turning a credential into a
+Principal. Secrets are only ever stored hashed and never logged."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from app.auth import passwords
+from app.auth.principal import Principal, effective_scopes
+from app.auth.tokens import (
+    API_KEY_PREFIX, TokenError, decode_access_token, digest, issue_access_token, looks_like_jwt,
+    new_api_key, new_refresh_token, now,
+)
+from app.config import Settings
+from app.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from app.models import ApiKey, RefreshToken, User
+
+log = logging.getLogger("app.auth")
+
+LAST_USED_RESOLUTION = dt.timedelta(seconds=60)  # bounds the writes an API key causes
+BAD_LOGIN = "invalid email or password"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    refresh_expires_in: int
+
+    def body(self) -> dict[str, Any]:
+        return {"access_token": self.access_token, "refresh_token": self.refresh_token,
+                "token_type": "Bearer", "expires_in": self.expires_in}
+
+
+class AuthService:
+    def __init__(self, settings: Settings, jwt_secret: str):
+        self.settings = settings
+        self.secret = jwt_secret
+
+    @property
+    def mode(self) -> str:
+        return self.settings.auth_mode
+
+    @property
+    def signup_enabled(self) -> bool:
+        return self.mode == "full" and self.settings.auth_signup_enabled
+
+    # --- accounts ------------------------------------------------------------------
+
+    async def ensure_admin(self) -> None:
+        """The admin from AUTH_ADMIN_EMAIL / AUTH_ADMIN_PASSWORD exists with that password."""
+        email, password = self.settings.auth_admin_email, self.settings.auth_admin_password
+        if self.mode == "none" or not (email and password):
+            return
+        user = await User.get_or_none(email=email.lower())
+        if user is None:
+            await User.create(email=email.lower(), password_hash=passwords.hash_password(password), role="admin")
+            log.info("created the admin account %s", email.lower())
+        elif user.role != "admin" or not passwords.verify_password(user.password_hash, password):
+            user.role, user.password_hash = "admin", passwords.hash_password(password)
+            await user.save(update_fields=["role", "password_hash"])
+
+    async def register(self, email: str, password: str, name: str | None) -> User:
+        if not self.signup_enabled:
+            raise Forbidden("sign-up is disabled on this server", code="signup_disabled")
+        if len(password) < passwords.MIN_LENGTH:
+            raise InvalidRequest(f"password: must be at least {passwords.MIN_LENGTH} characters")
+        if await User.exists(email=email.lower()):
+            raise Conflict("an account with this email already exists", code="email_taken")
+        return await User.create(email=email.lower(), name=name, password_hash=passwords.hash_password(password))
+
+    async def login(self, email: str, password: str) -> TokenPair:
+        user = await User.get_or_none(email=email.lower())
+        if not passwords.verify_password(user.password_hash if user else None, password):
+            raise Unauthorized(BAD_LOGIN, code="invalid_credentials")
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = passwords.hash_password(password)
+            await user.save(update_fields=["password_hash"])
+        return await self.issue(user)
+
+    async def issue(self, user: User, family_id: uuid.UUID | None = None) -> TokenPair:
+        family_id = family_id or uuid.uuid4()
+        refresh = new_refresh_token()
+        ttl = self.settings.refresh_token_ttl_seconds
+        await RefreshToken.create(user=user, family_id=family_id, token_hash=digest(refresh),
+                                  expires_at=now() + dt.timedelta(seconds=ttl))
+        access = issue_access_token(self.secret, user.id, user.role, family_id, self.settings.access_token_ttl_seconds)
+        return TokenPair(access, refresh, self.settings.access_token_ttl_seconds, ttl)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate: the presented token stops working and a new one is issued. Presenting
+        an already rotated token means it was copied: the whole family is revoked."""
+        async with in_transaction():
+            stored = await RefreshToken.get_or_none(token_hash=digest(refresh_token)).select_for_update().select_related("user")
+            if stored is None:
+                raise Unauthorized("invalid refresh token")
+            if stored.revoked_at is not None:
+                await self._revoke_family(stored.family_id)
+                log.warning("refresh token reused for user %s: family revoked", stored.user_id)
+                raise Unauthorized("refresh token already used; all sessions of this login were signed out")
+            if stored.expires_at <= now():
+                raise Unauthorized("refresh token expired; log in again")
+            stored.revoked_at = now()
+            await stored.save(update_fields=["revoked_at"])
+            return await self.issue(stored.user, stored.family_id)
+
+    async def logout(self, principal: Principal, refresh_token: str | None) -> None:
+        family = principal.family_id
+        if refresh_token:
+            stored = await RefreshToken.get_or_none(token_hash=digest(refresh_token))
+            if stored is not None and stored.user_id == principal.user_id:
+                family = stored.family_id
+        if family is not None:
+            await self._revoke_family(family)
+
+    @staticmethod
+    async def _revoke_family(family_id: uuid.UUID) -> None:
+        await RefreshToken.filter(family_id=family_id, revoked_at__isnull=True).update(revoked_at=now())
+
+    # --- credentials -----------------------------------------------------------------
+
+    async def principal_for(self, credential: str, via: str) -> Principal:
+        if credential.startswith(API_KEY_PREFIX):
+            return await self._principal_for_key(credential)
+        if not looks_like_jwt(credential):
+            raise Unauthorized("malformed credentials: send a Bearer access token or an evr_ API key")
+        try:
+            claims = decode_access_token(self.secret, credential)
+        except TokenError as exc:
+            raise Unauthorized(str(exc)) from None
+        family = uuid.UUID(claims["fam"])
+        if not await RefreshToken.exists(family_id=family, revoked_at__isnull=True):
+            raise Unauthorized("this login was signed out; log in again")
+        user = await User.get_or_none(id=claims["sub"])
+        if user is None:
+            raise Unauthorized("account no longer exists")
+        return Principal(user.id, user.role, effective_scopes(user.role, None), via, family, user.email)
+
+    async def _principal_for_key(self, key: str) -> Principal:
+        api_key = await ApiKey.get_or_none(key_hash=digest(key)).select_related("user")
+        if api_key is None:
+            raise Unauthorized("invalid or revoked API key")
+        moment = now()
+        if api_key.expires_at is not None and api_key.expires_at <= moment:
+            raise Unauthorized("API key expired")
+        if api_key.last_used_at is None or moment - api_key.last_used_at > LAST_USED_RESOLUTION:
+            await ApiKey.filter(id=api_key.id).update(last_used_at=moment)
+        user = api_key.user
+        return Principal(user.id, user.role, effective_scopes(user.role, api_key.scopes), "api_key", None, user.email)
+
+    # --- API keys --------------------------------------------------------------------
+
+    async def create_api_key(self, principal: Principal, name: str, scopes: list[str],
+                             expires_at: dt.datetime | None) -> tuple[ApiKey, str]:
+        """A key never has more than its owner, and a key only mints keys within itself."""
+        allowed = effective_scopes(principal.role, None)
+        if principal.via == "api_key":
+            allowed &= principal.scopes
+        wants_all = "*" in scopes and principal.via != "api_key"
+        requested = allowed if "*" in scopes else frozenset(scopes)
+        if requested - allowed:
+            raise Forbidden(f"scopes: a key cannot have more than its owner ({', '.join(sorted(requested - allowed))})")
+        if expires_at is not None and expires_at <= now():
+            raise InvalidRequest("expires_at: must be in the future")
+        key = new_api_key()
+        row = await ApiKey.create(user_id=principal.user_id, name=name, prefix=key[:12], key_hash=digest(key),
+                                  scopes=["*"] if wants_all else sorted(requested), expires_at=expires_at)
+        return row, key
+
+    async def list_api_keys(self, principal: Principal) -> list[ApiKey]:
+        return list(await ApiKey.filter(user_id=principal.user_id).order_by("-created_at"))
+
+    async def delete_api_key(self, principal: Principal, key_id: str) -> None:
+        try:
+            deleted = await ApiKey.filter(id=uuid.UUID(key_id), user_id=principal.user_id).delete()
+        except ValueError:
+            deleted = 0
+        if not deleted:
+            raise NotFound(f"API key '{key_id}' not found")

@@ -1,0 +1,59 @@
+"""Access tokens (JWT, HS256) and opaque secrets (refresh tokens, API keys)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from typing import Any
+
+import jwt
+
+ALGORITHM = "HS256"
+API_KEY_PREFIX = "evr_"
+
+
+class TokenError(Exception):
+    pass
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def issue_access_token(secret: str, user_id: uuid.UUID, role: str, family_id: uuid.UUID, ttl_seconds: int) -> str:
+    issued = now()
+    claims = {"sub": str(user_id), "role": role, "fam": str(family_id), "typ": "access",
+              "iat": issued, "exp": issued + dt.timedelta(seconds=ttl_seconds), "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode_access_token(secret: str, token: str) -> dict[str, Any]:
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "fam"]})
+    except jwt.ExpiredSignatureError:
+        raise TokenError("access token expired; refresh it with POST /v1/auth/refresh") from None
+    except jwt.InvalidTokenError:
+        raise TokenError("invalid access token") from None
+    if claims.get("typ") != "access":
+        raise TokenError("invalid access token")
+    return claims
+
+
+def looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_bytes(32).hex()
+
+
+def digest(secret: str) -> str:
+    """Refresh tokens and API keys are long random strings, so a plain SHA-256 is enough
+    (no salt or slow hash needed) and allows lookup by hash."""
+    return hashlib.sha256(secret.encode()).hexdigest()
