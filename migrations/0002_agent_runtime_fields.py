@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='Session',
             name='kind',
-            field=fields.CharField(default='agent', max_length=16),
+            field=fields.CharField(default='agent', db_default='agent', max_length=16),
         ),
         ops.AddField(
             model_name='Session',

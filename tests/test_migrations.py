@@ -61,3 +61,23 @@ async def test_migrations_are_idempotent_and_recorded(tmp_path):
 async def test_migrations_on_postgres(postgres_url, tmp_path):
     await apply_migrations(Settings(data_dir=tmp_path, database_url=postgres_url))
     assert await _pending_changes(postgres_url) == []
+
+
+async def test_upgrade_keeps_rows_written_by_an_older_schema(tmp_path):
+    """A database made at 0001, with data in it, migrates to the latest schema."""
+    db = tmp_path / "old.sqlite3"
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite://{db}")
+    await Tortoise.init(config=tortoise_config(settings.database_url))
+    from tortoise.migrations.api import migrate
+
+    await Tortoise.close_connections()
+    await migrate(config=tortoise_config(settings.database_url), target="models.0001_initial")
+    await Tortoise.close_connections()
+    with sqlite3.connect(db) as conn:
+        conn.execute("insert into agents (id, name, system_prompt, tags, capability_ids, status, created_at, updated_at)"
+                     " values ('6f0c4a56-0b5e-4c53-9d55-2f7f3c3a5b10', 'old', 'p', '[]', '[]', 'active', '2025-01-01', '2025-01-01')")
+        conn.execute("insert into sessions (id, agent_id, tags, status, usage, message_seq, event_seq, created_at, updated_at)"
+                     " values ('s-old', '6f0c4a56-0b5e-4c53-9d55-2f7f3c3a5b10', '[]', 'pending', '{}', 0, 0, '2025-01-01', '2025-01-01')")
+    await apply_migrations(settings)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select kind, owner_id from sessions where id = 's-old'").fetchone() == ("agent", None)

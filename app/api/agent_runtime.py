@@ -22,15 +22,15 @@ SessionId = Field(min_length=1, max_length=128, pattern=r"^[^/\s]+$")
 class SessionCreate(BaseModel):
     session_id: str = SessionId
     session_name: str = Field(min_length=1, max_length=500)
-    project_dir: str | None = None
-    agent_name: str | None = None
+    project_dir: str | None = Field(None, max_length=1000)
+    agent_name: str | None = Field(None, max_length=200)
 
 
 class MetadataPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     session_name: str | None = Field(None, min_length=1, max_length=500)
-    project_dir: str | None = None
-    agent_name: str | None = None
+    project_dir: str | None = Field(None, max_length=1000)
+    agent_name: str | None = Field(None, max_length=200)
 
 
 class HookEvent(BaseModel):

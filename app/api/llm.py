@@ -26,9 +26,9 @@ def _box():
 class ProviderCreate(RequestBody):
     name: Name
     provider_type: ProviderType
-    base_url: HttpUrl | None = None
-    api_version: str | None = None
-    api_key: str | None = Field(None, description="Write-only; stored encrypted")
+    base_url: HttpUrl | None = Field(None, max_length=500)
+    api_version: str | None = Field(None, max_length=50)
+    api_key: str | None = Field(None, max_length=4096, description="Write-only; stored encrypted")
     is_default: bool = False
     status: Status = "active"
 
@@ -42,9 +42,9 @@ class ProviderPatch(PatchBody):
     NOT_NULL = ("name", "provider_type", "is_default", "status")
     name: Name | None = None
     provider_type: ProviderType | None = None
-    base_url: HttpUrl | None = None
-    api_version: str | None = None
-    api_key: str | None = Field(None, description="Write-only; null or empty clears it")
+    base_url: HttpUrl | None = Field(None, max_length=500)
+    api_version: str | None = Field(None, max_length=50)
+    api_key: str | None = Field(None, max_length=4096, description="Write-only; null or empty clears it")
     is_default: bool | None = None
     status: Status | None = None
 
@@ -80,7 +80,7 @@ class ProviderOut(BaseModel):
 
 class ModelCreate(RequestBody):
     model_id: Name
-    display_name: str | None = None
+    display_name: str | None = Field(None, max_length=200)
     context_window: int | None = Field(None, ge=1)
     is_default: bool = False
     status: Status = "active"
@@ -89,7 +89,7 @@ class ModelCreate(RequestBody):
 class ModelPatch(PatchBody):
     NOT_NULL = ("model_id", "is_default", "status")
     model_id: Name | None = None
-    display_name: str | None = None
+    display_name: str | None = Field(None, max_length=200)
     context_window: int | None = Field(None, ge=1)
     is_default: bool | None = None
     status: Status | None = None

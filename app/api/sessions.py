@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
@@ -28,7 +28,7 @@ Status = Literal["pending", "running", "failed", "finished"]
 
 
 class SessionCreate(RequestBody):
-    title: str | None = None
+    title: str | None = Field(None, max_length=500)
     tags: Tags = []
     model_id: UUID | None = None
 
@@ -39,7 +39,7 @@ class FlatSessionCreate(SessionCreate):
 
 class SessionPatch(PatchBody):
     NOT_NULL = ("tags",)
-    title: str | None = None
+    title: str | None = Field(None, max_length=500)
     tags: Tags | None = None
     model_id: UUID | None = None
 

@@ -88,6 +88,11 @@ class EventBus:
         for sub in tuple(self._subscribers.get(ALL_SESSIONS, ())):
             sub.offer(notice)
 
+    def end_session(self, session_id: str) -> None:
+        """Close every stream of a session that no longer exists."""
+        for sub in tuple(self._subscribers.get(session_id, ())):
+            sub.close()
+
     def subscriber_count(self, session_id: str | None = None) -> int:
         if session_id is not None:
             return len(self._subscribers.get(session_id, ()))

@@ -51,9 +51,10 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
             except asyncio.TimeoutError:
                 yield b": keepalive\n\n"
                 continue
-            if event is None:  # dropped for falling behind: the client reconnects and catches up
-                yield b": too slow, reconnect with Last-Event-ID\n\n"
-                return
+            if event is None:
+                if live.overflowed:  # dropped for falling behind: the client reconnects and catches up
+                    yield b": too slow, reconnect with Last-Event-ID\n\n"
+                return  # otherwise the session was deleted
             if event.sequence <= last:
                 continue
             missing = await log.read(session_id, after=last, limit=event.sequence - last - 1) if event.sequence > last + 1 else []

@@ -19,7 +19,7 @@ class Session(Model):
     )
     # "agent": driven by this server's agent loop; "external": reported by an outside
     # agent through the Agent Runtime API (its status is running | finished).
-    kind = fields.CharField(max_length=16, default="agent")
+    kind = fields.CharField(max_length=16, default="agent", db_default="agent")
     title = fields.CharField(max_length=500, null=True)  # the Agent Runtime's session_name
     project_dir = fields.CharField(max_length=1000, null=True)
     agent_name = fields.CharField(max_length=200, null=True)

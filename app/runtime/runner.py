@@ -61,7 +61,7 @@ class TurnRunner:
             elif self._workers.get(session_id) is worker:
                 del self._workers[session_id]
 
-    async def cancel(self, session_id: str) -> bool:
+    async def cancel(self, session_id: str, reason: str = "cancelled by request") -> bool:
         """Drop queued turns and stop the running one; True if something was running."""
         worker = self._workers.get(session_id)
         if worker is None:
@@ -69,12 +69,12 @@ class TurnRunner:
         worker.queue.clear()
         task = worker.task
         if task is not None and not task.done():
-            task.cancel()
+            task.cancel(reason)
             await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
         return True
 
     async def shutdown(self) -> None:
-        await asyncio.gather(*(self.cancel(sid) for sid in list(self._workers)))
+        await asyncio.gather(*(self.cancel(sid, "server shutting down") for sid in list(self._workers)))
 
 
 async def fail_interrupted_sessions(deps: TurnDeps) -> int:

@@ -97,12 +97,12 @@ class Turn:
         session = await Session.get_or_none(id=self.session_id).select_related("agent")
         if session is None:
             return  # deleted while queued
-        await self._set_status("running", None)
-        await self.events.append(self.session_id, "session.started", {"message_id": str(self.message.id)})
         try:
+            await self._set_status("running", None)
+            await self.events.append(self.session_id, "session.started", {"message_id": str(self.message.id)})
             outcome = await self._steps(session)
-        except asyncio.CancelledError:
-            await self._cancelled()
+        except asyncio.CancelledError as exc:
+            await self._cancelled(exc.args[0] if exc.args else "cancelled by request")
             raise
         except NoModel as exc:
             await self._failed(str(exc), "no_model_configured")
@@ -224,19 +224,23 @@ class Turn:
         await self._set_status("pending", None)
         await self.events.append(self.session_id, "session.completed", {**outcome, "usage": await self._usage()})
 
-    async def _failed(self, message: str, code: str) -> None:
+    async def _keep_partial_text(self) -> None:
+        """What was already streamed stays in the conversation, whatever ends the turn."""
         if self.writer is not None:
             await self.writer.close()
-        await self._set_status("failed", message)
-        await self.events.append(self.session_id, "session.failed", {"error": message, "code": code})
-
-    async def _cancelled(self) -> None:
-        """Keep what was already said, then leave the session ready for a new message."""
-        if self.writer is not None:
-            await self.writer.close()
-        text = "".join(self.partial)
+            self.writer = None
+        text, self.partial = "".join(self.partial), []
         if text:
             await record_message(self.events, self.session_id, "assistant", {"text": text},
                                  message_id=self.message_id, step_id=self.step_id)
+
+    async def _failed(self, message: str, code: str) -> None:
+        await self._keep_partial_text()
+        await self._set_status("failed", message)
+        await self.events.append(self.session_id, "session.failed", {"error": message, "code": code})
+
+    async def _cancelled(self, reason: str) -> None:
+        """Keep what was already said, then leave the session ready for a new message."""
+        await self._keep_partial_text()
         await self._set_status("pending", None)
-        await self.events.append(self.session_id, "session.cancelled", {"reason": "cancelled by request"})
+        await self.events.append(self.session_id, "session.cancelled", {"reason": reason})

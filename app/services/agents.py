@@ -15,7 +15,7 @@ STATUSES = ("active", "archived")
 
 async def create_agent(fields: dict[str, Any]) -> Agent:
     await check_model_exists(fields.get("default_model_id"), "default_model_id")
-    _check_capabilities(fields.get("capability_ids") or [])
+    fields["capability_ids"] = _checked_capabilities(fields.get("capability_ids") or [])
     return await Agent.create(**fields)
 
 
@@ -45,7 +45,7 @@ async def update_agent(agent_id: str, changes: dict[str, Any]) -> Agent:
     if "default_model_id" in changes:
         await check_model_exists(changes["default_model_id"], "default_model_id")
     if "capability_ids" in changes:
-        _check_capabilities(changes["capability_ids"])
+        changes["capability_ids"] = _checked_capabilities(changes["capability_ids"])
     if changes:
         agent.update_from_dict(changes)
         await agent.save()
@@ -60,15 +60,17 @@ async def archive_agent(agent_id: str) -> Agent:
     return agent
 
 
-def _check_capabilities(ids: list[str]) -> None:
+def _checked_capabilities(ids: list[str]) -> list[str]:
+    """Known ids only; order kept, repeats dropped."""
     unknown = unknown_capabilities(ids)
     if unknown:
         raise InvalidRequest(f"capability_ids: unknown capability {', '.join(repr(i) for i in unknown)}; see GET /v1/capabilities")
+    return list(dict.fromkeys(ids))
 
 
 async def set_capabilities(agent_id: str, ids: list[str]) -> Agent:
-    _check_capabilities(ids)
+    checked = _checked_capabilities(ids)
     agent = await get_agent(agent_id)
-    agent.capability_ids = list(dict.fromkeys(ids))  # order kept, repeats dropped
+    agent.capability_ids = checked
     await agent.save(update_fields=["capability_ids", "updated_at"])
     return agent

@@ -38,9 +38,16 @@ async def list_sessions(agent_id: str | None, status: str | None, offset: int, l
 async def get_session(session_id: str, agent_id: str | None = None) -> Session:
     """The session, or 404; on a nested path the agent must own it."""
     session = await Session.get_or_none(id=session_id)
-    if session is None or (agent_id is not None and str(session.agent_id) != agent_id.lower()):
+    if session is None or (agent_id is not None and session.agent_id != _as_uuid(agent_id)):
         raise NotFound(f"session '{session_id}' not found")
     return session
+
+
+def _as_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 async def update_session(events: EventLog, session_id: str, changes: dict[str, Any],
@@ -64,6 +71,7 @@ async def delete_session(runtime: Runtime, session_id: str, agent_id: str | None
     events_count = await Event.filter(session_id=session.id).count()
     await session.delete()
     runtime.events.notify_session("session_deleted", session.id)
+    runtime.bus.end_session(session.id)  # its SSE streams end instead of idling forever
     return events_count
 
 

@@ -109,3 +109,10 @@ async def test_capabilities_get_put_keeps_order(client):
     assert response.status_code == 400 and "web_search" in (await response.get_json())["error"]["message"]
     assert (await (await client.get(url)).get_json())["capability_ids"] == ["current_time", "noop"]
     assert (await client.get(f"/v1/agents/{uuid.uuid4()}/capabilities")).status_code == 404
+
+
+async def test_capability_repeats_are_dropped_everywhere(client):
+    agent = await create(client, capability_ids=["noop", "current_time", "noop"])
+    assert agent["capability_ids"] == ["noop", "current_time"]
+    patched = await (await client.patch(f"/v1/agents/{agent['id']}", json={"capability_ids": ["current_time"] * 2})).get_json()
+    assert patched["capability_ids"] == ["current_time"]

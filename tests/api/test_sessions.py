@@ -88,3 +88,15 @@ async def test_delete_removes_session_and_messages(client, agent):
     assert (await client.get(f"/v1/sessions/{session['id']}")).status_code == 404
     assert (await client.get(f"/v1/sessions/{session['id']}/messages")).status_code == 404
     assert (await client.delete(f"/v1/sessions/{session['id']}")).status_code == 404
+
+
+async def test_long_titles_are_400_not_500(client, agent):
+    response = await client.post(f"/v1/agents/{agent['id']}/sessions", json={"title": "t" * 501})
+    assert response.status_code == 400 and "title" in (await response.get_json())["error"]["message"]
+
+
+async def test_nested_path_accepts_the_agent_id_in_any_uuid_spelling(client, agent):
+    session = await (await client.post(f"/v1/agents/{agent['id']}/sessions", json={})).get_json()
+    compact = agent["id"].replace("-", "").upper()
+    assert (await client.get(f"/v1/agents/{compact}/sessions/{session['id']}")).status_code == 200
+    assert (await client.get(f"/v1/agents/not-a-uuid/sessions/{session['id']}")).status_code == 404

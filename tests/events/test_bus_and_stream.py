@@ -96,3 +96,13 @@ async def test_sse_is_the_default_representation_and_disconnect_cleans_up(client
         assert connection.headers["Content-Type"].startswith("text/event-stream") and first == b"retry: 2000\n\n"
     await asyncio.sleep(0.05)
     assert runtime.bus.subscriber_count(chat["id"]) == 0  # no subscription outlives its client
+
+
+async def test_stream_ends_when_its_session_is_deleted(client, runtime, chat):
+    stream = session_stream(runtime.events, runtime.bus, chat["id"], StreamOptions(heartbeat_seconds=5))
+    await stream.__anext__()
+    waiting = asyncio.create_task(stream.__anext__())
+    await asyncio.sleep(0.05)
+    assert (await client.delete(f"/v1/sessions/{chat['id']}")).status_code == 204
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiting, 2)

@@ -254,3 +254,30 @@ async def test_anthropic_errors_are_translated_too(client, fake_llm):
     await say(client, chat["id"], "hi")
     failed = (await wait_turns(client, chat["id"]))[-1]
     assert failed["data"]["code"] == "provider_auth_failed" and "Anthropic provider" in failed["data"]["error"]
+
+
+async def test_failure_mid_stream_keeps_what_was_said(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Hang(["Half an ans"], seconds=30))
+    await say(client, chat["id"], "go")
+    await wait_for_event(client, chat["id"], "message.delta")
+    await client.patch(f"/v1/llm-providers/{chat['provider_id']}", json={"status": "disabled"})
+    # Stop the provider mid-stream the hard way: the fake stops answering this request.
+    fake_llm.stop()
+    try:
+        failed = (await wait_turns(client, chat["id"], timeout=15))[-1]
+    finally:
+        fake_llm.start()
+    assert failed["type"] == "session.failed"
+    assert [m["content"] for m in await messages(client, chat["id"]) if m["role"] == "assistant"] == [{"text": "Half an ans"}]
+
+
+async def test_shutdown_cancels_running_turns_with_a_reason(app, client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Hang(["..."], seconds=30))
+    await say(client, chat["id"], "go")
+    await wait_for_event(client, chat["id"], "message.delta")
+    await app.extensions["runtime"].runner.shutdown()
+    last = (await events(client, chat["id"]))[-1]
+    assert last["type"] == "session.cancelled" and last["data"]["reason"] == "server shutting down"
+    assert (await session(client, chat["id"]))["status"] == "pending"
