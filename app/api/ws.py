@@ -13,6 +13,7 @@ import logging
 
 from quart import Blueprint, websocket
 
+from app.auth.principal import current_principal
 from app.dialects.agent_runtime import ar_session
 from app.runtime.container import current_runtime
 from app.services import agent_runtime as service
@@ -44,7 +45,8 @@ async def _forward(connection) -> None:
 @bp.websocket("/ws")
 async def live_feed():
     hub = current_runtime().hub
-    connection = hub.connect()  # before reading sessions, so no change is missed
+    principal = current_principal()
+    connection = hub.connect(principal.user_id, principal.sees_everything)  # before reading sessions: miss nothing
     tasks: list[asyncio.Task] = []
     try:
         await websocket.accept()

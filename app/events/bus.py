@@ -46,7 +46,17 @@ class Subscription:
         """The next event; None when closed (check `overflowed`); TimeoutError on timeout."""
         if self.closed and self.queue.empty():
             return None
-        return await asyncio.wait_for(self.queue.get(), timeout)
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        async with asyncio.timeout(timeout):  # unlike wait_for, no extra task per event
+            return await self.queue.get()
+
+    def get_ready(self) -> list[LoggedEvent | SessionNotice | None]:
+        """Everything already queued, without waiting."""
+        items = []
+        while not self.queue.empty():
+            items.append(self.queue.get_nowait())
+        return items
 
     def close(self) -> None:
         if self.closed:

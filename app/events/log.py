@@ -13,10 +13,9 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
 from app.events.bus import EventBus, SessionNotice
-from app.models import Event, Session
+from app.models import Event, Message
+from app.models.sequences import SequenceCounter
 
 EVENT_TYPES = (
     "session.started", "step.started", "message.delta", "message.created",
@@ -56,17 +55,28 @@ class LoggedEvent:
 
 
 class EventLog:
+    """Also numbers the session's messages: both logs share one per-session discipline."""
+
     def __init__(self, bus: EventBus):
         self.bus = bus
+        self.event_numbers = SequenceCounter(Event)
+        self.message_numbers = SequenceCounter(Message)
 
     async def append(self, session_id: str, type: str, data: dict[str, Any] | None = None) -> LoggedEvent:
         payload = {"session_id": session_id, **(data or {})}
-        async with in_transaction():
-            sequence = await Session.next_sequence(session_id, "event_seq")
+
+        async def store_then_publish(sequence: int) -> LoggedEvent:
+            # Published under the session's lock, so live listeners see events in order.
             row = await Event.create(session_id=session_id, sequence=sequence, type=type, data=payload)
-        event = LoggedEvent.from_row(row)
-        self.bus.publish(event)
-        return event
+            event = LoggedEvent.from_row(row)
+            self.bus.publish(event)
+            return event
+
+        return await self.event_numbers.insert(session_id, store_then_publish)
+
+    def forget_session(self, session_id: str) -> None:
+        self.event_numbers.forget(session_id)
+        self.message_numbers.forget(session_id)
 
     def notify_session(self, kind: str, session_id: str) -> None:
         """Announce that a session was created, updated or deleted (the /ws feed)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 from app.events.bus import ALL_SESSIONS, EventBus, SessionNotice
@@ -19,12 +20,16 @@ from app.events.log import LoggedEvent
 
 log = logging.getLogger("app.events.ws")
 
-HUB_QUEUE_SIZE = 100_000  # the hub only translates, so it keeps up unless the process is starved
+HUB_QUEUE_SIZE = 100_000
+
+Shaped = tuple[dict | None, uuid.UUID | None]  # a /ws message and the owner of its session  # the hub only translates, so it keeps up unless the process is starved
 
 
 class Connection:
-    def __init__(self, maxsize: int):
+    def __init__(self, maxsize: int, owner: uuid.UUID | None, sees_everything: bool):
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize)
+        self.owner = owner
+        self.sees_everything = sees_everything
         # Set when the queue overflowed. The handler watches this, not the queue: its
         # sender may be stuck writing to a client that stopped reading.
         self.dropped = asyncio.Event()
@@ -41,8 +46,8 @@ class Connection:
 
 
 class WebSocketHub:
-    def __init__(self, bus: EventBus, translate_event: Callable[[LoggedEvent], Awaitable[dict]],
-                 translate_notice: Callable[[SessionNotice], Awaitable[dict | None]], queue_size: int):
+    def __init__(self, bus: EventBus, translate_event: Callable[[LoggedEvent], Awaitable[Shaped]],
+                 translate_notice: Callable[[SessionNotice], Awaitable[Shaped]], queue_size: int):
         self.bus = bus
         self.translate_event = translate_event
         self.translate_notice = translate_notice
@@ -58,18 +63,20 @@ class WebSocketHub:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def connect(self) -> Connection:
-        connection = Connection(self.queue_size)
+    def connect(self, owner: uuid.UUID | None = None, sees_everything: bool = True) -> Connection:
+        connection = Connection(self.queue_size, owner, sees_everything)
         self.connections.add(connection)
         return connection
 
     def disconnect(self, connection: Connection) -> None:
         self.connections.discard(connection)
 
-    def broadcast(self, message: dict) -> None:
+    def broadcast(self, message: dict, owner: uuid.UUID | None = None) -> None:
+        """Send to every connection allowed to see rows of `owner` (its own, or all)."""
         encoded = json.dumps(message, separators=(",", ":"), default=str)
         for connection in tuple(self.connections):
-            connection.offer(encoded)
+            if connection.sees_everything or (owner is not None and connection.owner == owner):
+                connection.offer(encoded)
 
     async def _run(self) -> None:
         while True:
@@ -78,13 +85,11 @@ class WebSocketHub:
                     if not self.connections:
                         continue
                     try:
-                        if isinstance(item, SessionNotice):
-                            message = await self.translate_notice(item)
-                        else:
-                            message = {"type": "event", "data": await self.translate_event(item)}
+                        translate = self.translate_notice if isinstance(item, SessionNotice) else self.translate_event
+                        message, owner = await translate(item)
                     except Exception:  # one bad item must not stop the feed
                         log.exception("cannot translate %r for /ws", item)
                         continue
                     if message is not None:
-                        self.broadcast(message)
+                        self.broadcast(message, owner)
                 log.warning("/ws hub fell behind and resubscribed; clients may need to reload")

@@ -1,5 +1,4 @@
 from tortoise import fields
-from tortoise.expressions import F
 from tortoise.models import Model
 
 
@@ -7,8 +6,6 @@ class Session(Model):
     # One conversation (agent loop) or one externally reported agent run.
     #
     # Ids are strings: UUIDs when the server makes them, client-chosen otherwise.
-    # `message_seq` and `event_seq` are the last sequence numbers handed out; they are
-    # bumped inside the transaction that inserts the row, so sequences never repeat.
 
     id = fields.CharField(max_length=128, primary_key=True)
     # Who made it (full auth mode); null when made without an account (modes none/admin, or
@@ -31,24 +28,8 @@ class Session(Model):
     status = fields.CharField(max_length=16, default="pending", db_index=True)
     last_error = fields.TextField(null=True)
     usage = fields.JSONField(default=dict)
-    message_seq = fields.IntField(default=0)
-    event_seq = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
         table = "sessions"
-
-    @classmethod
-    async def next_sequence(cls, session_id: str, counter: str) -> int:
-        """Bump `message_seq` or `event_seq` and return the new value.
-
-        Call inside a transaction together with the insert that uses the number: on
-        PostgreSQL the UPDATE holds the row lock until commit, and Tortoise serialises
-        SQLite transactions, so two writers never get the same number.
-        """
-        await cls.filter(id=session_id).update(**{counter: F(counter) + 1})
-        values = await cls.filter(id=session_id).values_list(counter, flat=True)
-        if not values:
-            raise cls.DoesNotExist(f"session {session_id!r} is gone")
-        return values[0]

@@ -12,7 +12,6 @@ from app.config import Settings
 from app.events.bus import EventBus
 from app.events.log import EventLog
 from app.events.ws import WebSocketHub
-from app.dialects.agent_runtime import ar_event
 from app.models import LlmModel, LlmProvider
 from app.runtime.providers import ProviderClients
 from app.runtime.runner import TurnRunner, fail_interrupted_sessions
@@ -39,11 +38,7 @@ class Runtime:
         events = EventLog(bus)
         clients = ProviderClients(settings, box)
         feed = LiveFeed()
-
-        async def translate_event(event):
-            return ar_event(event, await feed.name(event.session_id))
-
-        hub = WebSocketHub(bus, translate_event, feed.notice, settings.subscriber_queue_size)
+        hub = WebSocketHub(bus, feed.event, feed.notice, settings.subscriber_queue_size)
         return cls(settings, box, bus, events, clients, TurnRunner(TurnDeps(settings, events, clients)), hub)
 
     async def start(self) -> None:

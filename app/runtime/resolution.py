@@ -17,7 +17,9 @@ async def resolve_model(session: Session) -> LlmModel:
             model = await LlmModel.get_or_none(id=model_id).select_related("provider")
             if model is not None:
                 return _usable(model)
-    provider = await LlmProvider.get_or_none(is_default=True)
+    # The owner's own default provider first, then the server-wide one (no owner).
+    provider = (await LlmProvider.get_or_none(is_default=True, owner_id=session.owner_id) if session.owner_id else None) \
+        or await LlmProvider.get_or_none(is_default=True, owner_id=None)
     if provider is None:
         raise NoModel(
             "No LLM model configured for this session. Set the session's model_id or the agent's "

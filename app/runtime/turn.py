@@ -122,10 +122,12 @@ class Turn:
         specs = [ToolSpec(t.name, t.description, t.parameters) for t in tools.values()]
         system = agent.system_prompt if agent else ""
         limit = self.settings.max_iterations
-        started_at_seq = session.message_seq
+        started_at_seq = None
         for iteration in range(1, limit + 1):
-            rows = await Message.filter(session_id=self.session_id).order_by("sequence")
-            history = to_chat_history(turn_history(list(rows), self.message, started_at_seq))
+            rows = list(await Message.filter(session_id=self.session_id).order_by("sequence"))
+            if started_at_seq is None:  # everything stored before this turn's own output
+                started_at_seq = rows[-1].sequence if rows else 0
+            history = to_chat_history(turn_history(rows, self.message, started_at_seq))
             finished = await self._step(adapter, model.model_id, system, history, specs, iteration)
             if not finished.tool_calls:
                 return {"reason": "completed", "iterations": iteration}

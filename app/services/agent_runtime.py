@@ -9,9 +9,11 @@ in app/dialects/agent_runtime.py.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import TYPE_CHECKING, Any
 
-from app.dialects.agent_runtime import AR_EVENT_TYPES, ar_session, message_text
+from app.dialects.agent_runtime import AR_EVENT_TYPES, ar_event, ar_session, message_text
+from app.auth.principal import new_owner, visible
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.events.bus import SessionNotice
 from app.events.log import EventLog, LoggedEvent
@@ -29,11 +31,11 @@ def _now() -> dt.datetime:
 
 
 async def list_sessions() -> list[Session]:
-    return list(await Session.all().select_related("agent").order_by("-created_at"))
+    return list(await visible(Session.all()).select_related("agent").order_by("-created_at"))
 
 
 async def get_session(session_id: str) -> Session:
-    session = await Session.get_or_none(id=session_id).select_related("agent")
+    session = await visible(Session.filter(id=session_id)).select_related("agent").first()
     if session is None:
         raise NotFound(NOT_FOUND)
     return session
@@ -41,10 +43,10 @@ async def get_session(session_id: str) -> Session:
 
 async def create_session(runtime: Runtime, session_id: str, session_name: str,
                          project_dir: str | None = None, agent_name: str | None = None) -> Session:
-    if await Session.exists(id=session_id):
+    if await Session.exists(id=session_id):  # ids are global: another user's id is taken too
         raise Conflict("Session already exists", code="session_exists")
     await Session.create(id=session_id, kind="external", status="running", title=session_name,
-                         project_dir=project_dir, agent_name=agent_name)
+                         project_dir=project_dir, agent_name=agent_name, owner_id=new_owner())
     runtime.events.notify_session("session_created", session_id)
     return await get_session(session_id)
 
@@ -67,7 +69,7 @@ async def delete_session(runtime: Runtime, session_id: str) -> int:
 
 
 async def session_status(session_id: str) -> str:
-    session = await Session.get_or_none(id=session_id).select_related("agent")
+    session = await visible(Session.filter(id=session_id)).select_related("agent").first()
     return "not_existent" if session is None else ar_session(session)["status"]
 
 
@@ -98,7 +100,7 @@ async def record_event(runtime: Runtime, payload: dict[str, Any], *, create: boo
     session_id = payload["session_id"]
     if url_session_id is not None and session_id != url_session_id:
         raise InvalidRequest("session_id in the body does not match the URL")
-    session = await Session.get_or_none(id=session_id)
+    session = await visible(Session.filter(id=session_id)).first()
     if session is None:
         if not (create and event_type == "session_start"):
             raise NotFound(NOT_FOUND)
@@ -128,25 +130,31 @@ async def list_events(session_id: str, after: int, limit: int | None) -> tuple[S
 
 
 class LiveFeed:
-    """Turns bus items into /ws messages, caching each session's display name so the
-    many events of a turn cost no database read."""
+    """Turns bus items into /ws messages with the owner of their session (so the hub
+    can send each one only to those who may see it), caching each session's name and
+    owner so the many events of a turn cost no database read."""
 
     def __init__(self) -> None:
-        self._names: dict[str, str] = {}
+        self._sessions: dict[str, tuple[str, uuid.UUID | None]] = {}
 
-    async def name(self, session_id: str) -> str:
-        if session_id not in self._names:
+    async def _info(self, session_id: str) -> tuple[str, uuid.UUID | None]:
+        if session_id not in self._sessions:
             session = await Session.get_or_none(id=session_id).select_related("agent")
-            self._names[session_id] = ar_session(session)["session_name"] if session else session_id
-        return self._names[session_id]
+            self._sessions[session_id] = (ar_session(session)["session_name"], session.owner_id) if session \
+                else (session_id, None)
+        return self._sessions[session_id]
 
-    async def notice(self, notice: SessionNotice) -> dict | None:
+    async def event(self, event: LoggedEvent) -> tuple[dict, uuid.UUID | None]:
+        name, owner = await self._info(event.session_id)
+        return {"type": "event", "data": ar_event(event, name)}, owner
+
+    async def notice(self, notice: SessionNotice) -> tuple[dict | None, uuid.UUID | None]:
         if notice.kind == "session_deleted":
-            self._names.pop(notice.session_id, None)
-            return {"type": "session_deleted", "session_id": notice.session_id}
+            _, owner = self._sessions.pop(notice.session_id, (None, None))
+            return {"type": "session_deleted", "session_id": notice.session_id}, owner
         session = await Session.get_or_none(id=notice.session_id).select_related("agent")
         if session is None:
-            return None
+            return None, None
         shaped = ar_session(session)
-        self._names[session.id] = shaped["session_name"]
-        return {"type": notice.kind, "session": shaped}
+        self._sessions[session.id] = (shaped["session_name"], session.owner_id)
+        return {"type": notice.kind, "session": shaped}, session.owner_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import Conflict, InvalidRequest, NotFound
+from app.auth.principal import new_owner, visible
 from app.models import Agent
 from app.runtime.capabilities import unknown_capabilities
 from app.services.common import paginate, parse_uuid
@@ -16,18 +17,18 @@ STATUSES = ("active", "archived")
 async def create_agent(fields: dict[str, Any]) -> Agent:
     await check_model_exists(fields.get("default_model_id"), "default_model_id")
     fields["capability_ids"] = _checked_capabilities(fields.get("capability_ids") or [])
-    return await Agent.create(**fields)
+    return await Agent.create(**fields, owner_id=new_owner())
 
 
 async def list_agents(status: str, offset: int, limit: int) -> tuple[list[Agent], int]:
-    query = Agent.all().order_by("-created_at", "id")
+    query = visible(Agent.all()).order_by("-created_at", "id")
     if status != "all":
         query = query.filter(status=status)
     return await paginate(query, offset, limit)
 
 
 async def get_agent(agent_id: str) -> Agent:
-    agent = await Agent.get_or_none(id=parse_uuid(agent_id, "agent"))
+    agent = await visible(Agent.filter(id=parse_uuid(agent_id, "agent"))).first()
     if agent is None:
         raise NotFound(f"agent '{agent_id}' not found")
     return agent

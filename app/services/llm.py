@@ -12,6 +12,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from app.auth.principal import new_owner, visible
 from app.errors import InvalidRequest, NotFound
 from app.models import LlmModel, LlmProvider
 from app.secrets import SecretBox, mask_secret
@@ -37,22 +38,22 @@ def _check_base_url(provider: LlmProvider) -> None:
 
 async def create_provider(fields: dict[str, Any], box: SecretBox) -> LlmProvider:
     api_key = fields.pop("api_key", None)
-    provider = LlmProvider(**fields)
+    provider = LlmProvider(**fields, owner_id=new_owner())
     _check_base_url(provider)
     _apply_api_key(provider, api_key, box)
     async with in_transaction():
-        if provider.is_default:
-            await LlmProvider.filter(is_default=True).update(is_default=False)
+        if provider.is_default:  # one default per owner (the server-wide one has no owner)
+            await LlmProvider.filter(is_default=True, owner_id=provider.owner_id).update(is_default=False)
         await provider.save()
     return provider
 
 
 async def list_providers(offset: int, limit: int) -> tuple[list[LlmProvider], int]:
-    return await paginate(LlmProvider.all().order_by("created_at", "id"), offset, limit)
+    return await paginate(visible(LlmProvider.all()).order_by("created_at", "id"), offset, limit)
 
 
 async def get_provider(provider_id: str) -> LlmProvider:
-    provider = await LlmProvider.get_or_none(id=parse_uuid(provider_id, "LLM provider"))
+    provider = await visible(LlmProvider.filter(id=parse_uuid(provider_id, "LLM provider"))).first()
     if provider is None:
         raise NotFound(f"LLM provider '{provider_id}' not found")
     return provider
@@ -66,7 +67,7 @@ async def update_provider(provider_id: str, changes: dict[str, Any], box: Secret
     _check_base_url(provider)
     async with in_transaction():
         if changes.get("is_default"):
-            await LlmProvider.filter(is_default=True).exclude(id=provider.id).update(is_default=False)
+            await LlmProvider.filter(is_default=True, owner_id=provider.owner_id).exclude(id=provider.id).update(is_default=False)
         await provider.save()
     return provider
 
@@ -82,12 +83,12 @@ async def create_model(provider_id: str, fields: dict[str, Any]) -> LlmModel:
     async with in_transaction():
         if fields.get("is_default"):
             await LlmModel.filter(provider_id=provider.id, is_default=True).update(is_default=False)
-        model = await LlmModel.create(provider=provider, **fields)
+        model = await LlmModel.create(provider=provider, owner_id=new_owner(), **fields)
     return model
 
 
 async def list_models(provider_id: str | None, offset: int, limit: int) -> tuple[list[LlmModel], int]:
-    query = LlmModel.all().select_related("provider").order_by("created_at", "id")
+    query = visible(LlmModel.all()).select_related("provider").order_by("created_at", "id")
     if provider_id is not None:
         provider = await get_provider(provider_id)
         query = query.filter(provider_id=provider.id)
@@ -95,7 +96,7 @@ async def list_models(provider_id: str | None, offset: int, limit: int) -> tuple
 
 
 async def get_model(model_id: str) -> LlmModel:
-    model = await LlmModel.get_or_none(id=parse_uuid(model_id, "LLM model")).select_related("provider")
+    model = await visible(LlmModel.filter(id=parse_uuid(model_id, "LLM model"))).select_related("provider").first()
     if model is None:
         raise NotFound(f"LLM model '{model_id}' not found")
     return model
@@ -113,7 +114,7 @@ async def update_model(model_id: str, changes: dict[str, Any]) -> LlmModel:
 
 async def check_model_exists(model_id: object, field: str) -> None:
     """For references from agents and sessions: an unknown model is a 400 naming the field."""
-    if model_id is not None and not await LlmModel.exists(id=model_id):
+    if model_id is not None and not await visible(LlmModel.filter(id=model_id)).exists():
         raise InvalidRequest(f"{field}: no LLM model with id '{model_id}'; see GET /v1/llm-models")
 
 

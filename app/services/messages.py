@@ -9,10 +9,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from tortoise.transactions import in_transaction
-
 from app.errors import Conflict
-from app.models import Message, Session
+from app.models import Message
 from app.services.common import paginate
 from app.services.sessions import get_session
 
@@ -24,11 +22,9 @@ if TYPE_CHECKING:
 async def record_message(events: EventLog, session_id: str, role: str, content: dict[str, Any],
                          message_id: uuid.UUID | None = None, step_id: str | None = None) -> Message:
     """Store a message with the session's next sequence number, then announce it."""
-    async with in_transaction():
-        sequence = await Session.next_sequence(session_id, "message_seq")
-        message = await Message.create(id=message_id or uuid.uuid4(), session_id=session_id,
-                                       sequence=sequence, role=role, content=content)
-    data = {"message_id": str(message.id), "role": role, "sequence": sequence, "content": content}
+    message = await events.message_numbers.insert(session_id, lambda sequence: Message.create(
+        id=message_id or uuid.uuid4(), session_id=session_id, sequence=sequence, role=role, content=content))
+    data = {"message_id": str(message.id), "role": role, "sequence": message.sequence, "content": content}
     if step_id:
         data["step_id"] = step_id
     await events.append(session_id, "message.created", data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from app.auth.principal import new_owner, visible
 from app.errors import NotFound
 from app.models import Event, Session
 from app.services.agents import get_active_agent, get_agent
@@ -20,13 +21,13 @@ if TYPE_CHECKING:
 async def create_session(events: EventLog, agent_id: str, fields: dict[str, Any]) -> Session:
     agent = await get_active_agent(agent_id)
     await check_model_exists(fields.get("model_id"), "model_id")
-    session = await Session.create(id=str(uuid.uuid4()), agent=agent, **fields)
+    session = await Session.create(id=str(uuid.uuid4()), agent=agent, owner_id=new_owner(), **fields)
     events.notify_session("session_created", session.id)
     return session
 
 
 async def list_sessions(agent_id: str | None, status: str | None, offset: int, limit: int) -> tuple[list[Session], int]:
-    query = Session.all().order_by("-created_at", "id")
+    query = visible(Session.all()).order_by("-created_at", "id")
     if agent_id is not None:
         agent = await get_agent(agent_id)
         query = query.filter(agent_id=agent.id)
@@ -37,7 +38,7 @@ async def list_sessions(agent_id: str | None, status: str | None, offset: int, l
 
 async def get_session(session_id: str, agent_id: str | None = None) -> Session:
     """The session, or 404; on a nested path the agent must own it."""
-    session = await Session.get_or_none(id=session_id)
+    session = await visible(Session.filter(id=session_id)).first()
     if session is None or (agent_id is not None and session.agent_id != _as_uuid(agent_id)):
         raise NotFound(f"session '{session_id}' not found")
     return session
@@ -71,6 +72,7 @@ async def delete_session(runtime: Runtime, session_id: str, agent_id: str | None
     events_count = await Event.filter(session_id=session.id).count()
     await session.delete()
     runtime.events.notify_session("session_deleted", session.id)
+    runtime.events.forget_session(session.id)
     runtime.bus.end_session(session.id)  # its SSE streams end instead of idling forever
     return events_count
 

@@ -41,7 +41,10 @@ class OpenAIChatAdapter:
                      tools: list[ToolSpec]) -> AsyncIterator[TextDelta | Finished]:
         kwargs: dict[str, Any] = {
             "model": model,
-            "messages": to_openai_messages(system, messages),
+            # The SDK's typed request transform costs ~0.2 ms per message (80 ms at 400);
+            # our messages are already plain JSON, so they go in the body as they are.
+            "messages": [],
+            "extra_body": {"messages": to_openai_messages(system, messages)},
             "stream": True,
             "stream_options": {"include_usage": True},
         }

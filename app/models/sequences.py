@@ -1,0 +1,66 @@
+"""Per-session sequence numbers (1, 2, 3 ...) for messages and events.
+
+Numbers are handed out from memory: the last one is read from the database once per
+session, then each write is a single INSERT under a per-session lock. The unique
+(session, sequence) constraint stays the source of truth: if another process wrote the
+same number first, the insert fails, the counter is re-read, and the insert retried.
+That keeps the hot path (every streamed delta) to one statement without giving up
+correctness when several processes share a PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tortoise.exceptions import IntegrityError
+from tortoise.models import Model
+
+T = TypeVar("T")
+
+MAX_CACHED_SESSIONS = 10_000
+RETRIES = 3
+
+
+class SequenceCounter:
+    def __init__(self, model: type[Model]):
+        self.model = model  # Message or Event: has session_id and sequence
+        self._last: OrderedDict[str, int] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def _read_last(self, session_id: str) -> int:
+        values = await self.model.filter(session_id=session_id).order_by("-sequence").limit(1).values_list("sequence", flat=True)
+        return values[0] if values else 0
+
+    async def insert(self, session_id: str, create: Callable[[int], Awaitable[T]]) -> T:
+        """Call `create(sequence)` with the session's next number; returns its result."""
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            last = self._last.get(session_id)
+            if last is None:
+                last = await self._read_last(session_id)
+            for attempt in range(RETRIES):
+                try:
+                    row = await create(last + 1)
+                    break
+                except IntegrityError:
+                    if attempt == RETRIES - 1:
+                        raise  # not a race (e.g. the session is gone): let the caller see it
+                    last = await self._read_last(session_id)
+            self._remember(session_id, last + 1)
+            return row
+
+    def _remember(self, session_id: str, last: int) -> None:
+        self._last[session_id] = last
+        self._last.move_to_end(session_id)
+        while len(self._last) > MAX_CACHED_SESSIONS:
+            oldest, _ = self._last.popitem(last=False)
+            lock = self._locks.get(oldest)
+            if lock is not None and not lock.locked():
+                del self._locks[oldest]
+
+    def forget(self, session_id: str) -> None:
+        self._last.pop(session_id, None)
+        self._locks.pop(session_id, None)
