@@ -17,7 +17,7 @@ APP_LABEL = "models"
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": with_sqlite_pragmas(database_url)},
         "apps": {
             APP_LABEL: {
                 "models": ["app.models"],
@@ -28,6 +28,15 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def with_sqlite_pragmas(url: str) -> str:
+    """SQLite runs in WAL mode (Tortoise's default); with synchronous=NORMAL a commit no
+    longer waits for fsync, which makes each event write ~3x faster. A crash of the
+    process loses nothing; a power failure may lose the last moments of writes."""
+    if not url.startswith("sqlite://") or ":memory:" in url or "synchronous=" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "synchronous=NORMAL"
 
 
 def _prepare(settings: Settings) -> str:
