@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 from quart import Blueprint, Response, current_app, request
 from quart_rate_limiter import rate_limit
-from quart_schema import document_request, tag, validate_request, validate_response
+from quart_schema import document_request, document_response, tag, validate_request, validate_response
 
 from app.api.common import RequestBody
 from app.auth.middleware import ACCESS_COOKIE, REFRESH_COOKIE
@@ -156,7 +156,7 @@ async def register(data: Registration):
 @rate_limit(ATTEMPTS, PER)
 @rate_limit(ATTEMPTS, PER, key_function=_account_key)
 @validate_request(Credentials)
-@validate_response(Tokens)
+@document_response(Tokens)
 async def login(data: Credentials):
     """Exchange email and password for tokens (also set as HttpOnly cookies)."""
     return _with_cookies(await _enabled().login(data.email, data.password))
@@ -165,7 +165,7 @@ async def login(data: Credentials):
 @bp.post("/refresh")
 @tag(["Auth"])
 @document_request(RefreshBody)
-@validate_response(Tokens)
+@document_response(Tokens)
 async def refresh():
     """Rotate a refresh token (body or cookie): the old one stops working."""
     body = await request.get_json(silent=True)

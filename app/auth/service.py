@@ -96,20 +96,27 @@ class AuthService:
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Rotate: the presented token stops working and a new one is issued. Presenting
-        an already rotated token means it was copied: the whole family is revoked."""
+        an already rotated token means it was copied: the whole family is revoked.
+
+        The transaction must commit that revocation, so errors are raised after it."""
+        problem, pair = None, None
         async with in_transaction():
             stored = await RefreshToken.get_or_none(token_hash=digest(refresh_token)).select_for_update().select_related("user")
             if stored is None:
-                raise Unauthorized("invalid refresh token")
-            if stored.revoked_at is not None:
+                problem = "invalid refresh token"
+            elif stored.revoked_at is not None:
                 await self._revoke_family(stored.family_id)
                 log.warning("refresh token reused for user %s: family revoked", stored.user_id)
-                raise Unauthorized("refresh token already used; all sessions of this login were signed out")
-            if stored.expires_at <= now():
-                raise Unauthorized("refresh token expired; log in again")
-            stored.revoked_at = now()
-            await stored.save(update_fields=["revoked_at"])
-            return await self.issue(stored.user, stored.family_id)
+                problem = "refresh token already used; every session of this login was signed out"
+            elif stored.expires_at <= now():
+                problem = "refresh token expired; log in again"
+            else:
+                stored.revoked_at = now()
+                await stored.save(update_fields=["revoked_at"])
+                pair = await self.issue(stored.user, stored.family_id)
+        if problem:
+            raise Unauthorized(problem)
+        return pair
 
     async def logout(self, principal: Principal, refresh_token: str | None) -> None:
         family = principal.family_id

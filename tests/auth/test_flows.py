@@ -1,0 +1,140 @@
+"""Login, refresh rotation and reuse, logout, cookies, sign-up rules, API keys and scopes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import jwt
+
+from tests.auth.conftest import ADMIN, PASSWORD, login, make_key, register
+
+
+async def test_config_and_health_report_the_mode(client):
+    config = await (await client.get("/v1/auth/config")).get_json()
+    assert config == {"mode": "full", "password_auth_enabled": True, "oauth_providers": [], "signup_enabled": True}
+    assert (await (await client.get("/health")).get_json())["auth_mode"] == "Full"
+
+
+async def test_login_returns_tokens_and_dashboard_cookies(client, alice):
+    response = await client.post("/v1/auth/login", json={"email": alice.email, "password": PASSWORD})
+    body = await response.get_json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 900 and body["refresh_token"]
+    cookies = response.headers.getlist("Set-Cookie")
+    access = next(c for c in cookies if c.startswith("evr_access="))
+    assert "HttpOnly" in access and "SameSite=Lax" in access and "Path=/" in access
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 900
+    me = await (await client.get("/v1/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})).get_json()
+    assert me["email"] == alice.email and me["role"] == "user" and "admin" not in me["scopes"]
+
+
+async def test_bad_logins_say_nothing_specific(client, alice):
+    for email, password in ((alice.email, "wrong-password"), ("nobody@example.com", PASSWORD)):
+        response = await client.post("/v1/auth/login", json={"email": email, "password": password})
+        body = await response.get_json()
+        assert response.status_code == 401 and body["error"]["message"] == "invalid email or password"
+
+
+async def test_register_rules(client, alice):
+    short = await client.post("/v1/auth/register", json={"email": "c@example.com", "password": "short"})
+    assert short.status_code == 400 and "password" in (await short.get_json())["error"]["message"]
+    again = await client.post("/v1/auth/register", json={"email": alice.email.upper(), "password": PASSWORD})
+    assert again.status_code == 409
+    bad = await client.post("/v1/auth/register", json={"email": "not-an-email", "password": PASSWORD})
+    assert bad.status_code == 400
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(client, alice):
+    first = await client.post("/v1/auth/refresh", json={"refresh_token": alice.refresh})
+    assert first.status_code == 200
+    rotated = await first.get_json()
+    assert rotated["refresh_token"] != alice.refresh
+    # The old refresh token no longer works, and presenting it again revokes the family...
+    reuse = await client.post("/v1/auth/refresh", json={"refresh_token": alice.refresh})
+    assert reuse.status_code == 401
+    # ...so the newest refresh token and the access tokens of this login stop working too.
+    assert (await client.post("/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]})).status_code == 401
+    headers = {"Authorization": f"Bearer {rotated['access_token']}"}
+    assert (await client.get("/v1/agents", headers=headers)).status_code == 401
+    # Another login of the same user is unaffected.
+    other = await login(client, alice.email)
+    assert (await client.get("/v1/agents", headers=other.headers)).status_code == 200
+
+
+async def test_logout_revokes(client, alice):
+    assert (await client.post("/v1/auth/logout", json={}, headers=alice.headers)).status_code == 204
+    assert (await client.get("/v1/agents", headers=alice.headers)).status_code == 401
+    assert (await client.post("/v1/auth/refresh", json={"refresh_token": alice.refresh})).status_code == 401
+
+
+async def test_cookie_session_for_the_dashboard(app):
+    browser = app.test_client()  # keeps cookies like a browser
+    assert (await browser.post("/v1/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]})).status_code == 200
+    assert (await browser.get("/v1/agents")).status_code == 200
+    refreshed = await browser.post("/v1/auth/refresh")  # refresh cookie, no body
+    assert refreshed.status_code == 200
+    assert (await browser.post("/v1/auth/logout")).status_code == 204
+    assert (await browser.get("/v1/agents")).status_code == 401
+
+
+async def test_expired_and_forged_tokens(client, alice, settings):
+    claims = jwt.decode(alice.access, options={"verify_signature": False})
+    past = {**claims, "exp": dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)}
+    expired = jwt.encode(past, settings.jwt_secret, algorithm="HS256")
+    response = await client.get("/v1/agents", headers={"Authorization": f"Bearer {expired}"})
+    assert response.status_code == 401 and "expired" in (await response.get_json())["error"]["message"]
+    forged = jwt.encode({**claims, "role": "admin"}, "another-secret", algorithm="HS256")
+    assert (await client.get("/v1/agents", headers={"Authorization": f"Bearer {forged}"})).status_code == 401
+    none_alg = jwt.encode(claims, None, algorithm="none")
+    assert (await client.get("/v1/agents", headers={"Authorization": f"Bearer {none_alg}"})).status_code == 401
+
+
+async def test_api_key_life_cycle_and_every_header_form(client, alice):
+    created = await client.post("/v1/auth/api-keys", json={"name": "ci", "scopes": ["agents:read"]}, headers=alice.headers)
+    body = await created.get_json()
+    key = body["key"]
+    assert created.status_code == 201 and key.startswith("evr_") and len(key) == 4 + 64
+    listed = await (await client.get("/v1/auth/api-keys", headers=alice.headers)).get_json()
+    assert key not in str(listed) and listed["data"][0]["prefix"] == key[:12] and listed["data"][0]["last_used_at"] is None
+    for headers in ({"Authorization": key}, {"Authorization": f"Bearer {key}"}, {"Authorization": f"ApiKey {key}"},
+                    {"X-API-Key": key}):
+        assert (await client.get("/v1/agents", headers=headers)).status_code == 200, headers
+    listed = await (await client.get("/v1/auth/api-keys", headers=alice.headers)).get_json()
+    assert listed["data"][0]["last_used_at"] is not None
+    assert (await client.delete(f"/v1/auth/api-keys/{body['id']}", headers=alice.headers)).status_code == 204
+    assert (await client.get("/v1/agents", headers={"X-API-Key": key})).status_code == 401
+
+
+async def test_scopes_are_enforced_and_never_exceed_the_owner(client, alice, admin):
+    reader = await make_key(client, alice, ["agents:read"])
+    assert (await client.get("/v1/agents", headers={"X-API-Key": reader})).status_code == 200
+    denied = await client.post("/v1/agents", json={"name": "a", "system_prompt": "p"}, headers={"X-API-Key": reader})
+    assert denied.status_code == 403 and "agents:write" in (await denied.get_json())["error"]["message"]
+    assert (await client.get("/v1/llm-providers", headers={"X-API-Key": reader})).status_code == 403
+    too_much = await client.post("/v1/auth/api-keys", json={"name": "x", "scopes": ["admin"]}, headers=alice.headers)
+    assert too_much.status_code == 403
+    minted = await client.post("/v1/auth/api-keys", json={"name": "x", "scopes": ["agents:write"]}, headers={"X-API-Key": reader})
+    assert minted.status_code == 403  # a key cannot mint a stronger key
+    assert (await client.post("/v1/auth/api-keys", json={"name": "x", "scopes": ["admin"]}, headers=admin.headers)).status_code == 201
+    everything = await make_key(client, alice, ["*"])
+    assert (await client.post("/v1/agents", json={"name": "a", "system_prompt": "p"}, headers={"X-API-Key": everything})).status_code == 201
+
+
+async def test_expired_key_and_unknown_scope(client, alice):
+    soon = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).isoformat()
+    past = await client.post("/v1/auth/api-keys", json={"name": "x", "scopes": ["*"], "expires_at": soon}, headers=alice.headers)
+    assert past.status_code == 400
+    assert (await client.post("/v1/auth/api-keys", json={"name": "x", "scopes": ["root"]}, headers=alice.headers)).status_code == 400
+
+
+async def test_admin_mode_has_one_admin_and_no_sign_up(app_factory):
+    app = await app_factory(auth_mode="admin")
+    client = app.test_client(use_cookies=False)
+    config = await (await client.get("/v1/auth/config")).get_json()
+    assert config["mode"] == "admin" and config["signup_enabled"] is False
+    response = await client.post("/v1/auth/register", json={"email": "x@example.com", "password": PASSWORD})
+    assert response.status_code == 403
+    assert (await client.get("/v1/agents")).status_code == 401
+    admin = await login(client, *ADMIN)
+    assert (await client.get("/v1/agents", headers=admin.headers)).status_code == 200
+    assert (await (await client.get("/health")).get_json())["auth_mode"] == "Admin"
