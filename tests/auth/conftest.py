@@ -29,7 +29,8 @@ def settings(settings):
 
 @pytest.fixture
 async def app_factory(settings):
-    """Another app on the same database with other settings (e.g. another auth mode)."""
+    """An app with other settings (e.g. another auth mode). Use it instead of the `app`
+    and `client` fixtures, not beside them: each app opens the database for itself."""
     from app.main import create_app
 
     started = []
