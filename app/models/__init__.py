@@ -5,6 +5,8 @@ from app.models.auth import ApiKey, OAuthState, RefreshToken, User
 from app.models.event import Event
 from app.models.llm import LlmModel, LlmProvider
 from app.models.message import Message
+from app.models.pipeline import Pipeline, PipelineRun
 from app.models.session import Session
 
-__all__ = ["Agent", "ApiKey", "Event", "LlmModel", "LlmProvider", "Message", "OAuthState", "RefreshToken", "Session", "User"]
+__all__ = ["Agent", "ApiKey", "Event", "LlmModel", "LlmProvider", "Message", "OAuthState", "Pipeline", "PipelineRun", "RefreshToken",
+           "Session", "User"]

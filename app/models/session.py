@@ -22,6 +22,7 @@ class Session(Model):
     agent_name = fields.CharField(max_length=200, null=True)
     last_resumed_at = fields.DatetimeField(null=True)
     tags = fields.JSONField(default=list)
+    metadata = fields.JSONField(default=dict, db_default="{}")  # free-form, set by AgentSpec clients
     model = fields.ForeignKeyField(
         "models.LlmModel", related_name="sessions", null=True, on_delete=fields.SET_NULL
     )

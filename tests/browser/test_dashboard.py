@@ -9,6 +9,7 @@ Waits use Playwright's auto-retrying `expect`, never sleeps.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -42,7 +43,7 @@ RECORD_STREAM = """() => {
 }"""
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
@@ -66,13 +67,15 @@ def rest(server):
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server.url + "/")
+    errors: list[str] = []  # uncaught exceptions, failed loads, and Content-Security-Policy refusals
+    page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    response = page.goto(server.url + "/")
+    assert "script-src 'self'" in response.headers.get("content-security-policy", "script-src 'self'")
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
     yield page
     context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    assert not errors, f"errors in the page: {errors}"
 
 
 def ok(response: httpx.Response) -> dict:
@@ -288,3 +291,62 @@ def test_reconnect_catches_up_without_duplicates(page, rest):
     expect(page.get_by_test_id("message-assistant")).to_have_text("all read")
     expect(cards).to_have_count(3)
     assert page.evaluate("window.__dashboard.live.connections") == 2
+
+
+def test_sign_in_when_auth_is_on(browser, live_server_factory, fake_llm):
+    """With AUTH_MODE=admin the dashboard asks for a login, keeps it in HttpOnly cookies,
+    renews an expired access token (also for the /ws handshake) and can sign out."""
+    email, password = "admin@example.com", "correct horse battery staple"
+    server = live_server_factory({"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url,
+                                  "OPENAI_MODEL": "fake-model", "AUTH_MODE": "admin", "AUTH_ADMIN_EMAIL": email,
+                                  "AUTH_ADMIN_PASSWORD": password, "ACCESS_TOKEN_TTL_SECONDS": "2"})
+    with httpx.Client(base_url=server.url, timeout=10) as rest:
+        assert rest.get("/sessions").status_code == 401
+        token = ok(rest.post("/v1/auth/login", json={"email": email, "password": password}))["access_token"]
+        key = ok(rest.post("/v1/auth/api-keys", json={"name": "test", "scopes": ["*"]},
+                           headers={"Authorization": f"Bearer {token}"}))["key"]
+        rest.headers["X-API-Key"] = key
+        rest.cookies.clear()
+
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            page.goto(server.url + "/")
+            login = page.get_by_test_id("login-form")
+            expect(login).to_be_visible()
+            login.get_by_test_id("login-email").fill(email)
+            login.get_by_test_id("login-password").fill("wrong password")
+            login.get_by_test_id("login-submit").click()
+            expect(login.get_by_test_id("login-error")).to_have_text("Wrong email or password.")
+            login.get_by_test_id("login-password").fill(password)
+            login.get_by_test_id("login-submit").click()
+            expect(page.get_by_test_id("login-screen")).to_have_count(0)
+            expect(page.get_by_test_id("user-email")).to_have_text(email)
+            status = page.get_by_test_id("connection-status")
+            expect(status).to_have_attribute("data-state", "live")
+            assert all(c["httpOnly"] for c in context.cookies() if c["name"].startswith("evr_"))
+
+            agent = ok(rest.post("/v1/agents", json={"name": "Guarded", "system_prompt": ""}))
+            session = ok(rest.post(f"/v1/agents/{agent['id']}/sessions", json={"title": "Behind the login"}))
+            expect(item(page, session["id"])).to_be_visible()
+
+            # Let the 2 s access cookie lapse (the browser drops it), then reconnect /ws
+            # and load a page: both renew the login through the refresh cookie.
+            deadline = time.monotonic() + 10
+            while any(c["name"] == "evr_access" for c in context.cookies()):
+                assert time.monotonic() < deadline, "the access cookie did not expire"
+                time.sleep(0.1)
+            page.evaluate("window.__dashboard.ws.close()")
+            expect(status).to_have_attribute("data-state", "live")
+            page.get_by_test_id("nav-agents").click()
+            expect(page.get_by_test_id("agent-row").filter(has_text="Guarded")).to_be_visible()
+            assert page.evaluate("window.__dashboard.auth.refreshes") >= 1
+
+            page.get_by_test_id("logout").click()
+            expect(page.get_by_test_id("login-form")).to_be_visible()
+            assert not any(c["name"] == "evr_access" for c in context.cookies())
+        finally:
+            context.close()
+        assert not errors, errors

@@ -1,0 +1,165 @@
+// Agents: the list (#/agents) and the create / edit form (#/agents/new, #/agents/<id>)
+// with capability picking and the default model.
+
+import { api } from './api.js';
+import { badge, confirmButton, field, fmtDateTime, formValues, h, mount, toast } from './dom.js';
+
+function modelLabel(m) {
+  return `${m.provider_name} / ${m.display_name || m.model_id}${m.status === 'disabled' ? ' (disabled)' : ''}`;
+}
+
+export class Agents {
+  constructor({ startSession }) {
+    this.startSession = startSession; // (agentId) => opens the "New session" dialog
+    this.showArchived = false;
+  }
+
+  async list(main) {
+    const body = h('div', { class: 'card-body' }, h('p', { class: 'muted' }, 'Loading agents…'));
+    const archived = h('input', { type: 'checkbox', 'data-testid': 'show-archived', checked: this.showArchived });
+    archived.addEventListener('change', () => {
+      this.showArchived = archived.checked;
+      this.list(main);
+    });
+    mount(main, h('section', { class: 'page', 'data-testid': 'agents-page' },
+      h('div', { class: 'page-head' },
+        h('h1', {}, 'Agents'),
+        h('label', { class: 'inline-check' }, archived, 'Show archived'),
+        h('a', { class: 'btn btn-primary', href: '#/agents/new', 'data-testid': 'new-agent' }, 'New agent')),
+      h('div', { class: 'card' }, body)));
+    let agents;
+    let models;
+    try {
+      [agents, models] = await Promise.all([api.listAgents(this.showArchived ? 'all' : 'active'), api.listModels()]);
+    } catch (err) {
+      mount(body, h('p', { class: 'form-error' }, `Cannot load agents: ${err.message}`));
+      return;
+    }
+    const modelNames = new Map(models.map((m) => [m.id, modelLabel(m)]));
+    if (!agents.length) {
+      mount(body, h('p', { class: 'muted' }, 'No agents yet. ', h('a', { href: '#/agents/new' }, 'Create the first one'), '.'));
+      return;
+    }
+    mount(body, h('table', { class: 'table', 'data-testid': 'agent-table' },
+      h('thead', {}, h('tr', {}, ['Name', 'Capabilities', 'Default model', 'Status', 'Updated', ''].map((t) => h('th', {}, t)))),
+      h('tbody', {}, agents.map((a) => h('tr', { 'data-testid': 'agent-row', 'data-agent-id': a.id },
+        h('td', {}, h('a', { href: `#/agents/${a.id}`, class: 'strong', 'data-testid': 'agent-name' }, a.name),
+          a.description ? h('div', { class: 'muted small' }, a.description) : null),
+        h('td', {}, a.capability_ids.length
+          ? a.capability_ids.map((c) => h('span', { class: 'chip' }, c))
+          : h('span', { class: 'muted' }, 'none')),
+        h('td', {}, a.default_model_id ? (modelNames.get(a.default_model_id) || a.default_model_id)
+          : h('span', { class: 'muted' }, 'provider default')),
+        h('td', {}, badge(a.status, 'agent-status')),
+        h('td', { class: 'muted small' }, fmtDateTime(a.updated_at)),
+        h('td', { class: 'row-actions' },
+          a.status === 'active'
+            ? h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'agent-start-session',
+              onclick: () => this.startSession(a.id) }, 'New session')
+            : null,
+          h('a', { class: 'btn btn-small', href: `#/agents/${a.id}` }, 'Edit')))))));
+  }
+
+  async form(main, id) {
+    const page = h('section', { class: 'page', 'data-testid': 'agent-page' },
+      h('div', { class: 'page-head' }, h('h1', {}, id ? 'Edit agent' : 'New agent'),
+        h('a', { class: 'btn', href: '#/agents' }, 'Back to agents')),
+      h('p', { class: 'muted' }, 'Loading…'));
+    mount(main, page);
+    let agent = null;
+    let capabilities;
+    let models;
+    try {
+      [agent, capabilities, models] = await Promise.all([id ? api.getAgent(id) : null, api.listCapabilities(), api.listModels()]);
+    } catch (err) {
+      mount(page, h('h1', {}, 'Agent'), h('p', { class: 'form-error' }, err.message), h('a', { href: '#/agents' }, 'Back to agents'));
+      return;
+    }
+    const a = agent || { name: '', description: '', system_prompt: '', tags: [], default_model_id: null, capability_ids: [] };
+    const error = h('div', { class: 'form-error', 'data-testid': 'form-error', role: 'alert' });
+    const chosen = new Set(a.capability_ids);
+    const known = new Set(capabilities.map((c) => c.id));
+    const capList = h('div', { class: 'capabilities', 'data-testid': 'capability-list' },
+      capabilities.map((c) => h('label', { class: 'capability', 'data-testid': 'capability', 'data-capability-id': c.id },
+        h('input', { type: 'checkbox', name: 'capability', 'data-group': 'capability_ids', value: c.id, checked: chosen.has(c.id),
+          disabled: !['available', 'active'].includes(c.status) && !chosen.has(c.id) }),
+        h('div', {},
+          h('div', { class: 'capability-name' }, c.name, ' ', h('code', { class: 'muted' }, c.id),
+            !['available', 'active'].includes(c.status) ? h('span', { class: 'chip' }, c.status) : null),
+          h('div', { class: 'muted small' }, c.description),
+          c.tools.length ? h('div', { class: 'small' }, 'Tools: ', c.tools.map((t) => h('code', { class: 'tool-chip', title: t.description }, t.name))) : null))),
+      // capabilities the agent has but the registry no longer knows: keep them unless unticked
+      a.capability_ids.filter((c) => !known.has(c)).map((c) => h('label', { class: 'capability' },
+        h('input', { type: 'checkbox', name: 'capability', 'data-group': 'capability_ids', value: c, checked: true }),
+        h('div', {}, h('code', {}, c), ' ', h('span', { class: 'muted small' }, '(unknown capability)')))));
+    const modelSelect = h('select', { name: 'default_model_id', 'data-testid': 'agent-model' },
+      h('option', { value: '' }, 'Provider default'),
+      models.map((m) => h('option', { value: m.id, selected: m.id === a.default_model_id }, modelLabel(m))));
+    const save = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'agent-save' }, id ? 'Save changes' : 'Create agent');
+    const form = h('form', { class: 'form card', 'data-testid': 'agent-form', novalidate: true },
+      h('div', { class: 'form-grid' },
+        field('Name', h('input', { name: 'name', required: true, maxlength: 200, value: a.name, 'data-testid': 'agent-name-input', autocomplete: 'off' })),
+        field('Tags', h('input', { name: 'tags', value: a.tags.join(', '), placeholder: 'comma, separated', 'data-testid': 'agent-tags' })),
+        field('Description', h('input', { name: 'description', value: a.description || '', 'data-testid': 'agent-description' })),
+        field('Default model', modelSelect)),
+      field('System prompt', h('textarea', { name: 'system_prompt', rows: 6, 'data-testid': 'agent-system-prompt' }, a.system_prompt)),
+      h('fieldset', { class: 'fieldset' }, h('legend', {}, 'Capabilities'),
+        capabilities.length || a.capability_ids.length ? capList : h('p', { class: 'muted' }, 'No capabilities available.')),
+      error,
+      h('div', { class: 'form-actions' }, save,
+        agent && agent.status === 'active' ? h('button', { type: 'button', class: 'btn', 'data-testid': 'agent-new-session',
+          onclick: () => this.startSession(agent.id) }, 'New session') : null,
+        agent && agent.status === 'active'
+          ? confirmButton('Archive', 'Archive agent', () => this.archive(agent), 'agent-archive') : null,
+        agent && agent.status === 'archived' ? h('span', { class: 'muted' }, 'Archived: readable, but no new sessions.') : null));
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.save(form, agent, error, save);
+    });
+    mount(page, page.firstChild, form);
+  }
+
+  async save(form, agent, error, button) {
+    const v = formValues(form);
+    const body = {
+      name: v.name.trim(),
+      system_prompt: v.system_prompt,
+      description: v.description.trim() || null,
+      tags: v.tags.split(',').map((t) => t.trim()).filter(Boolean),
+      default_model_id: v.default_model_id || null,
+      capability_ids: v.capability_ids || [],
+    };
+    if (!body.name) {
+      error.textContent = 'The name is required.';
+      return;
+    }
+    error.textContent = '';
+    button.disabled = true;
+    try {
+      if (agent) {
+        await api.updateAgent(agent.id, body);
+        toast('Agent saved', 'success');
+      } else {
+        if (!body.description) delete body.description;
+        if (!body.default_model_id) delete body.default_model_id;
+        const created = await api.createAgent(body);
+        toast(`Agent “${created.name}” created`, 'success');
+      }
+      location.hash = '#/agents';
+    } catch (err) {
+      error.textContent = err.message;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async archive(agent) {
+    try {
+      await api.archiveAgent(agent.id);
+      toast(`Agent “${agent.name}” archived`, 'info');
+      location.hash = '#/agents';
+    } catch (err) {
+      toast(`Archive failed: ${err.message}`, 'error');
+    }
+  }
+}

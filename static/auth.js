@@ -1,0 +1,139 @@
+// Signing in, when the server asks for it (AUTH_MODE admin or full). The login lives in
+// HttpOnly cookies the server sets (the page never sees a token); they also authenticate
+// the /ws handshake. An expired access token is renewed once through /v1/auth/refresh and
+// the request retried. Refresh tokens rotate and a reused one signs the login out, so only
+// one refresh is ever in flight.
+
+import { request, setUnauthorizedHandler } from './api.js';
+import { h, mount } from './dom.js';
+
+export class Auth extends EventTarget {
+  constructor() {
+    super();
+    this.mode = 'none';
+    this.config = null;
+    this.me = null;
+    this.refreshing = null;
+    this.refreshes = 0;
+  }
+
+  get enabled() {
+    return this.mode !== 'none';
+  }
+
+  /** Resolves to true when the dashboard may start: auth is off, or the login is valid. */
+  async init() {
+    try {
+      this.config = await request('GET', '/v1/auth/config');
+      this.mode = this.config.mode || 'none';
+    } catch {
+      this.mode = 'none'; // a server without /v1/auth: nothing to sign in to
+    }
+    if (!this.enabled) return true;
+    const signedIn = (await this.whoAmI()) || ((await this.refresh()) && (await this.whoAmI()));
+    setUnauthorizedHandler(() => this.recover());
+    return Boolean(signedIn);
+  }
+
+  async whoAmI() {
+    try {
+      this.me = await request('GET', '/v1/auth/me', undefined, { retry: false });
+      return true;
+    } catch (err) {
+      if (err.status === 401) return false;
+      throw err;
+    }
+  }
+
+  /** Called on a 401: try one refresh; when that fails the user must sign in again. */
+  async recover() {
+    const ok = await this.refresh();
+    if (!ok) this.signedOut();
+    return ok;
+  }
+
+  refresh() {
+    if (!this.refreshing) {
+      this.refreshing = request('POST', '/v1/auth/refresh')
+        .then(() => { this.refreshes += 1; return true; }, () => false)
+        .finally(() => { this.refreshing = null; });
+    }
+    return this.refreshing;
+  }
+
+  async login(email, password) {
+    await request('POST', '/v1/auth/login', { email, password });
+    this.me = await request('GET', '/v1/auth/me');
+  }
+
+  async logout() {
+    try {
+      await request('POST', '/v1/auth/logout');
+    } catch {
+      // already signed out on the server: fine
+    }
+    this.signedOut();
+  }
+
+  signedOut() {
+    this.me = null;
+    if (!this.loginShown) this.dispatchEvent(new Event('signed-out'));
+  }
+
+  /** The full-page sign-in form; resolves once signed in (one form at a time). */
+  showLogin() {
+    this.loginShown ||= this.loginForm().finally(() => { this.loginShown = null; });
+    return this.loginShown;
+  }
+
+  loginForm() {
+    return new Promise((resolve) => {
+      const error = h('div', { class: 'form-error', 'data-testid': 'login-error', role: 'alert' });
+      const email = h('input', { name: 'email', type: 'email', autocomplete: 'username', required: true, 'data-testid': 'login-email' });
+      const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true,
+        'data-testid': 'login-password' });
+      const submit = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'login-submit' }, 'Sign in');
+      const form = h('form', { class: 'card form login-card', 'data-testid': 'login-form', novalidate: true },
+        h('div', { class: 'brand login-brand' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }), 'Agent Runtime'),
+        h('h1', {}, 'Sign in'),
+        h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Email'), email),
+        h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Password'), password),
+        error,
+        h('div', { class: 'form-actions' }, submit));
+      const screen = h('div', { class: 'login-screen', 'data-testid': 'login-screen' }, form);
+      form.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        if (!email.value.trim() || !password.value) {
+          error.textContent = 'Enter your email and password.';
+          return;
+        }
+        submit.disabled = true;
+        error.textContent = '';
+        try {
+          await this.login(email.value.trim(), password.value);
+          screen.remove();
+          resolve();
+        } catch (err) {
+          error.textContent = err.status === 401 ? 'Wrong email or password.' : err.message;
+          password.value = '';
+          password.focus();
+        } finally {
+          submit.disabled = false;
+        }
+      });
+      document.body.append(screen);
+      email.focus();
+    });
+  }
+
+  /** "you@example.com · Sign out" in the top bar (nothing when auth is off). */
+  renderUser(slot) {
+    if (!this.enabled || !this.me) {
+      slot.replaceChildren();
+      return;
+    }
+    const out = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'logout' }, 'Sign out');
+    out.addEventListener('click', () => this.logout());
+    mount(slot, h('span', { class: 'user-email', 'data-testid': 'user-email' }, this.me.email || this.me.role), out);
+  }
+}

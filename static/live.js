@@ -1,0 +1,146 @@
+// The live feed: one WebSocket to /ws that reconnects with backoff (1, 2, 4, 8, 16, 30 s,
+// reset after a connection that stayed up), pings to notice dead connections, and reports
+// every server message and every state change as DOM events:
+//   'message' (detail: the parsed server message), 'state' (detail: {state, retryIn}).
+// After a reconnect the server's first message is a fresh `init`; the sessions view uses
+// it to refresh the list and to catch up the open session over REST.
+
+export const BACKOFF_MS = [1000, 2000, 4000, 8000, 16000, 30000];
+const GOOD_CONNECTION_MS = 5000; // up this long after init: the next failure starts again at 1 s
+const PING_EVERY_MS = 20000;
+const SILENCE_LIMIT_MS = 45000; // nothing heard (not even a pong) for this long: reconnect
+
+export function liveUrl(path = '/ws') {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}${path}`;
+}
+
+export class Live extends EventTarget {
+  constructor(url = liveUrl()) {
+    super();
+    this.url = url;
+    this.ws = null;
+    this.state = 'idle';
+    this.attempt = 0; // failures in a row
+    this.connections = 0; // successful inits so far (the first one is not a "reconnect")
+    this.retryTimer = null;
+    this.goodTimer = null;
+    this.pingTimer = null;
+    this.lastHeard = 0;
+    this.stopped = true;
+    this.handshakeFailed = false; // the last socket closed before its init: maybe the login expired
+    this.beforeRetry = null; // optional async hook run before retrying after such a failure
+    window.addEventListener('online', () => this.reconnectNow());
+  }
+
+  start() {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      clearInterval(this.pingTimer);
+      clearTimeout(this.goodTimer);
+      ws.close(1000, 'bye');
+    }
+    this.setState('stopped');
+  }
+
+  /** Skip the remaining wait (e.g. the network came back, or the user clicked "retry"). */
+  reconnectNow() {
+    if (this.stopped || this.ws) return;
+    clearTimeout(this.retryTimer);
+    this.retry();
+  }
+
+  send(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  connect() {
+    this.retryTimer = null;
+    this.setState(this.connections ? 'reconnecting' : 'connecting');
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch {
+      this.scheduleRetry();
+      return;
+    }
+    this.ws = ws;
+    let gotInit = false;
+    ws.addEventListener('open', () => {
+      this.lastHeard = Date.now();
+      this.pingTimer = setInterval(() => this.heartbeat(ws), PING_EVERY_MS);
+    });
+    ws.addEventListener('message', (event) => {
+      if (ws !== this.ws) return;
+      this.lastHeard = Date.now();
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message.type === 'pong') return;
+      if (message.type === 'init') {
+        gotInit = true;
+        this.connections += 1;
+        this.setState('live');
+        clearTimeout(this.goodTimer);
+        this.goodTimer = setTimeout(() => { this.attempt = 0; }, GOOD_CONNECTION_MS);
+      }
+      this.dispatchEvent(new CustomEvent('message', { detail: message }));
+    });
+    ws.addEventListener('close', (event) => {
+      if (ws !== this.ws) return;
+      this.ws = null;
+      clearInterval(this.pingTimer);
+      clearTimeout(this.goodTimer);
+      this.lastClose = { code: event.code, reason: event.reason };
+      this.handshakeFailed = !gotInit;
+      if (this.stopped) this.setState('stopped');
+      else this.scheduleRetry();
+    });
+    // 'error' is always followed by 'close'; nothing to do here.
+  }
+
+  heartbeat(ws) {
+    if (ws !== this.ws) return;
+    if (Date.now() - this.lastHeard > SILENCE_LIMIT_MS) {
+      ws.close(4000, 'no answer to ping'); // close handler schedules the reconnect
+      return;
+    }
+    this.send({ type: 'ping' });
+  }
+
+  scheduleRetry() {
+    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    this.attempt += 1;
+    this.retryAt = Date.now() + delay;
+    this.setState('waiting', delay);
+    this.retryTimer = setTimeout(() => this.retry(), delay);
+  }
+
+  async retry() {
+    if (this.handshakeFailed && this.beforeRetry) {
+      try {
+        await this.beforeRetry();
+      } catch {
+        // the retry itself will tell
+      }
+    }
+    if (!this.stopped && !this.ws) this.connect();
+  }
+
+  setState(state, retryIn = null) {
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, retryIn } }));
+  }
+}

@@ -1,0 +1,296 @@
+// A session's timeline: turns its event log into chat bubbles, tool cards, markers and
+// error banners. Events are applied strictly in `sequence` order, each at most once:
+// duplicates (the same event over REST and over /ws) are dropped, and an event that
+// arrives ahead of a gap waits in `pending` until the gap is filled by a REST catch-up.
+
+import { fmtTime, h, prettyJson } from './dom.js';
+
+/** One shape for both sources: REST /v1 events and /ws (Agent Runtime) events. */
+export function normalizeEvent(e) {
+  return {
+    id: e.id,
+    session_id: e.session_id,
+    sequence: e.sequence,
+    type: e.type || e.event_type,
+    data: e.data || {},
+    created_at: e.created_at || e.timestamp,
+  };
+}
+
+function messageText(content) {
+  if (content == null) return '';
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content.filter((b) => b && (b.type || 'text') === 'text').map((b) => b.text || '').join('');
+  }
+  if (typeof content === 'object' && typeof content.text === 'string') return content.text;
+  return '';
+}
+
+export class Timeline {
+  constructor() {
+    this.el = h('div', { class: 'timeline', 'data-testid': 'timeline', 'aria-live': 'polite' });
+    this.reset();
+  }
+
+  reset(placeholder = 'Loading events…') {
+    this.placeholder = h('p', { class: 'timeline-empty', 'data-testid': 'timeline-empty' }, placeholder);
+    this.el.replaceChildren(this.placeholder);
+    this.lastSeq = 0;
+    this.pending = new Map(); // sequence -> event, waiting for a gap to be filled
+    this.bubbles = new Map(); // message_id -> streaming assistant bubble
+    this.tools = new Map(); // tool_call_id -> card
+    this.openHookTools = []; // external pre_tool cards without an id, waiting for their post_tool
+    this.usage = { input: 0, output: 0, steps: 0 };
+  }
+
+  setEmptyText(text) {
+    if (this.placeholder) this.placeholder.textContent = text;
+  }
+
+  get gap() {
+    return this.pending.size > 0;
+  }
+
+  /** Add events (any source, any order); those already shown or waiting are dropped. */
+  push(...events) {
+    for (const event of events) {
+      const seq = event.sequence;
+      if (Number.isInteger(seq) && seq > this.lastSeq) this.pending.set(seq, event);
+    }
+    this.drain();
+  }
+
+  drain() {
+    const stick = this.nearBottom();
+    let applied = false;
+    while (this.pending.has(this.lastSeq + 1)) {
+      const event = this.pending.get(this.lastSeq + 1);
+      this.pending.delete(event.sequence);
+      this.lastSeq = event.sequence;
+      try {
+        this.apply(event);
+      } catch (err) {
+        console.error('cannot show event', event, err); // one odd event must not stop the timeline
+      }
+      applied = true;
+    }
+    if (applied && stick) this.scrollToEnd();
+  }
+
+  /** Give up on a gap the log could not fill: apply what is waiting, in order. */
+  flushPending() {
+    const seqs = [...this.pending.keys()].sort((a, b) => a - b);
+    if (!seqs.length) return;
+    this.lastSeq = seqs[0] - 1;
+    this.drain();
+    this.flushPending();
+  }
+
+  nearBottom() {
+    return this.el.scrollHeight - this.el.scrollTop - this.el.clientHeight < 120;
+  }
+
+  scrollToEnd() {
+    this.el.scrollTop = this.el.scrollHeight;
+  }
+
+  add(node) {
+    if (this.placeholder) {
+      this.placeholder.remove();
+      this.placeholder = null;
+    }
+    this.el.append(node);
+    return node;
+  }
+
+  apply(e) {
+    const d = e.data;
+    switch (e.type) {
+      // --- agent-loop (core) events
+      case 'message.delta': return this.delta(d.message_id, d.delta || '', e);
+      case 'message.created': return this.created(d, e);
+      case 'tool.started': return this.toolStarted(d.tool_call_id, d.tool_name, d.arguments, e);
+      case 'tool.completed': return this.toolCompleted(d.tool_call_id, d.tool_name, d.arguments, d.result, d.error, d.duration_ms, e);
+      case 'step.completed':
+        this.usage.steps += 1;
+        this.usage.input += (d.usage && d.usage.input_tokens) || 0;
+        this.usage.output += (d.usage && d.usage.output_tokens) || 0;
+        return null;
+      case 'session.started':
+        this.usage = { input: 0, output: 0, steps: 0 };
+        return null;
+      case 'step.started': return null;
+      case 'session.completed': return this.turnEnded('completed', this.completedText(d), e);
+      case 'session.cancelled': return this.turnEnded('cancelled', 'Turn cancelled', e);
+      case 'session.failed': return this.failed(d, e);
+      // --- hook events reported by external agents
+      case 'session_start': return this.marker('started', 'Session started', e);
+      case 'session_stop': return this.stopped(d, e);
+      case 'message': return this.bubble(d.role === 'user' ? 'user' : 'assistant', messageText(d.content), e);
+      case 'pre_tool': return this.hookPreTool(d, e);
+      case 'post_tool': return this.hookPostTool(d, e);
+      default: return this.marker('other', e.type, e);
+    }
+  }
+
+  // --- messages
+
+  bubble(role, text, e, { messageId = null, streaming = false } = {}) {
+    const body = h('div', {
+      class: `msg msg-${role}${streaming ? ' streaming' : ''}`, 'data-testid': `message-${role}`,
+      'data-message-id': messageId, 'data-streaming': streaming ? 'true' : 'false', 'data-sequence': e.sequence,
+    }, text);
+    const row = h('div', { class: `msg-row msg-row-${role}` },
+      h('div', { class: 'msg-meta' }, role === 'user' ? 'User' : 'Assistant', h('time', {}, fmtTime(e.created_at))),
+      body);
+    this.add(row);
+    return body;
+  }
+
+  delta(messageId, text, e) {
+    let body = this.bubbles.get(messageId);
+    if (!body) {
+      body = this.bubble('assistant', '', e, { messageId, streaming: true });
+      this.bubbles.set(messageId, body);
+    }
+    body.append(text); // a text node per delta: cheap, and textContent is the whole text so far
+  }
+
+  created(d, e) {
+    const text = messageText(d.content);
+    if (d.role === 'user') return this.bubble('user', text, e, { messageId: d.message_id });
+    if (d.role !== 'assistant') return null; // tool_call / tool_result: shown as tool cards
+    const body = this.bubbles.get(d.message_id);
+    this.bubbles.delete(d.message_id);
+    if (body) {
+      if (!text) {
+        body.parentElement.remove();
+        return null;
+      }
+      body.textContent = text; // the stored text is the truth; replaces the streamed pieces
+      this.endStreaming(body);
+      return body;
+    }
+    return text ? this.bubble('assistant', text, e, { messageId: d.message_id }) : null;
+  }
+
+  endStreaming(body, interrupted = false) {
+    body.classList.remove('streaming');
+    body.dataset.streaming = 'false';
+    if (interrupted) body.classList.add('interrupted');
+  }
+
+  // --- tools
+
+  toolCard(key, name, input, e) {
+    const state = h('span', { class: 'tool-state', 'data-testid': 'tool-state' }, 'running');
+    const duration = h('span', { class: 'tool-duration' });
+    const result = h('div', { class: 'tool-section tool-result' },
+      h('div', { class: 'tool-label' }, 'Output'), h('div', { class: 'tool-waiting' }, 'waiting for the result…'));
+    const card = h('div', { class: 'tool-card', 'data-testid': 'tool-card', 'data-tool-call-id': key, 'data-state': 'running' },
+      h('div', { class: 'tool-head' },
+        h('span', { class: 'tool-icon', 'aria-hidden': 'true' }, '⚙'),
+        h('span', { class: 'tool-name', 'data-testid': 'tool-name' }, name || 'tool'),
+        state, duration, h('time', {}, fmtTime(e.created_at))),
+      h('div', { class: 'tool-body' },
+        h('div', { class: 'tool-section' }, h('div', { class: 'tool-label' }, 'Input'),
+          h('pre', { class: 'json', 'data-testid': 'tool-input' }, input == null ? '' : prettyJson(input))),
+        result));
+    const entry = { card, state, duration, result, name };
+    this.add(card);
+    return entry;
+  }
+
+  finishTool(entry, output, error, durationMs) {
+    const failed = error != null && error !== '';
+    entry.card.dataset.state = failed ? 'error' : 'ok';
+    entry.state.textContent = failed ? 'error' : 'done';
+    if (durationMs != null) entry.duration.textContent = `${durationMs} ms`;
+    const label = h('div', { class: 'tool-label' }, failed ? 'Error' : 'Output');
+    const body = failed
+      ? h('pre', { class: 'tool-error', 'data-testid': 'tool-error' }, typeof error === 'string' ? error : prettyJson(error))
+      : h('pre', { class: 'json', 'data-testid': 'tool-output' }, output === undefined ? '' : prettyJson(output));
+    entry.result.replaceChildren(label, body);
+    if (failed && output !== undefined && output !== null) {
+      entry.result.append(h('div', { class: 'tool-label' }, 'Output'),
+        h('pre', { class: 'json', 'data-testid': 'tool-output' }, prettyJson(output)));
+    }
+  }
+
+  toolStarted(id, name, input, e) {
+    const entry = this.toolCard(id, name, input, e);
+    if (id) this.tools.set(id, entry);
+  }
+
+  toolCompleted(id, name, input, output, error, durationMs, e) {
+    let entry = id ? this.tools.get(id) : null;
+    if (!entry) entry = this.toolCard(id, name, input, e);
+    this.tools.delete(id);
+    this.finishTool(entry, output, error, durationMs);
+  }
+
+  hookPreTool(d, e) {
+    const id = d.tool_call_id || d.tool_use_id || null;
+    const entry = this.toolCard(id, d.tool_name, d.tool_input, e);
+    if (id) this.tools.set(id, entry);
+    else this.openHookTools.push(entry);
+  }
+
+  hookPostTool(d, e) {
+    const id = d.tool_call_id || d.tool_use_id || null;
+    let entry = id ? this.tools.get(id) : null;
+    if (id) this.tools.delete(id);
+    if (!entry && !id) {
+      const i = this.openHookTools.findIndex((t) => t.name === d.tool_name);
+      if (i >= 0) entry = this.openHookTools.splice(i, 1)[0];
+    }
+    if (!entry) entry = this.toolCard(id, d.tool_name, d.tool_input, e);
+    let error = d.error;
+    if ((error == null || error === '') && d.exit_code != null && d.exit_code !== 0) error = `exit code ${d.exit_code}`;
+    this.finishTool(entry, d.tool_output, error, d.duration_ms);
+  }
+
+  // --- markers and errors
+
+  marker(kind, text, e) {
+    return this.add(h('div', { class: `marker marker-${kind}`, 'data-testid': 'marker', 'data-kind': kind },
+      h('span', {}, text), h('time', {}, fmtTime(e.created_at))));
+  }
+
+  completedText(d) {
+    const parts = ['Turn completed'];
+    if (this.usage.steps) parts.push(`${this.usage.steps} step${this.usage.steps === 1 ? '' : 's'}`);
+    if (this.usage.input || this.usage.output) parts.push(`${this.usage.input} in / ${this.usage.output} out tokens`);
+    if (d.reason && d.reason !== 'completed') parts.push(d.message || d.reason);
+    return parts.join(' · ');
+  }
+
+  turnEnded(kind, text, e) {
+    for (const body of this.bubbles.values()) this.endStreaming(body, kind !== 'completed');
+    this.bubbles.clear();
+    for (const entry of this.tools.values()) {
+      entry.card.dataset.state = 'interrupted';
+      entry.state.textContent = kind;
+    }
+    this.tools.clear();
+    return this.marker(kind, text, e);
+  }
+
+  failed(d, e) {
+    this.turnEnded('failed', 'Turn failed', e);
+    return this.add(h('div', { class: 'error-banner', 'data-testid': 'error-banner', role: 'alert' },
+      h('strong', {}, 'Error'), d.code ? h('code', {}, d.code) : null,
+      h('span', { class: 'error-text' }, d.error || 'the turn failed')));
+  }
+
+  stopped(d, e) {
+    const failed = d.exit_code != null && d.exit_code !== 0;
+    const detail = [d.reason, d.exit_code != null ? `exit code ${d.exit_code}` : null].filter(Boolean).join(', ');
+    this.marker(failed ? 'failed' : 'stopped', `Session stopped${detail ? ` (${detail})` : ''}`, e);
+    if (d.error) {
+      this.add(h('div', { class: 'error-banner', 'data-testid': 'error-banner', role: 'alert' },
+        h('strong', {}, 'Error'), h('span', { class: 'error-text' }, d.error)));
+    }
+  }
+}
