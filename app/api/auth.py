@@ -7,11 +7,12 @@ from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, current_app, redirect, request
 from quart_rate_limiter import rate_limit
 from quart_schema import document_request, document_response, tag, validate_request, validate_response
 
 from app.api.common import RequestBody
+from app.auth import oauth
 from app.auth.middleware import ACCESS_COOKIE, REFRESH_COOKIE
 from app.auth.principal import SCOPES, current_principal
 from app.auth.service import AuthService, TokenPair
@@ -235,3 +236,38 @@ def _key_fields(row) -> dict:
 
 
 assert set(SCOPES) <= set(Scope.__args__)  # the request schema lists every scope
+
+
+def _oauth_provider(provider: str) -> tuple[dict[str, str], str]:
+    """An enabled provider's settings and the redirect_uri (the same at start and callback)."""
+    settings = current_app.config["SETTINGS"]
+    config = oauth.provider_config(settings, _service().mode, provider)
+    return config, oauth.callback_url(settings, request.host_url, provider)
+
+
+@bp.get("/oauth/<provider>")
+@tag(["Auth"])
+@rate_limit(ATTEMPTS, PER)  # each start stores a pending state
+async def oauth_start(provider: str):
+    """Sign in with Google or GitHub (full mode): redirects (302) to the provider, which
+    sends the browser back to the callback below. 404 for a provider that is not enabled."""
+    config, redirect_uri = _oauth_provider(provider)
+    response = redirect(await oauth.begin(provider, config, redirect_uri), 302)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/oauth/<provider>/callback")
+@tag(["Auth"])
+async def oauth_callback(provider: str):
+    """Where the provider sends the browser back (?code=&state=, or ?error=): signs in,
+    links or creates the account, sets the session cookies and redirects (302) to the dashboard."""
+    config, redirect_uri = _oauth_provider(provider)
+    identity = await oauth.complete(provider, config, redirect_uri, request.args)
+    service = _service()
+    user = await oauth.account_for(identity, service.signup_enabled)
+    response = redirect("/", 302)
+    for cookie in _with_cookies(await service.issue(user)).headers.getlist("Set-Cookie"):
+        response.headers.add("Set-Cookie", cookie)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -13,6 +13,7 @@ from quart_schema import tag, validate_querystring, validate_request, validate_r
 from app.api.common import OrmOut, Page, PageQuery, RequestBody, page_of
 from app.runtime.container import current_runtime
 from app.services import messages as service
+from app.services import turns
 
 bp = Blueprint("messages", __name__)
 
@@ -57,7 +58,7 @@ class MessageOut(OrmOut):
 @validate_response(MessageOut, 201)
 async def create_message(session_id: str, data: MessageCreate, agent_id: str | None = None):
     """Post a user message; the agent's turn starts (or queues) right after."""
-    message = await service.post_user_message(current_runtime(), session_id, data.text, agent_id)
+    message = await turns.post_user_message(current_runtime(), session_id, data.text, agent_id)
     return MessageOut.model_validate(message), 201
 
 

@@ -11,9 +11,10 @@ import datetime as dt
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.models import Message, Session
-from app.runtime.turn import Turn, TurnDeps
+from app.runtime.turn import Turn, TurnDeps, TurnOutcome
 
 log = logging.getLogger("app.runtime.runner")
 
@@ -21,8 +22,15 @@ CANCEL_WAIT_SECONDS = 5.0
 
 
 @dataclass
+class QueuedTurn:
+    message: Message
+    variables: dict[str, Any] | None
+    done: asyncio.Future  # resolved with the TurnOutcome, whatever ends the turn
+
+
+@dataclass
 class SessionWorker:
-    queue: deque[Message] = field(default_factory=deque)
+    queue: deque[QueuedTurn] = field(default_factory=deque)
     task: asyncio.Task | None = None
 
 
@@ -31,11 +39,14 @@ class TurnRunner:
         self.deps = deps
         self._workers: dict[str, SessionWorker] = {}
 
-    def submit(self, session_id: str, message: Message) -> None:
+    def submit(self, session_id: str, message: Message, variables: dict[str, Any] | None = None) -> asyncio.Future:
+        """Queue a turn for this message; the future resolves with its TurnOutcome."""
+        done = asyncio.get_running_loop().create_future()
         worker = self._workers.setdefault(session_id, SessionWorker())
-        worker.queue.append(message)
+        worker.queue.append(QueuedTurn(message, variables, done))
         if worker.task is None or worker.task.done():
             worker.task = asyncio.create_task(self._drain(session_id, worker), name=f"turns:{session_id}")
+        return done
 
     def is_busy(self, session_id: str) -> bool:
         return session_id in self._workers
@@ -47,13 +58,16 @@ class TurnRunner:
     async def _drain(self, session_id: str, worker: SessionWorker) -> None:
         try:
             while worker.queue:
-                message = worker.queue.popleft()
+                queued = worker.queue.popleft()
+                turn = Turn(self.deps, session_id, queued.message, queued.variables)
                 try:
-                    await Turn(self.deps, session_id, message).run()
+                    await turn.run()
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # a broken turn must not stop the queue behind it
                     log.exception("turn crashed in session %s", session_id)
+                finally:
+                    _resolve(queued.done, turn.outcome)
         finally:
             if worker.queue and self._workers.get(session_id) is worker:
                 # Messages arrived while a cancelled turn was cleaning up: serve them.
@@ -66,7 +80,9 @@ class TurnRunner:
         worker = self._workers.get(session_id)
         if worker is None:
             return False
-        worker.queue.clear()
+        while worker.queue:  # dropped turns: their waiters learn they were cancelled
+            queued = worker.queue.popleft()
+            _resolve(queued.done, TurnOutcome(str(queued.message.id), error={"code": "cancelled", "message": reason}))
         task = worker.task
         if task is not None and not task.done():
             task.cancel(reason)
@@ -75,6 +91,11 @@ class TurnRunner:
 
     async def shutdown(self) -> None:
         await asyncio.gather(*(self.cancel(sid, "server shutting down") for sid in list(self._workers)))
+
+
+def _resolve(future: asyncio.Future, outcome: TurnOutcome) -> None:
+    if not future.done():
+        future.set_result(outcome)
 
 
 async def fail_interrupted_sessions(deps: TurnDeps) -> int:

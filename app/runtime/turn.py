@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.config import Settings
@@ -32,6 +33,31 @@ from app.services.messages import record_message
 log = logging.getLogger("app.runtime.turn")
 
 MAX_RETRY_DELAY = 30.0
+PLACEHOLDER = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
+
+
+@dataclass
+class TurnOutcome:
+    """What a caller waiting for the turn gets back (the AgentSpec invoke, pipelines)."""
+
+    message_id: str
+    status: str = "cancelled"  # completed | failed | cancelled
+    output: str = ""
+    usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0})
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, str] | None = None
+    reason: str | None = None
+
+
+def render_prompt(prompt: str, variables: dict[str, Any] | None) -> str:
+    """Fill {{name}} placeholders; without variables the prompt is used as written."""
+    if not variables:
+        return prompt
+    return PLACEHOLDER.sub(lambda m: str(variables.get(m.group(1), m.group(0))), prompt)
+
+
+def missing_variables(prompt: str, variables: dict[str, Any] | None) -> list[str]:
+    return [name for name in dict.fromkeys(PLACEHOLDER.findall(prompt)) if name not in (variables or {})]
 
 
 @dataclass
@@ -84,8 +110,10 @@ class DeltaWriter:
 
 
 class Turn:
-    def __init__(self, deps: TurnDeps, session_id: str, message: Message):
+    def __init__(self, deps: TurnDeps, session_id: str, message: Message, variables: dict[str, Any] | None = None):
         self.deps, self.session_id, self.message = deps, session_id, message
+        self.variables = variables
+        self.outcome = TurnOutcome(str(message.id))
         self.events = deps.events
         self.settings = deps.settings
         self.partial: list[str] = []  # text of the step being streamed, kept if cancelled
@@ -120,7 +148,7 @@ class Turn:
         agent = session.agent
         tools = tools_for(agent.capability_ids if agent else [])
         specs = [ToolSpec(t.name, t.description, t.parameters) for t in tools.values()]
-        system = agent.system_prompt if agent else ""
+        system = render_prompt(agent.system_prompt, self.variables) if agent else ""
         limit = self.settings.max_iterations
         started_at_seq = None
         for iteration in range(1, limit + 1):
@@ -155,12 +183,15 @@ class Turn:
         if text or not finished.tool_calls:
             await record_message(self.events, self.session_id, "assistant", {"text": text},
                                  message_id=self.message_id, step_id=self.step_id)
+            self.outcome.output = text
         for call in finished.tool_calls:
             arguments, _ = parse_arguments(call)
             await record_message(self.events, self.session_id, "tool_call",
                                  {"id": call.id, "name": call.name, "arguments": arguments}, step_id=self.step_id)
         usage = {"input_tokens": finished.input_tokens, "output_tokens": finished.output_tokens}
         await self._add_usage(usage)
+        for key, value in usage.items():
+            self.outcome.usage[key] += value
         await self.events.append(self.session_id, "step.completed",
                                  {"step_id": self.step_id, "usage": usage, "finish_reason": finished.finish_reason,
                                   "tool_calls": len(finished.tool_calls)})
@@ -198,6 +229,8 @@ class Turn:
             duration_ms = round((time.monotonic() - started) * 1000, 1)
             await self.events.append(self.session_id, "tool.completed",
                                      {**base, "result": result, "error": error, "duration_ms": duration_ms})
+            self.outcome.tool_calls.append({"id": call.id, "tool_name": call.name, "input": arguments,
+                                            "output": result, "duration_ms": duration_ms, "error": error})
             return result, error
 
         outcomes = await asyncio.gather(*(run_one(call) for call in calls))
@@ -223,6 +256,7 @@ class Turn:
         return {"input_tokens": 0, "output_tokens": 0, **(session.usage or {})}
 
     async def _completed(self, outcome: dict[str, Any]) -> None:
+        self.outcome.status, self.outcome.reason = "completed", outcome["reason"]
         await self._set_status("pending", None)
         await self.events.append(self.session_id, "session.completed", {**outcome, "usage": await self._usage()})
 
@@ -235,14 +269,17 @@ class Turn:
         if text:
             await record_message(self.events, self.session_id, "assistant", {"text": text},
                                  message_id=self.message_id, step_id=self.step_id)
+            self.outcome.output = text
 
     async def _failed(self, message: str, code: str) -> None:
+        self.outcome.status, self.outcome.error = "failed", {"code": code, "message": message}
         await self._keep_partial_text()
         await self._set_status("failed", message)
         await self.events.append(self.session_id, "session.failed", {"error": message, "code": code})
 
     async def _cancelled(self, reason: str) -> None:
         """Keep what was already said, then leave the session ready for a new message."""
+        self.outcome.status, self.outcome.error = "cancelled", {"code": "cancelled", "message": reason}
         await self._keep_partial_text()
         await self._set_status("pending", None)
         await self.events.append(self.session_id, "session.cancelled", {"reason": reason})

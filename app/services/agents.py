@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 from typing import Any
 
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.auth.principal import new_owner, visible
 from app.models import Agent
 from app.runtime.capabilities import unknown_capabilities
-from app.services.common import paginate, parse_uuid
+from app.services.common import paginate
 from app.services.llm import check_model_exists
 
 STATUSES = ("active", "archived")
@@ -27,10 +29,21 @@ async def list_agents(status: str, offset: int, limit: int) -> tuple[list[Agent]
     return await paginate(query, offset, limit)
 
 
-async def get_agent(agent_id: str) -> Agent:
-    agent = await visible(Agent.filter(id=parse_uuid(agent_id, "agent"))).first()
+async def get_agent(agent_ref: str) -> Agent:
+    """By id, or by name (AgentSpec clients call agents by name). Names need not be
+    unique: a name shared by several active agents is a 409 that lists their ids."""
+    try:
+        agent_id = uuid.UUID(str(agent_ref))
+    except ValueError:
+        matches = await visible(Agent.filter(name=agent_ref, status="active")).order_by("created_at").limit(10)
+        if len(matches) > 1:
+            ids = ", ".join(str(a.id) for a in matches)
+            raise Conflict(f"agent name '{agent_ref}' is ambiguous; use one of these ids: {ids}", code="ambiguous_agent_name")
+        agent = matches[0] if matches else None
+    else:
+        agent = await visible(Agent.filter(id=agent_id)).first()
     if agent is None:
-        raise NotFound(f"agent '{agent_id}' not found")
+        raise NotFound(f"agent '{agent_ref}' not found")
     return agent
 
 

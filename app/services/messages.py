@@ -9,14 +9,12 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from app.errors import Conflict
 from app.models import Message
 from app.services.common import paginate
 from app.services.sessions import get_session
 
 if TYPE_CHECKING:
     from app.events.log import EventLog
-    from app.runtime.container import Runtime
 
 
 async def record_message(events: EventLog, session_id: str, role: str, content: dict[str, Any],
@@ -28,17 +26,6 @@ async def record_message(events: EventLog, session_id: str, role: str, content: 
     if step_id:
         data["step_id"] = step_id
     await events.append(session_id, "message.created", data)
-    return message
-
-
-async def post_user_message(runtime: Runtime, session_id: str, text: str, agent_id: str | None = None) -> Message:
-    """Store a user message and start (or queue) the turn that answers it."""
-    session = await get_session(session_id, agent_id)
-    if session.kind == "external":
-        raise Conflict(f"session '{session_id}' is reported by an external agent; it does not run turns here",
-                       code="external_session")
-    message = await record_message(runtime.events, session.id, "user", {"text": text})
-    runtime.runner.submit(session.id, message)
     return message
 
 

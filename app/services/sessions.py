@@ -38,8 +38,11 @@ async def list_sessions(agent_id: str | None, status: str | None, offset: int, l
 
 async def get_session(session_id: str, agent_id: str | None = None) -> Session:
     """The session, or 404; on a nested path the agent must own it."""
-    session = await visible(Session.filter(id=session_id)).first()
-    if session is None or (agent_id is not None and session.agent_id != _as_uuid(agent_id)):
+    session = await visible(Session.filter(id=session_id)).select_related("agent").first()
+    if session is not None and agent_id is not None and session.agent_id != _as_uuid(agent_id):
+        agent = await get_agent(agent_id)  # the path may name the agent instead
+        session = session if session.agent_id == agent.id else None
+    if session is None:
         raise NotFound(f"session '{session_id}' not found")
     return session
 

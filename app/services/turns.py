@@ -1,0 +1,37 @@
+"""Starting a turn, for every dialect: store the user message, queue the turn, and
+hand back a future that resolves with its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from app.errors import Conflict, InvalidRequest
+from app.models import Message, Session
+from app.runtime.turn import TurnOutcome, missing_variables
+from app.services.messages import record_message
+from app.services.sessions import get_session
+
+if TYPE_CHECKING:
+    from app.runtime.container import Runtime
+
+
+async def start_turn(runtime: Runtime, session: Session, text: str, variables: dict[str, Any] | None = None,
+                     *, require_variables: bool = False) -> tuple[Message, asyncio.Future[TurnOutcome]]:
+    """`require_variables`: every {{name}} in the system prompt must be given (AgentSpec)."""
+    if session.kind == "external":
+        raise Conflict(f"session '{session.id}' is reported by an external agent; it does not run turns here",
+                       code="external_session")
+    if require_variables and session.agent_id is not None:
+        agent = await session.agent
+        missing = missing_variables(agent.system_prompt, variables)
+        if missing:
+            raise InvalidRequest(f"variables: missing {', '.join(repr(m) for m in missing)} for the system prompt")
+    message = await record_message(runtime.events, session.id, "user", {"text": text})
+    return message, runtime.runner.submit(session.id, message, variables)
+
+
+async def post_user_message(runtime: Runtime, session_id: str, text: str, agent_id: str | None = None) -> Message:
+    """The Everruns way: store a user message and start (or queue) its turn."""
+    message, _ = await start_turn(runtime, await get_session(session_id, agent_id), text)
+    return message
