@@ -2,10 +2,13 @@
 
 from quart import Quart
 
-from app.api import agent_runtime, agents, auth, capabilities, dashboard, docs, events, health, llm, messages, sessions, ws
+from app.api import (
+    agent_runtime, agents, agentspec, auth, capabilities, dashboard, docs, events, health, llm, messages,
+    observability, pipelines, sessions, ws,
+)
 
 BLUEPRINTS = (health.bp, docs.bp, auth.bp, agents.bp, sessions.bp, messages.bp, events.bp, llm.bp, capabilities.bp,
-              agent_runtime.bp, ws.bp, dashboard.bp)
+              agent_runtime.bp, ws.bp, dashboard.bp, agentspec.bp, pipelines.bp, observability.bp)
 
 
 def register_blueprints(app: Quart) -> None:

@@ -8,7 +8,7 @@ PUBLIC = "public"
 AUTHENTICATED = "authenticated"  # any valid credentials, no particular scope
 
 PUBLIC_ENDPOINTS = frozenset({
-    "health.health", "openapi", "docs.swagger_ui", "docs.swagger_init", "docs.swagger_asset",
+    "health.health", "observability.healthz", "openapi", "docs.swagger_ui", "docs.swagger_init", "docs.swagger_asset",
     "dashboard.index", "dashboard.asset",
     "auth.auth_config", "auth.login", "auth.refresh", "auth.register", "auth.oauth_start", "auth.oauth_callback",
 })
@@ -23,6 +23,9 @@ SCOPES_BY_BLUEPRINT = {
     "agent_runtime": ("sessions:read", "sessions:write"),
     "ws": ("sessions:read", "sessions:read"),
     "llm": ("llm:read", "llm:write"),
+    "agentspec": ("sessions:read", "sessions:write"),  # invoke/stream/continue run turns
+    "pipelines": ("agents:read", "agents:write"),
+    "observability": ("admin", "admin"),  # /v1/metrics: a scraper uses an admin key
     "auth": (AUTHENTICATED, AUTHENTICATED),  # me, logout, API keys: your own account
 }
 
