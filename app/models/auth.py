@@ -15,6 +15,7 @@ class User(Model):
 
     class Meta:
         table = "users"
+        unique_together = (("oauth_provider", "oauth_subject"),)  # one account per identity, found by index
 
 
 class RefreshToken(Model):

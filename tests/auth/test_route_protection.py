@@ -52,7 +52,7 @@ async def bobs(client, bob):
     session = await (await client.post(f"/v1/agents/{agent['id']}/sessions", json={}, headers=h)).get_json()
     key = await (await client.post("/v1/auth/api-keys", json={"name": "k", "scopes": ["*"]}, headers=h)).get_json()
     return {"agent_id": agent["id"], "session_id": session["id"], "provider_id": provider["id"],
-            "model_id": model["id"], "key_id": key["id"], "name": "swagger-ui.css"}
+            "model_id": model["id"], "key_id": key["id"], "name": "swagger-ui.css", "provider": "google"}
 
 
 def routes(app):
