@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from quart import Quart
 from quart_cors import cors
 from quart_rate_limiter import RateLimiter
@@ -27,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app = Quart(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["SETTINGS"] = settings
+    app.config["STARTED_AT"] = time.monotonic()
     app.extensions["settings"] = settings
     box = SecretBox.from_settings(settings.secrets_key, settings.data_dir)
     app.extensions["secret_box"] = box
@@ -46,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.extensions["auth"] = auth
     register_auth(app, auth)
     RateLimiter(app, enabled=settings.rate_limit_enabled)
+    runtime.metrics.instrument(app)
     register_blueprints(app)
     register_error_handlers(app)
     app.before_request(assign_request_id)

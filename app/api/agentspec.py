@@ -1,5 +1,112 @@
-"""Placeholder: filled in by the AgentSpec work (issue 6)."""
+"""The AgentSpec dialect (seed 004): call an agent by name (or id) and wait for, or
+stream, the answer; continue multi-turn sessions. The turn is the same turn as any other:
+stored, visible over SSE and /ws, in the same session and event log."""
 
-from quart import Blueprint
+from __future__ import annotations
 
-bp = Blueprint("agentspec", __name__)
+import asyncio
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+from quart import Blueprint, Response
+from quart_schema import document_response, tag, validate_request
+
+from app.dialects.agentspec import TERMINAL, StreamTranslator, invoke_body, raise_for_failure, usage_with_total
+from app.runtime.container import current_runtime
+from app.services import agentspec as service
+
+bp = Blueprint("agentspec", __name__, url_prefix="/v1/agents/<agent_ref>")
+
+
+class TurnRequest(BaseModel):
+    """{"input": ...} as documented, or {"message", "variables", "session_id"} as the SDKs send."""
+
+    input: str | None = None
+    message: str | None = None
+    variables: dict[str, Any] | None = None
+    session_id: str | None = Field(None, max_length=128)
+
+    @model_validator(mode="after")
+    def _has_text(self) -> TurnRequest:
+        if not (self.input or self.message):
+            raise ValueError("input: send {\"input\": \"...\"} or {\"message\": \"...\"}")
+        return self
+
+    @property
+    def text(self) -> str:
+        return self.input or self.message or ""
+
+
+class InvokeResponse(BaseModel):
+    output: str
+    usage: dict[str, int]
+    session_id: str
+    turns: int
+    duration_ms: float
+    tool_calls: list[dict[str, Any]]
+    status: str
+
+
+class ContinueResponse(BaseModel):
+    output: str
+    usage: dict[str, int]
+    turn: int
+    session_id: str
+    status: str
+
+
+@bp.post("/invoke")
+@tag(["AgentSpec"])
+@validate_request(TurnRequest)
+@document_response(InvokeResponse)
+async def invoke(agent_ref: str, data: TurnRequest):
+    """Run a turn (in a new session unless session_id is given) and answer when it ends."""
+    started = time.monotonic()
+    session, outcome, turns = await service.run_and_wait(current_runtime(), agent_ref, data.text, data.variables,
+                                                         data.session_id)
+    raise_for_failure(outcome, session.id)
+    return invoke_body(outcome, session.id, turns, (time.monotonic() - started) * 1000)
+
+
+@bp.post("/stream")
+@tag(["AgentSpec"])
+@validate_request(TurnRequest)
+async def stream(agent_ref: str, data: TurnRequest):
+    """The same turn as SSE: token, tool_call, tool_result, error, done (each with an id)."""
+    runtime = current_runtime()
+    session, subscription, message = await service.start_streamed(runtime, agent_ref, data.text, data.variables,
+                                                                  data.session_id)
+    translator = StreamTranslator(session.id)
+
+    async def frames():
+        # A client that goes away only closes this subscription; the turn goes on.
+        with subscription:
+            ours = False
+            while (event := await subscription.get()) is not None:
+                ours = ours or (event.type == "session.started" and event.data.get("message_id") == str(message.id))
+                if not ours:
+                    continue
+                if (frame := translator.frame(event)) is not None:
+                    yield frame
+                if event.type in TERMINAL:
+                    return
+
+    response = Response(frames(), headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "X-Accel-Buffering": "no", "X-Session-ID": session.id})
+    response.timeout = None
+    return response
+
+
+@bp.post("/sessions/<session_id>/continue")
+@bp.post("/sessions/<session_id>")
+@tag(["AgentSpec"])
+@validate_request(TurnRequest)
+@document_response(ContinueResponse)
+async def continue_session(agent_ref: str, session_id: str, data: TurnRequest):
+    """Send the next message of a multi-turn session and wait for the answer."""
+    session, outcome, turns = await service.run_and_wait(current_runtime(), agent_ref, data.text, data.variables,
+                                                         session_id, must_exist=True)
+    raise_for_failure(outcome, session.id)
+    return {"output": outcome.output, "usage": usage_with_total(outcome.usage), "turn": turns,
+            "session_id": session.id, "status": outcome.status}

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+import json
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from quart import request
+from quart_schema import RequestSchemaValidationError
+
+from app.errors import InvalidRequest
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 MAX_LIMIT = 500
 
@@ -71,6 +78,20 @@ class PatchBody(RequestBody):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(include=self.model_fields_set)
+
+
+async def optional_body(model: type[M]) -> M:
+    """Validate a JSON body that may be absent altogether (AgentSpec's SDK sends none
+    when it has nothing to say); a body that is present must still be valid JSON."""
+    raw = await request.get_data()
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise InvalidRequest("Request body is not valid JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestSchemaValidationError(exc) from None
 
 
 class OrmOut(BaseModel):

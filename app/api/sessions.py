@@ -7,14 +7,14 @@ service answers 404 when that agent does not own the session.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 from quart import Blueprint
-from quart_schema import tag, validate_querystring, validate_request, validate_response
+from quart_schema import document_request, tag, validate_querystring, validate_request, validate_response
 
-from app.api.common import OrmOut, Page, PageQuery, PatchBody, RequestBody, Tags, page_of
+from app.api.common import Page, PageQuery, PatchBody, RequestBody, Tags, optional_body, page_of
 from app.runtime.container import current_runtime
 from app.services import sessions as service
 
@@ -31,6 +31,7 @@ class SessionCreate(RequestBody):
     title: str | None = Field(None, max_length=500)
     tags: Tags = []
     model_id: UUID | None = None
+    metadata: dict[str, Any] = {}
 
 
 class FlatSessionCreate(SessionCreate):
@@ -38,10 +39,11 @@ class FlatSessionCreate(SessionCreate):
 
 
 class SessionPatch(PatchBody):
-    NOT_NULL = ("tags",)
+    NOT_NULL = ("tags", "metadata")
     title: str | None = Field(None, max_length=500)
     tags: Tags | None = None
     model_id: UUID | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class Usage(BaseModel):
@@ -49,18 +51,38 @@ class Usage(BaseModel):
     output_tokens: int = 0
 
 
-class SessionOut(OrmOut):
+class SessionOut(BaseModel):
+    """One shape for both kinds of client on shared paths: Everruns reads id, agent_id,
+    title; AgentSpec reads session_id, agent (the name), metadata, turns, last_active_at."""
+
     id: str
+    session_id: str
     kind: Literal["agent", "external"]
     agent_id: UUID | None
+    agent: str | None
     title: str | None
+    metadata: dict[str, Any]
     tags: list[str]
     model_id: UUID | None
     status: str
     last_error: str | None
     usage: Usage
+    turns: int
     created_at: datetime
     updated_at: datetime
+    last_active_at: datetime
+
+    @classmethod
+    def of(cls, s, turns: int = 0) -> SessionOut:
+        agent = getattr(s, "_agent", None)  # loaded by the services (select_related)
+        return cls(id=s.id, session_id=s.id, kind=s.kind, agent_id=s.agent_id, agent=agent.name if agent else None,
+                   title=s.title, metadata=s.metadata or {}, tags=s.tags, model_id=s.model_id, status=s.status,
+                   last_error=s.last_error, usage=s.usage or {}, turns=turns, created_at=s.created_at,
+                   updated_at=s.updated_at, last_active_at=s.updated_at)
+
+
+class SessionPage(Page[SessionOut]):
+    sessions: list[SessionOut] = Field(description="The same items, under the name AgentSpec clients read")
 
 
 class SessionListQuery(PageQuery):
@@ -69,13 +91,14 @@ class SessionListQuery(PageQuery):
 
 
 @bp.post(NESTED)
-@tag(["Sessions"])
-@validate_request(SessionCreate)
+@tag(["Sessions", "AgentSpec"])
+@document_request(SessionCreate)
 @validate_response(SessionOut, 201)
-async def create_session(agent_id: str, data: SessionCreate):
-    """Create a session for an agent (status `pending`)."""
+async def create_session(agent_id: str):
+    """Create a session for an agent (status `pending`). The body is optional."""
+    data = await optional_body(SessionCreate)
     session = await service.create_session(current_runtime().events, agent_id, data.model_dump())
-    return SessionOut.model_validate(session), 201
+    return SessionOut.of(session), 201
 
 
 @bp.post(FLAT)
@@ -85,19 +108,21 @@ async def create_session(agent_id: str, data: SessionCreate):
 async def create_session_flat(data: FlatSessionCreate):
     """Create a session; the agent is named in the body."""
     session = await service.create_session(current_runtime().events, str(data.agent_id), data.model_dump(exclude={"agent_id"}))
-    return SessionOut.model_validate(session), 201
+    return SessionOut.of(session), 201
 
 
 @bp.get(NESTED)
 @bp.get(FLAT)
 @tag(["Sessions"])
 @validate_querystring(SessionListQuery)
-@validate_response(Page[SessionOut])
+@validate_response(SessionPage)
 async def list_sessions(query_args: SessionListQuery, agent_id: str | None = None):
     """List sessions, newest first: one agent's (nested path or ?agent_id=) or all."""
     owner = agent_id or (str(query_args.agent_id) if query_args.agent_id else None)
     items, total = await service.list_sessions(owner, query_args.status, query_args.offset, query_args.limit)
-    return page_of(SessionOut.model_validate, items, total, query_args)
+    turns = await service.turn_counts([s.id for s in items])
+    page = page_of(lambda s: SessionOut.of(s, turns.get(s.id, 0)), items, total, query_args)
+    return {**page, "sessions": page["data"]}
 
 
 @bp.get(f"{NESTED}/<session_id>")
@@ -106,7 +131,8 @@ async def list_sessions(query_args: SessionListQuery, agent_id: str | None = Non
 @validate_response(SessionOut)
 async def get_session(session_id: str, agent_id: str | None = None):
     """Get a session."""
-    return SessionOut.model_validate(await service.get_session(session_id, agent_id))
+    session = await service.get_session(session_id, agent_id)
+    return SessionOut.of(session, (await service.turn_counts([session.id])).get(session.id, 0))
 
 
 @bp.patch(f"{NESTED}/<session_id>")
@@ -117,7 +143,7 @@ async def get_session(session_id: str, agent_id: str | None = None):
 async def update_session(session_id: str, data: SessionPatch, agent_id: str | None = None):
     """Update title, tags or model_id (null clears title and model_id)."""
     session = await service.update_session(current_runtime().events, session_id, data.changes(), agent_id)
-    return SessionOut.model_validate(session)
+    return SessionOut.of(session, (await service.turn_counts([session.id])).get(session.id, 0))
 
 
 @bp.delete(f"{NESTED}/<session_id>")

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from quart import current_app
 
 from app.config import Settings
-from app.events.bus import EventBus
+from app.events.bus import ALL_SESSIONS, EventBus
 from app.events.log import EventLog
 from app.events.ws import WebSocketHub
+from app.metrics import Metrics
 from app.models import LlmModel, LlmProvider
 from app.runtime.providers import ProviderClients
 from app.runtime.runner import TurnRunner, fail_interrupted_sessions
@@ -31,6 +32,7 @@ class Runtime:
     clients: ProviderClients
     runner: TurnRunner
     hub: WebSocketHub
+    metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings, box: SecretBox) -> Runtime:
@@ -39,7 +41,12 @@ class Runtime:
         clients = ProviderClients(settings, box)
         feed = LiveFeed()
         hub = WebSocketHub(bus, feed.event, feed.notice, settings.subscriber_queue_size)
-        return cls(settings, box, bus, events, clients, TurnRunner(TurnDeps(settings, events, clients)), hub)
+        metrics = Metrics()
+        runner = TurnRunner(TurnDeps(settings, events, clients, metrics))
+        metrics.watch(active_turns=lambda: runner.active_sessions,
+                      sse=lambda: bus.subscriber_count() - bus.subscriber_count(ALL_SESSIONS),
+                      ws=lambda: len(hub.connections))
+        return cls(settings, box, bus, events, clients, runner, hub, metrics)
 
     async def start(self) -> None:
         self.hub.start()

@@ -21,6 +21,7 @@ from typing import Any
 
 from app.config import Settings
 from app.events.log import EventLog
+from app.metrics import Metrics
 from app.models import Message, Session
 from app.runtime.capabilities import Tool, tools_for
 from app.runtime.history import to_chat_history, turn_history
@@ -65,6 +66,7 @@ class TurnDeps:
     settings: Settings
     events: EventLog
     clients: ProviderClients
+    metrics: Metrics
 
 
 class DeltaWriter:
@@ -141,9 +143,14 @@ class Turn:
             await self._failed("internal error while running the turn; see the server log", "internal_error")
         else:
             await self._completed(outcome)
+        finally:
+            self.deps.metrics.turns.labels(self.outcome.status).inc()
+            if self.outcome.error:
+                self.deps.metrics.errors.labels("turn", self.outcome.error["code"]).inc()
 
     async def _steps(self, session: Session) -> dict[str, Any]:
         model = await resolve_model(session)
+        self.model_labels = (model.provider.provider_type, model.model_id)
         adapter = self.deps.clients.adapter_for(model.provider)
         agent = session.agent
         tools = tools_for(agent.capability_ids if agent else [])
@@ -192,6 +199,7 @@ class Turn:
         await self._add_usage(usage)
         for key, value in usage.items():
             self.outcome.usage[key] += value
+            self.deps.metrics.tokens.labels(*self.model_labels, key.removesuffix("_tokens")).inc(value)
         await self.events.append(self.session_id, "step.completed",
                                  {"step_id": self.step_id, "usage": usage, "finish_reason": finished.finish_reason,
                                   "tool_calls": len(finished.tool_calls)})
@@ -231,6 +239,8 @@ class Turn:
                                      {**base, "result": result, "error": error, "duration_ms": duration_ms})
             self.outcome.tool_calls.append({"id": call.id, "tool_name": call.name, "input": arguments,
                                             "output": result, "duration_ms": duration_ms, "error": error})
+            self.deps.metrics.tool_calls.labels(call.name if call.name in tools else "unknown",
+                                                "error" if error else "ok").inc()
             return result, error
 
         outcomes = await asyncio.gather(*(run_one(call) for call in calls))

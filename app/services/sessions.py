@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from app.auth.principal import new_owner, visible
 from app.errors import NotFound
-from app.models import Event, Session
+from tortoise.functions import Count
+
+from app.models import Event, Message, Session
 from app.services.agents import get_active_agent, get_agent
 from app.services.common import paginate
 from app.services.llm import check_model_exists
@@ -27,7 +29,7 @@ async def create_session(events: EventLog, agent_id: str, fields: dict[str, Any]
 
 
 async def list_sessions(agent_id: str | None, status: str | None, offset: int, limit: int) -> tuple[list[Session], int]:
-    query = visible(Session.all()).order_by("-created_at", "id")
+    query = visible(Session.all()).select_related("agent").order_by("-created_at", "id")
     if agent_id is not None:
         agent = await get_agent(agent_id)
         query = query.filter(agent_id=agent.id)
@@ -52,6 +54,13 @@ def _as_uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+async def turn_counts(session_ids: list[str]) -> dict[str, int]:
+    """User messages per session (AgentSpec's `turns`), in one grouped query."""
+    rows = await (Message.filter(session_id__in=session_ids, role="user").annotate(n=Count("id"))
+                  .group_by("session_id").values("session_id", "n"))
+    return {row["session_id"]: row["n"] for row in rows}
 
 
 async def update_session(events: EventLog, session_id: str, changes: dict[str, Any],

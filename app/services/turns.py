@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from app.runtime.container import Runtime
 
 
+def check_variables(system_prompt: str, variables: dict[str, Any] | None) -> None:
+    missing = missing_variables(system_prompt, variables)
+    if missing:
+        raise InvalidRequest(f"variables: missing {', '.join(repr(m) for m in missing)} for the system prompt")
+
+
 async def start_turn(runtime: Runtime, session: Session, text: str, variables: dict[str, Any] | None = None,
                      *, require_variables: bool = False) -> tuple[Message, asyncio.Future[TurnOutcome]]:
     """`require_variables`: every {{name}} in the system prompt must be given (AgentSpec)."""
@@ -23,10 +29,7 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
         raise Conflict(f"session '{session.id}' is reported by an external agent; it does not run turns here",
                        code="external_session")
     if require_variables and session.agent_id is not None:
-        agent = await session.agent
-        missing = missing_variables(agent.system_prompt, variables)
-        if missing:
-            raise InvalidRequest(f"variables: missing {', '.join(repr(m) for m in missing)} for the system prompt")
+        check_variables((await session.agent).system_prompt, variables)
     message = await record_message(runtime.events, session.id, "user", {"text": text})
     return message, runtime.runner.submit(session.id, message, variables)
 

@@ -25,6 +25,9 @@ VALID_BODIES = {
     "llm.create_model": {"model_id": "m"},
     "agent_runtime.update_metadata": {"session_name": "x"},
     "agent_runtime.post_session_event": "hook",
+    "agentspec.invoke": {"input": "hi"},
+    "agentspec.stream": {"input": "hi"},
+    "agentspec.continue_session": {"input": "hi"},
 }
 # Routes that answer for a session without revealing whether it exists.
 NO_404_BY_DESIGN = {"agent_runtime.session_status"}
@@ -52,7 +55,8 @@ async def bobs(client, bob):
     session = await (await client.post(f"/v1/agents/{agent['id']}/sessions", json={}, headers=h)).get_json()
     key = await (await client.post("/v1/auth/api-keys", json={"name": "k", "scopes": ["*"]}, headers=h)).get_json()
     return {"agent_id": agent["id"], "session_id": session["id"], "provider_id": provider["id"],
-            "model_id": model["id"], "key_id": key["id"], "name": "swagger-ui.css", "provider": "google"}
+            "model_id": model["id"], "key_id": key["id"], "name": "swagger-ui.css", "provider": "google",
+            "agent_ref": agent["id"]}
 
 
 def routes(app):
