@@ -6,7 +6,7 @@ import logging
 import re
 import uuid
 
-from quart import g, has_request_context, request
+from quart import g, has_request_context, request, websocket
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -28,7 +28,8 @@ def configure_logging(level: str) -> None:
 
 def assign_request_id() -> None:
     """Reuse a well-formed incoming X-Request-ID (so callers can correlate), else make one."""
-    incoming = request.headers.get("X-Request-ID", "")
+    source = request if has_request_context() else websocket
+    incoming = source.headers.get("X-Request-ID", "")
     g.request_id = incoming if _REQUEST_ID_OK.match(incoming) else uuid.uuid4().hex
 
 

@@ -45,6 +45,9 @@ def create_app(settings: Settings | None = None) -> Quart:
         info={"title": "Agent runtime API", "version": __version__},
         openapi_provider_class=RuntimeOpenAPIProvider,
     )
+    # First of all hooks, so even a request refused by auth or the rate limiter has an id.
+    app.before_request(assign_request_id)
+    app.before_websocket(assign_request_id)
     auth = AuthService(settings, settings.jwt_secret or load_or_create_key_file(settings.data_dir, "jwt.key", "JWT_SECRET"))
     app.extensions["auth"] = auth
     register_auth(app, auth)
@@ -52,7 +55,6 @@ def create_app(settings: Settings | None = None) -> Quart:
     runtime.metrics.instrument(app)
     register_blueprints(app)
     register_error_handlers(app)
-    app.before_request(assign_request_id)
     app.after_request(request_id_header)
     if settings.cors_origins:
         app = cors(app, allow_origin=settings.cors_origins, expose_headers=["X-Request-ID"])

@@ -39,7 +39,7 @@ class HookEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
     event_type: Literal["session_start", "pre_tool", "post_tool", "session_stop", "message"]
     session_id: str = SessionId
-    session_name: str = Field(min_length=1)
+    session_name: str = Field(min_length=1, max_length=500)
     timestamp: str
     tool_name: str | None = None
     tool_input: dict[str, Any] | None = None

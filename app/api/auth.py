@@ -47,6 +47,13 @@ async def _account_key() -> str:
 ATTEMPTS, PER = 10, timedelta(minutes=1)
 
 
+async def _client_key() -> str:
+    """The socket's peer address. Not X-Forwarded-For, which any client can set; behind
+    a reverse proxy every client then shares the proxy's limit, and the per-account
+    limit still applies."""
+    return f"client:{request.remote_addr}"
+
+
 class AuthConfig(BaseModel):
     mode: Literal["none", "admin", "full"]
     password_auth_enabled: bool
@@ -143,7 +150,7 @@ async def auth_config():
 
 @bp.post("/register")
 @tag(["Auth"])
-@rate_limit(ATTEMPTS, PER)
+@rate_limit(ATTEMPTS, PER, key_function=_client_key)
 @validate_request(Registration)
 @validate_response(UserOut, 201)
 async def register(data: Registration):
@@ -154,7 +161,7 @@ async def register(data: Registration):
 
 @bp.post("/login")
 @tag(["Auth"])
-@rate_limit(ATTEMPTS, PER)
+@rate_limit(ATTEMPTS, PER, key_function=_client_key)
 @rate_limit(ATTEMPTS, PER, key_function=_account_key)
 @validate_request(Credentials)
 @document_response(Tokens)
@@ -247,7 +254,7 @@ def _oauth_provider(provider: str) -> tuple[dict[str, str], str]:
 
 @bp.get("/oauth/<provider>")
 @tag(["Auth"])
-@rate_limit(ATTEMPTS, PER)  # each start stores a pending state
+@rate_limit(ATTEMPTS, PER, key_function=_client_key)  # each start stores a pending state
 async def oauth_start(provider: str):
     """Sign in with Google or GitHub (full mode): redirects (302) to the provider, which
     sends the browser back to the callback below. 404 for a provider that is not enabled."""

@@ -1,5 +1,230 @@
-"""Placeholder: filled in by the AgentSpec work (issue 6)."""
+"""/v1/pipelines: pipeline definitions (graphs of agent steps), runs and run status.
 
+`{name}` in a path is the pipeline's name or its id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field, StringConstraints
 from quart import Blueprint
+from quart_schema import tag, validate_querystring, validate_request, validate_response
 
-bp = Blueprint("pipelines", __name__)
+from app.api.common import Name, OrmOut, Page, PageQuery, PatchBody, RequestBody, page_of
+from app.runtime.container import current_runtime
+from app.services import pipelines as service
+
+bp = Blueprint("pipelines", __name__, url_prefix="/v1/pipelines")
+
+PipelineName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^/]+$")]
+StepStatus = Literal["pending", "running", "completed", "failed", "skipped"]
+RunStatusValue = Literal["running", "completed", "failed"]
+
+
+def _stop_runs_at_shutdown(state) -> None:
+    """Runs end before the turn runner and the database do (this hook is registered
+    before the app's own shutdown hook, and Quart runs them in order)."""
+    runtime = state.app.extensions["runtime"]
+
+    async def stop_runs() -> None:
+        await service.stop_runs(runtime)
+
+    state.app.after_serving(stop_runs)
+
+
+bp.record_once(_stop_runs_at_shutdown)
+
+
+class StepIn(RequestBody):
+    name: Name
+    agent: Name = Field(description="Agent id or name")
+    depends_on: list[Name] = Field([], max_length=100, description="Names of steps that must complete first")
+    input: str | None = Field(None, min_length=1,
+                              description="Literal input; default: the dependencies' outputs, else the run's input")
+
+
+Steps = Annotated[list[StepIn], Field(min_length=1, max_length=100)]
+
+
+class PipelineCreate(RequestBody):
+    name: PipelineName
+    description: str | None = Field(None, max_length=5000)
+    steps: Steps
+
+
+class PipelinePatch(PatchBody):
+    NOT_NULL = ("name", "steps")
+    name: PipelineName | None = None
+    description: str | None = Field(None, max_length=5000)
+    steps: Steps | None = None
+
+
+class StepOut(BaseModel):
+    name: str
+    agent: str
+    depends_on: list[str]
+    input: str | None
+
+
+class PipelineOut(OrmOut):
+    id: UUID
+    name: str
+    description: str | None
+    steps: list[StepOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunRequest(RequestBody):
+    input: str
+    wait: bool = Field(True, description="false: answer 202 at once and poll GET /v1/pipelines/{name}/status")
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+
+class StepError(BaseModel):
+    code: str
+    message: str
+
+
+class StepRun(BaseModel):
+    name: str
+    agent: str
+    status: StepStatus
+    output: str | None
+    usage: Usage
+    duration_ms: int | None
+    session_id: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: StepError | None = None
+
+
+class RunOut(BaseModel):
+    run_id: UUID
+    pipeline: str
+    status: RunStatusValue
+    steps: list[StepRun]
+    output: str | None
+    total_duration_ms: int
+    usage: Usage
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class RunStarted(BaseModel):
+    run_id: UUID
+    pipeline: str
+    status: Literal["running"]
+
+
+class RunStatus(BaseModel):
+    pipeline: str
+    run_id: UUID
+    status: RunStatusValue
+    steps: list[StepRun]
+    started_at: datetime
+    finished_at: datetime | None
+    elapsed_ms: int
+    output: str | None
+    usage: Usage
+
+
+class StatusQuery(BaseModel):
+    run_id: str | None = None
+
+
+@bp.post("")
+@tag(["Pipelines"])
+@validate_request(PipelineCreate)
+@validate_response(PipelineOut, 201)
+async def create_pipeline(data: PipelineCreate):
+    """Define a pipeline: steps, each running one agent, with dependencies between them."""
+    pipeline = await service.create_pipeline(data.model_dump())
+    return PipelineOut.model_validate(pipeline), 201
+
+
+@bp.get("")
+@tag(["Pipelines"])
+@validate_querystring(PageQuery)
+@validate_response(Page[PipelineOut])
+async def list_pipelines(query_args: PageQuery):
+    """List pipelines, newest first."""
+    items, total = await service.list_pipelines(query_args.offset, query_args.limit)
+    return page_of(PipelineOut.model_validate, items, total, query_args)
+
+
+@bp.get("/<name>")
+@tag(["Pipelines"])
+@validate_response(PipelineOut)
+async def get_pipeline(name: str):
+    """Get a pipeline by name or id."""
+    return PipelineOut.model_validate(await service.get_pipeline(name))
+
+
+@bp.put("/<name>")
+@tag(["Pipelines"])
+@validate_request(PipelineCreate)
+@validate_response(PipelineOut)
+async def replace_pipeline(name: str, data: PipelineCreate):
+    """Replace a pipeline's name, description and steps (an absent description clears it)."""
+    return PipelineOut.model_validate(await service.update_pipeline(name, data.model_dump()))
+
+
+@bp.patch("/<name>")
+@tag(["Pipelines"])
+@validate_request(PipelinePatch)
+@validate_response(PipelineOut)
+async def update_pipeline(name: str, data: PipelinePatch):
+    """Change some of a pipeline's name, description and steps; null clears the description."""
+    return PipelineOut.model_validate(await service.update_pipeline(name, data.changes()))
+
+
+@bp.delete("/<name>")
+@tag(["Pipelines"])
+async def delete_pipeline(name: str):
+    """Delete a pipeline and its runs (a run still going is stopped)."""
+    await service.delete_pipeline(name)
+    return "", 204
+
+
+@bp.post("/<name>/run")
+@tag(["Pipelines"])
+@validate_request(RunRequest)
+@validate_response(RunOut, 200)
+@validate_response(RunStarted, 202)
+async def run_pipeline(name: str, data: RunRequest):
+    """Run a pipeline: steps whose dependencies are done run at the same time, each in a new
+    session of its agent. A failed step fails the run (still a 200) and skips its dependents.
+    With "wait": false the answer is a 202 at once; poll GET /v1/pipelines/{name}/status."""
+    pipeline, run, task = await service.start_run(current_runtime(), name, data.input)
+    if not data.wait:
+        return RunStarted(run_id=run.id, pipeline=pipeline.name, status="running"), 202
+    return RunOut.model_validate(await service.wait_run(task)), 200
+
+
+@bp.get("/<name>/status")
+@tag(["Pipelines"])
+@validate_querystring(StatusQuery)
+@validate_response(RunStatus)
+async def run_status(name: str, query_args: StatusQuery):
+    """A run's progress (the latest run without ?run_id=); elapsed_ms runs on until it ends."""
+    pipeline, run = await service.get_run(name, query_args.run_id)
+    return RunStatus.model_validate(service.describe_run(run, pipeline.name))
+
+
+@bp.get("/<name>/runs")
+@tag(["Pipelines"])
+@validate_querystring(PageQuery)
+@validate_response(Page[RunStatus])
+async def list_runs(name: str, query_args: PageQuery):
+    """A pipeline's runs, newest first."""
+    pipeline, runs, total = await service.list_runs(name, query_args.offset, query_args.limit)
+    return page_of(lambda run: RunStatus.model_validate(service.describe_run(run, pipeline.name)), runs, total, query_args)

@@ -79,14 +79,16 @@ def _mapped_fields(event: LoggedEvent) -> tuple[str, dict[str, Any]]:
 
 
 def ar_event(event: LoggedEvent, name: str) -> dict[str, Any]:
+    """A reporter's own session_name and timestamp are kept; the identity fields (id,
+    event_type, session_id, sequence) always come from the log, whatever was posted."""
     event_type, fields = _mapped_fields(event)
     return {
-        "id": event.id,
-        "event_type": event_type,
-        "session_id": event.session_id,
         "session_name": name,
         "timestamp": iso(event.created_at),
         **fields,
+        "id": event.id,
+        "event_type": event_type,
+        "session_id": event.session_id,
         "type": event.type,
         "sequence": event.sequence,
         "data": event.data,

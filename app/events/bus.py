@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.events.log import LoggedEvent
@@ -22,6 +22,7 @@ ALL_SESSIONS = "*"
 class SessionNotice:
     kind: str  # session_created | session_updated | session_deleted
     session_id: str
+    owner_id: Any = None  # known to the sender; a deleted session can no longer be looked up
 
 
 class Subscription:

@@ -78,9 +78,9 @@ class EventLog:
         self.event_numbers.forget(session_id)
         self.message_numbers.forget(session_id)
 
-    def notify_session(self, kind: str, session_id: str) -> None:
+    def notify_session(self, kind: str, session_id: str, owner_id: Any = None) -> None:
         """Announce that a session was created, updated or deleted (the /ws feed)."""
-        self.bus.publish_notice(SessionNotice(kind, session_id))
+        self.bus.publish_notice(SessionNotice(kind, session_id, owner_id))
 
     @staticmethod
     async def read(session_id: str, after: int = 0, limit: int | None = None,

@@ -15,6 +15,7 @@ class Pipeline(Model):
 
     class Meta:
         table = "pipelines"
+        unique_together = (("owner", "name"),)  # names are per owner; enforced under concurrency too
 
 
 class PipelineRun(Model):

@@ -19,6 +19,7 @@ from app.runtime.runner import TurnRunner, fail_interrupted_sessions
 from app.runtime.turn import TurnDeps
 from app.secrets import SecretBox, mask_secret
 from app.services.agent_runtime import LiveFeed
+from app.services.pipelines import fail_interrupted_runs
 
 log = logging.getLogger("app.runtime")
 
@@ -51,6 +52,7 @@ class Runtime:
     async def start(self) -> None:
         self.hub.start()
         await fail_interrupted_sessions(self.runner.deps)
+        await fail_interrupted_runs()
         await self._providers_from_environment()
 
     async def stop(self) -> None:

@@ -100,7 +100,8 @@ def _resolve(future: asyncio.Future, outcome: TurnOutcome) -> None:
 
 async def fail_interrupted_sessions(deps: TurnDeps) -> int:
     """At start-up: a session still `running` lost its turn when the server stopped."""
-    stuck = await Session.filter(status="running").values_list("id", flat=True)
+    # Only agent-loop sessions ran here; external ones are driven by their own agents.
+    stuck = await Session.filter(status="running", kind="agent").values_list("id", flat=True)
     message = "the server restarted while this turn was running; send the message again"
     for session_id in stuck:
         await Session.filter(id=session_id).update(status="failed", last_error=message,

@@ -150,8 +150,8 @@ class LiveFeed:
 
     async def notice(self, notice: SessionNotice) -> tuple[dict | None, uuid.UUID | None]:
         if notice.kind == "session_deleted":
-            _, owner = self._sessions.pop(notice.session_id, (None, None))
-            return {"type": "session_deleted", "session_id": notice.session_id}, owner
+            self._sessions.pop(notice.session_id, None)
+            return {"type": "session_deleted", "session_id": notice.session_id}, notice.owner_id
         session = await Session.get_or_none(id=notice.session_id).select_related("agent")
         if session is None:
             return None, None

@@ -83,7 +83,7 @@ async def delete_session(runtime: Runtime, session_id: str, agent_id: str | None
     await runtime.runner.cancel(session.id)
     events_count = await Event.filter(session_id=session.id).count()
     await session.delete()
-    runtime.events.notify_session("session_deleted", session.id)
+    runtime.events.notify_session("session_deleted", session.id, session.owner_id)
     runtime.events.forget_session(session.id)
     runtime.bus.end_session(session.id)  # its SSE streams end instead of idling forever
     return events_count

@@ -152,3 +152,18 @@ async def test_agent_loop_sessions_read_in_this_dialect(client, fake_llm):
     assert stop["exit_code"] == 0 and stop["reason"] == "completed"
     assistant = next(e for e in events if e["event_type"] == "message" and e["role"] == "assistant")
     assert assistant["content"] == [{"type": "text", "text": "The answer."}]
+
+
+async def test_posted_fields_cannot_replace_the_event_identity(client):
+    await create(client)
+    await client.post("/sessions/abc-123/events", json=hook("pre_tool", id=999, sequence=7, event_type_extra="x"))
+    event = (await (await client.get("/sessions/abc-123/events")).get_json())["events"][0]
+    assert event["id"] != 999 and event["sequence"] == 1 and event["event_type"] == "pre_tool"
+
+
+async def test_restart_recovery_leaves_external_sessions_alone(app, client):
+    await create(client)
+    from app.runtime.runner import fail_interrupted_sessions
+
+    assert await fail_interrupted_sessions(app.extensions["runtime"].runner.deps) == 0
+    assert (await (await client.get("/sessions/abc-123/status")).get_json()) == {"status": "running"}

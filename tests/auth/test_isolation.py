@@ -133,3 +133,27 @@ async def test_no_secret_reaches_a_response_or_the_log(client, caplog, alice):
     logged = "\n".join(r.getMessage() for r in caplog.records)
     for secret in (PASSWORD, "wrong but secret pw", key, "sk-very-secret-value-9999", alice.access, alice.refresh):
         assert secret not in logged
+
+
+async def test_refused_requests_keep_their_request_id(client):
+    response = await client.get("/v1/agents", headers={"X-Request-ID": "trace-401"})
+    assert response.status_code == 401 and response.headers["X-Request-ID"] == "trace-401"
+
+
+async def test_forwarded_for_does_not_dodge_the_client_limit(app_factory):
+    app = await app_factory(rate_limit_enabled=True)
+    limited = app.test_client(use_cookies=False)
+    for i in range(10):
+        await limited.post("/v1/auth/login", json={"email": f"u{i}@example.com", "password": "x"},
+                           headers={"X-Forwarded-For": f"198.51.100.{i}"})
+    blocked = await limited.post("/v1/auth/login", json={"email": "new@example.com", "password": "x"},
+                                 headers={"X-Forwarded-For": "198.51.100.250"})
+    assert blocked.status_code == 429
+
+
+async def test_users_hear_about_deleting_their_sessions_made_while_nobody_watched(client, alice):
+    await client.post("/sessions", json={"session_id": "made-unwatched", "session_name": "x"}, headers=alice.headers)
+    async with client.websocket("/ws", headers=alice.headers) as ws:
+        assert json.loads(await ws.receive())["type"] == "init"
+        await client.delete("/sessions/made-unwatched", headers=alice.headers)
+        assert json.loads(await ws.receive()) == {"type": "session_deleted", "session_id": "made-unwatched"}

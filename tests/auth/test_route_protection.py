@@ -28,6 +28,8 @@ VALID_BODIES = {
     "agentspec.invoke": {"input": "hi"},
     "agentspec.stream": {"input": "hi"},
     "agentspec.continue_session": {"input": "hi"},
+    "pipelines.replace_pipeline": {"name": "p", "steps": [{"name": "s", "agent": "a"}]},
+    "pipelines.run_pipeline": {"input": "hi"},
 }
 # Routes that answer for a session without revealing whether it exists.
 NO_404_BY_DESIGN = {"agent_runtime.session_status"}
