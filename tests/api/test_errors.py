@@ -73,5 +73,3 @@ async def test_every_response_has_a_request_id(client, path):
     assert mine.headers["X-Request-ID"] == "abc-1"
     bad = await client.get(path, headers={"X-Request-ID": "no spaces allowed"})
     assert bad.headers["X-Request-ID"] != "no spaces allowed"
-
-
