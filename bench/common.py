@@ -9,7 +9,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,45 +17,18 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.live_server import ROOT, LiveServer  # noqa: E402  (the same server the tests start)
+
 RESULTS = ROOT / "bench" / "results"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
+class Server(LiveServer):
     """`python -m app serve` on a fresh SQLite file in a temporary DATA_DIR."""
 
     def __init__(self, log_level: str = "INFO", env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.tmp = tempfile.TemporaryDirectory(prefix="bench-")
-        self.log_path = Path(self.tmp.name) / "server.log"
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("OPENAI_", "ANTHROPIC_", "AUTH_")) and k != "DATABASE_URL"}
-        self.env = {**base, "BIND": f"127.0.0.1:{self.port}", "DATA_DIR": self.tmp.name,
-                    "LOG_LEVEL": log_level, **(env or {})}
-        self.proc: subprocess.Popen | None = None
-        self.command = [sys.executable, "-m", "app", "serve"]
-
-    def start(self, timeout: float = 30.0) -> Server:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.command, cwd=ROOT, env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+        super().__init__({"LOG_LEVEL": log_level, **(env or {})}, Path(self.tmp.name))
 
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -65,13 +37,7 @@ class Server:
         return float("nan")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().stop()
         self.tmp.cleanup()
 
 

@@ -7,19 +7,16 @@ import asyncio
 import os
 import shutil
 import socket
-import subprocess
-import sys
-import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app.config import Settings
 from app.db import apply_migrations
 from app.main import create_app
+from tests.live_server import LiveServer
 from tests.fakes import FakeLLM
 from tests.helpers import FAKE_KEY
 
@@ -76,52 +73,6 @@ def fake_llm(fake_llm_server) -> FakeLLM:
 
 
 # --- a real server process -------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LiveServer:
-    """`python -m app serve` in a subprocess, bound to a free loopback port."""
-
-    def __init__(self, env: dict[str, str], data_dir: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir / "server.log"
-        self.env = {**os.environ, "BIND": f"127.0.0.1:{self.port}", "DATA_DIR": str(data_dir),
-                    "LOG_LEVEL": "INFO", **env}
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 20.0) -> LiveServer:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
 
 @pytest.fixture
 def live_server_factory(tmp_path):

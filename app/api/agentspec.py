@@ -4,7 +4,6 @@ stored, visible over SSE and /ws, in the same session and event log."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 from tests.fakes import Error, Text, ToolCalls
-from tests.helpers import events, make_chat, messages, wait_turns
+from tests.helpers import make_chat, messages, wait_turns
 
 
 async def agent_named(client, fake_llm, name="assistant", prompt="You help {{user}} with {{topic}}.", caps=("current_time",)):

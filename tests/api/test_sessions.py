@@ -70,7 +70,7 @@ async def test_list_by_agent_and_all(client, agent, other_agent):
 
 
 async def test_patch_title_tags_model_and_null(client, agent):
-    session = await (await client.post(f"/v1/sessions", json={"agent_id": agent["id"], "title": "t"})).get_json()
+    session = await (await client.post("/v1/sessions", json={"agent_id": agent["id"], "title": "t"})).get_json()
     response = await client.patch(f"/v1/sessions/{session['id']}", json={"tags": ["q"], "title": None})
     body = await response.get_json()
     assert response.status_code == 200 and body["tags"] == ["q"] and body["title"] is None

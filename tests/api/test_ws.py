@@ -13,7 +13,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import LiveServer
+from tests.live_server import LiveServer
 from tests.fakes import Text, ToolCalls
 from tests.helpers import FAKE_KEY
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import jwt
 
-from tests.auth.conftest import ADMIN, PASSWORD, login, make_key, register
+from tests.auth.conftest import ADMIN, PASSWORD, login, make_key
 
 
 async def test_config_and_health_report_the_mode(client):

@@ -239,7 +239,7 @@ async def test_a_wrong_client_secret_fails_cleanly(app_factory, fake):
 
 
 async def test_an_unreachable_provider_is_a_502(app_factory, fake):
-    from tests.conftest import free_port
+    from tests.live_server import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     web = (await app_factory(oauth={"google": fake.google_config(token_url=f"{dead}/token")})).test_client(use_cookies=False)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.fakes import Hang, Text
-from tests.conftest import LiveServer
+from tests.live_server import LiveServer
 from tests.helpers import FAKE_KEY
 
 

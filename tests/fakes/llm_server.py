@@ -17,16 +17,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Union
 
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from quart import Quart, Response, request
+
+from tests.fakes.threaded_server import ThreadedServer
 
 __all__ = ["FakeLLM", "Text", "ToolCalls", "Error", "Hang", "Reply"]
 
@@ -167,18 +166,13 @@ def _last_user_text(body: dict) -> str:
 # --------------------------------------------------------------------------- server
 
 
-class FakeLLM:
+class FakeLLM(ThreadedServer):
     def __init__(self, api_key: str | None = None) -> None:
+        super().__init__()
         self.api_key = api_key  # None = accept any key
         self.requests: list[dict] = []
-        self.port: int | None = None
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()  # queue/requests are touched from test and server threads
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._shutdown: asyncio.Event | None = None
-        self._startup_error: BaseException | None = None
         self._app = self._make_app()
 
     # ---- public API
@@ -201,57 +195,6 @@ class FakeLLM:
             self._queue.clear()
             self.requests.clear()
 
-    def start(self) -> "FakeLLM":
-        if self._thread is not None:
-            return self
-        self._startup_error = None
-        # Bind and listen here, before the thread starts, so the port is known and
-        # connectable on return (no "find a free port, then race to bind it").
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(128)
-        self.port = sock.getsockname()[1]
-        fd = sock.detach()  # Hypercorn takes ownership of the fd via fd://
-        self._thread = threading.Thread(target=self._run, args=(fd,), name=f"FakeLLM:{self.port}", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10) or self._startup_error:
-            raise RuntimeError(f"FakeLLM failed to start: {self._startup_error!r}")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._shutdown is not None and not self._loop.is_closed():
-            try:
-                self._loop.call_soon_threadsafe(self._shutdown.set)
-            except RuntimeError:  # loop already closed
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._thread = self._loop = self._shutdown = None
-        self._ready.clear()
-
-    def __enter__(self) -> "FakeLLM":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    # ---- thread / loop
-
-    def _run(self, fd: int) -> None:
-        try:
-            asyncio.run(self._serve(fd))
-        except BaseException as e:  # surface to start() instead of dying silently
-            self._startup_error = e
-            self._ready.set()
-
-    async def _serve(self, fd: int) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._shutdown = asyncio.Event()
-        config = Config()
-        config.bind = [f"fd://{fd}"]
-        config.loglevel = "WARNING"  # no "Running on ..." noise in test output
-        config.graceful_timeout = 0.2  # in-flight requests at stop() are Hang leftovers: cut them short
-        await serve(self._app, config, shutdown_trigger=self._shutdown.wait)
 
     # ---- request plumbing
 

@@ -22,19 +22,17 @@ Like FakeLLM it runs Quart on Hypercorn in a background thread with its own loop
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import hashlib
 import secrets
-import socket
 import threading
 from typing import Any
 from urllib.parse import urlencode
 
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from quart import Quart, Response, jsonify, request
+
+from tests.fakes.threaded_server import ThreadedServer
 
 __all__ = ["FakeOAuth", "GOOGLE_USER", "GITHUB_USER", "GITHUB_EMAILS"]
 
@@ -51,17 +49,12 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
-class FakeOAuth:
+class FakeOAuth(ThreadedServer):
     def __init__(self, client_id: str = "fake-client-id", client_secret: str = "fake-client-secret") -> None:
+        super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
-        self.port: int | None = None
         self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._shutdown: asyncio.Event | None = None
-        self._startup_error: BaseException | None = None
         self._app = self._make_app()
         self.reset()
 
@@ -80,10 +73,6 @@ class FakeOAuth:
             self._codes: dict[str, dict[str, str]] = {}
             self._tokens: set[str] = set()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def google_config(self, **overrides: str) -> dict[str, str]:
         """A settings.oauth["google"] entry pointing at this fake."""
         return {"authorize_url": f"{self.url}/authorize", "token_url": f"{self.url}/token",
@@ -97,55 +86,6 @@ class FakeOAuth:
                 "scope": "read:user user:email", "client_id": self.client_id,
                 "client_secret": self.client_secret, **overrides}
 
-    def start(self) -> "FakeOAuth":
-        if self._thread is not None:
-            return self
-        self._startup_error = None
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))  # bound before the thread starts: the port is known on return
-        sock.listen(128)
-        self.port = sock.getsockname()[1]
-        fd = sock.detach()  # Hypercorn takes ownership of the fd via fd://
-        self._thread = threading.Thread(target=self._run, args=(fd,), name=f"FakeOAuth:{self.port}", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10) or self._startup_error:
-            raise RuntimeError(f"FakeOAuth failed to start: {self._startup_error!r}")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._shutdown is not None and not self._loop.is_closed():
-            try:
-                self._loop.call_soon_threadsafe(self._shutdown.set)
-            except RuntimeError:  # loop already closed
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._thread = self._loop = self._shutdown = None
-        self._ready.clear()
-
-    def __enter__(self) -> "FakeOAuth":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-    # ---- thread / loop
-
-    def _run(self, fd: int) -> None:
-        try:
-            asyncio.run(self._serve(fd))
-        except BaseException as e:  # surface to start() instead of dying silently
-            self._startup_error = e
-            self._ready.set()
-
-    async def _serve(self, fd: int) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._shutdown = asyncio.Event()
-        config = Config()
-        config.bind = [f"fd://{fd}"]
-        config.loglevel = "WARNING"
-        config.graceful_timeout = 0.2
-        await serve(self._app, config, shutdown_trigger=self._shutdown.wait)
 
     # ---- the provider
 

@@ -1,0 +1,66 @@
+"""`python -m app serve` in a subprocess on a free loopback port: for tests that talk to
+a real server, and for the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+# A developer's own provider keys or database must not leak into a test server.
+NOT_INHERITED = ("OPENAI_", "ANTHROPIC_", "AUTH_", "OAUTH_", "DATABASE_URL", "JWT_SECRET", "SECRETS_KEY")
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """`python -m app serve` in a subprocess, bound to a free loopback port."""
+
+    def __init__(self, env: dict[str, str], data_dir: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "server.log"
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(NOT_INHERITED)}
+        self.env = {**inherited, "BIND": f"127.0.0.1:{self.port}", "DATA_DIR": str(data_dir),
+                    "LOG_LEVEL": "INFO", **env}
+        self.proc: subprocess.Popen | None = None
+        self._log_file = None
+
+    def start(self, timeout: float = 20.0) -> LiveServer:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=self.env,
+                                     stdout=self._log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
