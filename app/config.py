@@ -132,7 +132,7 @@ class Settings:
         env = os.environ if env is None else env
         log_level = env.get("LOG_LEVEL", "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {log_level!r}")
         auth_mode = (env.get("AUTH_MODE") or "none").lower()
         if auth_mode not in ("none", "admin", "full"):
             raise ConfigError(f"AUTH_MODE must be none, admin or full, got {auth_mode!r}")

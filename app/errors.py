@@ -15,6 +15,7 @@ import logging
 from pydantic import ValidationError
 from quart import Quart, g, request
 from quart_schema import RequestSchemaValidationError
+from tortoise.exceptions import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("app.errors")
@@ -114,6 +115,14 @@ def register_error_handlers(app: Quart) -> None:
     async def _schema_error(exc: RequestSchemaValidationError):
         message = describe_validation_error(exc.validation_error)
         return error_body(400, "invalid_request", message), 400
+
+    @app.errorhandler(IntegrityError)
+    async def _integrity_error(exc: IntegrityError):
+        # Two requests raced for the same unique name or id (the loser gets a 409, not a
+        # 500), or a row vanished while being referenced.
+        log.info("integrity error on %s %s: %s", request.method, request.path, exc)
+        message = "the request conflicts with the current state (a name or id already taken, or a row just deleted)"
+        return error_body(409, "conflict", message), 409
 
     @app.errorhandler(HTTPException)
     async def _http_error(exc: HTTPException):

@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     register_error_handlers(app)
     app.after_request(request_id_header)
     if settings.cors_origins:
-        app = cors(app, allow_origin=settings.cors_origins, expose_headers=["X-Request-ID"])
+        app = cors(app, allow_origin=settings.cors_origins, expose_headers=["X-Request-ID", "X-Session-ID", "Retry-After"])
 
     @app.before_serving
     async def _start() -> None:

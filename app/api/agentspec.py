@@ -28,7 +28,7 @@ class TurnRequest(BaseModel):
 
     @model_validator(mode="after")
     def _has_text(self) -> TurnRequest:
-        if not (self.input or self.message):
+        if not (self.input or self.message or "").strip():
             raise ValueError("input: send {\"input\": \"...\"} or {\"message\": \"...\"}")
         return self
 

@@ -15,6 +15,7 @@ from quart_schema import tag, validate_querystring, validate_request, validate_r
 
 from app.api.common import Name, OrmOut, Page, PageQuery, PatchBody, RequestBody, page_of
 from app.runtime.container import current_runtime
+from app.services import pipeline_runs as run_engine
 from app.services import pipelines as service
 
 bp = Blueprint("pipelines", __name__, url_prefix="/v1/pipelines")
@@ -24,18 +25,6 @@ StepStatus = Literal["pending", "running", "completed", "failed", "skipped"]
 RunStatusValue = Literal["running", "completed", "failed"]
 
 
-def _stop_runs_at_shutdown(state) -> None:
-    """Runs end before the turn runner and the database do (this hook is registered
-    before the app's own shutdown hook, and Quart runs them in order)."""
-    runtime = state.app.extensions["runtime"]
-
-    async def stop_runs() -> None:
-        await service.stop_runs(runtime)
-
-    state.app.after_serving(stop_runs)
-
-
-bp.record_once(_stop_runs_at_shutdown)
 
 
 class StepIn(RequestBody):
@@ -207,7 +196,7 @@ async def run_pipeline(name: str, data: RunRequest):
     pipeline, run, task = await service.start_run(current_runtime(), name, data.input)
     if not data.wait:
         return RunStarted(run_id=run.id, pipeline=pipeline.name, status="running"), 202
-    return RunOut.model_validate(await service.wait_run(task)), 200
+    return RunOut.model_validate(await run_engine.wait_run(task)), 200
 
 
 @bp.get("/<name>/status")
@@ -217,7 +206,7 @@ async def run_pipeline(name: str, data: RunRequest):
 async def run_status(name: str, query_args: StatusQuery):
     """A run's progress (the latest run without ?run_id=); elapsed_ms runs on until it ends."""
     pipeline, run = await service.get_run(name, query_args.run_id)
-    return RunStatus.model_validate(service.describe_run(run, pipeline.name))
+    return RunStatus.model_validate(run_engine.describe_run(run, pipeline.name))
 
 
 @bp.get("/<name>/runs")
@@ -227,4 +216,4 @@ async def run_status(name: str, query_args: StatusQuery):
 async def list_runs(name: str, query_args: PageQuery):
     """A pipeline's runs, newest first."""
     pipeline, runs, total = await service.list_runs(name, query_args.offset, query_args.limit)
-    return page_of(lambda run: RunStatus.model_validate(service.describe_run(run, pipeline.name)), runs, total, query_args)
+    return page_of(lambda run: RunStatus.model_validate(run_engine.describe_run(run, pipeline.name)), runs, total, query_args)

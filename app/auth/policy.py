@@ -31,6 +31,9 @@ SCOPES_BY_BLUEPRINT = {
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+# Routes whose blueprint's scope does not say enough: running a pipeline runs turns.
+SCOPE_BY_ENDPOINT = {"pipelines.run_pipeline": "sessions:write"}
+
 # Tokens in the query string leak into logs and history; only streams that browsers
 # cannot send headers on may use ?access_token=.
 QUERY_TOKEN_ENDPOINTS = frozenset({"ws.live_feed", "events.session_events"})
@@ -39,6 +42,8 @@ QUERY_TOKEN_ENDPOINTS = frozenset({"ws.live_feed", "events.session_events"})
 def required_scope(endpoint: str | None, method: str) -> str:
     if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
         return PUBLIC  # no route matched (404/405 follow) or a public route
+    if endpoint in SCOPE_BY_ENDPOINT:
+        return SCOPE_BY_ENDPOINT[endpoint]
     blueprint = endpoint.split(".", 1)[0] if "." in endpoint else ""
     read, write = SCOPES_BY_BLUEPRINT.get(blueprint, ("admin", "admin"))
     return read if method in READ_METHODS else write

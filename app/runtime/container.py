@@ -19,7 +19,7 @@ from app.runtime.runner import TurnRunner, fail_interrupted_sessions
 from app.runtime.turn import TurnDeps
 from app.secrets import SecretBox, mask_secret
 from app.services.agent_runtime import LiveFeed
-from app.services.pipelines import fail_interrupted_runs
+from app.services.pipeline_runs import fail_interrupted_runs, stop_runs
 
 log = logging.getLogger("app.runtime")
 
@@ -56,6 +56,7 @@ class Runtime:
         await self._providers_from_environment()
 
     async def stop(self) -> None:
+        await stop_runs(self)  # before the runner: a run's steps are turns
         await self.runner.shutdown()
         await self.hub.stop()
         await self.clients.close()

@@ -50,6 +50,7 @@ async def test_missing_variable_is_400_and_creates_nothing(client, fake_llm):
     assert response.status_code == 400 and "'topic'" in (await response.get_json())["error"]["message"]
     assert (await (await client.get("/v1/sessions")).get_json())["total"] == before
     assert (await client.post("/v1/agents/assistant/invoke", json={})).status_code == 400
+    assert (await client.post("/v1/agents/assistant/invoke", json={"input": "   "})).status_code == 400
 
 
 async def test_name_ambiguity_and_unknown(client, fake_llm):

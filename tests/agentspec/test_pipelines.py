@@ -334,7 +334,7 @@ async def test_a_run_going_when_the_server_stops_ends_failed(settings, fake_llm)
 
 async def test_a_run_left_running_by_a_crash_ends_failed_at_start_up(client, agents):
     from app.models import PipelineRun
-    from app.services.pipelines import fail_interrupted_runs
+    from app.services.pipeline_runs import fail_interrupted_runs
 
     pipeline = await create(client, steps=[{"name": "a", "agent": "Writer"},
                                            {"name": "b", "agent": "Writer", "depends_on": ["a"]}])
@@ -356,3 +356,9 @@ async def test_pipeline_steps_are_counted_in_metrics(client, agents):
     assert (await run(client, "flow"))[0] == 200
     text = await (await client.get("/v1/metrics")).get_data(as_text=True)
     assert 'agentspec_pipeline_steps_total{status="completed"} 2.0' in text
+
+
+async def test_creating_the_same_name_at_once_gives_one_pipeline_and_409s(client, agents):
+    responses = await asyncio.gather(*[client.post("/v1/pipelines", json={"name": "race", "steps": FAN}) for _ in range(8)])
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(201) >= 1 and set(codes) <= {201, 409}

@@ -1,0 +1,263 @@
+"""Executing pipeline runs in this process.
+
+Every step whose dependencies have completed starts at once (one asyncio task each), in
+a new session of its agent; the run's stored `steps` are updated as each step starts
+and ends, so status polling shows progress. A failed step fails the run; the steps that
+depend on it (transitively) are skipped, independent ones still run.
+
+Runs execute in background tasks kept in `_TASKS` (so they are not garbage collected
+and outlive the request that started them); `stop_runs` ends them at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from app.errors import ApiError, Conflict
+from app.models import Pipeline, PipelineRun
+from app.services.sessions import create_session
+from app.services.turns import start_turn
+
+if TYPE_CHECKING:
+    from app.runtime.container import Runtime
+
+log = logging.getLogger("app.pipelines")
+
+SEPARATOR = "\n\n"  # between the outputs of several dependencies, or of several sinks
+STOP_WAIT_SECONDS = 5.0
+
+
+@dataclass
+class _Running:
+    runtime: Runtime
+    pipeline_id: uuid.UUID
+    task: asyncio.Task
+
+
+# Runs going on in this process, by run id (this also keeps their tasks alive).
+_TASKS: dict[uuid.UUID, _Running] = {}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def usage_dict(input_tokens: int = 0, output_tokens: int = 0) -> dict[str, int]:
+    return {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
+
+
+def describe_run(run: PipelineRun, pipeline_name: str) -> dict[str, Any]:
+    """A run as the API shows it (run result, status, and the runs list share it)."""
+    end = run.finished_at or _now()
+    elapsed_ms = max(0, round((end - run.started_at).total_seconds() * 1000))
+    return {
+        "run_id": run.id, "pipeline": pipeline_name, "status": run.status, "steps": run.steps,
+        "output": run.output, "usage": run.usage or usage_dict(), "started_at": run.started_at, "finished_at": run.finished_at,
+        "elapsed_ms": elapsed_ms, "total_duration_ms": elapsed_ms,
+    }
+
+
+def launch(runtime: Runtime, pipeline: Pipeline, run: PipelineRun) -> asyncio.Task:
+    """Execute a stored run in a background task that outlives the request; the task
+    resolves with the finished run as `describe_run` shows it."""
+    task = asyncio.create_task(_RunExecution(runtime, pipeline, run).execute(), name=f"pipeline-run:{run.id}")
+    _TASKS[run.id] = _Running(runtime, pipeline.id, task)
+    task.add_done_callback(lambda t: _forget(run.id, t))
+    return task
+
+
+async def stop_runs_of(pipeline_id: uuid.UUID, reason: str) -> None:
+    await _stop_tasks([r.task for r in list(_TASKS.values()) if r.pipeline_id == pipeline_id], reason)
+
+
+async def wait_run(task: asyncio.Task) -> dict[str, Any]:
+    """The finished run. The run does not end with the request: a client that goes away
+    only stops waiting (shield); a run stopped meanwhile (pipeline deleted) is a 409."""
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if task.cancelled() and current is not None and not current.cancelling():
+            raise Conflict("the run was stopped before it finished (the pipeline was deleted or the server is "
+                           "shutting down)", code="run_stopped") from None
+        raise
+
+
+def _forget(run_id: uuid.UUID, task: asyncio.Task) -> None:
+    _TASKS.pop(run_id, None)
+    if not task.cancelled() and task.exception() is not None:  # execute() catches everything; belt and braces
+        log.error("pipeline run %s crashed", run_id, exc_info=task.exception())
+
+
+async def stop_runs(runtime: Runtime, reason: str = "server shutting down") -> None:
+    """Stop this runtime's running runs (at shutdown, before the runner and the database go)."""
+    await _stop_tasks([r.task for r in list(_TASKS.values()) if r.runtime is runtime], reason)
+
+
+async def _stop_tasks(tasks: list[asyncio.Task], reason: str) -> None:
+    tasks = [t for t in tasks if not t.done()]
+    for task in tasks:
+        task.cancel(reason)
+    if tasks:
+        await asyncio.wait(tasks, timeout=STOP_WAIT_SECONDS)
+
+
+async def fail_interrupted_runs() -> int:
+    """At start-up: a run still `running` lost its tasks when the server stopped."""
+    runs = await PipelineRun.filter(status="running")
+    for run in runs:
+        for entry in run.steps:
+            if entry["status"] == "running":
+                entry.update(status="failed", finished_at=_now().isoformat(),
+                             error={"code": "server_restarted", "message": "the server restarted while this step was running"})
+            elif entry["status"] == "pending":
+                entry["status"] = "skipped"
+        await PipelineRun.filter(id=run.id).update(status="failed", steps=run.steps, output="", finished_at=_now())
+    return len(runs)
+
+
+@dataclass
+class _RunExecution:
+    runtime: Runtime
+    pipeline: Pipeline
+    run: PipelineRun
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    workers: dict[asyncio.Task, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.defs = {s["name"]: s for s in self.pipeline.steps}
+        self.entries = {e["name"]: e for e in self.run.steps}
+
+    async def execute(self) -> dict[str, Any]:
+        try:
+            await self._run_graph()
+        except asyncio.CancelledError as exc:
+            reason = exc.args[0] if exc.args else "the run was cancelled"
+            await asyncio.shield(self._abort(reason))
+            raise
+        except Exception:
+            log.exception("pipeline run %s failed unexpectedly", self.run.id)
+            await self._abort("internal error while running the pipeline; see the server log", "internal_error")
+        return describe_run(self.run, self.pipeline.name)
+
+    async def _run_graph(self) -> None:
+        while True:
+            self._skip_blocked()
+            for name, step in self.defs.items():  # definition order
+                entry = self.entries[name]
+                if entry["status"] == "pending" and all(self.entries[d]["status"] == "completed" for d in step["depends_on"]):
+                    entry["status"] = "running"  # at once, so the next pass does not start it again
+                    self.workers[asyncio.create_task(self._run_step(step), name=f"pipeline-step:{name}")] = name
+            if not self.workers:
+                break
+            done, _ = await asyncio.wait(self.workers, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                del self.workers[task]
+                task.result()  # _run_step handles its own errors
+        await self._finish()
+
+    def _skip_blocked(self) -> None:
+        """Pending steps behind a failed or skipped one are skipped (transitively)."""
+        changed = True
+        while changed:
+            changed = False
+            for name, step in self.defs.items():
+                entry = self.entries[name]
+                if entry["status"] == "pending" and any(self.entries[d]["status"] in ("failed", "skipped")
+                                                        for d in step["depends_on"]):
+                    entry["status"] = "skipped"
+                    changed = True
+
+    def _input_for(self, step: dict[str, Any]) -> str:
+        if step.get("input") is not None:
+            return step["input"]
+        if step["depends_on"]:
+            return SEPARATOR.join(self.entries[d]["output"] or "" for d in step["depends_on"])
+        return self.run.input or ""
+
+    async def _run_step(self, step: dict[str, Any]) -> None:
+        entry = self.entries[step["name"]]
+        entry["started_at"] = _now().isoformat()
+        started = time.monotonic()
+        await self._save()
+        try:
+            session = await create_session(self.runtime.events, step["agent"],
+                                           {"title": f"{self.pipeline.name} / {step['name']}"})
+            entry["session_id"] = session.id
+            await self._save()
+            _, future = await start_turn(self.runtime, session, self._input_for(step), require_variables=False)
+            outcome = await future
+        except asyncio.CancelledError:
+            raise
+        except ApiError as exc:  # the agent is gone, archived or ambiguous now
+            self._end(entry, started, "failed", error={"code": exc.code, "message": exc.message})
+        except Exception:
+            log.exception("pipeline run %s: step '%s' crashed", self.run.id, step["name"])
+            self._end(entry, started, "failed",
+                      error={"code": "internal_error", "message": "internal error while running the step; see the server log"})
+        else:
+            entry["usage"] = usage_dict(outcome.usage.get("input_tokens", 0), outcome.usage.get("output_tokens", 0))
+            if outcome.status == "completed":
+                self._end(entry, started, "completed", output=outcome.output)
+            else:
+                error = outcome.error or {"code": outcome.status, "message": f"the turn ended {outcome.status}"}
+                self._end(entry, started, "failed", output=outcome.output or None, error=error)
+        await self._save()
+
+    @staticmethod
+    def _end(entry: dict[str, Any], started: float, status: str, *, output: str | None = None,
+             error: dict[str, str] | None = None) -> None:
+        entry.update(status=status, output=output, error=error, finished_at=_now().isoformat(),
+                     duration_ms=round((time.monotonic() - started) * 1000))
+
+    async def _save(self, **fields: Any) -> None:
+        """Write the run's progress. Serialised, so the last write holds the latest state;
+        an update (not save) so a run whose pipeline was deleted meanwhile writes nothing."""
+        async with self.lock:
+            self.run.usage = usage_dict(sum(e["usage"]["input_tokens"] for e in self.run.steps),
+                                    sum(e["usage"]["output_tokens"] for e in self.run.steps))
+            await PipelineRun.filter(id=self.run.id).update(steps=copy.deepcopy(self.run.steps), usage=self.run.usage,
+                                                            **fields)
+
+    async def _finish(self) -> None:
+        statuses = {e["status"] for e in self.run.steps}
+        self.run.status = "completed" if statuses == {"completed"} else "failed"
+        needed = {d for s in self.defs.values() for d in s["depends_on"]}
+        sinks = [self.entries[name] for name in self.defs if name not in needed]
+        self.run.output = SEPARATOR.join(e["output"] or "" for e in sinks if e["status"] == "completed")
+        self.run.finished_at = _now()
+        await self._save(status=self.run.status, output=self.run.output, finished_at=self.run.finished_at)
+        for entry in self.run.steps:
+            self.runtime.metrics.pipeline_steps.labels(entry["status"]).inc()
+
+    async def _abort(self, reason: str, code: str = "cancelled") -> None:
+        """Stop the steps still running (and their turns); the run ends failed."""
+        workers = list(self.workers)
+        for task in workers:
+            task.cancel()
+        for entry in self.run.steps:
+            if entry["status"] == "running" and entry["session_id"]:
+                await self.runtime.runner.cancel(entry["session_id"], reason)
+        if workers:
+            await asyncio.wait(workers, timeout=STOP_WAIT_SECONDS)
+        self.workers.clear()
+        now = _now()
+        for entry in self.run.steps:
+            if entry["status"] == "running":
+                entry.update(status="failed", error={"code": code, "message": reason}, finished_at=now.isoformat())
+                if entry["started_at"]:
+                    started = dt.datetime.fromisoformat(entry["started_at"])
+                    entry["duration_ms"] = round((now - started).total_seconds() * 1000)
+            elif entry["status"] == "pending":
+                entry["status"] = "skipped"
+        try:
+            await self._finish()
+        except Exception:  # e.g. the database is already gone
+            log.exception("pipeline run %s: could not record its end", self.run.id)
