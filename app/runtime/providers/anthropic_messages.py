@@ -9,7 +9,7 @@ from typing import Any
 import anthropic
 
 from app.runtime.providers.base import (
-    ChatMessage, Finished, ProviderError, TextDelta, ToolCall, ToolSpec, provider_errors,
+    ChatMessage, Finished, ProviderError, SdkAdapter, TextDelta, ToolCall, ToolSpec, provider_errors,
 )
 
 # Anthropic requires max_tokens on every call; this is a ceiling, not a target.
@@ -47,14 +47,7 @@ def to_anthropic_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     return out
 
 
-class AnthropicMessagesAdapter:
-    def __init__(self, client: anthropic.AsyncAnthropic, label: str = "Anthropic"):
-        self.client = client
-        self.label = label
-
-    async def close(self) -> None:
-        await self.client.close()
-
+class AnthropicMessagesAdapter(SdkAdapter):
     async def stream(self, model: str, system: str, messages: list[ChatMessage],
                      tools: list[ToolSpec]) -> AsyncIterator[TextDelta | Finished]:
         kwargs: dict[str, Any] = {"model": model, "max_tokens": MAX_TOKENS, "messages": to_anthropic_messages(messages)}

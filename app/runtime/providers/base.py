@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,17 @@ def provider_errors(label: str, sdk: ModuleType) -> Iterator[None]:
         raise ProviderError(f"{label} did not answer in time", retryable=True, code="provider_timeout") from None
     except sdk.APIConnectionError as exc:
         raise ProviderError(f"cannot reach {label}: {exc}", retryable=True, code="provider_unreachable") from None
+
+
+class SdkAdapter:
+    """What both adapters share: the SDK client they keep, and a label for messages."""
+
+    def __init__(self, client: Any, label: str):
+        self.client = client
+        self.label = label
+
+    async def close(self) -> None:
+        await self.client.close()
 
 
 class ChatAdapter(Protocol):

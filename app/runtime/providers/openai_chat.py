@@ -8,7 +8,9 @@ from typing import Any
 
 import openai
 
-from app.runtime.providers.base import ChatMessage, Finished, TextDelta, ToolCall, ToolSpec, provider_errors
+from app.runtime.providers.base import (
+    ChatMessage, Finished, SdkAdapter, TextDelta, ToolCall, ToolSpec, provider_errors,
+)
 
 
 def to_openai_messages(system: str, messages: list[ChatMessage]) -> list[dict[str, Any]]:
@@ -29,14 +31,7 @@ def to_openai_messages(system: str, messages: list[ChatMessage]) -> list[dict[st
     return out
 
 
-class OpenAIChatAdapter:
-    def __init__(self, client: openai.AsyncOpenAI, label: str = "OpenAI"):
-        self.client = client
-        self.label = label
-
-    async def close(self) -> None:
-        await self.client.close()
-
+class OpenAIChatAdapter(SdkAdapter):
     async def stream(self, model: str, system: str, messages: list[ChatMessage],
                      tools: list[ToolSpec]) -> AsyncIterator[TextDelta | Finished]:
         kwargs: dict[str, Any] = {
