@@ -106,7 +106,7 @@ async def session_result(session_id: str):
 @validate_request(MetadataPatch)
 async def update_metadata(session_id: str, data: MetadataPatch):
     session = await service.update_metadata(current_runtime(), session_id, data.model_dump(exclude_unset=True))
-    return {"ok": True, "session": ar_session(await service.get_session(session.id))}
+    return {"ok": True, "session": ar_session(session)}
 
 
 @bp.delete("/sessions/<session_id>")

@@ -132,7 +132,7 @@ async def list_sessions(query_args: SessionListQuery, agent_id: str | None = Non
 async def get_session(session_id: str, agent_id: str | None = None):
     """Get a session."""
     session = await service.get_session(session_id, agent_id)
-    return SessionOut.of(session, (await service.turn_counts([session.id])).get(session.id, 0))
+    return SessionOut.of(session, await service.turn_count(session.id))
 
 
 @bp.patch(f"{NESTED}/<session_id>")
@@ -143,7 +143,7 @@ async def get_session(session_id: str, agent_id: str | None = None):
 async def update_session(session_id: str, data: SessionPatch, agent_id: str | None = None):
     """Update title, tags or model_id (null clears title and model_id)."""
     session = await service.update_session(current_runtime().events, session_id, data.changes(), agent_id)
-    return SessionOut.of(session, (await service.turn_counts([session.id])).get(session.id, 0))
+    return SessionOut.of(session, await service.turn_count(session.id))
 
 
 @bp.delete(f"{NESTED}/<session_id>")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tortoise.queryset import QuerySet
 
@@ -25,7 +25,6 @@ class Principal:
     via: str  # none (auth off) | jwt | cookie | api_key
     family_id: uuid.UUID | None = None  # the login this access token belongs to
     email: str | None = None
-    extra: dict = field(default_factory=dict, compare=False)
 
     def has(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes

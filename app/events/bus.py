@@ -8,7 +8,6 @@ catches up from the durable log, so a slow reader loses nothing and slows no one
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,16 +25,15 @@ class SessionNotice:
 
 
 class Subscription:
-    def __init__(self, bus: EventBus, key: str, maxsize: int, accept: Callable[[LoggedEvent], bool] | None):
+    def __init__(self, bus: EventBus, key: str, maxsize: int):
         self._bus = bus
         self.key = key
         self.queue: asyncio.Queue[LoggedEvent | SessionNotice | None] = asyncio.Queue(maxsize)
-        self.accept = accept
         self.overflowed = False
         self.closed = False
 
     def offer(self, event: LoggedEvent | SessionNotice) -> None:
-        if self.closed or (self.accept is not None and not self.accept(event)):
+        if self.closed:
             return
         try:
             self.queue.put_nowait(event)
@@ -82,10 +80,9 @@ class EventBus:
         self.queue_size = queue_size
         self._subscribers: dict[str, set[Subscription]] = {}
 
-    def subscribe(self, session_id: str = ALL_SESSIONS, *, maxsize: int | None = None,
-                  accept: Callable[[LoggedEvent], bool] | None = None) -> Subscription:
+    def subscribe(self, session_id: str = ALL_SESSIONS, *, maxsize: int | None = None) -> Subscription:
         """Listen to one session's events, or to every session's with ALL_SESSIONS."""
-        sub = Subscription(self, session_id, maxsize or self.queue_size, accept)
+        sub = Subscription(self, session_id, maxsize or self.queue_size)
         self._subscribers.setdefault(session_id, set()).add(sub)
         return sub
 

@@ -17,12 +17,6 @@ from app.events.bus import EventBus, SessionNotice
 from app.models import Event, Message
 from app.models.sequences import SequenceCounter
 
-EVENT_TYPES = (
-    "session.started", "step.started", "message.delta", "message.created",
-    "tool.started", "tool.completed", "step.completed",
-    "session.completed", "session.failed", "session.cancelled",
-)
-
 
 @dataclass(frozen=True)
 class LoggedEvent:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from app.events.bus import ALL_SESSIONS, EventBus, SessionNotice
 from app.events.log import LoggedEvent
@@ -45,12 +45,18 @@ class Connection:
                 self.queue.get_nowait()
 
 
+class Feed(Protocol):
+    """Translates bus items into /ws messages (app/services/agent_runtime.py LiveFeed)."""
+
+    async def event(self, event: LoggedEvent) -> Shaped: ...
+    async def notice(self, notice: SessionNotice) -> Shaped: ...
+    def forget(self, session_id: str) -> None: ...
+
+
 class WebSocketHub:
-    def __init__(self, bus: EventBus, translate_event: Callable[[LoggedEvent], Awaitable[Shaped]],
-                 translate_notice: Callable[[SessionNotice], Awaitable[Shaped]], queue_size: int):
+    def __init__(self, bus: EventBus, feed: Feed, queue_size: int):
         self.bus = bus
-        self.translate_event = translate_event
-        self.translate_notice = translate_notice
+        self.feed = feed
         self.queue_size = queue_size
         self.connections: set[Connection] = set()
         self._task: asyncio.Task | None = None
@@ -80,12 +86,16 @@ class WebSocketHub:
 
     async def _run(self) -> None:
         while True:
-            with self.bus.subscribe(ALL_SESSIONS, maxsize=HUB_QUEUE_SIZE) as feed:
-                while (item := await feed.get()) is not None:
+            with self.bus.subscribe(ALL_SESSIONS, maxsize=HUB_QUEUE_SIZE) as items:
+                while (item := await items.get()) is not None:
                     if not self.connections:
+                        # Nothing to translate for; but what the feed remembers about a
+                        # changed session is stale now.
+                        if isinstance(item, SessionNotice):
+                            self.feed.forget(item.session_id)
                         continue
                     try:
-                        translate = self.translate_notice if isinstance(item, SessionNotice) else self.translate_event
+                        translate = self.feed.notice if isinstance(item, SessionNotice) else self.feed.event
                         message, owner = await translate(item)
                     except Exception:  # one bad item must not stop the feed
                         log.exception("cannot translate %r for /ws", item)

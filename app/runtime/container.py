@@ -41,7 +41,7 @@ class Runtime:
         events = EventLog(bus)
         clients = ProviderClients(settings, box)
         feed = LiveFeed()
-        hub = WebSocketHub(bus, feed.event, feed.notice, settings.subscriber_queue_size)
+        hub = WebSocketHub(bus, feed, settings.subscriber_queue_size)
         metrics = Metrics()
         runner = TurnRunner(TurnDeps(settings, events, clients, metrics))
         metrics.watch(active_turns=lambda: runner.active_sessions,

@@ -48,9 +48,6 @@ class TurnRunner:
             worker.task = asyncio.create_task(self._drain(session_id, worker), name=f"turns:{session_id}")
         return done
 
-    def is_busy(self, session_id: str) -> bool:
-        return session_id in self._workers
-
     @property
     def active_sessions(self) -> int:
         return len(self._workers)

@@ -127,6 +127,7 @@ class Turn:
         session = await Session.get_or_none(id=self.session_id).select_related("agent")
         if session is None:
             return  # deleted while queued
+        self.session_usage = {"input_tokens": 0, "output_tokens": 0, **(session.usage or {})}
         try:
             await self._set_status("running", None)
             await self.events.append(self.session_id, "session.started", {"message_id": str(self.message.id)})
@@ -250,25 +251,21 @@ class Turn:
                                  step_id=self.step_id)
 
     async def _add_usage(self, usage: dict[str, int]) -> None:
-        session = await Session.get(id=self.session_id)
-        total = session.usage or {}
+        """The turn is the only writer of its session's usage, so it keeps the running
+        total (read with the session at the start) and only writes it."""
         for key, value in usage.items():
-            total[key] = total.get(key, 0) + value
-        await Session.filter(id=self.session_id).update(usage=total)
+            self.session_usage[key] = self.session_usage.get(key, 0) + value
+        await Session.filter(id=self.session_id).update(usage=self.session_usage)
 
     async def _set_status(self, status: str, error: str | None) -> None:
         await Session.filter(id=self.session_id).update(status=status, last_error=error,
                                                         updated_at=dt.datetime.now(dt.timezone.utc))
         self.events.notify_session("session_updated", self.session_id)
 
-    async def _usage(self) -> dict[str, int]:
-        session = await Session.get(id=self.session_id)
-        return {"input_tokens": 0, "output_tokens": 0, **(session.usage or {})}
-
     async def _completed(self, outcome: dict[str, Any]) -> None:
         self.outcome.status, self.outcome.reason = "completed", outcome["reason"]
         await self._set_status("pending", None)
-        await self.events.append(self.session_id, "session.completed", {**outcome, "usage": await self._usage()})
+        await self.events.append(self.session_id, "session.completed", {**outcome, "usage": dict(self.session_usage)})
 
     async def _keep_partial_text(self) -> None:
         """What was already streamed stays in the conversation, whatever ends the turn."""

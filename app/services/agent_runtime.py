@@ -148,9 +148,12 @@ class LiveFeed:
         name, owner = await self._info(event.session_id)
         return {"type": "event", "data": ar_event(event, name)}, owner
 
+    def forget(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
     async def notice(self, notice: SessionNotice) -> tuple[dict | None, uuid.UUID | None]:
         if notice.kind == "session_deleted":
-            self._sessions.pop(notice.session_id, None)
+            self.forget(notice.session_id)
             return {"type": "session_deleted", "session_id": notice.session_id}, notice.owner_id
         session = await Session.get_or_none(id=notice.session_id).select_related("agent")
         if session is None:

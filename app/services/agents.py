@@ -13,9 +13,6 @@ from app.runtime.capabilities import unknown_capabilities
 from app.services.common import paginate
 from app.services.llm import check_model_exists
 
-STATUSES = ("active", "archived")
-
-
 async def create_agent(fields: dict[str, Any]) -> Agent:
     await check_model_exists(fields.get("default_model_id"), "default_model_id")
     fields["capability_ids"] = _checked_capabilities(fields.get("capability_ids") or [])

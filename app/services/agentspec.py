@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from app.events.bus import Subscription
 from app.models import Message, Session
 from app.runtime.turn import TurnOutcome
-from app.services.sessions import create_session, get_session
+from app.services.sessions import create_session, get_session, turn_count
 from app.services.agents import get_active_agent
 from app.services.turns import check_variables, start_turn
 
@@ -26,16 +26,12 @@ async def _session_for(runtime: Runtime, agent_ref: str, session_id: str | None,
     return await get_session(session.id)
 
 
-async def count_turns(session_id: str) -> int:
-    return await Message.filter(session_id=session_id, role="user").count()
-
-
 async def run_and_wait(runtime: Runtime, agent_ref: str, text: str, variables: dict[str, Any] | None,
                        session_id: str | None, must_exist: bool = False) -> tuple[Session, TurnOutcome, int]:
     session = await _session_for(runtime, agent_ref, session_id, variables, must_exist)
     _, done = await start_turn(runtime, session, text, variables, require_variables=True)
     outcome = await done
-    return session, outcome, await count_turns(session.id)
+    return session, outcome, await turn_count(session.id)
 
 
 async def start_streamed(runtime: Runtime, agent_ref: str, text: str, variables: dict[str, Any] | None,

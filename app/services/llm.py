@@ -18,7 +18,6 @@ from app.models import LlmModel, LlmProvider
 from app.secrets import SecretBox, mask_secret
 from app.services.common import paginate, parse_uuid
 
-PROVIDER_TYPES = ("openai", "anthropic", "azure_openai", "ollama", "custom")
 NEEDS_BASE_URL = ("ollama", "custom", "azure_openai")
 
 

@@ -63,6 +63,10 @@ async def turn_counts(session_ids: list[str]) -> dict[str, int]:
     return {row["session_id"]: row["n"] for row in rows}
 
 
+async def turn_count(session_id: str) -> int:
+    return (await turn_counts([session_id])).get(session_id, 0)
+
+
 async def update_session(events: EventLog, session_id: str, changes: dict[str, Any],
                          agent_id: str | None = None) -> Session:
     session = await get_session(session_id, agent_id)

@@ -182,3 +182,24 @@ async def test_disconnect_leaves_no_connection_or_task_behind(app, client):
     await asyncio.sleep(0.05)
     assert hub.connections == set()
     assert {t.get_name() for t in asyncio.all_tasks()} - before == set()
+
+
+async def test_a_rename_while_nobody_watches_is_not_lost(client):
+    agent = await (await client.post("/v1/agents", json={"name": "a", "system_prompt": "p"})).get_json()
+    async with client.websocket("/ws") as ws:
+        assert json.loads(await ws.receive())["type"] == "init"
+        sid = (await (await client.post(f"/v1/agents/{agent['id']}/sessions", json={"title": "before"})).get_json())["id"]
+        assert (json.loads(await ws.receive()))["session"]["session_name"] == "before"  # the feed now knows the name
+    await client.patch(f"/v1/sessions/{sid}", json={"title": "after"})  # no /ws client connected
+    async with client.websocket("/ws") as ws:
+        assert json.loads(await ws.receive())["type"] == "init"
+        await client.post(f"/v1/sessions/{sid}/messages", json={"content": "hi"})
+        event = await asyncio.wait_for(_first_event(ws, sid), 5)
+    assert event["session_name"] == "after"
+
+
+async def _first_event(ws, session_id):
+    while True:
+        message = json.loads(await ws.receive())
+        if message["type"] == "event" and message["data"]["session_id"] == session_id:
+            return message["data"]
