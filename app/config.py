@@ -87,6 +87,7 @@ class Settings:
     data_dir: Path = Path("data")
     database_url: str = ""  # empty means: SQLite file in data_dir
     bind: str = "0.0.0.0:9000"
+    event_loop: str = "uvloop"  # uvloop | asyncio (python -m app serve)
     cors_origins: list[str] = field(default_factory=list)
     secrets_key: str | None = None
     log_level: str = "INFO"
@@ -133,6 +134,9 @@ class Settings:
         log_level = env.get("LOG_LEVEL", "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {log_level!r}")
+        event_loop = (env.get("EVENT_LOOP") or "uvloop").lower()
+        if event_loop not in ("uvloop", "asyncio"):
+            raise ConfigError(f"EVENT_LOOP must be uvloop or asyncio, got {event_loop!r}")
         auth_mode = (env.get("AUTH_MODE") or "none").lower()
         if auth_mode not in ("none", "admin", "full"):
             raise ConfigError(f"AUTH_MODE must be none, admin or full, got {auth_mode!r}")
@@ -153,6 +157,7 @@ class Settings:
             data_dir=Path(env.get("DATA_DIR") or "data"),
             database_url=env.get("DATABASE_URL", ""),
             bind=env.get("BIND") or "0.0.0.0:9000",
+            event_loop=event_loop,
             cors_origins=_list(env, "CORS_ORIGINS"),
             secrets_key=env.get("SECRETS_KEY") or None,
             log_level=log_level,
