@@ -20,8 +20,9 @@ and a long-lived SSE stream. `--warmup` turns (default 10, their own session) ru
 and are not counted (first use of the SDK client, SQLite page cache, imports).
 
 Provider share, two ways:
-  * `provider (fake internal)`: the fake notes when it picked the reply (t_req) and when
-    it encoded the first content chunk (t_chunk); the runtime can do nothing about
+  * `provider (fake internal)`: the fake (a raw asyncio server, bench/fake_provider.py)
+    notes when the read completing the request arrived (t_req) and when it wrote the
+    first content chunk (t_chunk); the runtime can do nothing about
     t_chunk - t_req. Because CLOCK_MONOTONIC is shared by all processes on Linux, the turn
     also splits into `runtime before provider` (t_req - t0: HTTP, DB writes, turn start-up,
     building and sending the SDK request) and `runtime after provider` (t1 - t_chunk: SDK
