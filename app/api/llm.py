@@ -7,13 +7,22 @@ from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field, HttpUrl
-from quart import Blueprint, current_app
+from quart import Blueprint, current_app, request
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import Name, Page, PageQuery, PatchBody, RequestBody, page_of
+from app.runtime.container import current_runtime
 from app.services import llm as service
 
 bp = Blueprint("llm", __name__)
+
+
+@bp.after_request
+async def _forget_resolved_models(response):
+    """Turns cache which model answers them; any change here must be seen by the next one."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        current_runtime().models.forget()
+    return response
 
 ProviderType = Literal["openai", "anthropic", "azure_openai", "ollama", "custom"]
 Status = Literal["active", "disabled"]

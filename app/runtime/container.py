@@ -15,6 +15,7 @@ from app.events.ws import WebSocketHub
 from app.metrics import Metrics
 from app.models import LlmModel, LlmProvider
 from app.runtime.providers import ProviderClients
+from app.runtime.resolution import ModelResolver
 from app.runtime.runner import TurnRunner, fail_interrupted_sessions
 from app.runtime.turn import TurnDeps
 from app.secrets import SecretBox, mask_secret
@@ -31,6 +32,7 @@ class Runtime:
     bus: EventBus
     events: EventLog
     clients: ProviderClients
+    models: ModelResolver
     runner: TurnRunner
     hub: WebSocketHub
     metrics: Metrics
@@ -43,11 +45,12 @@ class Runtime:
         feed = LiveFeed()
         hub = WebSocketHub(bus, feed, settings.subscriber_queue_size)
         metrics = Metrics()
-        runner = TurnRunner(TurnDeps(settings, events, clients, metrics))
+        models = ModelResolver()
+        runner = TurnRunner(TurnDeps(settings, events, clients, metrics, models))
         metrics.watch(active_turns=lambda: runner.active_sessions,
                       sse=lambda: bus.subscriber_count() - bus.subscriber_count(ALL_SESSIONS),
                       ws=lambda: len(hub.connections))
-        return cls(settings, box, bus, events, clients, runner, hub, metrics)
+        return cls(settings, box, bus, events, clients, models, runner, hub, metrics)
 
     async def start(self) -> None:
         self.hub.start()

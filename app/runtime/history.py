@@ -7,6 +7,8 @@ providers want an assistant message that carries its tool calls, so rows are gro
 from __future__ import annotations
 
 import json
+import uuid
+from typing import Any, NamedTuple, Protocol
 
 from app.models import Message
 from app.runtime.providers.base import ChatMessage, ToolCall
@@ -19,7 +21,30 @@ def _result_text(content: dict) -> tuple[str, bool]:
     return (result if isinstance(result, str) else json.dumps(result, default=str)), False
 
 
-def to_chat_history(messages: list[Message]) -> list[ChatMessage]:
+class StoredMessage(Protocol):
+    """What the history needs of a message: a Message row or a MessageRow."""
+
+    id: uuid.UUID
+    sequence: int
+    role: str
+    content: dict[str, Any]
+
+
+class MessageRow(NamedTuple):
+    id: uuid.UUID
+    sequence: int
+    role: str
+    content: dict[str, Any]
+
+
+async def load_messages(session_id: str) -> list[MessageRow]:
+    """A session's messages in order, as plain rows: read before every model call, and
+    about twice as fast as building Message objects."""
+    rows = await Message.filter(session_id=session_id).order_by("sequence").values_list(*MessageRow._fields)
+    return [MessageRow(*row) for row in rows]
+
+
+def to_chat_history(messages: list[StoredMessage]) -> list[ChatMessage]:
     history: list[ChatMessage] = []
     for m in messages:
         content = m.content or {}
@@ -59,7 +84,7 @@ def _answer_unanswered_calls(history: list[ChatMessage]) -> list[ChatMessage]:
     return out
 
 
-def turn_history(messages: list[Message], current: Message, started_at_seq: int) -> list[Message]:
+def turn_history(messages: list[StoredMessage], current: StoredMessage, started_at_seq: int) -> list[StoredMessage]:
     """What the model sees in the turn answering `current`.
 
     `started_at_seq` is the session's last message sequence when the turn began. Before

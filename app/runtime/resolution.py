@@ -1,24 +1,59 @@
 """Which model answers a session: session.model_id → agent.default_model_id →
-the default model of the default provider."""
+the default model of the default provider.
+
+Every turn needs the answer before it can call the provider, so it is cached: for a
+few seconds at most, and forgotten at once when providers or models are written
+through this server (`ModelResolver.forget`, called by the LLM routes). The time limit
+bounds how long a change made by another process sharing the database goes unseen.
+"""
 
 from __future__ import annotations
 
-from app.models import LlmModel, LlmProvider, Session
+import time
+import uuid
+
+from app.models import Agent, LlmModel, LlmProvider, Session
+
+CACHE_SECONDS = 5.0
+MAX_CACHED = 1000
 
 
 class NoModel(Exception):
     """Nothing is configured that could answer; the message says what to set."""
 
 
-async def resolve_model(session: Session) -> LlmModel:
-    agent = session.agent
-    for model_id in (session.model_id, agent.default_model_id if agent else None):
+CacheKey = tuple[uuid.UUID | None, uuid.UUID | None, uuid.UUID | None]
+
+
+class ModelResolver:
+    def __init__(self, ttl: float = CACHE_SECONDS):
+        self.ttl = ttl
+        self._cache: dict[CacheKey, tuple[float, LlmModel]] = {}
+
+    async def resolve(self, session: Session, agent: Agent | None) -> LlmModel:
+        key = (session.model_id, agent.default_model_id if agent else None, session.owner_id)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return _usable(cached[1])
+        model = await _lookup(*key)
+        if len(self._cache) >= MAX_CACHED:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic() + self.ttl, model)
+        return _usable(model)  # checked on every use: a disabled model is cached, not usable
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+async def _lookup(session_model_id: uuid.UUID | None, agent_model_id: uuid.UUID | None,
+                  owner_id: uuid.UUID | None) -> LlmModel:
+    for model_id in (session_model_id, agent_model_id):
         if model_id is not None:
             model = await LlmModel.get_or_none(id=model_id).select_related("provider")
             if model is not None:
-                return _usable(model)
+                return model
     # The owner's own default provider first, then the server-wide one (no owner).
-    provider = (await LlmProvider.get_or_none(is_default=True, owner_id=session.owner_id) if session.owner_id else None) \
+    provider = (await LlmProvider.get_or_none(is_default=True, owner_id=owner_id) if owner_id else None) \
         or await LlmProvider.get_or_none(is_default=True, owner_id=None)
     if provider is None:
         raise NoModel(
@@ -33,7 +68,7 @@ async def resolve_model(session: Session) -> LlmModel:
             f"The default LLM provider '{provider.name}' has no models. Add one with "
             f"POST /v1/llm-providers/{provider.id}/models (e.g. {{\"model_id\": \"gpt-4o-mini\", \"is_default\": true}})."
         )
-    return _usable(model)
+    return model
 
 
 def _usable(model: LlmModel) -> LlmModel:

@@ -26,6 +26,7 @@ class QueuedTurn:
     message: Message
     variables: dict[str, Any] | None
     done: asyncio.Future  # resolved with the TurnOutcome, whatever ends the turn
+    session: Session | None = None  # as loaded by the caller, when nothing ran in between
 
 
 @dataclass
@@ -39,11 +40,16 @@ class TurnRunner:
         self.deps = deps
         self._workers: dict[str, SessionWorker] = {}
 
-    def submit(self, session_id: str, message: Message, variables: dict[str, Any] | None = None) -> asyncio.Future:
-        """Queue a turn for this message; the future resolves with its TurnOutcome."""
+    def submit(self, session_id: str, message: Message, variables: dict[str, Any] | None = None,
+               session: Session | None = None) -> asyncio.Future:
+        """Queue a turn for this message; the future resolves with its TurnOutcome.
+
+        `session`, the caller's freshly loaded row, saves the turn reading it again, but
+        only when the turn starts at once: a turn running before it changes the row."""
         done = asyncio.get_running_loop().create_future()
         worker = self._workers.setdefault(session_id, SessionWorker())
-        worker.queue.append(QueuedTurn(message, variables, done))
+        idle = not worker.queue and (worker.task is None or worker.task.done())
+        worker.queue.append(QueuedTurn(message, variables, done, session if idle else None))
         if worker.task is None or worker.task.done():
             worker.task = asyncio.create_task(self._drain(session_id, worker), name=f"turns:{session_id}")
         return done
@@ -56,7 +62,7 @@ class TurnRunner:
         try:
             while worker.queue:
                 queued = worker.queue.popleft()
-                turn = Turn(self.deps, session_id, queued.message, queued.variables)
+                turn = Turn(self.deps, session_id, queued.message, queued.variables, queued.session)
                 try:
                     await turn.run()
                 except asyncio.CancelledError:

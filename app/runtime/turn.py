@@ -22,12 +22,12 @@ from typing import Any
 from app.config import Settings
 from app.events.log import EventLog
 from app.metrics import Metrics
-from app.models import Message, Session
+from app.models import Agent, Session
 from app.runtime.capabilities import Tool, tools_for
-from app.runtime.history import to_chat_history, turn_history
+from app.runtime.history import StoredMessage, load_messages, to_chat_history, turn_history
 from app.runtime.providers import ProviderClients
 from app.runtime.providers.base import ChatAdapter, Finished, ProviderError, TextDelta, ToolCall, ToolSpec
-from app.runtime.resolution import NoModel, resolve_model
+from app.runtime.resolution import ModelResolver, NoModel
 from app.runtime.tools import execute_tool, parse_arguments
 from app.services.messages import record_message
 
@@ -67,6 +67,7 @@ class TurnDeps:
     events: EventLog
     clients: ProviderClients
     metrics: Metrics
+    models: ModelResolver
 
 
 class DeltaWriter:
@@ -112,9 +113,11 @@ class DeltaWriter:
 
 
 class Turn:
-    def __init__(self, deps: TurnDeps, session_id: str, message: Message, variables: dict[str, Any] | None = None):
+    def __init__(self, deps: TurnDeps, session_id: str, message: StoredMessage, variables: dict[str, Any] | None = None,
+                 session: Session | None = None):
         self.deps, self.session_id, self.message = deps, session_id, message
         self.variables = variables
+        self.loaded_session = session
         self.outcome = TurnOutcome(str(message.id))
         self.events = deps.events
         self.settings = deps.settings
@@ -124,14 +127,17 @@ class Turn:
         self.message_id: uuid.UUID | None = None
 
     async def run(self) -> None:
-        session = await Session.get_or_none(id=self.session_id).select_related("agent")
+        session = self.loaded_session or await Session.get_or_none(id=self.session_id).select_related("agent")
         if session is None:
             return  # deleted while queued
+        agent = session.agent
+        if not (agent is None or isinstance(agent, Agent)):  # the caller loaded the session without it
+            agent = await agent
         self.session_usage = {"input_tokens": 0, "output_tokens": 0, **(session.usage or {})}
         try:
             await self._set_status("running", None)
             await self.events.append(self.session_id, "session.started", {"message_id": str(self.message.id)})
-            outcome = await self._steps(session)
+            outcome = await self._steps(session, agent)
         except asyncio.CancelledError as exc:
             await self._cancelled(exc.args[0] if exc.args else "cancelled by request")
             raise
@@ -149,18 +155,17 @@ class Turn:
             if self.outcome.error:
                 self.deps.metrics.errors.labels("turn", self.outcome.error["code"]).inc()
 
-    async def _steps(self, session: Session) -> dict[str, Any]:
-        model = await resolve_model(session)
+    async def _steps(self, session: Session, agent: Agent | None) -> dict[str, Any]:
+        model = await self.deps.models.resolve(session, agent)
         self.model_labels = (model.provider.provider_type, model.model_id)
         adapter = self.deps.clients.adapter_for(model.provider)
-        agent = session.agent
         tools = tools_for(agent.capability_ids if agent else [])
         specs = [ToolSpec(t.name, t.description, t.parameters) for t in tools.values()]
         system = render_prompt(agent.system_prompt, self.variables) if agent else ""
         limit = self.settings.max_iterations
         started_at_seq = None
         for iteration in range(1, limit + 1):
-            rows = list(await Message.filter(session_id=self.session_id).order_by("sequence"))
+            rows = await load_messages(self.session_id)
             if started_at_seq is None:  # everything stored before this turn's own output
                 started_at_seq = rows[-1].sequence if rows else 0
             history = to_chat_history(turn_history(rows, self.message, started_at_seq))

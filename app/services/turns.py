@@ -31,7 +31,7 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
     if require_variables and session.agent_id is not None:
         check_variables((await session.agent).system_prompt, variables)
     message = await record_message(runtime.events, session.id, "user", {"text": text})
-    return message, runtime.runner.submit(session.id, message, variables)
+    return message, runtime.runner.submit(session.id, message, variables, session)
 
 
 async def post_user_message(runtime: Runtime, session_id: str, text: str, agent_id: str | None = None) -> Message:
