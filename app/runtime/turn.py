@@ -15,7 +15,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +125,7 @@ class Turn:
         self.writer: DeltaWriter | None = None
         self.step_id: str | None = None
         self.message_id: uuid.UUID | None = None
+        self._behind: asyncio.Future | None = None  # writes still running; see _write_behind
 
     async def run(self) -> None:
         session = self.loaded_session or await Session.get_or_none(id=self.session_id).select_related("agent")
@@ -135,18 +136,21 @@ class Turn:
             agent = await agent
         self.session_usage = {"input_tokens": 0, "output_tokens": 0, **(session.usage or {})}
         try:
-            await self._set_status("running", None)
-            await self.events.append(self.session_id, "session.started", {"message_id": str(self.message.id)})
+            self._write_behind(self._started())
             outcome = await self._steps(session, agent)
         except asyncio.CancelledError as exc:
+            await asyncio.shield(self._written(quiet=True))
             await self._cancelled(exc.args[0] if exc.args else "cancelled by request")
             raise
         except NoModel as exc:
+            await self._written(quiet=True)
             await self._failed(str(exc), "no_model_configured")
         except ProviderError as exc:
+            await self._written(quiet=True)
             await self._failed(exc.message, exc.code)
         except Exception:
             log.exception("turn failed in session %s", self.session_id)
+            await self._written(quiet=True)
             await self._failed("internal error while running the turn; see the server log", "internal_error")
         else:
             await self._completed(outcome)
@@ -154,6 +158,42 @@ class Turn:
             self.deps.metrics.turns.labels(self.outcome.status).inc()
             if self.outcome.error:
                 self.deps.metrics.errors.labels("turn", self.outcome.error["code"]).inc()
+
+    async def _started(self) -> None:
+        await self._set_status("running", None)
+        await self.events.append(self.session_id, "session.started", {"message_id": str(self.message.id)})
+
+    def _write_behind(self, write: Coroutine[Any, Any, Any]) -> None:
+        """Run a write while the provider call is being made, after those already started.
+
+        Time to first token is what a user feels, and these writes (status, session.started,
+        step.started) need not finish before the provider is asked, only before the turn
+        writes anything else: every later write first awaits `_written()`, so the log
+        keeps its order."""
+        before = self._behind
+
+        async def in_order() -> None:
+            try:
+                if before is not None:
+                    await before
+            except BaseException:
+                write.close()  # never started: an earlier write failed
+                raise
+            await write
+
+        self._behind = asyncio.ensure_future(in_order())
+
+    async def _written(self, quiet: bool = False) -> None:
+        """`quiet` on the way out of a failed turn: the failure is recorded either way."""
+        behind, self._behind = self._behind, None
+        if behind is None:
+            return
+        try:
+            await behind
+        except Exception:
+            if not quiet:
+                raise
+            log.exception("a write of the turn in session %s failed", self.session_id)
 
     async def _steps(self, session: Session, agent: Agent | None) -> dict[str, Any]:
         model = await self.deps.models.resolve(session, agent)
@@ -178,18 +218,20 @@ class Turn:
 
     async def _step(self, adapter: ChatAdapter, model_id: str, system: str, history, specs, iteration: int) -> Finished:
         self.step_id, self.message_id = str(uuid.uuid4()), uuid.uuid4()
-        await self.events.append(self.session_id, "step.started",
-                                 {"step_id": self.step_id, "iteration": iteration, "model": model_id})
+        self._write_behind(self.events.append(self.session_id, "step.started",
+                                              {"step_id": self.step_id, "iteration": iteration, "model": model_id}))
         self.writer = DeltaWriter(self.events, self.session_id,
                                   {"step_id": self.step_id, "message_id": str(self.message_id)},
                                   self.settings.delta_flush_ms / 1000)
         finished = Finished([], 0, 0, None)
         async for item in self._stream_with_retries(adapter, model_id, system, history, specs):
+            await self._written()
             if isinstance(item, TextDelta):
                 self.partial.append(item.text)
                 await self.writer.add(item.text)
             else:
                 finished = item
+        await self._written()
         await self.writer.close()
         self.writer = None
         text, self.partial = "".join(self.partial), []
