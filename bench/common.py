@@ -9,6 +9,8 @@ import json
 import os
 import resource
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -158,6 +160,34 @@ class SSEParser:
             if "id" in fields:
                 frames.append((t, int(fields["id"]), fields.get("event", "message"), json.loads(fields.get("data", "{}"))))
         return frames
+
+
+class KernelClock:
+    """Receive with the kernel's timestamp of when the bytes reached the socket
+    (SO_TIMESTAMPNS, CLOCK_REALTIME), converted to time.monotonic(): what the server
+    did, without the measuring client's own delay in getting to the read."""
+
+    SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux value; Python does not export it
+    CMSG_SIZE = socket.CMSG_SPACE(16)
+
+    def __init__(self):
+        self.offset = time.time() - time.monotonic()
+
+    def socket(self) -> socket.socket:
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, self.SO_TIMESTAMPNS, 1)
+        return sock
+
+    def receive(self, sock: socket.socket) -> tuple[bytes, float, float]:
+        """(data, kernel time, read time); raises BlockingIOError when nothing is there."""
+        data, ancillary, _, _ = sock.recvmsg(65536, self.CMSG_SIZE)
+        t_read = t_kernel = time.monotonic()
+        for level, kind, raw in ancillary:
+            if level == socket.SOL_SOCKET and kind == self.SO_TIMESTAMPNS:
+                sec, nsec = struct.unpack("qq", raw[:16])
+                t_kernel = sec + nsec / 1e9 - self.offset
+        return data, t_kernel, t_read
 
 
 async def wait_until(check, timeout: float, what: str) -> None:

@@ -41,8 +41,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
-import socket
-import struct
 import sys
 import time
 from pathlib import Path
@@ -51,46 +49,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
-from bench.common import (FakeProvider, Server, SSEParser, cpu_seconds, make_agent, new_session,  # noqa: E402
+from bench.common import (FakeProvider, KernelClock, Server, SSEParser, cpu_seconds, make_agent, new_session,  # noqa: E402
                           save_json, sse_request, start_profiler, stop_profiler, summary_ms, table, wait_until)
 
 BATCH = 100
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux value; Python does not export it
-CMSG_SIZE = socket.CMSG_SPACE(16)
 
 
 class Subscriber:
     """One SSE connection; on_readable keeps (kernel time, read time, bytes), nothing more."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, request: bytes, state: dict, clock_offset: float):
-        self.loop, self.request, self.state, self.offset = loop, request, state, clock_offset
+    def __init__(self, loop: asyncio.AbstractEventLoop, request: bytes, state: dict, clock: KernelClock):
+        self.loop, self.request, self.state, self.clock = loop, request, state, clock
         self.reads: list[tuple[tuple[float, float], bytes]] = []
         self.ready = self.done = self.lost = False
         self.tail = b""
 
     async def connect(self, port: int) -> None:
-        self.sock = socket.socket()
-        self.sock.setblocking(False)
-        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock = self.clock.socket()
         await self.loop.sock_connect(self.sock, ("127.0.0.1", port))
         await self.loop.sock_sendall(self.sock, self.request)
         self.loop.add_reader(self.sock.fileno(), self.on_readable)
 
     def on_readable(self) -> None:
         try:
-            data, ancillary, _, _ = self.sock.recvmsg(65536, CMSG_SIZE)
+            data, t_kernel, t_read = self.clock.receive(self.sock)
         except BlockingIOError:
             return
-        t_read = time.monotonic()
         if not data:
             self.lost = True
             self.close()
             return
-        t_kernel = t_read
-        for level, kind, raw in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                sec, nsec = struct.unpack("qq", raw[:16])
-                t_kernel = sec + nsec / 1e9 - self.offset  # CLOCK_REALTIME -> monotonic
         self.reads.append(((t_kernel, t_read), data))
         if not self.ready and b"retry:" in data:
             self.ready = True
@@ -138,10 +126,10 @@ async def run_one(n: int, fake: FakeProvider, chunks: int, delay: float, py_spy:
             rss_idle = server.rss_mib()
 
             state = {"ready": 0, "done": 0}
-            request, offset = sse_request(server.port, session_id, since), time.time() - time.monotonic()
+            request, clock = sse_request(server.port, session_id, since), KernelClock()
             t_connect = time.monotonic()
             for start in range(0, n, BATCH):
-                batch = [Subscriber(loop, request, state, offset) for _ in range(min(BATCH, n - start))]
+                batch = [Subscriber(loop, request, state, clock) for _ in range(min(BATCH, n - start))]
                 await asyncio.gather(*(s.connect(server.port) for s in batch))
                 subs += batch
                 await wait_until(lambda: state["ready"] == len(subs), 60, f"{len(subs)} subscribers to connect")

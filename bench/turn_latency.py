@@ -6,9 +6,10 @@ own process; this process is only the client. The fake answers at once ("echo: <
 two chunks, no delay), so nearly all of the measured time belongs to the runtime.
 
 Per turn: t0 = just before the POST /v1/sessions/{id}/messages bytes are written (raw
-keep-alive HTTP/1.1 connection, no client library in the way); t1 = when the read that
-completed the turn's first `message.delta` frame returned on an SSE connection to the
-same session (raw asyncio Protocol). The next turn starts after `session.completed`.
+keep-alive HTTP/1.1 connection, no client library in the way); t1 = when the bytes that
+completed the turn's first `message.delta` frame reached the client's socket on an SSE
+connection to the same session (the kernel's receive timestamp, SO_TIMESTAMPNS, so the
+client's own delay in reading is not counted). The next turn starts after `session.completed`.
 
 Sessions: a new session every `--per-session` turns (default 10), each with its own SSE
 connection opened (and confirmed by its `retry:` line) before the first timed turn. One
@@ -53,38 +54,54 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 import openai  # noqa: E402
 
-from bench.common import (FakeProvider, RawPoster, Server, SSEParser, make_agent, new_session,  # noqa: E402
+from bench.common import (FakeProvider, KernelClock, RawPoster, Server, SSEParser, make_agent, new_session,  # noqa: E402
                           save_json, sse_request, start_profiler, stop_profiler, summary_ms, table)
 
 TURN_TIMEOUT = 15.0
 
 
-class LiveSSE(asyncio.Protocol):
-    """One SSE stream; frames go to a queue stamped with the time their read returned."""
+class LiveSSE:
+    """One SSE stream; frames go to a queue stamped with the kernel's receive time of the
+    bytes that completed them (SO_TIMESTAMPNS), so this process's own delays in getting
+    to the read are not counted."""
 
-    def __init__(self, request: bytes):
-        self.request = request
+    def __init__(self, port: int, session_id: str):
+        self.loop = asyncio.get_running_loop()
+        self.port, self.request = port, sse_request(port, session_id, 0)
         self.parser = SSEParser()
         self.frames: asyncio.Queue = asyncio.Queue()
-        self.ready = asyncio.get_running_loop().create_future()
+        self.ready = self.loop.create_future()
+        self.clock = KernelClock()
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        transport.write(self.request)
+    async def connect(self) -> LiveSSE:
+        self.sock = self.clock.socket()
+        await self.loop.sock_connect(self.sock, ("127.0.0.1", self.port))
+        await self.loop.sock_sendall(self.sock, self.request)
+        self.loop.add_reader(self.sock.fileno(), self.on_readable)
+        await asyncio.wait_for(self.ready, 10)
+        return self
 
-    def data_received(self, data: bytes) -> None:
-        t = time.monotonic()
+    def on_readable(self) -> None:
+        try:
+            data, t, _ = self.clock.receive(self.sock)
+        except BlockingIOError:
+            return
+        if not data:
+            self.close()
+            return
         for frame in self.parser.feed(data, t):
             self.frames.put_nowait(frame)
         if not self.ready.done() and b"retry:" in data:
             self.ready.set_result(t)
 
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+
 
 async def open_sse(port: int, session_id: str) -> LiveSSE:
-    loop = asyncio.get_running_loop()
-    _, proto = await loop.create_connection(lambda: LiveSSE(sse_request(port, session_id, 0)), "127.0.0.1", port)
-    await asyncio.wait_for(proto.ready, 10)
-    return proto
+    return await LiveSSE(port, session_id).connect()
 
 
 async def one_turn(poster: RawPoster, sse: LiveSSE, session_id: str, text: str) -> tuple[str, float, float]:
@@ -117,11 +134,11 @@ async def run_turns(http: httpx.AsyncClient, poster: RawPoster, port: int, agent
     for i in range(turns):
         if i % per_session == 0:
             if sse is not None:
-                sse.transport.close()
+                sse.close()
             session_id = await new_session(http, agent_id)
             sse = await open_sse(port, session_id)
         times.append(await asyncio.wait_for(one_turn(poster, sse, session_id, f"hi {i}"), TURN_TIMEOUT))
-    sse.transport.close()
+    sse.close()
     return times
 
 
