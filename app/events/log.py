@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from app.events.bus import EventBus, SessionNotice
+from app.events.messages import RecentMessages
 from app.models import Event, Message
 from app.models.sequences import SequenceCounter
 
@@ -56,6 +57,7 @@ class EventLog:
         self.bus = bus
         self.event_numbers = SequenceCounter(Event)
         self.message_numbers = SequenceCounter(Message)
+        self.messages = RecentMessages(self.message_numbers)
 
     async def append(self, session_id: str, type: str, data: dict[str, Any] | None = None) -> LoggedEvent:
         payload = {"session_id": session_id, **(data or {})}
@@ -76,6 +78,7 @@ class EventLog:
     def forget_session(self, session_id: str) -> None:
         self.event_numbers.forget(session_id)
         self.message_numbers.forget(session_id)
+        self.messages.forget(session_id)
 
     def notify_session(self, kind: str, session_id: str, owner_id: Any = None) -> None:
         """Announce that a session was created, updated or deleted (the /ws feed)."""

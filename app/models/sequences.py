@@ -61,6 +61,10 @@ class SequenceCounter:
             if lock is not None and not lock.locked():
                 del self._locks[oldest]
 
+    def last(self, session_id: str) -> int | None:
+        """The last number handed out here, if this process has numbered the session yet."""
+        return self._last.get(session_id)
+
     def forget(self, session_id: str) -> None:
         self._last.pop(session_id, None)
         self._locks.pop(session_id, None)

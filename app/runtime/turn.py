@@ -24,7 +24,7 @@ from app.events.log import EventLog
 from app.metrics import Metrics
 from app.models import Agent, Session
 from app.runtime.capabilities import Tool, tools_for
-from app.runtime.history import StoredMessage, load_messages, to_chat_history, turn_history
+from app.runtime.history import StoredMessage, to_chat_history, turn_history
 from app.runtime.providers import ProviderClients
 from app.runtime.providers.base import ChatAdapter, Finished, ProviderError, TextDelta, ToolCall, ToolSpec
 from app.runtime.resolution import ModelResolver, NoModel
@@ -205,7 +205,7 @@ class Turn:
         limit = self.settings.max_iterations
         started_at_seq = None
         for iteration in range(1, limit + 1):
-            rows = await load_messages(self.session_id)
+            rows = await self.events.messages.of(self.session_id)
             if started_at_seq is None:  # everything stored before this turn's own output
                 started_at_seq = rows[-1].sequence if rows else 0
             history = to_chat_history(turn_history(rows, self.message, started_at_seq))

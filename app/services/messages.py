@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from app.events.messages import MessageRow
 from app.models import Message
 from app.services.common import paginate
 from app.services.sessions import get_session
@@ -22,6 +23,7 @@ async def record_message(events: EventLog, session_id: str, role: str, content: 
     """Store a message with the session's next sequence number, then announce it."""
     message = await events.message_numbers.insert(session_id, lambda sequence: Message.create(
         id=message_id or uuid.uuid4(), session_id=session_id, sequence=sequence, role=role, content=content))
+    events.messages.added(session_id, MessageRow(message.id, message.sequence, role, content))
     data = {"message_id": str(message.id), "role": role, "sequence": message.sequence, "content": content}
     if step_id:
         data["step_id"] = step_id

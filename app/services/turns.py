@@ -31,7 +31,11 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
     if require_variables and session.agent_id is not None:
         check_variables((await session.agent).system_prompt, variables)
     message = await record_message(runtime.events, session.id, "user", {"text": text})
-    return message, runtime.runner.submit(session.id, message, variables, session)
+    done = runtime.runner.submit(session.id, message, variables, session)
+    # One yield lets the turn send its first query before this request's response is
+    # built and written: the database works on it meanwhile.
+    await asyncio.sleep(0)
+    return message, done
 
 
 async def post_user_message(runtime: Runtime, session_id: str, text: str, agent_id: str | None = None) -> Message:
