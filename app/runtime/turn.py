@@ -126,6 +126,7 @@ class Turn:
         self.step_id: str | None = None
         self.message_id: uuid.UUID | None = None
         self._behind: asyncio.Future | None = None  # writes still running; see _write_behind
+        self._running_written: asyncio.Future | None = None  # the `running` status; see _set_status
 
     async def run(self) -> None:
         session = self.loaded_session or await Session.get_or_none(id=self.session_id).select_related("agent")
@@ -136,7 +137,9 @@ class Turn:
             agent = await agent
         self.session_usage = {"input_tokens": 0, "output_tokens": 0, **(session.usage or {})}
         try:
-            self._write_behind(self._started())
+            self._write_behind(self.events.append(self.session_id, "session.started", {"message_id": str(self.message.id)}))
+            # Not an event, so the first delta need not wait for it; later statuses do.
+            self._running_written = asyncio.ensure_future(self._write_status("running", None))
             outcome = await self._steps(session, agent)
         except asyncio.CancelledError as exc:
             await asyncio.shield(self._written(quiet=True))
@@ -159,14 +162,10 @@ class Turn:
             if self.outcome.error:
                 self.deps.metrics.errors.labels("turn", self.outcome.error["code"]).inc()
 
-    async def _started(self) -> None:
-        await self._set_status("running", None)
-        await self.events.append(self.session_id, "session.started", {"message_id": str(self.message.id)})
-
     def _write_behind(self, write: Coroutine[Any, Any, Any]) -> None:
         """Run a write while the provider call is being made, after those already started.
 
-        Time to first token is what a user feels, and these writes (status, session.started,
+        Time to first token is what a user feels, and these writes (session.started,
         step.started) need not finish before the provider is asked, only before the turn
         writes anything else: every later write first awaits `_written()`, so the log
         keeps its order."""
@@ -305,6 +304,16 @@ class Turn:
         await Session.filter(id=self.session_id).update(usage=self.session_usage)
 
     async def _set_status(self, status: str, error: str | None) -> None:
+        """The turn's final status, written after its `running` for sure."""
+        running, self._running_written = self._running_written, None
+        if running is not None:
+            try:
+                await running
+            except Exception:  # the final status is what matters now
+                log.exception("writing the running status of session %s failed", self.session_id)
+        await self._write_status(status, error)
+
+    async def _write_status(self, status: str, error: str | None) -> None:
         await Session.filter(id=self.session_id).update(status=status, last_error=error,
                                                         updated_at=dt.datetime.now(dt.timezone.utc))
         self.events.notify_session("session_updated", self.session_id)
