@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate
 
 from app.config import Settings
@@ -17,7 +18,7 @@ APP_LABEL = "models"
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": with_sqlite_pragmas(database_url)},
+        "connections": {"default": connection_config(database_url)},
         "apps": {
             APP_LABEL: {
                 "models": ["app.models"],
@@ -28,6 +29,15 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def connection_config(url: str) -> str | dict[str, Any]:
+    """PostgreSQL as Tortoise parses the URL; SQLite on our backend (app/db_sqlite.py)."""
+    if not url.startswith("sqlite://"):
+        return url
+    config = expand_db_url(with_sqlite_pragmas(url))
+    config["engine"] = "app.db_sqlite"
+    return config
 
 
 def with_sqlite_pragmas(url: str) -> str:
