@@ -25,6 +25,40 @@ from tests.live_server import ROOT, LiveServer  # noqa: E402  (the same server t
 RESULTS = ROOT / "bench" / "results"
 
 
+CPUS = sorted(os.sched_getaffinity(0))  # read before this process pins itself
+
+
+def server_cpus() -> set[int] | None:
+    """The CPU the server gets to itself (the last one), or None when not pinning:
+    BENCH_PIN=0, or fewer than 2 CPUs."""
+    if os.environ.get("BENCH_PIN", "1") == "0" or len(CPUS) < 2:
+        return None
+    return {CPUS[-1]}
+
+
+def placement() -> str:
+    mine = server_cpus()
+    if mine is None:
+        return "not pinned"
+    others = ",".join(str(c) for c in CPUS if c not in mine)
+    return f"server on CPU {min(mine)}, client and fake provider on CPU {others}"
+
+
+def pin(server_pid: int, *client_pids: int) -> None:
+    """Keep the load generator off the server's core: every thread of the server on the
+    last CPU, this process and the fake provider on the others. Unpinned, the scheduler
+    now and then puts the measuring client on the server's core, and the server's
+    latency then includes the client's work (runs varied by about 2 ms p50)."""
+    mine = server_cpus()
+    if mine is None:
+        return
+    others = set(CPUS) - mine
+    for tid in os.listdir(f"/proc/{server_pid}/task"):
+        os.sched_setaffinity(int(tid), mine)
+    for pid in (0, *client_pids):
+        os.sched_setaffinity(pid, others)
+
+
 class Server(LiveServer):
     """`python -m app serve` on a fresh SQLite file in a temporary DATA_DIR."""
 

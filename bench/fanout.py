@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
-from bench.common import (FakeProvider, KernelClock, Server, SSEParser, cpu_seconds, make_agent, new_session,  # noqa: E402
+from bench.common import (FakeProvider, KernelClock, Server, pin, placement, SSEParser, cpu_seconds, make_agent, new_session,  # noqa: E402
                           save_json, sse_request, start_profiler, stop_profiler, summary_ms, table, wait_until)
 
 BATCH = 100
@@ -96,6 +96,7 @@ class Subscriber:
 
 async def run_one(n: int, fake: FakeProvider, chunks: int, delay: float, py_spy: str | None = None) -> dict:
     server = Server().start()
+    pin(server.proc.pid, fake.proc.pid)
     loop = asyncio.get_running_loop()
     subs: list[Subscriber] = []
     try:
@@ -200,7 +201,7 @@ async def run(subscribers: list[int], chunks: int = 100, delay: float = 0.01, py
         runs = [await run_one(n, fake, chunks, delay, py_spy) for n in subscribers]
     finally:
         fake.stop()
-    return {"config": {"subscribers": subscribers, "chunks": chunks, "delay_s": delay}, "runs": runs}
+    return {"config": {"subscribers": subscribers, "chunks": chunks, "delay_s": delay, "cpus": placement()}, "runs": runs}
 
 
 def render(result: dict) -> str:

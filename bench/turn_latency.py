@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 import openai  # noqa: E402
 
-from bench.common import (FakeProvider, KernelClock, RawPoster, Server, SSEParser, make_agent, new_session,  # noqa: E402
+from bench.common import (FakeProvider, KernelClock, RawPoster, Server, pin, placement, SSEParser, make_agent, new_session,  # noqa: E402
                           save_json, sse_request, start_profiler, stop_profiler, summary_ms, table)
 
 TURN_TIMEOUT = 15.0
@@ -187,6 +187,7 @@ async def run(turns: int = 200, per_session: int = 10, warmup: int = 10, log_lev
     server = Server(log_level=log_level)
     try:
         server.start()
+        pin(server.proc.pid, fake.proc.pid)
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             agent_id = await make_agent(http, fake.base_url)
             baseline = await provider_baseline(fake.base_url, turns)
@@ -218,7 +219,8 @@ async def run(turns: int = 200, per_session: int = 10, warmup: int = 10, log_lev
              "  7 message.delta -> SSE client"]
     phases = {name: summary_ms([b - a for a, b in zip(marks[i], marks[i + 1])]) for i, name in enumerate(names)}
     return {
-        "config": {"turns": turns, "per_session": per_session, "warmup": warmup, "log_level": log_level},
+        "config": {"turns": turns, "per_session": per_session, "warmup": warmup, "log_level": log_level,
+                   "cpus": placement()},
         "rows": {
             "total (POST -> first delta)": summary_ms(total),
             "runtime before provider": summary_ms([b - a for a, b in zip(t0s, t_req)]),
