@@ -104,6 +104,7 @@ class Settings:
     sse_retry_ms: int = 2000
     subscriber_queue_size: int = 1000
     delta_flush_ms: int = 50
+    delta_flush_ms_per_1000_subscribers: int = 150
     # Authentication (app/auth).
     auth_mode: str = "none"  # none | admin | full
     auth_admin_email: str | None = None
@@ -172,6 +173,7 @@ class Settings:
             sse_retry_ms=_int(env, "SSE_RETRY_MS", 2000),
             subscriber_queue_size=_int(env, "SUBSCRIBER_QUEUE_SIZE", 1000, minimum=1),
             delta_flush_ms=_int(env, "DELTA_FLUSH_MS", 50),
+            delta_flush_ms_per_1000_subscribers=_int(env, "DELTA_FLUSH_MS_PER_1000_SUBSCRIBERS", 150),
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             openai_model=env.get("OPENAI_MODEL") or "gpt-4o-mini",

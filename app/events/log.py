@@ -7,7 +7,6 @@ be read back, and a listener that missed something can always catch up from here
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,11 +68,7 @@ class EventLog:
             self.bus.publish(event)
             return event
 
-        event = await self.event_numbers.insert(session_id, store_then_publish)
-        # Let the listeners it woke send it before this writer goes on: a turn reading a
-        # burst of chunks from its provider would otherwise delay the first one's delivery.
-        await asyncio.sleep(0)
-        return event
+        return await self.event_numbers.insert(session_id, store_then_publish)
 
     def forget_session(self, session_id: str) -> None:
         self.event_numbers.forget(session_id)

@@ -6,7 +6,10 @@ import asyncio
 import datetime as dt
 import time
 
+import pytest
+
 from app.runtime import capabilities
+from app.runtime.turn import MAX_DELTA_INTERVAL, DeltaWriter
 from tests.fakes import Error, Hang, Text, ToolCalls
 from tests.helpers import events, make_chat, messages, say, session, wait_for_event, wait_turns
 
@@ -219,6 +222,20 @@ async def test_deltas_are_merged_but_never_dropped(client, fake_llm):
     log = await wait_turns(client, chat["id"])
     deltas = [e["data"]["delta"] for e in log if e["type"] == "message.delta"]
     assert "".join(deltas) == "".join(chunks) and len(deltas) < 50
+
+
+async def test_the_merge_window_widens_with_the_audience(app):
+    """Each delta costs a write per subscriber: many subscribers, fewer (larger) deltas."""
+    bus = app.extensions["runtime"].bus
+    writer = DeltaWriter(app.extensions["runtime"].events, "s1", {}, interval=0.05, per_subscriber=0.15 / 1000)
+    assert writer.interval() == 0.05
+    audience = [bus.subscribe("s1") for _ in range(1000)]
+    assert writer.interval() == pytest.approx(0.15)
+    audience += [bus.subscribe("s1") for _ in range(9000)]
+    assert writer.interval() == MAX_DELTA_INTERVAL
+    for sub in audience:
+        sub.close()
+    assert writer.interval() == 0.05
 
 
 async def test_anthropic_reply_and_tool_use(client, fake_llm):
