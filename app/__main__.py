@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ def _serve(settings: Settings) -> None:
     config = Config.from_toml(Path(__file__).resolve().parents[1] / "hypercorn.toml")
     config.bind = [settings.bind]
     app = create_app(settings)
+    tune_garbage_collector()
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -35,6 +37,19 @@ def _serve(settings: Settings) -> None:
         await serve(app, config, shutdown_trigger=stop.wait)
 
     _run_loop(main(), settings.event_loop)
+
+
+def tune_garbage_collector() -> None:
+    """A full collection walks every tracked object, and with 1000 open streams that took
+    100-200 ms: a pause of the whole event loop that showed up as delivery spikes. So
+    everything loaded before serving (modules, models, schemas, the app: most of the
+    heap, alive as long as the server) is frozen out of the collector's view, and
+    collections run less often (gen 0 every 10,000 allocations rather than 700, full
+    ones rarely).
+    Measured with bench/fanout.py, 1000 subscribers: p99 106-140 ms -> 69-80 ms."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 50)
 
 
 def _run_loop(coroutine, kind: str) -> None:
