@@ -212,7 +212,7 @@ class FakeLLM(ThreadedServer):
         body = body if isinstance(body, dict) else {}
         headers = {k.lower(): v for k, v in request.headers.items()}
         with self._lock:
-            self.requests.append({"path": request.path, "headers": headers, "json": body})
+            self.requests.append({"path": request.path, "query": request.args.to_dict(), "headers": headers, "json": body})
         return body
 
     def _make_app(self) -> Quart:
@@ -221,10 +221,12 @@ class FakeLLM(ThreadedServer):
         app.before_serving(self._ready.set)
 
         @app.post("/v1/chat/completions")
-        async def chat_completions() -> Response:
+        @app.post("/openai/deployments/<deployment>/chat/completions")  # Azure OpenAI's path
+        async def chat_completions(deployment: str | None = None) -> Response:
             body = await self._receive()
             auth = request.headers.get("authorization", "")
-            if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            key = request.headers.get("api-key") if deployment else (auth[7:] if auth.startswith("Bearer ") else None)
+            if self.api_key is not None and key != self.api_key:
                 return _openai_error(Error(401, "Incorrect API key provided."))
             reply = self._next_reply(body)
             if isinstance(reply, Error):

@@ -11,7 +11,7 @@ import pytest
 from app.runtime import capabilities
 from app.runtime.turn import MAX_DELTA_INTERVAL, DeltaWriter
 from tests.fakes import Error, Hang, Text, ToolCalls
-from tests.helpers import events, make_chat, messages, say, session, wait_for_event, wait_turns
+from tests.helpers import FAKE_KEY, events, make_chat, messages, say, session, wait_for_event, wait_turns
 
 LIFECYCLE = ["session.started", "step.started", "message.delta", "message.created", "step.completed", "session.completed"]
 
@@ -236,6 +236,22 @@ async def test_the_merge_window_widens_with_the_audience(app):
     for sub in audience:
         sub.close()
     assert writer.interval() == 0.05
+
+
+async def test_azure_openai_routes_to_the_deployment(client, fake_llm):
+    provider = await (await client.post("/v1/llm-providers", json={
+        "name": "azure", "provider_type": "azure_openai", "base_url": fake_llm.openai_base_url.removesuffix("/v1"),
+        "api_key": FAKE_KEY, "api_version": "2024-10-21", "is_default": True})).get_json()
+    await client.post(f"/v1/llm-providers/{provider['id']}/models", json={"model_id": "my-deployment", "is_default": True})
+    agent = await (await client.post("/v1/agents", json={"name": "a", "system_prompt": "p"})).get_json()
+    chat = await (await client.post(f"/v1/agents/{agent['id']}/sessions", json={})).get_json()
+    fake_llm.script(Text(["Hi ", "from Azure"]))
+    await say(client, chat["id"], "hello")
+    assert (await wait_turns(client, chat["id"]))[-1]["type"] == "session.completed"
+    sent = fake_llm.requests[-1]
+    assert sent["path"] == "/openai/deployments/my-deployment/chat/completions"
+    assert sent["query"] == {"api-version": "2024-10-21"} and sent["headers"]["api-key"] == FAKE_KEY
+    assert [m["content"] for m in await messages(client, chat["id"])][-1] == {"text": "Hi from Azure"}
 
 
 async def test_anthropic_reply_and_tool_use(client, fake_llm):

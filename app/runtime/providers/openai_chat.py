@@ -34,17 +34,14 @@ def to_openai_messages(system: str, messages: list[ChatMessage]) -> list[dict[st
 class OpenAIChatAdapter(SdkAdapter):
     async def stream(self, model: str, system: str, messages: list[ChatMessage],
                      tools: list[ToolSpec]) -> AsyncIterator[TextDelta | Finished]:
-        kwargs: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": model,
-            # The SDK's typed request transform costs ~0.2 ms per message (80 ms at 400);
-            # our messages are already plain JSON, so they go in the body as they are.
-            "messages": [],
-            "extra_body": {"messages": to_openai_messages(system, messages)},
+            "messages": to_openai_messages(system, messages),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
         if tools:
-            kwargs["tools"] = [
+            body["tools"] = [
                 {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
                 for t in tools
             ]
@@ -52,24 +49,30 @@ class OpenAIChatAdapter(SdkAdapter):
         usage = (0, 0)
         finish_reason = None
         with provider_errors(self.label, openai):
-            stream = await self.client.chat.completions.create(**kwargs)
+            # The SDK's generic request method, as chat.completions.create would call it,
+            # but with chunks decoded to plain dicts: create() runs a typed transform over
+            # the request (~0.2 ms per message) and builds a model object per chunk, which
+            # together cost about a third of the SDK's time per call. Auth, retries
+            # settings, Azure routing, SSE decoding and errors stay the SDK's.
+            stream = await self.client.post("/chat/completions", body=body, cast_to=object, stream=True,
+                                            stream_cls=openai.AsyncStream[dict])
             try:
                 async for chunk in stream:
-                    if chunk.usage is not None:
-                        usage = (chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-                    for choice in chunk.choices:
-                        delta = choice.delta
-                        if delta is not None and delta.content:
-                            yield TextDelta(delta.content)
-                        for part in (delta.tool_calls if delta is not None else None) or []:
+                    if chunk.get("usage"):
+                        usage = (chunk["usage"].get("prompt_tokens") or 0, chunk["usage"].get("completion_tokens") or 0)
+                    for choice in chunk.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        if delta.get("content"):
+                            yield TextDelta(delta["content"])
+                        for part in delta.get("tool_calls") or ():
                             # Tool calls arrive in fragments keyed by index: id and name
                             # first, then the JSON arguments a few characters at a time.
-                            entry = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
-                            entry["id"] = part.id or entry["id"]
-                            if part.function is not None:
-                                entry["name"] += part.function.name or ""
-                                entry["arguments"] += part.function.arguments or ""
-                        finish_reason = choice.finish_reason or finish_reason
+                            entry = calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                            entry["id"] = part.get("id") or entry["id"]
+                            function = part.get("function") or {}
+                            entry["name"] += function.get("name") or ""
+                            entry["arguments"] += function.get("arguments") or ""
+                        finish_reason = choice.get("finish_reason") or finish_reason
             finally:
                 await stream.close()
         tool_calls = [ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())]
