@@ -25,7 +25,7 @@ async def test_sqlite_uses_the_inline_writes_backend(db):
     assert isinstance(db._connection, InlineWritesConnection)
 
 
-async def test_writes_run_inline_and_reads_in_the_worker_thread(db, monkeypatch):
+async def test_writes_and_lookups_run_inline_and_other_reads_in_the_worker_thread(db, monkeypatch):
     threads: list[tuple[str, str]] = []
     original = InlineWritesConnection._execute
 
@@ -37,9 +37,11 @@ async def test_writes_run_inline_and_reads_in_the_worker_thread(db, monkeypatch)
 
     monkeypatch.setattr(InlineWritesConnection, "_execute", spy)
     await Agent.create(name="a", system_prompt="p")
-    await Agent.filter(name="a").first()
+    await Agent.filter(name="a").first()  # one row at most: inline too
+    await Agent.filter(name="a")  # any number of rows: the worker thread
     main = threading.main_thread().name
-    assert threads[0] == ("INSERT", main) and threads[1][0] == "SELECT" and threads[1][1] != main
+    assert [t for _, t in threads[:2]] == [main, main] and threads[2][1] != main
+    assert [s for s, _ in threads[:3]] == ["INSERT", "SELECT", "SELECT"]
 
 
 async def test_a_failed_transaction_rolls_back(db):
