@@ -15,7 +15,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,7 +154,7 @@ class Turn:
             agent = await agent
         self.session_usage = {"input_tokens": 0, "output_tokens": 0, **(session.usage or {})}
         try:
-            self._write_behind(self.events.append(self.session_id, "session.started", {"message_id": str(self.message.id)}))
+            self._write_behind("session.started", {"message_id": str(self.message.id)})
             # Not an event, so the first delta need not wait for it; later statuses do.
             self._running_written = asyncio.ensure_future(self._write_status("running", None))
             outcome = await self._steps(session, agent)
@@ -179,8 +179,8 @@ class Turn:
             if self.outcome.error:
                 self.deps.metrics.errors.labels("turn", self.outcome.error["code"]).inc()
 
-    def _write_behind(self, write: Coroutine[Any, Any, Any]) -> None:
-        """Run a write while the provider call is being made, after those already started.
+    def _write_behind(self, type: str, data: dict[str, Any]) -> None:
+        """Log an event while the provider call is being made, after those already started.
 
         Time to first token is what a user feels, and these writes (session.started,
         step.started) need not finish before the provider is asked, only before the turn
@@ -189,13 +189,9 @@ class Turn:
         before = self._behind
 
         async def in_order() -> None:
-            try:
-                if before is not None:
-                    await before
-            except BaseException:
-                write.close()  # never started: an earlier write failed
-                raise
-            await write
+            if before is not None:
+                await before
+            await self.events.append(self.session_id, type, data)
 
         self._behind = asyncio.ensure_future(in_order())
 
@@ -234,8 +230,7 @@ class Turn:
 
     async def _step(self, adapter: ChatAdapter, model_id: str, system: str, history, specs, iteration: int) -> Finished:
         self.step_id, self.message_id = str(uuid.uuid4()), uuid.uuid4()
-        self._write_behind(self.events.append(self.session_id, "step.started",
-                                              {"step_id": self.step_id, "iteration": iteration, "model": model_id}))
+        self._write_behind("step.started", {"step_id": self.step_id, "iteration": iteration, "model": model_id})
         self.writer = DeltaWriter(self.events, self.session_id,
                                   {"step_id": self.step_id, "message_id": str(self.message_id)},
                                   self.settings.delta_flush_ms / 1000,
