@@ -159,18 +159,14 @@ class Turn:
             self._running_written = asyncio.ensure_future(self._write_status("running", None))
             outcome = await self._steps(session, agent)
         except asyncio.CancelledError as exc:
-            await asyncio.shield(self._written(quiet=True))
             await self._cancelled(exc.args[0] if exc.args else "cancelled by request")
             raise
         except NoModel as exc:
-            await self._written(quiet=True)
             await self._failed(str(exc), "no_model_configured")
         except ProviderError as exc:
-            await self._written(quiet=True)
             await self._failed(exc.message, exc.code)
         except Exception:
             log.exception("turn failed in session %s", self.session_id)
-            await self._written(quiet=True)
             await self._failed("internal error while running the turn; see the server log", "internal_error")
         else:
             await self._completed(outcome)
@@ -338,6 +334,7 @@ class Turn:
 
     async def _keep_partial_text(self) -> None:
         """What was already streamed stays in the conversation, whatever ends the turn."""
+        await self._written(quiet=True)  # the opening events come first in the log
         if self.writer is not None:
             await self.writer.close()
             self.writer = None

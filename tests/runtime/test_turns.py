@@ -202,7 +202,9 @@ async def test_cancel_drops_queued_turns(client, fake_llm):
 
 async def test_back_to_back_messages_run_in_order_one_at_a_time(client, fake_llm):
     chat = await make_chat(client, fake_llm)
-    fake_llm.script(Text(["one"], delay=0.05), Text(["two"]))
+    # The first answer takes 0.3 s (the delay is between chunks), so "second" surely
+    # arrives while it runs, however fast the turn starts.
+    fake_llm.script(Text(["o", "ne"], delay=0.3), Text(["two"]))
     await say(client, chat["id"], "first")
     await say(client, chat["id"], "second")
     log = await wait_turns(client, chat["id"], count=2)
