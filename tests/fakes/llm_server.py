@@ -84,7 +84,19 @@ class Hang:
         self.first_chunks = _as_list(self.first_chunks)
 
 
-Reply = Union[Text, ToolCalls, Error, Hang]
+@dataclass
+class Broken:
+    """Send `first_chunks`, then an error event inside the stream (the HTTP status was
+    already 200), as providers do when they fail mid-answer."""
+
+    first_chunks: list[str] = field(default_factory=lambda: ["..."])
+    message: str = "The server had an error while processing your request."
+
+    def __post_init__(self) -> None:
+        self.first_chunks = _as_list(self.first_chunks)
+
+
+Reply = Union[Text, ToolCalls, Error, Hang, Broken]
 
 # Real error "type"s per status (OpenAI: type, code; Anthropic: error.type).
 _OPENAI_ERRORS = {
@@ -132,6 +144,8 @@ def _steps(reply: Reply) -> list[tuple]:
         return steps
     if isinstance(reply, Hang):
         return [("text", c) for c in reply.first_chunks] + [("sleep", reply.seconds)]
+    if isinstance(reply, Broken):
+        return [("text", c) for c in reply.first_chunks] + [("error", reply.message)]
     steps = [("text", reply.text)] if reply.text else []
     for call_id, name, args in reply.calls:
         steps.append(("tool", call_id, name, args if isinstance(args, str) else json.dumps(args)))
@@ -306,6 +320,9 @@ async def _openai_stream(reply: Reply, model: str, include_usage: bool) -> Async
             await asyncio.sleep(step[1])
         elif step[0] == "text":
             yield chunk({"content": step[1]})
+        elif step[0] == "error":  # OpenAI ends a failed stream with a bare error object
+            yield _sse({"error": {"message": step[1], "type": "server_error", "param": None, "code": None}})
+            return
         else:
             _, call_id, name, args = step
             # Header chunk (id/type/name, empty arguments), then bare argument fragments.
@@ -326,6 +343,8 @@ async def _openai_complete(reply: Reply, model: str) -> Response:
     for step in _steps(reply):
         if step[0] == "sleep":
             await asyncio.sleep(step[1])
+        elif step[0] == "error":  # unstreamed, a failure is a plain 500
+            return _openai_error(Error(500, step[1]))
         elif step[0] == "text":
             text += step[1]
         else:
@@ -372,6 +391,9 @@ async def _anthropic_stream(reply: Reply, model: str) -> AsyncIterator[bytes]:
                 for ev in start_block({"type": "text", "text": ""}):
                     yield ev
             yield delta({"type": "text_delta", "text": step[1]})
+        elif step[0] == "error":
+            yield _event({"type": "error", "error": {"type": "overloaded_error", "message": step[1]}})
+            return
         else:
             _, call_id, name, args = step
             used_tool = True
@@ -391,6 +413,8 @@ async def _anthropic_complete(reply: Reply, model: str) -> Response:
     for step in _steps(reply):
         if step[0] == "sleep":
             await asyncio.sleep(step[1])
+        elif step[0] == "error":
+            return _anthropic_error(Error(500, step[1]))
         elif step[0] == "text":
             if content and content[-1]["type"] == "text":
                 content[-1]["text"] += step[1]

@@ -10,7 +10,7 @@ import pytest
 
 from app.runtime import capabilities
 from app.runtime.turn import MAX_DELTA_INTERVAL, DeltaWriter
-from tests.fakes import Error, Hang, Text, ToolCalls
+from tests.fakes import Broken, Error, Hang, Text, ToolCalls
 from tests.helpers import FAKE_KEY, events, make_chat, messages, say, session, wait_for_event, wait_turns
 
 LIFECYCLE = ["session.started", "step.started", "message.delta", "message.created", "step.completed", "session.completed"]
@@ -289,6 +289,21 @@ async def test_anthropic_errors_are_translated_too(client, fake_llm):
     await say(client, chat["id"], "hi")
     failed = (await wait_turns(client, chat["id"]))[-1]
     assert failed["data"]["code"] == "provider_auth_failed" and "Anthropic provider" in failed["data"]["error"]
+
+
+@pytest.mark.parametrize("provider_type", ["openai", "anthropic"])
+async def test_an_error_event_inside_the_stream_fails_the_turn_clearly(client, fake_llm, provider_type):
+    chat = await make_chat(client, fake_llm, provider_type=provider_type)
+    fake_llm.script(Broken(["Half ", "a thought"], message="The model is overloaded, try again."))
+    await say(client, chat["id"], "go")
+    failed = (await wait_turns(client, chat["id"]))[-1]
+    assert failed["type"] == "session.failed" and failed["data"]["code"] == "provider_error"
+    assert "failed while answering: The model is overloaded, try again." in failed["data"]["error"]
+    assert len(fake_llm.requests) == 1  # text was already streamed: no retry
+    assert [m["content"] for m in await messages(client, chat["id"]) if m["role"] == "assistant"] == [{"text": "Half a thought"}]
+    fake_llm.script(Text(["fine again"]))
+    await say(client, chat["id"], "and now?")
+    assert (await wait_turns(client, chat["id"], count=2))[-1]["type"] == "session.completed"
 
 
 async def test_failure_mid_stream_keeps_what_was_said(client, fake_llm):

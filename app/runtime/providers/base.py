@@ -101,11 +101,15 @@ def provider_errors(label: str, sdk: ModuleType) -> Iterator[None]:
     try:
         yield
     except sdk.APIStatusError as exc:
+        if exc.status_code < 400:  # anthropic: an error event inside a stream that began 200
+            raise ProviderError(f"{label} failed while answering: {_sdk_error_detail(exc)}") from None
         raise error_from_status(label, exc.status_code, _sdk_error_detail(exc), exc.response.headers) from None
     except sdk.APITimeoutError:
         raise ProviderError(f"{label} did not answer in time", retryable=True, code="provider_timeout") from None
     except sdk.APIConnectionError as exc:
         raise ProviderError(f"cannot reach {label}: {exc}", retryable=True, code="provider_unreachable") from None
+    except sdk.APIError as exc:  # openai: the base class, so last; an error event in a 200 stream
+        raise ProviderError(f"{label} failed while answering: {exc.message}", code="provider_error") from None
 
 
 class SdkAdapter:
