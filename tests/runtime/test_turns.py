@@ -306,6 +306,15 @@ async def test_an_error_event_inside_the_stream_fails_the_turn_clearly(client, f
     assert (await wait_turns(client, chat["id"], count=2))[-1]["type"] == "session.completed"
 
 
+async def test_malformed_anthropic_tool_input_fails_clearly(client, fake_llm):
+    chat = await make_chat(client, fake_llm, provider_type="anthropic")
+    fake_llm.script(ToolCalls([("toolu_1", "get_current_time", '{"timezone": ')]))
+    await say(client, chat["id"], "time?")
+    failed = (await wait_turns(client, chat["id"]))[-1]
+    assert failed["type"] == "session.failed" and failed["data"]["code"] == "provider_bad_response"
+    assert "malformed reply" in failed["data"]["error"]
+
+
 async def test_failure_mid_stream_keeps_what_was_said(client, fake_llm):
     chat = await make_chat(client, fake_llm)
     fake_llm.script(Hang(["Half an ans"], seconds=30))

@@ -55,14 +55,42 @@ class AnthropicMessagesAdapter(SdkAdapter):
             kwargs["system"] = system
         if tools:
             kwargs["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools]
+        tool_uses: dict[int, dict[str, str]] = {}  # content block index -> id, name, input JSON so far
+        input_tokens = output_tokens = 0
+        stop_reason = None
+        with provider_errors(self.label, anthropic):
+            # The SDK's generic request method, as messages.create(stream=True) calls it, with
+            # events decoded to plain dicts instead of model objects (as the OpenAI adapter).
+            stream = await self.client.post("/v1/messages", body={**kwargs, "stream": True}, cast_to=object,
+                                            stream=True, stream_cls=anthropic.AsyncStream[dict[str, Any]])
+            try:
+                async for event in stream:
+                    kind = event.get("type")
+                    if kind == "content_block_delta":
+                        delta = event.get("delta") or {}
+                        if delta.get("type") == "text_delta" and delta.get("text"):
+                            yield TextDelta(delta["text"])
+                        elif delta.get("type") == "input_json_delta" and event.get("index") in tool_uses:
+                            tool_uses[event["index"]]["input"] += delta.get("partial_json") or ""
+                    elif kind == "content_block_start" and (event.get("content_block") or {}).get("type") == "tool_use":
+                        block = event["content_block"]
+                        tool_uses[event.get("index", len(tool_uses))] = {"id": block["id"], "name": block["name"], "input": ""}
+                    elif kind == "message_start":
+                        usage = (event.get("message") or {}).get("usage") or {}
+                        input_tokens, output_tokens = usage.get("input_tokens") or 0, usage.get("output_tokens") or 0
+                    elif kind == "message_delta":
+                        stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
+                        output_tokens = (event.get("usage") or {}).get("output_tokens") or output_tokens
+            finally:
+                await stream.close()
+        calls = [ToolCall(use["id"], use["name"], self._tool_arguments(use["input"]))
+                 for _, use in sorted(tool_uses.items())]
+        yield Finished(calls, input_tokens, output_tokens, stop_reason)
+
+    def _tool_arguments(self, streamed: str) -> str:
+        """Tool input arrives as JSON fragments; the whole must be a JSON object."""
         try:
-            with provider_errors(self.label, anthropic):
-                async with self.client.messages.stream(**kwargs) as stream:
-                    async for event in stream:
-                        if event.type == "text" and event.text:
-                            yield TextDelta(event.text)
-                    final = await stream.get_final_message()
-        except ValueError as exc:  # the SDK parses tool input JSON as it streams
+            value = json.loads(streamed) if streamed else {}
+        except json.JSONDecodeError as exc:
             raise ProviderError(f"{self.label} sent a malformed reply: {exc}", code="provider_bad_response") from None
-        calls = [ToolCall(b.id, b.name, json.dumps(b.input)) for b in final.content if b.type == "tool_use"]
-        yield Finished(calls, final.usage.input_tokens, final.usage.output_tokens, final.stop_reason)
+        return json.dumps(value)
