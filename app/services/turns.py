@@ -32,8 +32,8 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
         check_variables((await session.agent).system_prompt, variables)
     message = await record_message(runtime.events, session.id, "user", {"text": text})
     done = runtime.runner.submit(session.id, message, variables, session)
-    # One yield lets the turn send its first query before this request's response is
-    # built and written: the database works on it meanwhile.
+    # One yield lets an idle session's turn start, and usually send its provider request,
+    # before this request's response is built and written: the first token comes sooner.
     await asyncio.sleep(0)
     return message, done
 
