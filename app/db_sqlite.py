@@ -6,8 +6,8 @@ more than the write itself (~60 µs): the thread has to win the GIL from a busy 
 loop, which can take a millisecond while a turn streams. So INSERT, UPDATE, DELETE,
 transaction statements and single-row lookups (a SELECT ending in LIMIT 1 or 2: what
 .first() and .get() send) run inline; other reads, which can be large, still go
-through the thread. Statements never overlap: Tortoise holds one lock per connection around each,
-so the two paths take turns on the one sqlite3 connection.
+through the thread. Statements never overlap: Tortoise holds one lock per connection
+around each, so the two paths take turns on the one sqlite3 connection.
 """
 
 from __future__ import annotations

@@ -28,20 +28,20 @@ RESULTS = ROOT / "bench" / "results"
 CPUS = sorted(os.sched_getaffinity(0))  # read before this process pins itself
 
 
-def server_cpus() -> set[int] | None:
-    """The CPU the server gets to itself (the last one), or None when not pinning:
-    BENCH_PIN=0, or fewer than 2 CPUs."""
+def cpu_split() -> tuple[set[int], set[int]] | None:
+    """(the server's CPU, everyone else's): the last CPU for the server, or None when not
+    pinning (BENCH_PIN=0, or fewer than 2 CPUs)."""
     if os.environ.get("BENCH_PIN", "1") == "0" or len(CPUS) < 2:
         return None
-    return {CPUS[-1]}
+    return {CPUS[-1]}, set(CPUS[:-1])
 
 
 def placement() -> str:
-    mine = server_cpus()
-    if mine is None:
+    split = cpu_split()
+    if split is None:
         return "not pinned"
-    others = ",".join(str(c) for c in CPUS if c not in mine)
-    return f"server on CPU {min(mine)}, client and fake provider on CPU {others}"
+    server, others = split
+    return f"server on CPU {min(server)}, client and fake provider on CPU {','.join(map(str, sorted(others)))}"
 
 
 def pin(server_pid: int, *client_pids: int) -> None:
@@ -49,12 +49,12 @@ def pin(server_pid: int, *client_pids: int) -> None:
     last CPU, this process and the fake provider on the others. Unpinned, the scheduler
     now and then puts the measuring client on the server's core, and the server's
     latency then includes the client's work (runs varied by about 2 ms p50)."""
-    mine = server_cpus()
-    if mine is None:
+    split = cpu_split()
+    if split is None:
         return
-    others = set(CPUS) - mine
+    server, others = split
     for tid in os.listdir(f"/proc/{server_pid}/task"):
-        os.sched_setaffinity(int(tid), mine)
+        os.sched_setaffinity(int(tid), server)
     for pid in (0, *client_pids):
         os.sched_setaffinity(pid, others)
 

@@ -37,6 +37,10 @@ async def read_messages(session_id: str) -> list[MessageRow]:
     return [MessageRow(*row) for row in rows]
 
 
+def _last_sequence(rows: list[MessageRow]) -> int:
+    return rows[-1].sequence if rows else 0
+
+
 class RecentMessages:
     def __init__(self, numbers: SequenceCounter, max_sessions: int = MAX_SESSIONS):
         self.numbers = numbers
@@ -45,7 +49,7 @@ class RecentMessages:
 
     async def of(self, session_id: str) -> list[MessageRow]:
         rows = self._rows.get(session_id)
-        if rows is None or (rows[-1].sequence if rows else 0) != self.numbers.last(session_id):
+        if rows is None or _last_sequence(rows) != self.numbers.last(session_id):
             rows = await read_messages(session_id)
             if len(rows) > MAX_MESSAGES:
                 self._rows.pop(session_id, None)
@@ -61,7 +65,7 @@ class RecentMessages:
         rows = self._rows.get(session_id)
         if rows is None:
             return
-        if (rows[-1].sequence if rows else 0) + 1 == row.sequence and len(rows) < MAX_MESSAGES:
+        if _last_sequence(rows) + 1 == row.sequence and len(rows) < MAX_MESSAGES:
             rows.append(row)
         else:
             del self._rows[session_id]

@@ -238,8 +238,7 @@ class FakeLLM(ThreadedServer):
         @app.post("/openai/deployments/<deployment>/chat/completions")  # Azure OpenAI's path
         async def chat_completions(deployment: str | None = None) -> Response:
             body = await self._receive()
-            auth = request.headers.get("authorization", "")
-            key = request.headers.get("api-key") if deployment else (auth[7:] if auth.startswith("Bearer ") else None)
+            key = request.headers.get("api-key") if deployment else _bearer_token()
             if self.api_key is not None and key != self.api_key:
                 return _openai_error(Error(401, "Incorrect API key provided."))
             reply = self._next_reply(body)
@@ -256,8 +255,7 @@ class FakeLLM(ThreadedServer):
             body = await self._receive()
             # Real API uses x-api-key, but anthropic SDK 2.x sends api_key as
             # `Authorization: Bearer`, so accept either.
-            auth = request.headers.get("authorization", "")
-            key = request.headers.get("x-api-key") or (auth[7:] if auth.startswith("Bearer ") else None)
+            key = request.headers.get("x-api-key") or _bearer_token()
             if self.api_key is not None and key != self.api_key:
                 return _anthropic_error(Error(401, "invalid x-api-key"))
             reply = self._next_reply(body)
@@ -272,6 +270,11 @@ class FakeLLM(ThreadedServer):
 
 
 # --------------------------------------------------------------------------- responses
+
+
+def _bearer_token() -> str | None:
+    auth = request.headers.get("authorization", "")
+    return auth[7:] if auth.startswith("Bearer ") else None
 
 
 def _stream(gen: AsyncIterator[bytes]) -> Response:
