@@ -3,16 +3,24 @@
 The bus never blocks a publisher: each subscriber has a bounded queue, and one that is
 full is dropped (its `overflowed` flag set and its stream ended). It reconnects and
 catches up from the durable log, so a slow reader loses nothing and slows no one.
+
+This bus lives in one process. app/events/redis_bus.py extends it across processes; the
+lifecycle (start/stop) and control hooks here are what it overrides, and are no-ops or
+in-process calls so code written against the bus works the same with either.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.events.log import LoggedEvent
+
+log = logging.getLogger("app.events.bus")
 
 ALL_SESSIONS = "*"
 
@@ -79,6 +87,13 @@ class EventBus:
     def __init__(self, queue_size: int = 1000):
         self.queue_size = queue_size
         self._subscribers: dict[str, set[Subscription]] = {}
+        self._controls: dict[str, list[Callable[[dict], None]]] = {}
+
+    async def start(self) -> None:
+        """Connect to whatever carries events between processes (nothing, in memory)."""
+
+    async def stop(self) -> None:
+        """Flush and disconnect (nothing, in memory)."""
 
     def subscribe(self, session_id: str = ALL_SESSIONS, *, maxsize: int | None = None) -> Subscription:
         """Listen to one session's events, or to every session's with ALL_SESSIONS."""
@@ -100,6 +115,22 @@ class EventBus:
         """Close every stream of a session that no longer exists."""
         for sub in tuple(self._subscribers.get(session_id, ())):
             sub.close()
+
+    def on_control(self, kind: str, callback: Callable[[dict], None]) -> None:
+        """Call `callback(data)` for every control message of `kind` (e.g. "models_changed"),
+        sent by this process or, on a shared bus, by any other."""
+        self._controls.setdefault(kind, []).append(callback)
+
+    def publish_control(self, kind: str, data: dict | None = None) -> None:
+        """Tell every process (here: this one, synchronously) that something changed."""
+        self._deliver_control(kind, data or {})
+
+    def _deliver_control(self, kind: str, data: dict) -> None:
+        for callback in tuple(self._controls.get(kind, ())):
+            try:
+                callback(data)
+            except Exception:  # one broken callback must not stop the others (or a listener)
+                log.exception("control callback for %r failed", kind)
 
     def subscriber_count(self, session_id: str | None = None) -> int:
         if session_id is not None:

@@ -1,0 +1,208 @@
+"""The Redis event bus, with two buses standing for two processes: events, notices,
+session ends and control messages cross; each bus delivers its own exactly once; order
+holds; Redis being down or dropping connections never reaches the publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+import redis.asyncio as redis
+
+from app.events.bus import ALL_SESSIONS, EventBus, SessionNotice
+from app.events.log import LoggedEvent
+from app.events.redis_bus import RedisEventBus
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _redis_listening() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+needs_redis = pytest.mark.skipif(not _redis_listening(), reason="no Redis listening on 127.0.0.1:6379")
+
+
+def event(sequence: int, session_id: str = "s1") -> LoggedEvent:
+    return LoggedEvent(1000 + sequence, session_id, sequence, "message.delta",
+                       {"session_id": session_id, "delta": f"d{sequence}", "nested": {"n": [1, None, "x"]}},
+                       datetime.now(timezone.utc))
+
+
+async def eventually(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test-{uuid.uuid4().hex}"  # a channel of its own: tests never see each other's traffic
+
+
+@pytest.fixture
+async def buses(prefix):
+    a, b = RedisEventBus(REDIS_URL, prefix=prefix), RedisEventBus(REDIS_URL, prefix=prefix)
+    await a.start()
+    await b.start()
+    yield a, b
+    await a.stop()
+    await b.stop()
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("redis-bus")]
+
+
+@needs_redis
+async def test_an_event_reaches_the_other_process_once_and_its_own_subscribers_once(buses):
+    a, b = buses
+    on_b, everything_on_b, on_a = b.subscribe("s1"), b.subscribe(ALL_SESSIONS), a.subscribe("s1")
+    sent = event(1)
+    a.publish(sent)
+    assert on_a.get_ready() == [sent]  # local delivery does not wait for Redis
+
+    received = await on_b.get(5)
+    assert received == sent and received is not sent  # every field equal, decoded from JSON
+    assert received.created_at.tzinfo is not None and received.created_at.utcoffset().total_seconds() == 0
+    assert await everything_on_b.get(5) == sent
+
+    # A's listener reads the channel in order: by the time B's reply reaches A, A has
+    # seen (and skipped) its own message; only the reply is new to A's subscriber.
+    reply = event(2)
+    b.publish(reply)
+    assert await on_a.get(5) == reply
+    await asyncio.sleep(0.05)
+    assert on_a.get_ready() == [] and on_b.get_ready() == [reply]
+
+
+@needs_redis
+async def test_order_holds_for_500_events_back_to_back(buses):
+    a, b = buses
+    on_b, on_a = b.subscribe("s1", maxsize=1000), a.subscribe("s1", maxsize=1000)
+    for sequence in range(1, 501):
+        a.publish(event(sequence))
+    received = [(await on_b.get(5)).sequence for _ in range(500)]
+    assert received == list(range(1, 501))
+    assert [e.sequence for e in on_a.get_ready()] == list(range(1, 501))
+
+
+@needs_redis
+async def test_session_notices_cross(buses):
+    a, b = buses
+    everything_on_b, one_session_on_b = b.subscribe(ALL_SESSIONS), b.subscribe("s1")
+    owner = uuid.uuid4()
+    a.publish_notice(SessionNotice("session_deleted", "s1", owner))
+    a.publish_notice(SessionNotice("session_created", "s2"))
+    deleted, created = await everything_on_b.get(5), await everything_on_b.get(5)
+    assert deleted == SessionNotice("session_deleted", "s1", owner) and isinstance(deleted.owner_id, uuid.UUID)
+    assert created == SessionNotice("session_created", "s2", None)
+    assert one_session_on_b.get_ready() == []  # notices go to listeners of every session only
+
+
+@needs_redis
+async def test_control_messages_reach_every_process_and_the_sender_once(buses):
+    a, b = buses
+    on_a, on_b, replies = [], [], []
+    a.on_control("models_changed", on_a.append)
+    b.on_control("models_changed", on_b.append)
+    a.on_control("reply", replies.append)
+    a.publish_control("models_changed", {"model": "m1"})
+    assert on_a == [{"model": "m1"}]  # synchronously, in the sending process
+    await eventually(lambda: on_b == [{"model": "m1"}])
+
+    b.publish_control("reply")  # reaches A after A's own message came back (and was skipped)
+    await eventually(lambda: replies == [{}])
+    assert on_a == [{"model": "m1"}]
+
+
+@needs_redis
+async def test_ending_a_session_on_one_process_ends_its_streams_on_the_other(buses):
+    a, b = buses
+    ended, other = b.subscribe("s1"), b.subscribe("s2")
+    a.end_session("s1")
+    assert await ended.get(5) is None and ended.closed and not ended.overflowed
+    assert not other.closed and b.subscriber_count("s1") == 0
+
+
+@needs_redis
+async def test_stop_flushes_what_is_queued(prefix):
+    a, b = RedisEventBus(REDIS_URL, prefix=prefix), RedisEventBus(REDIS_URL, prefix=prefix)
+    await a.start(), await b.start()
+    on_b = b.subscribe("s1")
+    for sequence in range(1, 51):
+        a.publish(event(sequence))
+    await a.stop()  # right away: the queued events still go out
+    assert [(await on_b.get(5)).sequence for _ in range(50)] == list(range(1, 51))
+    await b.stop()
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("redis-bus")]
+
+
+@needs_redis
+async def test_both_processes_reconnect_after_redis_drops_their_connections(buses):
+    a, b = buses
+    on_b = b.subscribe("s1", maxsize=1000)
+    killed = 0
+    async with redis.Redis.from_url(REDIS_URL) as admin:
+        for client in await admin.client_list():
+            if client["name"] in (f"agent-runtime-bus-{a.origin}", f"agent-runtime-bus-{b.origin}"):
+                killed += await admin.client_kill_filter(_id=client["id"])
+    assert killed >= 2  # both listeners (and A's publishing connection, if open)
+    received, sequence = [], 0
+    while not received:  # what is sent while B resubscribes is lost (the log has it)
+        sequence += 1
+        assert sequence < 500, "B never received anything again"
+        a.publish(event(sequence))
+        await asyncio.sleep(0.02)
+        received += on_b.get_ready()
+    a.publish(last := event(sequence + 1))
+    while received[-1] != last:
+        received.append(await on_b.get(5))
+    sequences = [e.sequence for e in received]
+    assert sequences == sorted(set(sequences))  # in order, no repeats
+
+
+async def test_redis_down_never_reaches_the_publisher(prefix, caplog):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bus = RedisEventBus(f"redis://127.0.0.1:{port}/0", prefix=prefix, outbox_size=5)
+    started = time.monotonic()
+    await bus.start()  # does not wait for a Redis that is not there
+    local, everything = bus.subscribe("s1"), bus.subscribe(ALL_SESSIONS)
+    first = event(1)
+    bus.publish(first)
+    bus.publish_notice(SessionNotice("session_updated", "s1"))
+    bus.publish_control("models_changed")
+    assert local.get_ready() == [first]
+    await asyncio.sleep(0.3)  # the publisher and listener fail, back off and retry...
+    assert all(not task.done() for task in bus._tasks)  # ...without crashing
+    for sequence in range(2, 22):
+        bus.publish(event(sequence))  # the bounded outbox drops the oldest
+    assert bus.dropped >= 15
+    assert [e.sequence for e in everything.get_ready() if isinstance(e, LoggedEvent)] == list(range(1, 22))
+    assert not await bus.ping(0.5)
+    assert "Redis bus cannot" in caplog.text
+    await bus.stop()
+    assert time.monotonic() - started < 4 and not bus._tasks
+
+
+async def test_in_memory_control_messages_call_this_process_callbacks():
+    bus = EventBus()
+    await bus.start()
+    first, second, other = [], [], []
+    bus.on_control("models_changed", first.append)
+    bus.on_control("models_changed", lambda data: 1 / 0)  # a broken callback is logged, not raised
+    bus.on_control("models_changed", second.append)
+    bus.on_control("session_ended", other.append)
+    bus.publish_control("models_changed", {"provider": "openai"})
+    bus.publish_control("models_changed")
+    bus.publish_control("nobody_listens")
+    assert first == second == [{"provider": "openai"}, {}] and other == []
+    await bus.stop()
