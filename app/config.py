@@ -93,6 +93,14 @@ class Settings:
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
     auto_migrate: bool = True
+    # Where turns run: "inprocess" (this process; SQLite or PostgreSQL) or "temporal"
+    # (Temporal workflows on `python -m app worker` processes; PostgreSQL and Redis).
+    runner_mode: str = "inprocess"
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "agent-turns"
+    redis_url: str = ""  # live events between processes; required in temporal mode
+    workers: int = 1  # Hypercorn worker processes of `serve` (more than one: temporal mode)
     # The agent loop (runtime).
     llm_timeout_seconds: float = 60.0
     llm_max_retries: int = 2
@@ -126,6 +134,10 @@ class Settings:
     anthropic_model: str = "claude-sonnet-4-5"
 
     @property
+    def temporal(self) -> bool:
+        return self.runner_mode == "temporal"
+
+    @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite://{self.data_dir / 'runtime.sqlite3'}"
 
@@ -143,7 +155,29 @@ class Settings:
             raise ConfigError(f"AUTH_MODE must be none, admin or full, got {auth_mode!r}")
         if auth_mode == "admin" and not (env.get("AUTH_ADMIN_EMAIL") and env.get("AUTH_ADMIN_PASSWORD")):
             raise ConfigError("AUTH_MODE=admin needs AUTH_ADMIN_EMAIL and AUTH_ADMIN_PASSWORD")
+        runner_mode = (env.get("RUNNER_MODE") or "inprocess").lower().replace("-", "").replace("_", "")
+        if runner_mode not in ("inprocess", "temporal"):
+            raise ConfigError(f"RUNNER_MODE must be inprocess or temporal, got {env.get('RUNNER_MODE')!r}")
+        workers = _int(env, "WORKERS", 1, minimum=1)
+        database_url = env.get("DATABASE_URL", "")
+        redis_url = env.get("REDIS_URL", "")
+        if runner_mode == "temporal":
+            if not database_url.startswith(("postgres://", "postgresql://", "asyncpg://")):
+                raise ConfigError("RUNNER_MODE=temporal needs PostgreSQL: set DATABASE_URL=postgres://... "
+                                  "(SQLite cannot be shared by API and worker processes)")
+            if not redis_url:
+                raise ConfigError("RUNNER_MODE=temporal needs REDIS_URL (e.g. redis://127.0.0.1:6379/0) "
+                                  "to carry live events between processes")
+        elif workers > 1:
+            raise ConfigError("WORKERS > 1 needs RUNNER_MODE=temporal: in-process turns and live events "
+                              "live in one process")
         return cls(
+            runner_mode=runner_mode,
+            temporal_address=env.get("TEMPORAL_ADDRESS") or "127.0.0.1:7233",
+            temporal_namespace=env.get("TEMPORAL_NAMESPACE") or "default",
+            temporal_task_queue=env.get("TEMPORAL_TASK_QUEUE") or "agent-turns",
+            redis_url=redis_url,
+            workers=workers,
             auth_mode=auth_mode,
             auth_admin_email=env.get("AUTH_ADMIN_EMAIL") or None,
             auth_admin_password=env.get("AUTH_ADMIN_PASSWORD") or None,
@@ -156,7 +190,7 @@ class Settings:
             oauth=_oauth(env),
             oauth_redirect_base_url=env.get("OAUTH_REDIRECT_BASE_URL") or None,
             data_dir=Path(env.get("DATA_DIR") or "data"),
-            database_url=env.get("DATABASE_URL", ""),
+            database_url=database_url,
             bind=env.get("BIND") or "0.0.0.0:9000",
             event_loop=event_loop,
             cors_origins=_list(env, "CORS_ORIGINS"),

@@ -54,6 +54,10 @@ class Forbidden(ApiError):
     status, code = 403, "forbidden"
 
 
+class ServiceUnavailable(ApiError):
+    status, code = 503, "service_unavailable"
+
+
 _HTTP_CODES = {
     400: "invalid_request",
     401: "unauthorized",

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
 from app.events.bus import EventBus, SessionNotice
 from app.events.messages import RecentMessages
 from app.models import Event, Message
-from app.models.sequences import SequenceCounter
+from app.models.sequences import EVENT_INSERT, MESSAGE_INSERT, SequenceCounter, SessionRowCounter
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 @dataclass(frozen=True)
@@ -50,16 +54,31 @@ class LoggedEvent:
 
 
 class EventLog:
-    """Also numbers the session's messages: both logs share one per-session discipline."""
+    """Also numbers the session's messages: both logs share one per-session discipline.
 
-    def __init__(self, bus: EventBus):
+    Numbers come from memory on SQLite (one writing process; fastest), and from the
+    session row on PostgreSQL (`on_postgres`), where API and worker processes may write
+    to one session at once. `single_writer`: this process is the only one running turns
+    (in-process runner), so what it numbered may be trusted by caches."""
+
+    def __init__(self, bus: EventBus, on_postgres: bool = False, single_writer: bool = True):
         self.bus = bus
+        self.shared = SessionRowCounter(single_writer) if on_postgres else None
         self.event_numbers = SequenceCounter(Event)
-        self.message_numbers = SequenceCounter(Message)
+        self.message_numbers = self.shared or SequenceCounter(Message)
         self.messages = RecentMessages(self.message_numbers)
 
     async def append(self, session_id: str, type: str, data: dict[str, Any] | None = None) -> LoggedEvent:
         payload = {"session_id": session_id, **(data or {})}
+        if self.shared is not None:
+            # Published after the statement committed: a reader that fills a gap from
+            # the database then finds it. Order across writers is the sequence, which
+            # subscribers restore (app/events/sse.py).
+            created_at = datetime.now(timezone.utc)
+            row_id, sequence = await self.shared.insert_row(EVENT_INSERT, session_id, type, _dumps(payload), created_at)
+            event = LoggedEvent(row_id, session_id, sequence, type, payload, created_at)
+            self.bus.publish(event)
+            return event
 
         async def store_then_publish(sequence: int) -> LoggedEvent:
             # Published under the session's lock, so live listeners see events in order.
@@ -69,6 +88,16 @@ class EventLog:
             return event
 
         return await self.event_numbers.insert(session_id, store_then_publish)
+
+    async def insert_message(self, session_id: str, message_id, role: str, content: dict[str, Any]) -> Message:
+        """Store a message with the session's next number (not announced: see record_message)."""
+        if self.shared is None:
+            return await self.message_numbers.insert(session_id, lambda sequence: Message.create(
+                id=message_id, session_id=session_id, sequence=sequence, role=role, content=content))
+        created_at = datetime.now(timezone.utc)
+        (sequence,) = await self.shared.insert_row(MESSAGE_INSERT, session_id, message_id, role, _dumps(content), created_at)
+        return Message(id=message_id, session_id=session_id, sequence=sequence, role=role, content=content,
+                       created_at=created_at)
 
     def forget_session(self, session_id: str) -> None:
         self.event_numbers.forget(session_id)

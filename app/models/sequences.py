@@ -68,3 +68,53 @@ class SequenceCounter:
     def forget(self, session_id: str) -> None:
         self._last.pop(session_id, None)
         self._locks.pop(session_id, None)
+
+
+# --- PostgreSQL: numbers from the session row -----------------------------------------
+
+# One statement bumps the session's counter and inserts the row with the new number.
+# The UPDATE locks the session row until the statement commits, so a concurrent writer
+# (another process) waits for it and then reads the new counter: numbers are unique and
+# gap-free, and commit order is number order. A failed insert rolls the bump back. No
+# lock outlives the statement, and no process needs to know what the others wrote.
+EVENT_INSERT = """
+WITH n AS (UPDATE sessions SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq)
+INSERT INTO events (session_id, sequence, type, data, created_at)
+SELECT $1, n.event_seq, $2, $3::jsonb, $4 FROM n RETURNING id, sequence"""
+
+MESSAGE_INSERT = """
+WITH n AS (UPDATE sessions SET message_seq = message_seq + 1 WHERE id = $1 RETURNING message_seq)
+INSERT INTO messages (id, session_id, sequence, role, content, created_at)
+SELECT $2, $1, n.message_seq, $3, $4::jsonb, $5 FROM n RETURNING sequence"""
+
+
+class SessionRowCounter:
+    """Numbers for one table (events or messages) from the session row, on PostgreSQL.
+
+    `remembers`: whether `last()` may answer from what this process handed out. True
+    when this process is the session's only writer (in-process runner); False when API
+    and worker processes both write, so caches keyed on it are always re-read."""
+
+    def __init__(self, remembers: bool):
+        self.remembers = remembers
+        self._last: OrderedDict[str, int] = OrderedDict()
+
+    async def insert_row(self, sql: str, session_id: str, *values) -> list:
+        from tortoise import connections
+
+        _, rows = await connections.get("default").execute_query(sql, [session_id, *values])
+        if not rows:  # the UPDATE found no session: as the foreign key would say
+            raise IntegrityError(f"session '{session_id}' does not exist")
+        row = list(rows[0].values()) if hasattr(rows[0], "values") else list(rows[0])
+        if self.remembers:
+            self._last[session_id] = row[-1]
+            self._last.move_to_end(session_id)
+            while len(self._last) > MAX_CACHED_SESSIONS:
+                self._last.popitem(last=False)
+        return row
+
+    def last(self, session_id: str) -> int | None:
+        return self._last.get(session_id) if self.remembers else None
+
+    def forget(self, session_id: str) -> None:
+        self._last.pop(session_id, None)

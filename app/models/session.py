@@ -29,6 +29,10 @@ class Session(Model):
     status = fields.CharField(max_length=16, default="pending", db_index=True)
     last_error = fields.TextField(null=True)
     usage = fields.JSONField(default=dict)
+    # The last event and message numbers handed out, kept on PostgreSQL only (SQLite has
+    # one writing process, which numbers from memory): see app/models/sequences.py.
+    event_seq = fields.IntField(default=0, db_default=0)
+    message_seq = fields.IntField(default=0, db_default=0)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

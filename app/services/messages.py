@@ -21,8 +21,7 @@ if TYPE_CHECKING:
 async def record_message(events: EventLog, session_id: str, role: str, content: dict[str, Any],
                          message_id: uuid.UUID | None = None, step_id: str | None = None) -> Message:
     """Store a message with the session's next sequence number, then announce it."""
-    message = await events.message_numbers.insert(session_id, lambda sequence: Message.create(
-        id=message_id or uuid.uuid4(), session_id=session_id, sequence=sequence, role=role, content=content))
+    message = await events.insert_message(session_id, message_id or uuid.uuid4(), role, content)
     events.messages.added(session_id, MessageRow(message.id, message.sequence, role, content))
     data = {"message_id": str(message.id), "role": role, "sequence": message.sequence, "content": content}
     if step_id:
