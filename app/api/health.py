@@ -23,5 +23,6 @@ class Health(BaseModel):
 @validate_response(Health)
 async def health():
     """Liveness, version, runner mode and auth mode."""
-    mode = current_app.config["SETTINGS"].auth_mode
-    return Health(status="ok", version=__version__, runner_mode="InProcess", auth_mode=mode.capitalize())
+    settings = current_app.config["SETTINGS"]
+    return Health(status="ok", version=__version__, runner_mode="Temporal" if settings.temporal else "InProcess",
+                  auth_mode=settings.auth_mode.capitalize())

@@ -21,7 +21,7 @@ bp = Blueprint("llm", __name__)
 async def _forget_resolved_models(response):
     """Turns cache which model answers them; any change here must be seen by the next one."""
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        current_runtime().models.forget()
+        current_runtime().models_changed()
     return response
 
 ProviderType = Literal["openai", "anthropic", "azure_openai", "ollama", "custom"]

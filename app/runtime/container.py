@@ -1,5 +1,9 @@
 """The runtime's long-lived parts, built once per app and shared by the routes:
-event bus and log, provider clients, and the turn runner."""
+event bus and log, provider clients, and the turn runner.
+
+The one place where the runner mode picks its parts: in process, an in-memory bus and
+a runner that runs turns here; in temporal mode, the Redis bus and a runner that hands
+turns to Temporal workers (app/runtime/temporal)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from app.metrics import Metrics
 from app.models import LlmModel, LlmProvider
 from app.runtime.providers import ProviderClients
 from app.runtime.resolution import ModelResolver
-from app.runtime.runner import TurnRunner, fail_interrupted_sessions
+from app.runtime.runner import Runner, TurnRunner
 from app.runtime.turn import TurnDeps
 from app.secrets import SecretBox, mask_secret
 from app.services.agent_runtime import LiveFeed
@@ -33,29 +37,37 @@ class Runtime:
     events: EventLog
     clients: ProviderClients
     models: ModelResolver
-    runner: TurnRunner
+    runner: Runner
     hub: WebSocketHub
     metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings, box: SecretBox) -> Runtime:
-        bus = EventBus(settings.subscriber_queue_size)
-        events = EventLog(bus)
+        bus = build_bus(settings)
+        events = build_event_log(settings, bus)
         clients = ProviderClients(settings, box)
         feed = LiveFeed()
         hub = WebSocketHub(bus, feed, settings.subscriber_queue_size)
         metrics = Metrics()
         models = ModelResolver()
-        runner = TurnRunner(TurnDeps(settings, events, clients, metrics, models))
+        bus.on_control(MODELS_CHANGED, lambda _: models.forget())
+        if settings.temporal:
+            from app.runtime.temporal.runner import TemporalRunner  # only this mode needs temporalio
+
+            runner = TemporalRunner(settings, bus)
+        else:
+            runner = TurnRunner(TurnDeps(settings, events, clients, metrics, models))
         metrics.watch(active_turns=lambda: runner.active_sessions,
                       sse=lambda: bus.subscriber_count() - bus.subscriber_count(ALL_SESSIONS),
                       ws=lambda: len(hub.connections))
         return cls(settings, box, bus, events, clients, models, runner, hub, metrics)
 
     async def start(self) -> None:
+        await self.bus.start()
         self.hub.start()
-        await fail_interrupted_sessions(self.runner.deps)
-        await fail_interrupted_runs()
+        await self.runner.start()
+        if not self.settings.temporal:  # in temporal mode other processes' runs are not ours to fail
+            await fail_interrupted_runs()
         await self._providers_from_environment()
 
     async def stop(self) -> None:
@@ -63,6 +75,11 @@ class Runtime:
         await self.runner.shutdown()
         await self.hub.stop()
         await self.clients.close()
+        await self.bus.stop()
+
+    def models_changed(self) -> None:
+        """Providers or models were written: every process's model cache forgets."""
+        self.bus.publish_control(MODELS_CHANGED)
 
     async def _providers_from_environment(self) -> None:
         """OPENAI_API_KEY / ANTHROPIC_API_KEY give a working default on first start."""
@@ -81,6 +98,22 @@ class Runtime:
             await LlmModel.create(provider=provider, model_id=model_id, is_default=True)
             log.info("created %s provider from the environment (model %s)", name, model_id)
             first = False
+
+
+MODELS_CHANGED = "models_changed"
+
+
+def build_bus(settings: Settings) -> EventBus:
+    if settings.redis_url:
+        from app.events.redis_bus import RedisEventBus
+
+        return RedisEventBus(settings.redis_url, settings.subscriber_queue_size)
+    return EventBus(settings.subscriber_queue_size)
+
+
+def build_event_log(settings: Settings, bus: EventBus) -> EventLog:
+    return EventLog(bus, on_postgres=not settings.effective_database_url.startswith("sqlite"),
+                    single_writer=not settings.temporal)
 
 
 def current_runtime() -> Runtime:

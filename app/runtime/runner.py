@@ -1,7 +1,9 @@
-"""Runs turns in this process (runner_mode InProcess): one at a time per session.
+"""Where turns run: the Runner interface, and the in-process runner (runner_mode
+InProcess; the Temporal one is app/runtime/temporal/runner.py).
 
-Each session with work has a worker: a FIFO of user messages drained by one task, so
-messages posted during a turn run after it, in order, and never two turns at once.
+In process, each session with work has a worker: a FIFO of user messages drained by
+one task, so messages posted during a turn run after it, in order, and never two turns
+at once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import datetime as dt
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from app.models import Message, Session
 from app.runtime.turn import Turn, TurnDeps, TurnOutcome
@@ -35,12 +37,32 @@ class SessionWorker:
     task: asyncio.Task | None = None
 
 
+class Runner(Protocol):
+    """What the API needs of a runner, whichever mode."""
+
+    async def start(self) -> None: ...
+
+    async def submit(self, session_id: str, message: Message, variables: dict[str, Any] | None = None,
+                     session: Session | None = None) -> asyncio.Future[TurnOutcome]: ...
+
+    async def cancel(self, session_id: str, reason: str = "cancelled by request") -> bool: ...
+
+    @property
+    def active_sessions(self) -> int: ...
+
+    async def shutdown(self) -> None: ...
+
+
 class TurnRunner:
     def __init__(self, deps: TurnDeps):
         self.deps = deps
         self._workers: dict[str, SessionWorker] = {}
 
-    def submit(self, session_id: str, message: Message, variables: dict[str, Any] | None = None,
+    async def start(self) -> None:
+        """Turns the last run of this server left `running` are failed: they are lost."""
+        await fail_interrupted_sessions(self.deps)
+
+    async def submit(self, session_id: str, message: Message, variables: dict[str, Any] | None = None,
                session: Session | None = None) -> asyncio.Future:
         """Queue a turn for this message; the future resolves with its TurnOutcome.
 

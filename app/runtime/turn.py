@@ -63,6 +63,17 @@ def missing_variables(prompt: str, variables: dict[str, Any] | None) -> list[str
 
 
 @dataclass
+class TurnContext:
+    """What every model call of a turn needs, resolved once per turn."""
+
+    adapter: ChatAdapter
+    model_id: str
+    tools: dict[str, Tool]
+    specs: list[ToolSpec]
+    system: str
+
+
+@dataclass
 class TurnDeps:
     settings: Settings
     events: EventLog
@@ -146,34 +157,48 @@ class Turn:
         self._running_written: asyncio.Future | None = None  # the `running` status; see _set_status
 
     async def run(self) -> None:
-        session = self.loaded_session or await Session.get_or_none(id=self.session_id).select_related("agent")
-        if session is None:
+        """The whole turn in this process (the in-process runner)."""
+        loaded = await self.load()
+        if loaded is None:
             return  # deleted while queued
-        agent = session.agent
-        if not (agent is None or isinstance(agent, Agent)):  # the caller loaded the session without it
-            agent = await agent
-        self.session_usage = {"input_tokens": 0, "output_tokens": 0, **(session.usage or {})}
+        session, agent = loaded
         try:
-            self._write_behind("session.started", {"message_id": str(self.message.id)})
-            # Not an event, so the first delta need not wait for it; later statuses do.
-            self._running_written = asyncio.ensure_future(self._write_status("running", None))
+            self.begin()
             outcome = await self._steps(session, agent)
         except asyncio.CancelledError as exc:
-            await self._cancelled(exc.args[0] if exc.args else "cancelled by request")
+            await self.cancelled(exc.args[0] if exc.args else "cancelled by request")
             raise
         except NoModel as exc:
-            await self._failed(str(exc), "no_model_configured")
+            await self.failed(str(exc), "no_model_configured")
         except ProviderError as exc:
-            await self._failed(exc.message, exc.code)
+            await self.failed(exc.message, exc.code)
         except Exception:
             log.exception("turn failed in session %s", self.session_id)
-            await self._failed("internal error while running the turn; see the server log", "internal_error")
+            await self.failed("internal error while running the turn; see the server log", "internal_error")
         else:
-            await self._completed(outcome)
+            await self.completed(outcome)
         finally:
             self.deps.metrics.turns.labels(self.outcome.status).inc()
             if self.outcome.error:
                 self.deps.metrics.errors.labels("turn", self.outcome.error["code"]).inc()
+
+    async def load(self) -> tuple[Session, Agent | None] | None:
+        """The session and its agent (None when the session is gone); usage starts from it."""
+        session = self.loaded_session or await Session.get_or_none(id=self.session_id).select_related("agent")
+        if session is None:
+            return None
+        agent = session.agent
+        if not (agent is None or isinstance(agent, Agent)):  # the caller loaded the session without it
+            agent = await agent
+        self.session_usage = {"input_tokens": 0, "output_tokens": 0, **(session.usage or {})}
+        return session, agent
+
+    def begin(self) -> None:
+        """session.started and the `running` status, written while the first model call
+        is made (see _write_behind)."""
+        self._write_behind("session.started", {"message_id": str(self.message.id)})
+        # Not an event, so the first delta need not wait for it; later statuses do.
+        self._running_written = asyncio.ensure_future(self._write_status("running", None))
 
     def _write_behind(self, type: str, data: dict[str, Any]) -> None:
         """Log an event while the provider call is being made, after those already started.
@@ -191,6 +216,18 @@ class Turn:
 
         self._behind = asyncio.ensure_future(in_order())
 
+    async def settle(self, quiet: bool = False) -> None:
+        """Wait for the writes still running in the background (an activity's last act)."""
+        await self._written(quiet)
+        running, self._running_written = self._running_written, None
+        if running is not None:
+            try:
+                await running
+            except Exception:
+                if not quiet:
+                    raise
+                log.exception("writing the running status of session %s failed", self.session_id)
+
     async def _written(self, quiet: bool = False) -> None:
         """`quiet` on the way out of a failed turn: the failure is recorded either way."""
         behind, self._behind = self._behind, None
@@ -204,31 +241,52 @@ class Turn:
             log.exception("a write of the turn in session %s failed", self.session_id)
 
     async def _steps(self, session: Session, agent: Agent | None) -> dict[str, Any]:
-        model = await self.deps.models.resolve(session, agent)
-        self.model_labels = (model.provider.provider_type, model.model_id)
-        adapter = self.deps.clients.adapter_for(model.provider)
-        tools = tools_for(agent.capability_ids if agent else [])
-        specs = [ToolSpec(t.name, t.description, t.parameters) for t in tools.values()]
-        system = render_prompt(agent.system_prompt, self.variables) if agent else ""
+        context = await self.prepare(session, agent)
         limit = self.settings.max_iterations
         started_at_seq = None
         for iteration in range(1, limit + 1):
-            rows = await self.events.messages.of(self.session_id)
-            if started_at_seq is None:  # everything stored before this turn's own output
-                started_at_seq = rows[-1].sequence if rows else 0
-            history = to_chat_history(turn_history(rows, self.message, started_at_seq))
-            finished = await self._step(adapter, model.model_id, system, history, specs, iteration)
+            finished, started_at_seq = await self.model_step(context, iteration, started_at_seq)
             if not finished.tool_calls:
                 return {"reason": "completed", "iterations": iteration}
-            await self._run_tools(tools, finished.tool_calls)
+            await self.run_tools(context.tools, finished.tool_calls)
+        return self.out_of_iterations()
+
+    def out_of_iterations(self) -> dict[str, Any]:
+        limit = self.settings.max_iterations
         return {"reason": "max_iterations", "iterations": limit,
                 "message": f"stopped after {limit} model calls (MAX_ITERATIONS) while the model still wanted tools"}
 
-    async def _step(self, adapter: ChatAdapter, model_id: str, system: str, history, specs, iteration: int) -> Finished:
-        self.step_id, self.message_id = str(uuid.uuid4()), uuid.uuid4()
-        self._write_behind("step.started", {"step_id": self.step_id, "iteration": iteration, "model": model_id})
-        self.writer = DeltaWriter(self.events, self.session_id,
-                                  {"step_id": self.step_id, "message_id": str(self.message_id)},
+    async def prepare(self, session: Session, agent: Agent | None) -> TurnContext:
+        model = await self.deps.models.resolve(session, agent)
+        self.model_labels = (model.provider.provider_type, model.model_id)
+        tools = tools_for(agent.capability_ids if agent else [])
+        return TurnContext(
+            adapter=self.deps.clients.adapter_for(model.provider), model_id=model.model_id, tools=tools,
+            specs=[ToolSpec(t.name, t.description, t.parameters) for t in tools.values()],
+            system=render_prompt(agent.system_prompt, self.variables) if agent else "")
+
+    async def model_step(self, context: TurnContext, iteration: int, started_at_seq: int | None,
+                         step_id: str | None = None, message_id: uuid.UUID | None = None,
+                         attempt: int = 1) -> tuple[Finished, int]:
+        """One model call with the conversation so far. `started_at_seq`: the session's
+        last message number when the turn began (None on the first step: now)."""
+        rows = await self.events.messages.of(self.session_id)
+        if started_at_seq is None:  # everything stored before this turn's own output
+            started_at_seq = rows[-1].sequence if rows else 0
+        history = to_chat_history(turn_history(rows, self.message, started_at_seq))
+        finished = await self._step(context.adapter, context.model_id, context.system, history, context.specs,
+                                    iteration, step_id, message_id, attempt)
+        return finished, started_at_seq
+
+    async def _step(self, adapter: ChatAdapter, model_id: str, system: str, history, specs, iteration: int,
+                    step_id: str | None = None, message_id: uuid.UUID | None = None, attempt: int = 1) -> Finished:
+        self.step_id, self.message_id = step_id or str(uuid.uuid4()), message_id or uuid.uuid4()
+        delta_data = {"step_id": self.step_id, "message_id": str(self.message_id)}
+        if attempt == 1:
+            self._write_behind("step.started", {"step_id": self.step_id, "iteration": iteration, "model": model_id})
+        else:  # a retried step (temporal runner): readers drop what they got of this message so far
+            delta_data["attempt"] = attempt
+        self.writer = DeltaWriter(self.events, self.session_id, delta_data,
                                   self.settings.delta_flush_ms / 1000,
                                   self.settings.delta_flush_ms_per_1000_subscribers / 1000 / 1000)
         finished = Finished([], 0, 0, None)
@@ -243,14 +301,20 @@ class Turn:
         await self.writer.close()
         self.writer = None
         text, self.partial = "".join(self.partial), []
+        # The step's first stored message gets the step's message id, so a retried step
+        # (temporal runner) can tell that its output is already stored.
+        first_id = self.message_id
         if text or not finished.tool_calls:
             await record_message(self.events, self.session_id, "assistant", {"text": text},
-                                 message_id=self.message_id, step_id=self.step_id)
+                                 message_id=first_id, step_id=self.step_id)
             self.outcome.output = text
+            first_id = None
         for call in finished.tool_calls:
             arguments, _ = parse_arguments(call)
             await record_message(self.events, self.session_id, "tool_call",
-                                 {"id": call.id, "name": call.name, "arguments": arguments}, step_id=self.step_id)
+                                 {"id": call.id, "name": call.name, "arguments": arguments},
+                                 message_id=first_id, step_id=self.step_id)
+            first_id = None
         usage = {"input_tokens": finished.input_tokens, "output_tokens": finished.output_tokens}
         await self._add_usage(usage)
         for key, value in usage.items():
@@ -283,23 +347,26 @@ class Turn:
                 log.warning("session %s: %s; retry %d in %.2fs", self.session_id, exc.message, attempt, delay)
                 await asyncio.sleep(min(delay, MAX_RETRY_DELAY))
 
-    async def _run_tools(self, tools: dict[str, Tool], calls: list[ToolCall]) -> None:
-        async def run_one(call: ToolCall) -> tuple[Any, str | None]:
-            arguments, _ = parse_arguments(call)
-            base = {"step_id": self.step_id, "tool_call_id": call.id, "tool_name": call.name, "arguments": arguments}
-            await self.events.append(self.session_id, "tool.started", base)
-            started = time.monotonic()
-            result, error = await execute_tool(tools, call, self.settings.tool_timeout_seconds)
-            duration_ms = round((time.monotonic() - started) * 1000, 1)
-            await self.events.append(self.session_id, "tool.completed",
-                                     {**base, "result": result, "error": error, "duration_ms": duration_ms})
-            self.outcome.tool_calls.append({"id": call.id, "tool_name": call.name, "input": arguments,
-                                            "output": result, "duration_ms": duration_ms, "error": error})
-            self.deps.metrics.tool_calls.labels(call.name if call.name in tools else "unknown",
-                                                "error" if error else "ok").inc()
-            return result, error
+    async def run_tools(self, tools: dict[str, Tool], calls: list[ToolCall]) -> None:
+        outcomes = await asyncio.gather(*(self.run_tool(tools, call) for call in calls))
+        await self.record_tool_results(calls, outcomes)
 
-        outcomes = await asyncio.gather(*(run_one(call) for call in calls))
+    async def run_tool(self, tools: dict[str, Tool], call: ToolCall) -> tuple[Any, str | None]:
+        arguments, _ = parse_arguments(call)
+        base = {"step_id": self.step_id, "tool_call_id": call.id, "tool_name": call.name, "arguments": arguments}
+        await self.events.append(self.session_id, "tool.started", base)
+        started = time.monotonic()
+        result, error = await execute_tool(tools, call, self.settings.tool_timeout_seconds)
+        duration_ms = round((time.monotonic() - started) * 1000, 1)
+        await self.events.append(self.session_id, "tool.completed",
+                                 {**base, "result": result, "error": error, "duration_ms": duration_ms})
+        self.outcome.tool_calls.append({"id": call.id, "tool_name": call.name, "input": arguments,
+                                        "output": result, "duration_ms": duration_ms, "error": error})
+        self.deps.metrics.tool_calls.labels(call.name if call.name in tools else "unknown",
+                                            "error" if error else "ok").inc()
+        return result, error
+
+    async def record_tool_results(self, calls: list[ToolCall], outcomes: list[tuple[Any, str | None]]) -> None:
         for call, (result, error) in zip(calls, outcomes):  # results go back in call order
             await record_message(self.events, self.session_id, "tool_result",
                                  {"tool_call_id": call.id, "name": call.name, "result": result, "error": error},
@@ -327,12 +394,13 @@ class Turn:
                                                         updated_at=dt.datetime.now(dt.timezone.utc))
         self.events.notify_session("session_updated", self.session_id)
 
-    async def _completed(self, outcome: dict[str, Any]) -> None:
+    async def completed(self, outcome: dict[str, Any]) -> None:
         self.outcome.status, self.outcome.reason = "completed", outcome["reason"]
         await self._set_status("pending", None)
-        await self.events.append(self.session_id, "session.completed", {**outcome, "usage": dict(self.session_usage)})
+        await self.events.append(self.session_id, "session.completed",
+                                 {**outcome, "usage": dict(self.session_usage), "message_id": str(self.message.id)})
 
-    async def _keep_partial_text(self) -> None:
+    async def keep_partial_text(self) -> None:
         """What was already streamed stays in the conversation, whatever ends the turn."""
         await self._written(quiet=True)  # the opening events come first in the log
         if self.writer is not None:
@@ -344,15 +412,20 @@ class Turn:
                                  message_id=self.message_id, step_id=self.step_id)
             self.outcome.output = text
 
-    async def _failed(self, message: str, code: str) -> None:
+    async def failed(self, message: str, code: str) -> None:
         self.outcome.status, self.outcome.error = "failed", {"code": code, "message": message}
-        await self._keep_partial_text()
+        await self.keep_partial_text()
         await self._set_status("failed", message)
-        await self.events.append(self.session_id, "session.failed", {"error": message, "code": code})
+        await self.events.append(self.session_id, "session.failed",
+                                 {"error": message, "code": code, "message_id": str(self.message.id)})
 
-    async def _cancelled(self, reason: str) -> None:
-        """Keep what was already said, then leave the session ready for a new message."""
+    async def cancelled(self, reason: str, dropped: list[str] | None = None) -> None:
+        """Keep what was already said, then leave the session ready for a new message.
+        `dropped`: queued messages whose turns will not run (temporal runner)."""
         self.outcome.status, self.outcome.error = "cancelled", {"code": "cancelled", "message": reason}
-        await self._keep_partial_text()
+        await self.keep_partial_text()
         await self._set_status("pending", None)
-        await self.events.append(self.session_id, "session.cancelled", {"reason": reason})
+        data = {"reason": reason, "message_id": str(self.message.id)}
+        if dropped:
+            data["dropped_message_ids"] = dropped
+        await self.events.append(self.session_id, "session.cancelled", data)

@@ -4,13 +4,16 @@ hand back a future that resolves with its outcome."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
-from app.errors import Conflict, InvalidRequest
+from app.errors import Conflict, InvalidRequest, ServiceUnavailable
 from app.models import Message, Session
 from app.runtime.turn import TurnOutcome, missing_variables
 from app.services.messages import record_message
 from app.services.sessions import get_session
+
+log = logging.getLogger("app.services.turns")
 
 if TYPE_CHECKING:
     from app.runtime.container import Runtime
@@ -31,7 +34,18 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
     if require_variables and session.agent_id is not None:
         check_variables((await session.agent).system_prompt, variables)
     message = await record_message(runtime.events, session.id, "user", {"text": text})
-    done = runtime.runner.submit(session.id, message, variables, session)
+    try:
+        done = await runtime.runner.submit(session.id, message, variables, session)
+    except Exception as exc:  # the runner is unreachable (Temporal down)
+        # The message is stored and announced already: say in the log that it will not
+        # be answered, rather than leave it looking queued.
+        error = "the turn could not be queued (the runner is unreachable); send the message again"
+        log.exception("could not queue the turn for session %s", session.id)
+        await Session.filter(id=session.id).update(status="failed", last_error=error)
+        await runtime.events.append(session.id, "session.failed",
+                                    {"error": error, "code": "runner_unavailable", "message_id": str(message.id)})
+        runtime.events.notify_session("session_updated", session.id)
+        raise ServiceUnavailable(error, code="runner_unavailable") from exc
     # One yield lets an idle session's turn start, and usually send its provider request,
     # before this request's response is built and written: the first token comes sooner.
     await asyncio.sleep(0)

@@ -1,0 +1,64 @@
+"""A finished turn's outcome, read back from the event log.
+
+The in-process runner hands its callers (AgentSpec invoke, pipelines) the outcome the
+turn built in memory. A turn run by a Temporal worker is in another process, so its
+caller waits for the turn's terminal event (each names the user message it answered)
+and reads the rest from the log: the log holds everything the outcome says.
+"""
+
+from __future__ import annotations
+
+from app.events.log import EventLog, LoggedEvent
+from app.models import Event
+from app.runtime.turn import TurnOutcome
+
+TERMINAL = ("session.completed", "session.failed", "session.cancelled")
+OUTCOME_TYPES = ("session.started", "message.created", "step.completed", "tool.completed", *TERMINAL)
+
+
+def ends_turn_of(event: LoggedEvent, message_id: str) -> bool:
+    """Whether `event` ends the turn answering `message_id` (or drops it from the queue)."""
+    if event.type not in TERMINAL:
+        return False
+    return event.data.get("message_id") == message_id or message_id in (event.data.get("dropped_message_ids") or ())
+
+
+async def find_terminal(session_id: str, message_id: str, after: int = 0) -> LoggedEvent | None:
+    """The terminal event for the message, if written (the fallback when a live one was missed)."""
+    rows = await Event.filter(session_id=session_id, type__in=TERMINAL, sequence__gt=after).order_by("sequence")
+    for row in rows:
+        event = LoggedEvent.from_row(row)
+        if ends_turn_of(event, message_id):
+            return event
+    return None
+
+
+async def outcome_from_log(session_id: str, message_id: str, terminal: LoggedEvent) -> TurnOutcome:
+    outcome = TurnOutcome(message_id)
+    if terminal.data.get("message_id") != message_id:  # dropped from the queue by a cancel
+        outcome.error = {"code": "cancelled", "message": terminal.data.get("reason") or "cancelled by request"}
+        return outcome
+    started = await Event.filter(session_id=session_id, type="session.started", sequence__lt=terminal.sequence) \
+        .order_by("-sequence").first()
+    first = started.sequence if started is not None else 0
+    for event in await EventLog.read(session_id, after=first - 1, limit=None, types=OUTCOME_TYPES):
+        if event.sequence > terminal.sequence:
+            break
+        data = event.data
+        if event.type == "message.created" and data.get("role") == "assistant":
+            outcome.output = (data.get("content") or {}).get("text", "")
+        elif event.type == "step.completed":
+            for key in ("input_tokens", "output_tokens"):
+                outcome.usage[key] += (data.get("usage") or {}).get(key, 0)
+        elif event.type == "tool.completed":
+            outcome.tool_calls.append({"id": data.get("tool_call_id"), "tool_name": data.get("tool_name"),
+                                       "input": data.get("arguments"), "output": data.get("result"),
+                                       "duration_ms": data.get("duration_ms"), "error": data.get("error")})
+    data = terminal.data
+    if terminal.type == "session.completed":
+        outcome.status, outcome.reason = "completed", data.get("reason")
+    elif terminal.type == "session.failed":
+        outcome.status, outcome.error = "failed", {"code": data.get("code", "internal_error"), "message": data.get("error", "")}
+    else:
+        outcome.status, outcome.error = "cancelled", {"code": "cancelled", "message": data.get("reason") or ""}
+    return outcome

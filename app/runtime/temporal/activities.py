@@ -1,0 +1,190 @@
+"""The session workflow's activities: the turn's side effects, run on worker processes.
+
+They drive the same Turn as the in-process runner (app/runtime/turn.py), one piece at a
+time, and read what they need from the database (payloads carry ids only). Each is
+safe to run again after a worker died in the middle of it:
+- a model step whose output is already stored returns it without calling the model;
+- a model step run again says so first (`step.retried`), and its deltas carry the
+  attempt, so readers drop the partial text of the abandoned attempt;
+- tool results already stored are not stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from tortoise.exceptions import IntegrityError
+
+from app.models import Event, Message, Session
+from app.runtime.capabilities import tools_for
+from app.runtime.providers.base import ProviderError, ToolCall
+from app.runtime.resolution import NoModel
+from app.runtime.temporal.types import (
+    SESSION_GONE, FinishInput, StepInput, StepResult, ToolInput, ToolOutput, ToolResultsInput,
+)
+from app.runtime.turn import Turn, TurnDeps
+
+log = logging.getLogger("app.runtime.temporal")
+
+# Heartbeats are how a worker's death is noticed (HEARTBEAT_TIMEOUT in workflows.py)
+# and how a cancel reaches a running activity, so they go often: the worker sends at
+# most one per max_heartbeat_throttle_interval (see worker.py).
+HEARTBEAT_EVERY = 0.25
+
+
+@asynccontextmanager
+async def heartbeating():
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def _gone(session_id: str) -> ApplicationError:
+    return ApplicationError(f"session '{session_id}' no longer exists", type=SESSION_GONE, non_retryable=True)
+
+
+class TurnActivities:
+    def __init__(self, deps: TurnDeps):
+        self.deps = deps
+
+    async def _turn(self, session_id: str, message_id: str | None, variables: dict[str, Any] | None = None):
+        """A Turn for the message, with its session and agent; SESSION_GONE if deleted."""
+        message = await Message.get_or_none(id=message_id) if message_id else None
+        if message_id and message is None:
+            raise _gone(session_id)
+        turn = Turn(self.deps, session_id, message or _NoMessage(), variables)
+        loaded = await turn.load()
+        if loaded is None:
+            raise _gone(session_id)
+        return turn, *loaded
+
+    @activity.defn(name="model_step")
+    async def model_step(self, step: StepInput) -> StepResult:
+        limit = self.deps.settings.max_iterations
+        try:
+            turn, session, agent = await self._turn(step.session_id, step.message_id, step.variables)
+        except ApplicationError:
+            return StepResult(gone=True)
+        stored = await _stored_step(step, limit)
+        if stored is not None:
+            return stored
+        attempt = activity.info().attempt
+        async with heartbeating():
+            try:
+                if step.iteration == 1 and not (attempt > 1 and await _turn_started(step)):
+                    turn.begin()
+                if attempt > 1:
+                    await self.deps.events.append(step.session_id, "step.retried", {
+                        "step_id": step.step_id, "message_id": step.step_message_id, "attempt": attempt,
+                        "reason": "the worker running this model call stopped; the call is made again, and "
+                                  "the text streamed so far for this message_id is replaced"})
+                context = await turn.prepare(session, agent)
+                finished, started_at_seq = await turn.model_step(
+                    context, step.iteration, step.started_at_seq, step.step_id, uuid.UUID(step.step_message_id), attempt)
+                await turn.settle()
+            except asyncio.CancelledError:
+                details = activity.cancellation_details()
+                if details is not None and details.cancel_requested:  # a user's cancel: keep what was said
+                    await turn.keep_partial_text()
+                    await turn.settle(quiet=True)
+                # Otherwise this worker is shutting down or lost the activity: it runs
+                # again elsewhere, and stores nothing here that the retry would repeat.
+                raise
+            except (NoModel, ProviderError) as exc:
+                code, message = ("no_model_configured", str(exc)) if isinstance(exc, NoModel) else (exc.code, exc.message)
+                await turn.keep_partial_text()
+                await turn.settle(quiet=True)
+                raise ApplicationError(message, type=code, non_retryable=True) from None
+            except IntegrityError:
+                if not await Session.exists(id=step.session_id):
+                    raise _gone(step.session_id) from None
+                raise
+        calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in finished.tool_calls]
+        return StepResult(started_at_seq, calls, limit)
+
+    @activity.defn(name="run_tool")
+    async def run_tool(self, request: ToolInput) -> ToolOutput:
+        turn, _, agent = await self._turn(request.session_id, request.message_id)
+        turn.step_id = request.step_id
+        async with heartbeating():
+            result, error = await turn.run_tool(tools_for(agent.capability_ids if agent else []),
+                                                ToolCall(**request.call))
+        return ToolOutput(result, error)
+
+    @activity.defn(name="record_tool_results")
+    async def record_tool_results(self, request: ToolResultsInput) -> None:
+        turn, _, _ = await self._turn(request.session_id, request.message_id)
+        turn.step_id = request.step_id
+        recent = await Message.filter(session_id=request.session_id, role="tool_result") \
+            .order_by("-sequence").limit(len(request.calls)).values_list("content", flat=True)
+        done = {c.get("tool_call_id") for c in recent}
+        pairs = [(ToolCall(**call), (out.result, out.error)) for call, out in zip(request.calls, request.outputs)
+                 if call["id"] not in done]
+        await turn.record_tool_results([c for c, _ in pairs], [o for _, o in pairs])
+
+    @activity.defn(name="finish_turn")
+    async def finish_turn(self, finish: FinishInput) -> None:
+        turn, _, _ = await self._turn(finish.session_id, finish.message_id)
+        if finish.message_id is None:  # a cancel that found only queued messages
+            await self.deps.events.append(finish.session_id, "session.cancelled",
+                                          {"reason": finish.message, "message_id": None, "dropped_message_ids": finish.dropped})
+            return
+        if finish.status == "completed":
+            outcome = finish.outcome or {}
+            await turn.completed(turn.out_of_iterations() if outcome.get("reason") == "max_iterations" else outcome)
+        elif finish.status == "cancelled":
+            await turn.cancelled(finish.message or "cancelled by request", finish.dropped)
+        else:
+            await turn.failed(finish.message or "the turn failed", finish.code or "internal_error")
+        self.deps.metrics.turns.labels(turn.outcome.status).inc()
+        if turn.outcome.error:
+            self.deps.metrics.errors.labels("turn", turn.outcome.error["code"]).inc()
+
+    def all(self) -> list:
+        return [self.model_step, self.run_tool, self.record_tool_results, self.finish_turn]
+
+
+class _NoMessage:
+    id = None
+    sequence = 0
+    role = "user"
+    content: dict = {}
+
+
+async def _turn_started(step: StepInput) -> bool:
+    """Whether a crashed first attempt already wrote this turn's session.started."""
+    last = await Event.filter(session_id=step.session_id, type="session.started").order_by("-sequence").first()
+    return last is not None and last.data.get("message_id") == step.message_id
+
+
+async def _stored_step(step: StepInput, limit: int) -> StepResult | None:
+    """The step's result if a previous attempt stored its output (then died before it
+    could report it): its first message carries the step's message id."""
+    first = await Message.get_or_none(id=step.step_message_id)
+    if first is None:
+        return None
+    rows = await Message.filter(session_id=step.session_id, sequence__gte=first.sequence).order_by("sequence").limit(200)
+    calls = []
+    for row in rows:
+        if row.role == "tool_call":
+            arguments = row.content.get("arguments", {})
+            calls.append({"id": row.content["id"], "name": row.content["name"],
+                          "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)})
+        elif row.id != first.id:
+            break
+    started = step.started_at_seq if step.started_at_seq is not None else first.sequence - 1
+    return StepResult(started, calls, limit)

@@ -1,0 +1,87 @@
+"""Payloads of the session workflow and its activities: plain dataclasses, JSON on the
+wire. Standard library only: the workflow sandbox imports this module as it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# The workflow's id is derived from the session's, so any API process finds it.
+WORKFLOW_ID_PREFIX = "session:"
+
+
+def workflow_id(session_id: str) -> str:
+    return WORKFLOW_ID_PREFIX + session_id
+
+
+@dataclass
+class TurnRequest:
+    """One user message to answer (already stored by the API process)."""
+
+    message_id: str
+    variables: dict[str, Any] | None = None
+
+
+@dataclass
+class SessionState:
+    """What a session workflow starts (or continues-as-new) with."""
+
+    session_id: str
+    queue: list[TurnRequest] = field(default_factory=list)
+
+
+@dataclass
+class StepInput:
+    session_id: str
+    message_id: str
+    variables: dict[str, Any] | None
+    iteration: int
+    step_id: str  # chosen by the workflow, so a retried step keeps its ids
+    step_message_id: str
+    started_at_seq: int | None  # None on the turn's first step
+
+
+@dataclass
+class StepResult:
+    started_at_seq: int = 0
+    tool_calls: list[dict[str, str]] = field(default_factory=list)  # {id, name, arguments}
+    max_iterations: int = 10  # the workers' MAX_ITERATIONS
+    gone: bool = False  # the session was deleted: the workflow ends
+
+
+@dataclass
+class ToolInput:
+    session_id: str
+    message_id: str
+    step_id: str
+    call: dict[str, str]
+
+
+@dataclass
+class ToolOutput:
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass
+class ToolResultsInput:
+    session_id: str
+    message_id: str
+    step_id: str
+    calls: list[dict[str, str]]
+    outputs: list[ToolOutput]
+
+
+@dataclass
+class FinishInput:
+    session_id: str
+    message_id: str | None  # None: no turn ran, only queued messages were dropped
+    status: str  # completed | failed | cancelled
+    outcome: dict[str, Any] | None = None  # completed: reason and iterations
+    code: str | None = None  # failed
+    message: str | None = None  # failed: the error; cancelled: the reason
+    dropped: list[str] = field(default_factory=list)  # queued message ids that will not run
+
+
+# ApplicationError types raised by activities that the workflow treats specially.
+SESSION_GONE = "session_gone"

@@ -1,0 +1,156 @@
+"""SessionWorkflow: one long-lived workflow per session answers its messages one at a
+time, in the order they were posted, whichever API process took them.
+
+Deterministic code in Temporal's sandbox: no I/O, no clock, no settings. Every side
+effect is an activity (app/runtime/temporal/activities.py). A crashed worker's activity
+is retried on another worker (detected by missed heartbeats); the workflow itself is
+replayed from its history wherever it continues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from app.runtime.temporal.types import (
+        SESSION_GONE, FinishInput, SessionState, StepInput, StepResult, ToolInput, ToolOutput,
+        ToolResultsInput, TurnRequest,
+    )
+
+# A session with no message for this long ends its workflow; the next message starts
+# a new one (signal-with-start). Idle workflows cost nothing but history.
+IDLE_END = timedelta(minutes=10)
+# Missed heartbeats for this long mean the worker is gone: the activity is retried
+# elsewhere. The activities heartbeat several times a second (see activities.py).
+HEARTBEAT_TIMEOUT = timedelta(seconds=2)
+# Retries are for infrastructure (a worker killed mid-call, a database blip); provider
+# errors were already retried inside the activity and arrive as non-retryable.
+INFRA_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
+                            maximum_interval=timedelta(seconds=5), maximum_attempts=10)
+MODEL_CALL_TIMEOUT = timedelta(minutes=30)  # the whole step, provider retries included
+SHORT_TIMEOUT = timedelta(minutes=2)
+
+
+@workflow.defn
+class SessionWorkflow:
+    def __init__(self) -> None:
+        self.queue: list[TurnRequest] = []
+        self.current: TurnRequest | None = None
+        self.turn_task: asyncio.Task | None = None
+        self.cancel_reason: str | None = None
+        self.dropped: list[str] = []
+
+    @workflow.run
+    async def run(self, state: SessionState) -> None:
+        self.session_id = state.session_id
+        self.queue.extend(state.queue)
+        while True:
+            try:
+                await workflow.wait_condition(lambda: bool(self.queue) or bool(self.dropped), timeout=IDLE_END)
+            except asyncio.TimeoutError:
+                if not self.queue:
+                    return
+            if self.dropped and not self.queue:  # cancelled while nothing ran
+                await self._finish(FinishInput(self.session_id, None, "cancelled", message=self.cancel_reason,
+                                               dropped=self._take_dropped()))
+                continue
+            self.current = self.queue.pop(0)
+            self.cancel_reason = None
+            self.turn_task = asyncio.create_task(self._turn(self.current))
+            gone = await self.turn_task
+            self.current, self.turn_task = None, None
+            if gone:
+                return
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(SessionState(self.session_id, self.queue))
+
+    @workflow.signal
+    def submit(self, request: TurnRequest) -> None:
+        self.queue.append(request)
+
+    @workflow.update
+    def cancel(self, reason: str) -> bool:
+        """Stop the running turn and drop the queued ones; True if there was any."""
+        self.dropped.extend(r.message_id for r in self.queue)
+        self.queue.clear()
+        stopping = self.turn_task is not None and not self.turn_task.done()
+        if stopping:
+            self.cancel_reason = reason
+            self.turn_task.cancel()
+        elif self.dropped:
+            self.cancel_reason = reason
+        return stopping or bool(self.dropped)
+
+    @workflow.query
+    def pending(self) -> list[str]:
+        """The running turn's message id first, then the queued ones (for tests and ops)."""
+        return ([self.current.message_id] if self.current else []) + [r.message_id for r in self.queue]
+
+    def _take_dropped(self) -> list[str]:
+        dropped, self.dropped = self.dropped, []
+        return dropped
+
+    async def _turn(self, request: TurnRequest) -> bool:
+        """Answer one message; True if the session is gone."""
+        sid, mid = self.session_id, request.message_id
+        started_at_seq: int | None = None
+        iteration, limit = 0, None
+        try:
+            while limit is None or iteration < limit:
+                iteration += 1
+                step_id = str(workflow.uuid4())
+                result: StepResult = await workflow.execute_activity(
+                    "model_step", StepInput(sid, mid, request.variables, iteration, step_id, str(workflow.uuid4()),
+                                            started_at_seq),
+                    result_type=StepResult, start_to_close_timeout=MODEL_CALL_TIMEOUT,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=INFRA_RETRIES,
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
+                if result.gone:
+                    return True
+                started_at_seq, limit = result.started_at_seq, result.max_iterations
+                if not result.tool_calls:
+                    await self._finish(FinishInput(sid, mid, "completed",
+                                                   outcome={"reason": "completed", "iterations": iteration}))
+                    return False
+                outputs = await asyncio.gather(*(workflow.execute_activity(
+                    "run_tool", ToolInput(sid, mid, step_id, call), result_type=ToolOutput,
+                    start_to_close_timeout=SHORT_TIMEOUT + timedelta(minutes=10), heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=INFRA_RETRIES,
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
+                    for call in result.tool_calls))
+                await workflow.execute_activity("record_tool_results",
+                                                ToolResultsInput(sid, mid, step_id, result.tool_calls, list(outputs)),
+                                                start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
+            await self._finish(FinishInput(sid, mid, "completed", outcome={"reason": "max_iterations"}))
+        except asyncio.CancelledError:
+            await self._finish(FinishInput(sid, mid, "cancelled", message=self.cancel_reason or "cancelled by request",
+                                           dropped=self._take_dropped()))
+        except ActivityError as exc:
+            cause = exc.cause
+            if isinstance(cause, CancelledError):
+                await self._finish(FinishInput(sid, mid, "cancelled",
+                                               message=self.cancel_reason or "cancelled by request",
+                                               dropped=self._take_dropped()))
+            elif isinstance(cause, ApplicationError) and cause.type == SESSION_GONE:
+                return True
+            elif isinstance(cause, ApplicationError) and cause.non_retryable:
+                await self._finish(FinishInput(sid, mid, "failed", code=cause.type or "internal_error",
+                                               message=cause.message))
+            else:
+                await self._finish(FinishInput(sid, mid, "failed", code="internal_error",
+                                               message="the turn could not be run on the workers; see their logs"))
+        return False
+
+    async def _finish(self, finish: FinishInput) -> None:
+        try:
+            await workflow.execute_activity("finish_turn", finish, start_to_close_timeout=SHORT_TIMEOUT,
+                                            retry_policy=INFRA_RETRIES)
+        except ActivityError as exc:
+            if not (isinstance(exc.cause, ApplicationError) and exc.cause.type == SESSION_GONE):
+                raise
