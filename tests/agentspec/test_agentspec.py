@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import json
 
 from tests.fakes import Error, Text, ToolCalls
 from tests.helpers import make_chat, messages, wait_turns
+
+pytestmark = pytest.mark.both_modes  # in process and on Temporal (tests/conftest.py)
 
 
 async def agent_named(client, fake_llm, name="assistant", prompt="You help {{user}} with {{topic}}.", caps=("current_time",)):

@@ -14,6 +14,8 @@ import pytest
 from tests.fakes import Hang, Text
 from tests.helpers import make_chat, messages, session
 
+pytestmark = pytest.mark.both_modes  # in process and on Temporal (tests/conftest.py)
+
 FAN = [  # A -> (B, C) -> D; C has its own input
     {"name": "A", "agent": "Writer"},
     {"name": "B", "agent": "Writer", "depends_on": ["A"]},

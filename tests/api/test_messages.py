@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+pytestmark = pytest.mark.both_modes  # in process and on Temporal (tests/conftest.py)
+
 
 
 @pytest.fixture

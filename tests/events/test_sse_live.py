@@ -15,6 +15,8 @@ from tests.fakes import Hang, Text
 from tests.live_server import LiveServer
 from tests.helpers import FAKE_KEY
 
+pytestmark = pytest.mark.both_modes  # in process and on Temporal (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def server_env(fake_llm_server):

@@ -39,6 +39,14 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 STICKY_TIMEOUT = timedelta(seconds=2)
 
 
+def build_worker(client: Client, settings: Settings, deps: TurnDeps) -> Worker:
+    return Worker(
+        client, task_queue=settings.temporal_task_queue, workflows=[SessionWorkflow],
+        activities=TurnActivities(deps).all(), identity=f"{os.getpid()}@{socket.gethostname()}",
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE, default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN)
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     box = SecretBox.from_settings(settings.secrets_key, settings.data_dir)
     await open_db(settings)
@@ -50,12 +58,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     deps = TurnDeps(settings, build_event_log(settings, bus), clients, Metrics(), models)
     try:
         client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
-        worker = Worker(
-            client, task_queue=settings.temporal_task_queue, workflows=[SessionWorkflow],
-            activities=TurnActivities(deps).all(), identity=f"{os.getpid()}@{socket.gethostname()}",
-            max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE, default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
-            sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN)
-        async with worker:
+        async with build_worker(client, settings, deps) as worker:
             log.info("worker %s polling task queue %r at %s", worker.config()["identity"],
                      settings.temporal_task_queue, settings.temporal_address)
             await stop.wait()

@@ -34,6 +34,7 @@ INFRA_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backof
                             maximum_interval=timedelta(seconds=5), maximum_attempts=10)
 MODEL_CALL_TIMEOUT = timedelta(minutes=30)  # the whole step, provider retries included
 SHORT_TIMEOUT = timedelta(minutes=2)
+CANCEL_WAIT = timedelta(seconds=5)
 
 
 @workflow.defn
@@ -75,16 +76,22 @@ class SessionWorkflow:
         self.queue.append(request)
 
     @workflow.update
-    def cancel(self, reason: str) -> bool:
-        """Stop the running turn and drop the queued ones; True if there was any."""
+    async def cancel(self, reason: str) -> bool:
+        """Stop the running turn and drop the queued ones; True if there was any. Answers
+        once the turn has ended (its partial text kept, the session `pending` again), as
+        the in-process runner does, or after CANCEL_WAIT at most."""
         self.dropped.extend(r.message_id for r in self.queue)
         self.queue.clear()
-        stopping = self.turn_task is not None and not self.turn_task.done()
+        task = self.turn_task
+        stopping = task is not None and not task.done()
+        if stopping or self.dropped:
+            self.cancel_reason = reason
         if stopping:
-            self.cancel_reason = reason
-            self.turn_task.cancel()
-        elif self.dropped:
-            self.cancel_reason = reason
+            task.cancel()
+            try:
+                await workflow.wait_condition(lambda: task.done(), timeout=CANCEL_WAIT)
+            except asyncio.TimeoutError:
+                pass
         return stopping or bool(self.dropped)
 
     @workflow.query
