@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from app.config import Settings
@@ -18,7 +21,14 @@ def _migrate(settings: Settings) -> None:
     print(f"migrations applied to {settings.effective_database_url.split('@')[-1]}")
 
 
-def _serve(settings: Settings) -> None:
+HYPERCORN_TOML = Path(__file__).resolve().parents[1] / "hypercorn.toml"
+ASGI_APP_PATH = "app.asgi:app"  # what each worker process of WORKERS > 1 loads
+STRAGGLER_GRACE_SECONDS = 5.0  # a worker still running this long after graceful_timeout is killed
+
+
+def _serve(settings: Settings) -> int | None:
+    if settings.workers > 1:
+        return _serve_workers(settings)
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
@@ -37,6 +47,146 @@ def _serve(settings: Settings) -> None:
         await serve(app, config, shutdown_trigger=stop.wait)
 
     _run_loop(main(), settings.event_loop)
+
+
+def _serve_workers(settings: Settings) -> int:
+    """WORKERS=N > 1: N Hypercorn worker processes accepting on one socket.
+
+    This process applies the migrations (once: the workers get AUTO_MIGRATE=false, so N of
+    them do not race to apply the same one), binds the socket and supervises; each spawned
+    worker runs Hypercorn's own worker function on `app.asgi:app` (the app built from the
+    environment, GC tuned as in one-process `serve`).
+
+    The supervision is Hypercorn's multi-worker mode (hypercorn.run.run: spawn context, one
+    shared shutdown event the workers poll, SIGINT ignored by the workers), redone here for
+    three things run() gets wrong for us (Hypercorn 0.18): when a worker fails at start-up it
+    returns status 0, so the failure is lost; once the first worker has stopped it SIGTERMs
+    the others without waiting, cutting short their draining and after-serving hooks; and a
+    SIGTERM sent to a worker itself (systemd stops the whole control group) kills it at once.
+    Here SIGINT or SIGTERM to this process, or SIGTERM to a worker, starts the graceful
+    shutdown of every worker; this process waits for all of them (SIGKILL only after
+    graceful_timeout + STRAGGLER_GRACE_SECONDS) and exits non-zero if any failed. A worker
+    that ends by itself with status 0 is replaced, as Hypercorn does (max_requests)."""
+    from hypercorn.config import Config
+
+    from app.log_setup import configure_logging
+    from app.secrets import load_or_create_key_file
+
+    configure_logging(settings.log_level)
+    if settings.auto_migrate:
+        _migrate(settings)
+    os.environ["AUTO_MIGRATE"] = "false"  # inherited by the spawned workers
+    # The key files create_app() makes when SECRETS_KEY / JWT_SECRET are unset: made here,
+    # once, so N workers starting together cannot each write (or read half-written) a key.
+    if not settings.secrets_key:
+        load_or_create_key_file(settings.data_dir)
+    if not settings.jwt_secret:
+        load_or_create_key_file(settings.data_dir, "jwt.key", "JWT_SECRET")
+
+    config = Config.from_toml(HYPERCORN_TOML)
+    config.bind = [settings.bind]
+    config.workers = settings.workers
+    config.application_path = ASGI_APP_PATH
+    config.worker_class = _worker_class(settings.event_loop)
+    return _supervise(config)
+
+
+def _supervise(config) -> int:
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    # The workers' target is pickled by name; under `python -m app` this file runs as
+    # "__main__", which a spawned process does not re-import: name it as app.__main__.
+    from app.__main__ import run_worker
+
+    ctx = multiprocessing.get_context("spawn")
+    sockets = config.create_sockets()
+    shutdown_event = ctx.Event()
+    stop_requested = False
+
+    def request_stop(*_) -> None:  # only a flag: the event's lock is not re-entrant
+        nonlocal stop_requested
+        stop_requested = True
+
+    def spawn():
+        process = ctx.Process(target=run_worker, kwargs={"config": config, "sockets": sockets,
+                                                         "shutdown_event": shutdown_event})
+        process.start()
+        return process
+
+    # SIG_IGN is inherited by the workers: Ctrl-C (SIGINT to the terminal's whole process
+    # group) reaches only this process's handler, which stops them gracefully.
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    processes = []
+    failed = False
+    try:
+        signal.signal(signal.SIGTERM, request_stop)  # not inherited: the workers set their own
+        processes = [spawn() for _ in range(config.workers)]
+        signal.signal(signal.SIGINT, request_stop)
+        while not stop_requested:
+            wait([process.sentinel for process in processes], timeout=0.2)
+            for index, process in enumerate(processes):
+                if process.exitcode is None or stop_requested:
+                    continue
+                if process.exitcode != 0:
+                    print(f"worker {process.pid} exited with status {process.exitcode}; stopping",
+                          file=sys.stderr)
+                    failed = True
+                    request_stop()
+                    break
+                processes[index] = spawn()  # ended by itself (max_requests): replace it
+    finally:
+        shutdown_event.set()
+        deadline = time.monotonic() + config.graceful_timeout + STRAGGLER_GRACE_SECONDS
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process in processes:
+            if process.is_alive():
+                print(f"worker {process.pid} did not stop in time; killing it", file=sys.stderr)
+                process.kill()
+                process.join()
+        for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
+            sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 1 if failed or any(process.exitcode != 0 for process in processes) else 0
+
+
+class _StopWhen:
+    """What a worker's Hypercorn polls (is_set, every 0.1 s) to begin its graceful shutdown:
+    the supervisor's shared event, or a SIGTERM this worker received."""
+
+    def __init__(self, shared) -> None:
+        self.shared = shared
+        self.signalled = False
+
+    def is_set(self) -> bool:
+        return self.signalled or self.shared.is_set()
+
+
+def run_worker(config, sockets, shutdown_event) -> None:
+    """One worker process of `serve` with WORKERS > 1 (a spawned process)."""
+    from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
+
+    stop = _StopWhen(shutdown_event)
+
+    def on_sigterm(*_) -> None:
+        stop.signalled = True
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    worker = uvloop_worker if config.worker_class == "uvloop" else asyncio_worker
+    worker(config=config, sockets=sockets, shutdown_event=stop)
+
+
+def _worker_class(event_loop: str) -> str:
+    if event_loop == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:  # e.g. Windows, where uvloop does not exist
+            print("EVENT_LOOP=uvloop but uvloop is not installed; using asyncio", file=sys.stderr)
+        else:
+            return "uvloop"
+    return "asyncio"
 
 
 def tune_garbage_collector() -> None:
@@ -66,13 +216,37 @@ def _run_loop(coroutine, kind: str) -> None:
     asyncio.run(coroutine)
 
 
-def main(argv: list[str]) -> int:
-    commands = {"migrate": _migrate, "serve": _serve}
-    if len(argv) != 1 or argv[0] not in commands:
-        print("usage: python -m app {migrate|serve}", file=sys.stderr)
+def _worker(settings: Settings) -> int | None:
+    """A Temporal worker (RUNNER_MODE=temporal): runs session workflows and their turns."""
+    if not settings.temporal:
+        print("python -m app worker needs RUNNER_MODE=temporal (with DATABASE_URL, REDIS_URL and "
+              "TEMPORAL_ADDRESS); in-process mode runs turns inside `serve`", file=sys.stderr)
         return 2
-    commands[argv[0]](Settings.from_env())
-    return 0
+    from app.log_setup import configure_logging
+    from app.runtime.temporal.worker import run_worker
+
+    configure_logging(settings.log_level)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    _run_loop(main(), settings.event_loop)
+    return None
+
+
+# name -> function of the settings; an int it returns is the exit status (None: 0).
+COMMANDS: dict[str, Callable[[Settings], int | None]] = {"migrate": _migrate, "serve": _serve, "worker": _worker}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in COMMANDS:
+        print(f"usage: python -m app {{{'|'.join(COMMANDS)}}}", file=sys.stderr)
+        return 2
+    return COMMANDS[argv[0]](Settings.from_env()) or 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ and a throw-away PostgreSQL database when one is reachable."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -47,7 +48,24 @@ def settings(tmp_path, migrated_template) -> Settings:
 
 
 @pytest.fixture
-async def app(settings):
+def runner_mode(request) -> str:
+    """inprocess, or both modes in modules marked `both_modes` (see pytest_generate_tests)."""
+    return getattr(request, "param", "inprocess")
+
+
+def pytest_generate_tests(metafunc):
+    """Modules marked `pytestmark = pytest.mark.both_modes` run every test that uses the
+    app in both runner modes: in process, and on Temporal (PostgreSQL, Redis, a worker)."""
+    if metafunc.definition.get_closest_marker("both_modes") and "runner_mode" in metafunc.fixturenames:
+        metafunc.parametrize("runner_mode", ["inprocess", "temporal"], indirect=True)
+
+
+@pytest.fixture
+async def app(request, settings, runner_mode):
+    if runner_mode == "temporal":
+        async with temporal_app_serving(request.getfixturevalue("temporal_settings")) as app:
+            yield app
+        return
     app = create_app(settings)
     async with app.test_app():  # runs the before/after serving hooks
         yield app
@@ -128,3 +146,118 @@ def postgres_url():
 @pytest.fixture
 def pg_settings(settings, postgres_url) -> Settings:
     return replace(settings, database_url=postgres_url, auto_migrate=True)
+
+
+# --- Temporal and Redis (RUNNER_MODE=temporal) --------------------------------------
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory):
+    """One Temporal dev server (tests/temporal_server.py) for the whole test run, on free
+    loopback ports with its own SQLite file; `.address` is "127.0.0.1:PORT"."""
+    from tests.temporal_server import TemporalDevServer, TemporalNotFound, temporal_binary
+
+    try:
+        binary = temporal_binary()
+    except TemporalNotFound as error:
+        pytest.skip(f"no Temporal dev server: {error}")
+    server = TemporalDevServer(tmp_path_factory.mktemp("temporal"), binary=binary).start()
+    yield server
+    server.stop()
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def redis_url():
+    """redis://127.0.0.1:6379/0 (or TEST_REDIS_URL) when something listens there."""
+    from urllib.parse import urlsplit
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    if not _listening(host, port):
+        pytest.skip(f"Redis is not listening on {host}:{port} (set TEST_REDIS_URL)")
+    yield url
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A Temporal task queue no other test uses."""
+    return f"test-{uuid.uuid4().hex[:16]}"
+
+
+# --- an app in RUNNER_MODE=temporal ------------------------------------------------
+
+def _run_async(coroutine):
+    """asyncio.run, also from a fixture that an async fixture asked for (its loop runs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@pytest.fixture(scope="session")
+def pg_template(tmp_path_factory):
+    """One migrated PostgreSQL database per test run; each temporal-mode test gets a copy
+    (CREATE DATABASE ... TEMPLATE is much faster than migrating)."""
+    if not _postgres_reachable():
+        pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432 (set TEST_POSTGRES_URL)")
+    import asyncpg
+
+    name = f"rt_tmpl_{uuid.uuid4().hex[:12]}"
+    admin = PG_ADMIN_URL.replace("postgres://", "postgresql://", 1)
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    _run_async(run(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    _run_async(apply_migrations(Settings(data_dir=tmp_path_factory.mktemp("pgtmpl"), database_url=url)))
+    yield name, run
+    _run_async(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_copy(pg_template):
+    template, run = pg_template
+    name = f"rt_test_{uuid.uuid4().hex[:12]}"
+    _run_async(run(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    _run_async(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def temporal_settings(settings, pg_copy, redis_url, temporal_server, task_queue) -> Settings:
+    return replace(settings, runner_mode="temporal", database_url=pg_copy, redis_url=redis_url,
+                   temporal_address=temporal_server.address, temporal_task_queue=task_queue)
+
+
+@contextlib.asynccontextmanager
+async def temporal_app_serving(temporal_settings):
+    """The app in temporal mode with a Temporal worker in this process (the same code
+    `python -m app worker` runs), sharing the app's database, bus and provider clients."""
+    from app.runtime.temporal.worker import build_worker
+    from app.runtime.turn import TurnDeps
+
+    app = create_app(temporal_settings)
+    async with app.test_app():
+        runtime = app.extensions["runtime"]
+        deps = TurnDeps(temporal_settings, runtime.events, runtime.clients, runtime.metrics, runtime.models)
+        async with build_worker(runtime.runner.client, temporal_settings, deps):
+            yield app
+
+
+@pytest.fixture
+async def temporal_app(temporal_settings):
+    async with temporal_app_serving(temporal_settings) as app:
+        yield app

@@ -1,0 +1,13 @@
+"""The app built from the environment, as an ASGI application: `app.asgi:app`.
+
+Each worker process of `python -m app serve` with WORKERS > 1 imports this module (and so
+could `hypercorn app.asgi:app`). The garbage collector is tuned as in the one-process
+`serve`: everything loaded so far is frozen out of its view."""
+
+from __future__ import annotations
+
+from app.__main__ import tune_garbage_collector
+from app.main import create_app
+
+app = create_app()
+tune_garbage_collector()
