@@ -13,14 +13,16 @@ import asyncio
 import json
 import logging
 import uuid
+from collections import OrderedDict
 from typing import Protocol
 
 from app.events.bus import ALL_SESSIONS, EventBus, SessionNotice
-from app.events.log import LoggedEvent
+from app.events.log import EventLog, LoggedEvent
 
 log = logging.getLogger("app.events.ws")
 
 HUB_QUEUE_SIZE = 100_000
+MAX_TRACKED_SESSIONS = 10_000  # sessions whose last sequence the hub remembers
 
 Shaped = tuple[dict | None, uuid.UUID | None]  # a /ws message and the owner of its session  # the hub only translates, so it keeps up unless the process is starved
 
@@ -60,6 +62,7 @@ class WebSocketHub:
         self.queue_size = queue_size
         self.connections: set[Connection] = set()
         self._task: asyncio.Task | None = None
+        self._last: OrderedDict[str, int] = OrderedDict()  # per session: the last sequence sent
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ws-hub")
@@ -84,22 +87,52 @@ class WebSocketHub:
             if connection.sees_everything or (owner is not None and connection.owner == owner):
                 connection.offer(encoded)
 
+    async def _in_order(self, item: LoggedEvent | SessionNotice) -> list[LoggedEvent | SessionNotice]:
+        """Events of a session in sequence order, once each. With several processes
+        writing (temporal mode), events reach this process through Redis from different
+        publishers, so one can overtake another, or be lost: a gap is filled from the
+        log, a repeat dropped."""
+        if isinstance(item, SessionNotice):
+            if item.kind == "session_deleted":
+                self._last.pop(item.session_id, None)
+            return [item]
+        last = self._last.get(item.session_id)
+        if last is not None and item.sequence <= last:
+            return []
+        missing: list[LoggedEvent | SessionNotice] = []
+        if last is not None and item.sequence > last + 1:
+            missing = list(await EventLog.read(item.session_id, after=last, limit=item.sequence - last - 1))
+        self._last[item.session_id] = item.sequence
+        self._last.move_to_end(item.session_id)
+        while len(self._last) > MAX_TRACKED_SESSIONS:
+            self._last.popitem(last=False)
+        return [*missing, item]
+
     async def _run(self) -> None:
         while True:
             with self.bus.subscribe(ALL_SESSIONS, maxsize=HUB_QUEUE_SIZE) as items:
-                while (item := await items.get()) is not None:
-                    if not self.connections:
-                        # Nothing to translate for; but what the feed remembers about a
-                        # changed session is stale now.
-                        if isinstance(item, SessionNotice):
-                            self.feed.forget(item.session_id)
-                        continue
+                while (received := await items.get()) is not None:
                     try:
-                        translate = self.feed.notice if isinstance(item, SessionNotice) else self.feed.event
-                        message, owner = await translate(item)
-                    except Exception:  # one bad item must not stop the feed
-                        log.exception("cannot translate %r for /ws", item)
-                        continue
-                    if message is not None:
-                        self.broadcast(message, owner)
+                        ordered = await self._in_order(received)
+                    except Exception:  # the log could not be read: send what arrived
+                        log.exception("cannot fill a gap before %r for /ws", received)
+                        ordered = [received]
+                    for item in ordered:
+                        await self._deliver(item)
                 log.warning("/ws hub fell behind and resubscribed; clients may need to reload")
+
+    async def _deliver(self, item: LoggedEvent | SessionNotice) -> None:
+        if not self.connections:
+            # Nothing to translate for; but what the feed remembers about a changed
+            # session is stale now.
+            if isinstance(item, SessionNotice):
+                self.feed.forget(item.session_id)
+            return
+        try:
+            translate = self.feed.notice if isinstance(item, SessionNotice) else self.feed.event
+            message, owner = await translate(item)
+        except Exception:  # one bad item must not stop the feed
+            log.exception("cannot translate %r for /ws", item)
+            return
+        if message is not None:
+            self.broadcast(message, owner)
