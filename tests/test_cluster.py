@@ -123,3 +123,137 @@ async def test_a_turn_posted_to_one_api_streams_live_on_the_other(cluster, fake_
     await asyncio.wait_for(ws_task, 10)
     ws_events = [m["data"] for m in ws_messages if m.get("type") == "event" and m["data"]["session_id"] == session_id]
     assert [e["sequence"] for e in ws_events] == [e["sequence"] for e in log if e["sequence"] >= ws_events[0]["sequence"]]
+
+
+def turns_in_order(log: list[dict], user_messages: list[dict]) -> None:
+    """Each turn starts after the previous one ended, and they answer the user messages
+    in the order the messages were stored (their sequence: the posting order)."""
+    open_turn = None
+    started = []
+    for event in log:
+        if event["type"] == "session.started":
+            assert open_turn is None, f"turn {event['data']['message_id']} started while {open_turn} ran"
+            open_turn = event["data"]["message_id"]
+            started.append(open_turn)
+        elif event["type"] in TERMINAL and event["data"].get("message_id"):
+            assert event["data"]["message_id"] == open_turn
+            open_turn = None
+    assert started == [m["id"] for m in sorted(user_messages, key=lambda m: m["sequence"])]
+
+
+async def test_concurrent_messages_through_two_apis_run_one_at_a_time_in_order(cluster, fake_llm):
+    a, b = cluster.add_api(), cluster.add_api()
+    cluster.add_worker(), cluster.add_worker()
+    session_id = await make_session(a.url, fake_llm)
+    fake_llm.script(*[Text([f"answer {i}", "."], delay=0.02) for i in range(20)])
+
+    posted = await asyncio.gather(*(post((a, b)[i % 2].url, session_id, f"message {i}") for i in range(20)))
+    log = await wait_terminal(a.url, session_id, 20)
+    assert_contiguous(log)
+    turns_in_order(log, posted)
+    assert [e["type"] for e in log if e["type"] in TERMINAL] == ["session.completed"] * 20
+    async with httpx.AsyncClient(base_url=b.url) as http:
+        stored = (await http.get(f"/v1/sessions/{session_id}/messages", params={"limit": 100})).json()["data"]
+    assert [m["role"] for m in stored].count("assistant") == 20
+
+
+async def test_cancel_through_the_other_api(cluster, fake_llm):
+    a, b = cluster.add_api(), cluster.add_api()
+    cluster.add_worker()
+    session_id = await make_session(a.url, fake_llm)
+    fake_llm.script(Text([f"word{i} " for i in range(100)], delay=0.1))
+    await post(a.url, session_id, "talk for a while")
+    deadline = time.monotonic() + 20
+    while not any(e["type"] == "message.delta" for e in await log_of(a.url, session_id)):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=b.url, timeout=10) as http:
+        answer = (await http.post(f"/v1/sessions/{session_id}/cancel")).json()
+    assert answer["cancelled"] is True and answer["status"] == "pending"
+    assert time.monotonic() - started < 1.0
+    log = await wait_terminal(a.url, session_id, 1)
+    assert log[-1]["type"] == "session.cancelled"
+    assert_contiguous(log)
+    async with httpx.AsyncClient(base_url=a.url) as http:
+        stored = (await http.get(f"/v1/sessions/{session_id}/messages")).json()["data"]
+    assert stored[-1]["role"] == "assistant" and stored[-1]["content"]["text"].startswith("word0 ")  # kept
+
+
+async def running_worker_pid(temporal_address: str, session_id: str) -> int:
+    """The pid of the worker running the session's model call (its identity is pid@host)."""
+    from temporalio.client import Client
+
+    client = await Client.connect(temporal_address)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        description = await client.get_workflow_handle(f"session:{session_id}").describe()
+        for pending in description.raw_description.pending_activities:
+            if pending.last_worker_identity:
+                return int(pending.last_worker_identity.split("@")[0])
+        await asyncio.sleep(0.1)
+    raise AssertionError("no worker is running the session's activity")
+
+
+async def test_kill_9_of_the_worker_mid_stream_the_other_finishes_the_turn(cluster, fake_llm, temporal_server):
+    a = cluster.add_api()
+    workers = [cluster.add_worker(), cluster.add_worker()]
+    session_id = await make_session(a.url, fake_llm)
+    fake_llm.script(Text([f"slow{i} " for i in range(60)], delay=0.1), Text(["the ", "final ", "answer"]))
+    await post(a.url, session_id, "answer slowly")
+    deadline = time.monotonic() + 20
+    while sum(e["type"] == "message.delta" for e in await log_of(a.url, session_id)) < 3:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    pid = await running_worker_pid(temporal_server.address, session_id)
+    victim = next(w for w in workers if w.pid == pid)
+    victim.kill()
+
+    log = await wait_terminal(a.url, session_id, 1, timeout=60)
+    assert_contiguous(log)
+    assert log[-1]["type"] == "session.completed"
+    retried = [e for e in log if e["type"] == "step.retried"]
+    assert len(retried) == 1 and retried[0]["data"]["attempt"] == 2
+    step_message = retried[0]["data"]["message_id"]
+    before = [e for e in log if e["type"] == "message.delta" and e["sequence"] < retried[0]["sequence"]]
+    after = [e for e in log if e["type"] == "message.delta" and e["sequence"] > retried[0]["sequence"]]
+    assert before and all("attempt" not in e["data"] for e in before)  # the abandoned partial text
+    assert "".join(e["data"]["delta"] for e in after) == "the final answer"
+    assert all(e["data"]["attempt"] == 2 and e["data"]["message_id"] == step_message for e in after)
+    async with httpx.AsyncClient(base_url=a.url) as http:
+        stored = (await http.get(f"/v1/sessions/{session_id}/messages")).json()["data"]
+        status = (await http.get(f"/v1/sessions/{session_id}")).json()["status"]
+    assert [(m["role"], m["content"]) for m in stored] == [("user", {"text": "answer slowly"}),
+                                                            ("assistant", {"text": "the final answer"})]
+    assert stored[1]["id"] == step_message and status == "pending"
+
+
+async def test_rolling_restart_of_every_process_loses_no_turn(cluster, fake_llm):
+    apis = [cluster.add_api(), cluster.add_api()]
+    workers = [cluster.add_worker(), cluster.add_worker()]
+    sessions = [await make_session(apis[0].url, fake_llm) for _ in range(1)]
+    sessions += [await _another_session(apis[0].url) for _ in range(19)]
+    fake_llm.script(*[Text([f"reply {i} ", "in ", "parts"], delay=0.15) for i in range(40)])
+    for i, session_id in enumerate(sessions):
+        await post(apis[i % 2].url, session_id, f"turn {i}")
+
+    for process in [*workers, *apis]:  # one by one, while the turns run
+        if process in workers:
+            cluster.restart_worker(process)
+        else:
+            cluster.restart_api(process)
+
+    for session_id in sessions:
+        log = await wait_terminal(apis[0].url, session_id, 1, timeout=90)
+        assert_contiguous(log)
+        assert [e["type"] for e in log if e["type"] in TERMINAL] == ["session.completed"]
+        async with httpx.AsyncClient(base_url=apis[1].url) as http:
+            stored = (await http.get(f"/v1/sessions/{session_id}/messages")).json()["data"]
+        assert [m["role"] for m in stored] == ["user", "assistant"]
+
+
+async def _another_session(api_url: str) -> str:
+    async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+        agent = (await http.get("/v1/agents")).json()["data"][0]
+        return (await http.post(f"/v1/agents/{agent['id']}/sessions", json={})).json()["id"]

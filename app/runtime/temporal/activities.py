@@ -27,7 +27,7 @@ from app.runtime.capabilities import tools_for
 from app.runtime.providers.base import ProviderError, ToolCall
 from app.runtime.resolution import NoModel
 from app.runtime.temporal.types import (
-    SESSION_GONE, FinishInput, StepInput, StepResult, ToolInput, ToolOutput, ToolResultsInput,
+    SESSION_GONE, EarlierInput, FinishInput, StepInput, StepResult, ToolInput, ToolOutput, ToolResultsInput,
 )
 from app.runtime.turn import Turn, TurnDeps
 
@@ -154,8 +154,23 @@ class TurnActivities:
         if turn.outcome.error:
             self.deps.metrics.errors.labels("turn", turn.outcome.error["code"]).inc()
 
+    @activity.defn(name="earlier_messages")
+    async def earlier_messages(self, request: EarlierInput) -> list[str]:
+        """Ids of user messages numbered between the last turn started and the next
+        (their signals may still be on the way from another API process). A workflow
+        started afresh knows no last turn: the log's latest session.started tells it."""
+        after = request.after
+        if after == 0:
+            started = await Event.filter(session_id=request.session_id, type="session.started") \
+                .order_by("-sequence").first()
+            answered = started and await Message.get_or_none(id=started.data.get("message_id"))
+            after = answered.sequence if answered else 0
+        ids = await Message.filter(session_id=request.session_id, role="user", sequence__gt=after,
+                                   sequence__lt=request.before).values_list("id", flat=True)
+        return [str(i) for i in ids]
+
     def all(self) -> list:
-        return [self.model_step, self.run_tool, self.record_tool_results, self.finish_turn]
+        return [self.model_step, self.run_tool, self.record_tool_results, self.finish_turn, self.earlier_messages]
 
 
 class _NoMessage:

@@ -46,7 +46,7 @@ class TemporalRunner:
             await self.client.start_workflow(
                 "SessionWorkflow", SessionState(session_id), id=workflow_id(session_id),
                 task_queue=self.settings.temporal_task_queue,
-                start_signal="submit", start_signal_args=[TurnRequest(message_id, variables)])
+                start_signal="submit", start_signal_args=[TurnRequest(message_id, variables, message.sequence)])
         except BaseException:
             subscription.close()
             raise

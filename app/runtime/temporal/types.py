@@ -20,6 +20,7 @@ class TurnRequest:
 
     message_id: str
     variables: dict[str, Any] | None = None
+    sequence: int = 0  # the message's number in the session: turns run in this order
 
 
 @dataclass
@@ -28,6 +29,16 @@ class SessionState:
 
     session_id: str
     queue: list[TurnRequest] = field(default_factory=list)
+    last_started: int = 0  # sequence of the last message whose turn started
+
+
+@dataclass
+class EarlierInput:
+    """User messages numbered between the last turn started and the next one."""
+
+    session_id: str
+    after: int
+    before: int
 
 
 @dataclass

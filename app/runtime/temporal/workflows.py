@@ -18,7 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from app.runtime.temporal.types import (
-        SESSION_GONE, FinishInput, SessionState, StepInput, StepResult, ToolInput, ToolOutput,
+        SESSION_GONE, EarlierInput, FinishInput, SessionState, StepInput, StepResult, ToolInput, ToolOutput,
         ToolResultsInput, TurnRequest,
     )
 
@@ -35,6 +35,7 @@ INFRA_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backof
 MODEL_CALL_TIMEOUT = timedelta(minutes=30)  # the whole step, provider retries included
 SHORT_TIMEOUT = timedelta(minutes=2)
 CANCEL_WAIT = timedelta(seconds=5)
+LATE_SIGNAL_WAIT = timedelta(seconds=2)
 
 
 @workflow.defn
@@ -45,11 +46,14 @@ class SessionWorkflow:
         self.turn_task: asyncio.Task | None = None
         self.cancel_reason: str | None = None
         self.dropped: list[str] = []
+        self.seen: set[str] = set()  # every message queued in this run (bounded by continue-as-new)
 
     @workflow.run
     async def run(self, state: SessionState) -> None:
         self.session_id = state.session_id
         self.queue.extend(state.queue)
+        self.seen.update(r.message_id for r in state.queue)
+        self.last_started = state.last_started
         while True:
             try:
                 await workflow.wait_condition(lambda: bool(self.queue) or bool(self.dropped), timeout=IDLE_END)
@@ -60,7 +64,10 @@ class SessionWorkflow:
                 await self._finish(FinishInput(self.session_id, None, "cancelled", message=self.cancel_reason,
                                                dropped=self._take_dropped()))
                 continue
-            self.current = self.queue.pop(0)
+            self.current = await self._next()
+            if self.current is None:
+                continue
+            self.last_started = max(self.last_started, self.current.sequence)
             self.cancel_reason = None
             self.turn_task = asyncio.create_task(self._turn(self.current))
             gone = await self.turn_task
@@ -69,11 +76,13 @@ class SessionWorkflow:
                 return
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(SessionState(self.session_id, self.queue))
+                workflow.continue_as_new(SessionState(self.session_id, self.queue, self.last_started))
 
     @workflow.signal
     def submit(self, request: TurnRequest) -> None:
-        self.queue.append(request)
+        if request.message_id not in self.seen:  # a signal delivered twice runs once
+            self.seen.add(request.message_id)
+            self.queue.append(request)
 
     @workflow.update
     async def cancel(self, reason: str) -> bool:
@@ -98,6 +107,28 @@ class SessionWorkflow:
     def pending(self) -> list[str]:
         """The running turn's message id first, then the queued ones (for tests and ops)."""
         return ([self.current.message_id] if self.current else []) + [r.message_id for r in self.queue]
+
+    async def _next(self) -> TurnRequest | None:
+        """The queued message with the lowest number. Two API processes can store two
+        messages in one order and have their signals arrive in the other, so before a
+        turn starts, messages numbered before it whose signals have not arrived yet are
+        waited for (briefly: a message whose turn could not be queued never signals)."""
+        first = min(self.queue, key=lambda r: r.sequence)
+        if first.sequence > self.last_started + 1:
+            earlier = await workflow.execute_local_activity(
+                "earlier_messages", EarlierInput(self.session_id, self.last_started, first.sequence),
+                result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
+            if set(earlier) - self.seen:
+                try:
+                    await workflow.wait_condition(lambda: self.seen >= set(earlier) or bool(self.dropped),
+                                                  timeout=LATE_SIGNAL_WAIT)
+                except asyncio.TimeoutError:
+                    pass
+            if not self.queue:  # cancelled meanwhile
+                return None
+            first = min(self.queue, key=lambda r: r.sequence)
+        self.queue.remove(first)
+        return first
 
     def _take_dropped(self) -> list[str]:
         dropped, self.dropped = self.dropped, []
