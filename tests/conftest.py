@@ -246,6 +246,8 @@ def temporal_settings(settings, pg_copy, redis_url, temporal_server, task_queue)
 async def temporal_app_serving(temporal_settings):
     """The app in temporal mode with a Temporal worker in this process (the same code
     `python -m app worker` runs), sharing the app's database, bus and provider clients."""
+    from temporalio.client import Client
+
     from app.runtime.temporal.worker import build_worker
     from app.runtime.turn import TurnDeps
 
@@ -253,7 +255,8 @@ async def temporal_app_serving(temporal_settings):
     async with app.test_app():
         runtime = app.extensions["runtime"]
         deps = TurnDeps(temporal_settings, runtime.events, runtime.clients, runtime.metrics, runtime.models)
-        async with build_worker(runtime.runner.client, temporal_settings, deps):
+        client = await Client.connect(temporal_settings.temporal_address)  # a worker's may not be lazy
+        async with build_worker(client, temporal_settings, deps):
             yield app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Blueprint, Response, current_app
@@ -15,15 +16,28 @@ from app import __version__
 
 bp = Blueprint("observability", __name__)
 
-DB_CHECK_SECONDS = 2.0
+CHECK_SECONDS = 1.5  # each check; they run at once, so /healthz answers within 2 s
 
 
-async def _database_check() -> str:
+async def _check(probe) -> str:
     try:
-        await asyncio.wait_for(Tortoise.get_connection("default").execute_query("SELECT 1"), DB_CHECK_SECONDS)
+        result = await asyncio.wait_for(probe(), CHECK_SECONDS)
+    except TimeoutError:
+        return f"error: no answer within {CHECK_SECONDS:g} s"
     except Exception as exc:  # any failure means "not healthy", with the reason shown
         return f"error: {type(exc).__name__}"
-    return "ok"
+    return "ok" if result is not False else "error: no answer"
+
+
+def _checks() -> dict:
+    """The database always; in temporal mode also Redis (live events) and Temporal (turns)."""
+    runtime = current_app.extensions["runtime"]
+    checks = {"database": lambda: Tortoise.get_connection("default").execute_query("SELECT 1")}
+    if runtime.settings.temporal:
+        checks["redis"] = lambda: runtime.bus.ping(CHECK_SECONDS)
+        checks["temporal"] = lambda: runtime.runner.client.service_client.check_health(
+            timeout=timedelta(seconds=CHECK_SECONDS))
+    return checks
 
 
 @bp.get("/healthz")
@@ -31,12 +45,13 @@ async def _database_check() -> str:
 async def healthz():
     """ok, or 503 degraded with the failing checks."""
     uptime = round(time.monotonic() - current_app.config["STARTED_AT"], 1)
-    database = await _database_check()
-    body = {"status": "ok" if database == "ok" else "degraded", "version": __version__, "uptime_seconds": uptime}
-    if database != "ok":
-        body["checks"] = {"database": database}
-        return body, 503
-    return body
+    checks = _checks()
+    results = dict(zip(checks, await asyncio.gather(*(_check(probe) for probe in checks.values()))))
+    healthy = all(result == "ok" for result in results.values())
+    body = {"status": "ok" if healthy else "degraded", "version": __version__, "uptime_seconds": uptime}
+    if len(results) > 1 or not healthy:
+        body["checks"] = results
+    return (body, 200) if healthy else (body, 503)
 
 
 @bp.get("/v1/metrics")

@@ -34,7 +34,9 @@ class TemporalRunner:
         self._waiters: set[asyncio.Task] = set()
 
     async def start(self) -> None:
-        self.client = await Client.connect(self.settings.temporal_address, namespace=self.settings.temporal_namespace)
+        # Lazy: the API starts (and /healthz reports it) while Temporal is unreachable.
+        self.client = await Client.connect(self.settings.temporal_address, namespace=self.settings.temporal_namespace,
+                                           lazy=True)
 
     async def submit(self, session_id: str, message: Message, variables: dict[str, Any] | None = None,
                      session: Session | None = None) -> asyncio.Future[TurnOutcome]:
