@@ -7,6 +7,7 @@ from typing import Any
 
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api import migrate
 
 from app.config import Settings
@@ -63,6 +64,10 @@ async def apply_migrations(settings: Settings) -> None:
 
 
 async def open_db(settings: Settings) -> None:
+    # Tortoise caches each model's INSERT statement by connection name, not by database
+    # kind: a process that opens SQLite and later PostgreSQL (tests of both runner modes)
+    # would send SQLite's "?" placeholders to PostgreSQL. Start each opening afresh.
+    EXECUTOR_CACHE.clear()
     # Hypercorn runs lifespan start-up in a different task than the requests, so the
     # Tortoise context must fall back to the global one or requests see no connection.
     await Tortoise.init(config=tortoise_config(_prepare(settings)), _enable_global_fallback=True)

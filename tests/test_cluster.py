@@ -257,3 +257,41 @@ async def _another_session(api_url: str) -> str:
     async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
         agent = (await http.get("/v1/agents")).json()["data"][0]
         return (await http.post(f"/v1/agents/{agent['id']}/sessions", json={})).json()["id"]
+
+
+async def test_a_pipeline_run_survives_killed_workers_and_a_restarted_api(cluster, fake_llm):
+    a, b = cluster.add_api(), cluster.add_api()
+    workers = [cluster.add_worker(), cluster.add_worker()]
+    await make_session(a.url, fake_llm)  # the provider, model and agent "Helper"
+    fake_llm.script(*[Text([f"step {i} ", "says ", "hello"], delay=0.3) for i in range(6)])
+    async with httpx.AsyncClient(base_url=a.url, timeout=10) as http:
+        created = await http.post("/v1/pipelines", json={"name": "chain", "steps": [
+            {"name": "first", "agent": "Helper"},
+            {"name": "second", "agent": "Helper", "depends_on": ["first"]},
+            {"name": "third", "agent": "Helper", "depends_on": ["second"]}]})
+        assert created.status_code == 201, created.text
+        started = (await http.post("/v1/pipelines/chain/run", json={"input": "go", "wait": False})).json()
+    run_id = started["run_id"]
+
+    await asyncio.sleep(1.0)  # the first step is streaming
+    workers[0].kill()
+    cluster.restart_api(a)
+    await asyncio.sleep(1.0)
+    workers[1].kill()  # now nothing runs it until a worker comes back
+    workers[0].start()
+
+    deadline = time.monotonic() + 90
+    async with httpx.AsyncClient(base_url=b.url, timeout=10) as http:
+        while True:
+            status = (await http.get("/v1/pipelines/chain/status", params={"run_id": run_id})).json()
+            if status["status"] != "running":
+                break
+            assert time.monotonic() < deadline, status
+            await asyncio.sleep(0.3)
+    assert status["status"] == "completed", status
+    assert [s["status"] for s in status["steps"]] == ["completed"] * 3
+    assert status["output"].endswith("says hello")
+    for step in status["steps"]:  # each step's session answered once
+        log = await log_of(b.url, step["session_id"])
+        assert_contiguous(log)
+        assert [e["type"] for e in log if e["type"] in TERMINAL] == ["session.completed"]

@@ -180,7 +180,7 @@ async def update_pipeline(name: str, data: PipelinePatch):
 @tag(["Pipelines"])
 async def delete_pipeline(name: str):
     """Delete a pipeline and its runs (a run still going is stopped)."""
-    await service.delete_pipeline(name)
+    await service.delete_pipeline(current_runtime(), name)
     return "", 204
 
 

@@ -8,9 +8,16 @@ and reads the rest from the log: the log holds everything the outcome says.
 
 from __future__ import annotations
 
+import asyncio
+
+from app.events.bus import Subscription
 from app.events.log import EventLog, LoggedEvent
-from app.models import Event
+from app.models import Event, Session
 from app.runtime.turn import TurnOutcome
+
+# A terminal event missed on the bus (Redis down, a slow subscriber dropped) is found
+# in the log at this interval instead.
+POLL_SECONDS = 2.0
 
 TERMINAL = ("session.completed", "session.failed", "session.cancelled")
 OUTCOME_TYPES = ("session.started", "message.created", "step.completed", "tool.completed", *TERMINAL)
@@ -62,3 +69,22 @@ async def outcome_from_log(session_id: str, message_id: str, terminal: LoggedEve
     else:
         outcome.status, outcome.error = "cancelled", {"code": "cancelled", "message": data.get("reason") or ""}
     return outcome
+
+
+async def await_outcome(subscription: Subscription, session_id: str, message_id: str,
+                        poll_seconds: float = POLL_SECONDS) -> TurnOutcome:
+    """Wait for the turn answering `message_id` to end, however far away it runs: its
+    terminal event on the bus (subscribed before the turn was queued), or in the log."""
+    with subscription:
+        while True:
+            try:
+                event = await subscription.get(timeout=poll_seconds)
+            except TimeoutError:
+                event = await find_terminal(session_id, message_id)
+            if event is None and subscription.closed:  # dropped, or the session was deleted
+                await asyncio.sleep(poll_seconds)
+                event = await find_terminal(session_id, message_id)
+                if event is None and not await Session.exists(id=session_id):
+                    return TurnOutcome(message_id, error={"code": "cancelled", "message": "the session was deleted"})
+            if event is not None and ends_turn_of(event, message_id):
+                return await outcome_from_log(session_id, message_id, event)

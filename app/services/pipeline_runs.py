@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.errors import ApiError, Conflict
 from app.models import Pipeline, PipelineRun
+from app.services import pipeline_graph as graph
 from app.services.sessions import create_session
 from app.services.turns import start_turn
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("app.pipelines")
 
-SEPARATOR = "\n\n"  # between the outputs of several dependencies, or of several sinks
 STOP_WAIT_SECONDS = 5.0
 
 
@@ -64,16 +64,33 @@ def describe_run(run: PipelineRun, pipeline_name: str) -> dict[str, Any]:
     }
 
 
-def launch(runtime: Runtime, pipeline: Pipeline, run: PipelineRun) -> asyncio.Task:
-    """Execute a stored run in a background task that outlives the request; the task
-    resolves with the finished run as `describe_run` shows it."""
+async def launch(runtime: Runtime, pipeline: Pipeline, run: PipelineRun) -> asyncio.Task:
+    """Execute a stored run in a background task that outlives the request (or, in
+    temporal mode, in a workflow on the workers); the task resolves with the finished
+    run as `describe_run` shows it."""
+    if runtime.settings.temporal:
+        return asyncio.create_task(_run_on_temporal(runtime, pipeline.name, run.id), name=f"pipeline-run:{run.id}")
     task = asyncio.create_task(_RunExecution(runtime, pipeline, run).execute(), name=f"pipeline-run:{run.id}")
     _TASKS[run.id] = _Running(runtime, pipeline.id, task)
     task.add_done_callback(lambda t: _forget(run.id, t))
     return task
 
 
-async def stop_runs_of(pipeline_id: uuid.UUID, reason: str) -> None:
+async def _run_on_temporal(runtime: Runtime, pipeline_name: str, run_id: uuid.UUID) -> dict[str, Any]:
+    finished = await (await runtime.runner.start_pipeline_run(str(run_id)))
+    run = await PipelineRun.get_or_none(id=run_id)
+    if not finished or run is None:
+        raise asyncio.CancelledError("the run was stopped")
+    for entry in run.steps:  # counted here: the workers' own metrics are not scraped
+        runtime.metrics.pipeline_steps.labels(entry["status"]).inc()
+    return describe_run(run, pipeline_name)
+
+
+async def stop_runs_of(runtime: Runtime, pipeline_id: uuid.UUID, reason: str) -> None:
+    if runtime.settings.temporal:
+        running = await PipelineRun.filter(pipeline_id=pipeline_id, status="running").values_list("id", flat=True)
+        await runtime.runner.stop_pipeline_runs([str(r) for r in running], STOP_WAIT_SECONDS)
+        return
     await _stop_tasks([r.task for r in list(_TASKS.values()) if r.pipeline_id == pipeline_id], reason)
 
 
@@ -97,7 +114,8 @@ def _forget(run_id: uuid.UUID, task: asyncio.Task) -> None:
 
 
 async def stop_runs(runtime: Runtime, reason: str = "server shutting down") -> None:
-    """Stop this runtime's running runs (at shutdown, before the runner and the database go)."""
+    """Stop this runtime's running runs (at shutdown, before the runner and the database go).
+    In temporal mode runs belong to the workers, and go on."""
     await _stop_tasks([r.task for r in list(_TASKS.values()) if r.runtime is runtime], reason)
 
 
@@ -149,12 +167,10 @@ class _RunExecution:
 
     async def _run_graph(self) -> None:
         while True:
-            self._skip_blocked()
-            for name, step in self.defs.items():  # definition order
-                entry = self.entries[name]
-                if entry["status"] == "pending" and all(self.entries[d]["status"] == "completed" for d in step["depends_on"]):
-                    entry["status"] = "running"  # at once, so the next pass does not start it again
-                    self.workers[asyncio.create_task(self._run_step(step), name=f"pipeline-step:{name}")] = name
+            graph.skip_blocked(self.defs, self.entries)
+            for name in graph.ready(self.defs, self.entries):
+                self.entries[name]["status"] = "running"  # at once, so the next pass does not start it again
+                self.workers[asyncio.create_task(self._run_step(self.defs[name]), name=f"pipeline-step:{name}")] = name
             if not self.workers:
                 break
             done, _ = await asyncio.wait(self.workers, return_when=asyncio.FIRST_COMPLETED)
@@ -162,25 +178,6 @@ class _RunExecution:
                 del self.workers[task]
                 task.result()  # _run_step handles its own errors
         await self._finish()
-
-    def _skip_blocked(self) -> None:
-        """Pending steps behind a failed or skipped one are skipped (transitively)."""
-        changed = True
-        while changed:
-            changed = False
-            for name, step in self.defs.items():
-                entry = self.entries[name]
-                if entry["status"] == "pending" and any(self.entries[d]["status"] in ("failed", "skipped")
-                                                        for d in step["depends_on"]):
-                    entry["status"] = "skipped"
-                    changed = True
-
-    def _input_for(self, step: dict[str, Any]) -> str:
-        if step.get("input") is not None:
-            return step["input"]
-        if step["depends_on"]:
-            return SEPARATOR.join(self.entries[d]["output"] or "" for d in step["depends_on"])
-        return self.run.input or ""
 
     async def _run_step(self, step: dict[str, Any]) -> None:
         entry = self.entries[step["name"]]
@@ -192,7 +189,8 @@ class _RunExecution:
                                            {"title": f"{self.pipeline.name} / {step['name']}"})
             entry["session_id"] = session.id
             await self._save()
-            _, future = await start_turn(self.runtime, session, self._input_for(step), require_variables=False)
+            text = graph.input_for(step, self.entries, self.run.input)
+            _, future = await start_turn(self.runtime, session, text, require_variables=False)
             outcome = await future
         except asyncio.CancelledError:
             raise
@@ -203,35 +201,25 @@ class _RunExecution:
             self._end(entry, started, "failed",
                       error={"code": "internal_error", "message": "internal error while running the step; see the server log"})
         else:
-            entry["usage"] = usage_dict(outcome.usage.get("input_tokens", 0), outcome.usage.get("output_tokens", 0))
-            if outcome.status == "completed":
-                self._end(entry, started, "completed", output=outcome.output)
-            else:
-                error = outcome.error or {"code": outcome.status, "message": f"the turn ended {outcome.status}"}
-                self._end(entry, started, "failed", output=outcome.output or None, error=error)
+            graph.step_result(entry, outcome.status, outcome.output, outcome.usage, outcome.error, _now().isoformat(),
+                              _ms_since(started))
         await self._save()
 
     @staticmethod
     def _end(entry: dict[str, Any], started: float, status: str, *, output: str | None = None,
              error: dict[str, str] | None = None) -> None:
-        entry.update(status=status, output=output, error=error, finished_at=_now().isoformat(),
-                     duration_ms=round((time.monotonic() - started) * 1000))
+        graph.end_step(entry, status, _now().isoformat(), _ms_since(started), output=output, error=error)
 
     async def _save(self, **fields: Any) -> None:
         """Write the run's progress. Serialised, so the last write holds the latest state;
         an update (not save) so a run whose pipeline was deleted meanwhile writes nothing."""
         async with self.lock:
-            self.run.usage = usage_dict(sum(e["usage"]["input_tokens"] for e in self.run.steps),
-                                    sum(e["usage"]["output_tokens"] for e in self.run.steps))
+            self.run.usage = graph.total_usage(self.entries)
             await PipelineRun.filter(id=self.run.id).update(steps=copy.deepcopy(self.run.steps), usage=self.run.usage,
                                                             **fields)
 
     async def _finish(self) -> None:
-        statuses = {e["status"] for e in self.run.steps}
-        self.run.status = "completed" if statuses == {"completed"} else "failed"
-        needed = {d for s in self.defs.values() for d in s["depends_on"]}
-        sinks = [self.entries[name] for name in self.defs if name not in needed]
-        self.run.output = SEPARATOR.join(e["output"] or "" for e in sinks if e["status"] == "completed")
+        self.run.status, self.run.output = graph.conclude(self.defs, self.entries)
         self.run.finished_at = _now()
         await self._save(status=self.run.status, output=self.run.output, finished_at=self.run.finished_at)
         for entry in self.run.steps:
@@ -248,16 +236,19 @@ class _RunExecution:
         if workers:
             await asyncio.wait(workers, timeout=STOP_WAIT_SECONDS)
         self.workers.clear()
-        now = _now()
-        for entry in self.run.steps:
-            if entry["status"] == "running":
-                entry.update(status="failed", error={"code": code, "message": reason}, finished_at=now.isoformat())
-                if entry["started_at"]:
-                    started = dt.datetime.fromisoformat(entry["started_at"])
-                    entry["duration_ms"] = round((now - started).total_seconds() * 1000)
-            elif entry["status"] == "pending":
-                entry["status"] = "skipped"
+        graph.abort_entries(self.entries, code, reason, _now().isoformat(), duration_so_far)
         try:
             await self._finish()
         except Exception:  # e.g. the database is already gone
             log.exception("pipeline run %s: could not record its end", self.run.id)
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def duration_so_far(entry: dict[str, Any]) -> int | None:
+    """A running step's duration until now, from its stored start."""
+    if not entry["started_at"]:
+        return None
+    return round((_now() - dt.datetime.fromisoformat(entry["started_at"])).total_seconds() * 1000)

@@ -67,10 +67,10 @@ async def update_pipeline(ref: str, changes: dict[str, Any]) -> Pipeline:
     return pipeline
 
 
-async def delete_pipeline(ref: str) -> None:
+async def delete_pipeline(runtime: Runtime, ref: str) -> None:
     """Delete a pipeline with its runs; a run still going is stopped first."""
     pipeline = await get_pipeline(ref)
-    await stop_runs_of(pipeline.id, "the pipeline was deleted")
+    await stop_runs_of(runtime, pipeline.id, "the pipeline was deleted")
     await pipeline.delete()
 
 
@@ -176,4 +176,4 @@ async def start_run(runtime: Runtime, ref: str, text: str) -> tuple[Pipeline, Pi
              for s in pipeline.steps]
     run = await PipelineRun.create(pipeline=pipeline, owner_id=new_owner(), status="running", input=text,
                                    steps=steps, usage=usage_dict())
-    return pipeline, run, launch(runtime, pipeline, run)
+    return pipeline, run, await launch(runtime, pipeline, run)

@@ -9,21 +9,17 @@ import asyncio
 import logging
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.config import Settings
 from app.events.bus import EventBus
 from app.models import Message, Session
-from app.runtime.outcome import ends_turn_of, find_terminal, outcome_from_log
-from app.runtime.temporal.types import SessionState, TurnRequest, workflow_id
+from app.runtime.outcome import await_outcome
+from app.runtime.temporal.types import SessionState, TurnRequest, pipeline_workflow_id, workflow_id
 from app.runtime.turn import TurnOutcome
 
 log = logging.getLogger("app.runtime.temporal")
-
-# A terminal event missed on the bus (Redis down, a slow subscriber dropped) is found
-# in the log at this interval instead.
-POLL_SECONDS = 2.0
 
 
 class TemporalRunner:
@@ -52,26 +48,11 @@ class TemporalRunner:
         except BaseException:
             subscription.close()
             raise
-        task = asyncio.create_task(self._wait(session_id, message_id, message.sequence, subscription),
+        task = asyncio.create_task(await_outcome(subscription, session_id, message_id),
                                    name=f"turn-outcome:{session_id}")
         self._waiters.add(task)
         task.add_done_callback(self._waiters.discard)
         return task
-
-    async def _wait(self, session_id: str, message_id: str, after: int, subscription) -> TurnOutcome:
-        with subscription:
-            while True:
-                try:
-                    event = await subscription.get(timeout=POLL_SECONDS)
-                except TimeoutError:
-                    event = await find_terminal(session_id, message_id)
-                if event is None and subscription.closed:  # dropped, or the session was deleted
-                    await asyncio.sleep(POLL_SECONDS)
-                    event = await find_terminal(session_id, message_id)
-                    if event is None and not await Session.exists(id=session_id):
-                        return TurnOutcome(message_id, error={"code": "cancelled", "message": "the session was deleted"})
-                if event is not None and ends_turn_of(event, message_id):
-                    return await outcome_from_log(session_id, message_id, event)
 
     async def cancel(self, session_id: str, reason: str = "cancelled by request") -> bool:
         """Stop the running turn and drop queued ones, from whichever process; True if
@@ -85,6 +66,40 @@ class TemporalRunner:
             raise
         except WorkflowUpdateFailedError:  # the workflow was just ending
             return False
+
+    async def start_pipeline_run(self, run_id: str) -> asyncio.Task[bool]:
+        """Start a pipeline run's workflow; the task ends with it (True: it finished,
+        False: it was stopped)."""
+        handle = await self.client.start_workflow("PipelineRunWorkflow", run_id, id=pipeline_workflow_id(run_id),
+                                                  task_queue=self.settings.temporal_task_queue)
+
+        async def finished() -> bool:
+            try:
+                await handle.result()
+            except WorkflowFailureError:  # cancelled (the pipeline was deleted) or failed
+                return False
+            return True
+
+        task = asyncio.create_task(finished(), name=f"pipeline-run:{run_id}")
+        self._waiters.add(task)
+        task.add_done_callback(self._waiters.discard)
+        return task
+
+    async def stop_pipeline_runs(self, run_ids: list[str], wait_seconds: float) -> None:
+        """Cancel these runs' workflows (their running turns stop too) and wait for them."""
+        handles = [self.client.get_workflow_handle(pipeline_workflow_id(run_id)) for run_id in run_ids]
+        for handle in handles:
+            try:
+                await handle.cancel()
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        results = [asyncio.ensure_future(handle.result()) for handle in handles]
+        if results:
+            await asyncio.wait(results, timeout=wait_seconds)
+            for result in results:
+                result.cancel()
+            await asyncio.gather(*results, return_exceptions=True)
 
     @property
     def active_sessions(self) -> int:

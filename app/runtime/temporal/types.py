@@ -96,3 +96,51 @@ class FinishInput:
 
 # ApplicationError types raised by activities that the workflow treats specially.
 SESSION_GONE = "session_gone"
+
+
+# --- pipeline runs ---------------------------------------------------------------------
+
+PIPELINE_RUN_PREFIX = "pipeline-run:"
+
+
+def pipeline_workflow_id(run_id: str) -> str:
+    return PIPELINE_RUN_PREFIX + run_id
+
+
+@dataclass
+class RunPlan:
+    """A stored run as its workflow needs it."""
+
+    pipeline_name: str
+    steps: list[dict[str, Any]]  # the definitions: name, agent, depends_on, input
+    entries: list[dict[str, Any]]  # the run's progress entries, in definition order
+    input: str | None
+    owner_id: str | None
+
+
+@dataclass
+class PipelineStep:
+    run_id: str
+    name: str
+    agent: str
+    text: str
+    title: str
+    session_id: str  # chosen by the workflow, so a retried step finds what it made
+    message_id: str
+    owner_id: str | None
+
+
+@dataclass
+class PipelineStepOutcome:
+    status: str  # completed | failed | cancelled
+    output: str = ""
+    usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0})
+    error: dict[str, str] | None = None
+
+
+@dataclass
+class RunProgress:
+    run_id: str
+    entries: list[dict[str, Any]]
+    status: str | None = None  # set when the run ends
+    output: str | None = None

@@ -22,6 +22,8 @@ from app.runtime.container import MODELS_CHANGED, build_bus, build_event_log
 from app.runtime.providers import ProviderClients
 from app.runtime.resolution import ModelResolver
 from app.runtime.temporal.activities import TurnActivities
+from app.runtime.temporal.pipeline_activities import PipelineActivities
+from app.runtime.temporal.pipelines import PipelineRunWorkflow
 from app.runtime.temporal.workflows import SessionWorkflow
 from app.runtime.turn import TurnDeps
 from app.secrets import SecretBox
@@ -41,8 +43,8 @@ STICKY_TIMEOUT = timedelta(seconds=2)
 
 def build_worker(client: Client, settings: Settings, deps: TurnDeps) -> Worker:
     return Worker(
-        client, task_queue=settings.temporal_task_queue, workflows=[SessionWorkflow],
-        activities=TurnActivities(deps).all(), identity=f"{os.getpid()}@{socket.gethostname()}",
+        client, task_queue=settings.temporal_task_queue, workflows=[SessionWorkflow, PipelineRunWorkflow],
+        activities=[*TurnActivities(deps).all(), *PipelineActivities(deps.events).all()], identity=f"{os.getpid()}@{socket.gethostname()}",
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE, default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN)
 

@@ -1,0 +1,94 @@
+"""The pipeline run workflow's activities: read the run, run one step, save progress.
+
+A step opens its session and stores its input under ids the workflow chose, so a step
+retried after a worker died finds them and waits for the same turn instead of starting
+another one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from app.auth.principal import ANONYMOUS_ADMIN, SCOPES, USER_SCOPES, Principal, set_principal
+from app.errors import ApiError
+from app.events.log import EventLog
+from app.models import Message, PipelineRun, Session, User
+from app.runtime.outcome import await_outcome
+from app.runtime.temporal.activities import heartbeating
+from app.runtime.temporal.types import (
+    PipelineStep, PipelineStepOutcome, RunPlan, RunProgress, SessionState, TurnRequest, workflow_id,
+)
+from app.services import pipeline_graph as graph
+from app.services.agents import get_active_agent
+from app.services.messages import record_message
+
+
+class PipelineActivities:
+    def __init__(self, events: EventLog):
+        self.events = events
+
+    @activity.defn(name="load_pipeline_run")
+    async def load_pipeline_run(self, run_id: str) -> RunPlan:
+        run = await PipelineRun.get(id=run_id).select_related("pipeline")
+        return RunPlan(run.pipeline.name, run.pipeline.steps, run.steps, run.input,
+                       str(run.owner_id) if run.owner_id else None)
+
+    @activity.defn(name="save_pipeline_run")
+    async def save_pipeline_run(self, progress: RunProgress) -> None:
+        """An update, not a save: a run whose pipeline was deleted meanwhile writes nothing."""
+        fields = {"steps": progress.entries, "usage": graph.total_usage({e["name"]: e for e in progress.entries})}
+        if progress.status is not None:
+            fields.update(status=progress.status, output=progress.output, finished_at=dt.datetime.now(dt.timezone.utc))
+        await PipelineRun.filter(id=progress.run_id).update(**fields)
+
+    @activity.defn(name="pipeline_step")
+    async def pipeline_step(self, step: PipelineStep) -> PipelineStepOutcome:
+        await _act_as(step.owner_id)
+        async with heartbeating():
+            if not await Session.exists(id=step.session_id):
+                try:
+                    agent = await get_active_agent(step.agent)
+                except ApiError as exc:  # the agent is gone, archived or ambiguous now
+                    raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from None
+                await Session.create(id=step.session_id, agent=agent, owner_id=step.owner_id, title=step.title)
+                self.events.notify_session("session_created", step.session_id)
+            message = await Message.get_or_none(id=step.message_id)
+            if message is None:
+                message = await record_message(self.events, step.session_id, "user", {"text": step.text},
+                                               message_id=uuid.UUID(step.message_id))
+            subscription = self.events.bus.subscribe(step.session_id)  # before the turn can end
+            try:
+                await activity.client().start_workflow(
+                    "SessionWorkflow", SessionState(step.session_id), id=workflow_id(step.session_id),
+                    task_queue=activity.info().task_queue, start_signal="submit",
+                    start_signal_args=[TurnRequest(step.message_id, None, message.sequence)])
+            except BaseException:
+                subscription.close()
+                raise
+            try:
+                outcome = await await_outcome(subscription, step.session_id, step.message_id, poll_seconds=1.0)
+            except BaseException:
+                details = activity.cancellation_details()
+                if details is not None and details.cancel_requested:  # the run was stopped: so is its turn
+                    handle = activity.client().get_workflow_handle(workflow_id(step.session_id))
+                    await handle.execute_update("cancel", "the pipeline run was stopped", result_type=bool)
+                raise
+        return PipelineStepOutcome(outcome.status, outcome.output, outcome.usage, outcome.error)
+
+    def all(self) -> list:
+        return [self.load_pipeline_run, self.save_pipeline_run, self.pipeline_step]
+
+
+async def _act_as(owner_id: str | None) -> None:
+    """Look agents up as the run's owner would (their agents, or all for an admin)."""
+    if owner_id is None:
+        set_principal(ANONYMOUS_ADMIN)
+        return
+    user = await User.get_or_none(id=owner_id)
+    admin = user is not None and user.role == "admin"
+    set_principal(Principal(uuid.UUID(owner_id), "admin" if admin else "user",
+                            frozenset(SCOPES) if admin else USER_SCOPES, "worker"))
