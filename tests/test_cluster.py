@@ -295,3 +295,44 @@ async def test_a_pipeline_run_survives_killed_workers_and_a_restarted_api(cluste
         log = await log_of(b.url, step["session_id"])
         assert_contiguous(log)
         assert [e["type"] for e in log if e["type"] in TERMINAL] == ["session.completed"]
+
+
+async def test_hook_events_and_a_turn_from_four_processes_number_one_log(cluster, fake_llm):
+    """Two APIs take Agent Runtime hook events for a session while a worker streams its
+    turn: every writer shares one gap-free sequence."""
+    a, b = cluster.add_api(), cluster.add_api()
+    cluster.add_worker(), cluster.add_worker()
+    session_id = await make_session(a.url, fake_llm)
+    fake_llm.script(Text([f"w{i} " for i in range(30)], delay=0.03))
+    await post(a.url, session_id, "stream while others write")
+
+    async def hook(api_url: str, i: int) -> None:
+        async with httpx.AsyncClient(base_url=api_url, timeout=10) as http:
+            response = await http.post(f"/sessions/{session_id}/events", json={
+                "event_type": "message", "session_id": session_id, "session_name": "x", "role": "assistant",
+                "timestamp": "2025-11-16T10:30:16Z", "content": f"hook {i}"})
+            assert response.status_code == 200, response.text
+
+    await asyncio.gather(*(hook((a, b)[i % 2].url, i) for i in range(60)))
+    log = await wait_terminal(a.url, session_id, 1)
+    assert_contiguous(log)
+    assert sum(e["type"] == "message" for e in log) == 60
+    assert [e["type"] for e in log if e["type"] in TERMINAL] == ["session.completed"]
+
+
+async def test_a_model_change_through_one_api_reaches_the_workers_at_once(cluster, fake_llm):
+    a, b = cluster.add_api(), cluster.add_api()
+    cluster.add_worker()
+    session_id = await make_session(a.url, fake_llm)
+    await post(a.url, session_id, "first")
+    await wait_terminal(a.url, session_id, 1)
+    assert fake_llm.requests[-1]["json"]["model"] == "fake-model"  # the worker has cached it now
+
+    async with httpx.AsyncClient(base_url=b.url, timeout=10) as http:
+        provider = (await http.get("/v1/llm-providers")).json()["data"][0]
+        created = await http.post(f"/v1/llm-providers/{provider['id']}/models",
+                                  json={"model_id": "newer-model", "is_default": True})
+        assert created.status_code == 201, created.text
+    await post(a.url, session_id, "second")  # well within the cache's 5 s
+    await wait_terminal(a.url, session_id, 2)
+    assert fake_llm.requests[-1]["json"]["model"] == "newer-model"
