@@ -121,26 +121,42 @@ def _postgres_reachable() -> bool:
         return False
 
 
-@pytest.fixture
-def postgres_url():
-    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+def _run_async(coroutine):
+    """asyncio.run, also from a fixture that an async fixture asked for (its loop runs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def _pg_admin(sql: str) -> None:
+    """Run one statement (CREATE/DROP DATABASE) on the admin database; skip the test when
+    PostgreSQL is not there. Works from fixtures that async fixtures ask for as well."""
     if not _postgres_reachable():
         pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432 (set TEST_POSTGRES_URL)")
     import asyncpg
 
-    name = f"rt_test_{uuid.uuid4().hex[:12]}"
-    admin = PG_ADMIN_URL.replace("postgres://", "postgresql://", 1)
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://", 1))
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _run_async(run())
+
+
+def _pg_url(name: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def postgres_url():
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"rt_test_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    yield _pg_url(name)
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -194,46 +210,23 @@ def task_queue() -> str:
 
 # --- an app in RUNNER_MODE=temporal ------------------------------------------------
 
-def _run_async(coroutine):
-    """asyncio.run, also from a fixture that an async fixture asked for (its loop runs)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
 @pytest.fixture(scope="session")
 def pg_template(tmp_path_factory):
     """One migrated PostgreSQL database per test run; each temporal-mode test gets a copy
     (CREATE DATABASE ... TEMPLATE is much faster than migrating)."""
-    if not _postgres_reachable():
-        pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432 (set TEST_POSTGRES_URL)")
-    import asyncpg
-
     name = f"rt_tmpl_{uuid.uuid4().hex[:12]}"
-    admin = PG_ADMIN_URL.replace("postgres://", "postgresql://", 1)
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    _run_async(run(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    _run_async(apply_migrations(Settings(data_dir=tmp_path_factory.mktemp("pgtmpl"), database_url=url)))
-    yield name, run
-    _run_async(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    _run_async(apply_migrations(Settings(data_dir=tmp_path_factory.mktemp("pgtmpl"), database_url=_pg_url(name))))
+    yield name
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 def pg_copy(pg_template):
-    template, run = pg_template
     name = f"rt_test_{uuid.uuid4().hex[:12]}"
-    _run_async(run(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    _run_async(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    yield _pg_url(name)
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
