@@ -72,6 +72,14 @@ class Server(LiveServer):
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_s(self) -> float:
+        """CPU time the server has used so far."""
+        return cpu_seconds(self.proc.pid)
+
+    def profile_targets(self) -> list[tuple[int, str]]:
+        """(pid, file name suffix) of each process worth profiling."""
+        return [(self.proc.pid, "")]
+
     def stop(self) -> None:
         super().stop()
         self.tmp.cleanup()

@@ -94,9 +94,17 @@ class Subscriber:
             self.sock.close()
 
 
-async def run_one(n: int, fake: FakeProvider, chunks: int, delay: float, py_spy: str | None = None) -> dict:
-    server = Server().start()
-    pin(server.proc.pid, fake.proc.pid)
+async def run_one(n: int, fake: FakeProvider, chunks: int, delay: float, py_spy: str | None = None,
+                  start_server=None) -> dict:
+    """`start_server()`: another kind of server than the default Server (bench/temporal.py
+    passes a started temporal-mode deployment; it is not pinned, and is stopped here)."""
+    if start_server is None:
+        server = Server().start()
+        pin(server.proc.pid, fake.proc.pid)
+    else:
+        server = start_server()
+    processes = getattr(server, "processes", None)  # per API process: connections, RSS
+    snapshots = {}
     loop = asyncio.get_running_loop()
     subs: list[Subscriber] = []
     try:
@@ -125,6 +133,8 @@ async def run_one(n: int, fake: FakeProvider, chunks: int, delay: float, py_spy:
             fake.log()
             await asyncio.sleep(1)
             rss_idle = server.rss_mib()
+            if processes:
+                snapshots["idle"] = processes()
 
             state = {"ready": 0, "done": 0}
             request, clock = sse_request(server.port, session_id, since), KernelClock()
@@ -137,17 +147,21 @@ async def run_one(n: int, fake: FakeProvider, chunks: int, delay: float, py_spy:
             connect_s = time.monotonic() - t_connect
             await asyncio.sleep(1)
             rss_connected = server.rss_mib()
+            if processes:
+                snapshots["connected"] = processes()
 
             fake.script([f"c{i:03d} " for i in range(chunks)], delay)
-            profiler = start_profiler(py_spy, server.proc.pid, f"fanout-N{n}")
-            await asyncio.sleep(1 if profiler else 0)  # py-spy attaches
-            cpu0, client0, t_post = cpu_seconds(server.proc.pid), cpu_seconds(), time.monotonic()
+            profilers = [p for pid, suffix in server.profile_targets()
+                         if (p := start_profiler(py_spy, pid, f"fanout-N{n}{suffix}")) is not None]
+            await asyncio.sleep(1 if profilers else 0)  # py-spy attaches
+            cpu0, client0, t_post = server.cpu_s(), cpu_seconds(), time.monotonic()
             (await http.post(f"/v1/sessions/{session_id}/messages", json={"content": "fan out"})).raise_for_status()
             await wait_until(lambda: state["done"] == n, 120, "every subscriber to get session.completed")
-            turn_s, cpu_s = time.monotonic() - t_post, cpu_seconds(server.proc.pid) - cpu0
+            turn_s, cpu_s = time.monotonic() - t_post, server.cpu_s() - cpu0
             client_s = cpu_seconds() - client0
             rss_after_turn = server.rss_mib()
-            stop_profiler(profiler)
+            for profiler in profilers:
+                stop_profiler(profiler)
             expected = [(e["sequence"], e["type"]) for e in await log_after(since)]
             dropped = sum(s.lost for s in subs)  # closed by the server before the end
             for s in subs:
@@ -175,6 +189,7 @@ async def run_one(n: int, fake: FakeProvider, chunks: int, delay: float, py_spy:
                 read_delay.append(t_read - t_kernel)
                 newest_chunk[seq] = chunk_times[data["delta"].split()[-1]]
     return {
+        **({"api_processes": snapshots} if snapshots else {}),
         "subscribers": n, "chunks": chunks, "delay_s": delay, "connect_s": connect_s, "turn_s": turn_s,
         "server_cpu_s": cpu_s, "client_cpu_s": client_s, "events_expected": len(expected),
         "deltas_expected": sum(kind == "message.delta" for _, kind in expected),
@@ -191,17 +206,21 @@ async def run_one(n: int, fake: FakeProvider, chunks: int, delay: float, py_spy:
     }
 
 
-async def run(subscribers: list[int], chunks: int = 100, delay: float = 0.01, py_spy: str | None = None) -> dict:
+async def run(subscribers: list[int], chunks: int = 100, delay: float = 0.01, py_spy: str | None = None,
+              start_server=None) -> dict:
+    """`start_server(n)`: see run_one (None: a fresh Server per N, pinned)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = max(subscribers) * 2 + 1000  # client sockets; the server child inherits the limit too
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
     fake = FakeProvider().start()
     try:
-        runs = [await run_one(n, fake, chunks, delay, py_spy) for n in subscribers]
+        runs = [await run_one(n, fake, chunks, delay, py_spy, start_server and (lambda: start_server(n)))
+                for n in subscribers]
     finally:
         fake.stop()
-    return {"config": {"subscribers": subscribers, "chunks": chunks, "delay_s": delay, "cpus": placement()}, "runs": runs}
+    cpus = placement() if start_server is None else "not pinned"
+    return {"config": {"subscribers": subscribers, "chunks": chunks, "delay_s": delay, "cpus": cpus}, "runs": runs}
 
 
 def render(result: dict) -> str:

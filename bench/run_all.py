@@ -9,13 +9,23 @@ fan-out delivery, completeness and memory figures. Aims (docs/performance.md):
 turn overhead p50 <= 5 ms and p99 <= 20 ms; 1000 subscribers delivery p99 <= 100 ms.
 The exit status is 0 whether or not an aim is met (a benchmark, not a test); non-zero
 only when a benchmark failed to run.
+
+    .venv/bin/python bench/run_all.py --temporal        (or BENCH_TEMPORAL=1 make bench)
+    .venv/bin/python bench/run_all.py --temporal-only
+
+also run bench/temporal.py (RUNNER_MODE=temporal: a Temporal dev server, PostgreSQL and
+Redis, started and removed by the benchmark; a few minutes) and print its table with its
+aims: turn overhead p50 <= 40 ms and p99 <= 120 ms; 1000 subscribers over 2 API workers
+delivery p99 <= 150 ms, none lost; event ingest WORKERS=2 >= 1.6x WORKERS=1.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -57,7 +67,114 @@ def run(script: str) -> dict:
     return json.loads(out.read_text())
 
 
+TEMPORAL_AIMS = {  # (benchmark row, percentile) -> limit in ms
+    ("temporal turn: " + OVERHEAD, "p50"): 40.0,
+    ("temporal turn: " + OVERHEAD, "p99"): 120.0,
+    ("temporal fan-out N=1000: " + DELIVERY, "p99"): 150.0,
+}
+INGEST_RATIO_AIM = 1.6
+TEMPORAL_TIMEOUT = 900  # s; bench/temporal.py bounds each of its steps well below this
+
+
+def run_temporal(extra: list[str]) -> dict:
+    """bench/temporal.py in its own process, its detailed tables streamed as it goes; on
+    timeout SIGTERM first, so it stops the deployment it started and drops its database,
+    and only then SIGKILL."""
+    out = RESULTS / "temporal.json"
+    print("running bench/temporal.py ...", flush=True)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "temporal.py"), "--json", str(out), *extra], cwd=ROOT)
+    try:
+        proc.wait(TEMPORAL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        sys.exit(f"bench/temporal.py timed out after {TEMPORAL_TIMEOUT} s")
+    if proc.returncode != 0:
+        sys.exit(f"bench/temporal.py failed (status {proc.returncode})")
+    return json.loads(out.read_text())
+
+
+def report_temporal(result: dict) -> None:
+    rows: list[tuple[str, dict]] = []
+    if "turn" in result:
+        rows += [(f"temporal turn: {name}", s) for name, s in result["turn"]["rows"].items()]
+    for r in result.get("fanout", {}).get("runs", []):
+        rows += [(f"temporal fan-out N={r['subscribers']}: {name}", s) for name, s in r["latency_ms"].items()]
+    verdicts, lines = [], []
+    for name, s in rows:
+        aims = [(p, limit) for (row, p), limit in TEMPORAL_AIMS.items() if row == name]
+        verdicts += [(name, p, s[p], limit) for p, limit in aims]
+        lines.append([name, s["n"], s["p50"], s["p90"], s["p99"], s["max"],
+                      ", ".join(f"{p} <= {limit:g}" for p, limit in aims),
+                      ", ".join("met" if s[p] <= limit else "MISSED" for p, limit in aims)])
+    print(f"temporal mode: {result.get('infra', '')}")
+    for part in ("turn", "fanout", "ingest"):
+        if part in result:
+            print(f"  {part}: {result[part]['config']}")
+    print()
+    if lines:
+        print(table(["temporal measure (ms)", "n", "p50", "p90", "p99", "max", "aim", "result"], lines))
+        print()
+    details = []
+    for r in result.get("fanout", {}).get("runs", []):
+        m = r["rss_mib"]
+        split = r.get("api_processes", {}).get("connected", {})
+        details.append([f"temporal fan-out N={r['subscribers']}", f"{r['subscribers_complete']}/{r['subscribers']}",
+                        f"{r['events_received_min']}..{r['events_received_max']}/{r['events_expected']}",
+                        r["subscribers_dropped"], " / ".join(str(p["connections"]) for p in split.values()),
+                        r["turn_s"], r["server_cpu_s"],
+                        f"{m['idle']:.0f} / {m['connected']:.0f} / {m['after_turn']:.0f} / {m['after_disconnect']:.0f}"])
+    if details:
+        print(table(["delivery", "complete subscribers", "events per sub", "dropped", "SSE conns per API process",
+                     "turn s", "API+worker CPU s", "API RSS MiB idle / connected / after turn / after disconnect"],
+                    details))
+        print()
+    if "ingest" in result:
+        ingest = result["ingest"]
+        rps = ingest["median_rps"]
+        keys = list(rps)
+        print(table(["ingest (POST /sessions/{id}/events)", *(f"WORKERS={k} req/s" for k in keys), "ratio", "per round",
+                     "aim", "result"],
+                    [["temporal ingest, median of rounds", *(rps[k] for k in keys), ingest["ratio"],
+                      ", ".join(f"{r:.2f}" for r in ingest["ratio_per_round"]), f">= {INGEST_RATIO_AIM:g}x",
+                      "met" if ingest["ratio"] >= INGEST_RATIO_AIM else "MISSED"]]))
+        print()
+    for name, p, value, limit in verdicts:
+        print(f"aim {name} {p} <= {limit:g} ms: {value:.1f} ms -> {'met' if value <= limit else 'MISSED'}")
+    for r in result.get("fanout", {}).get("runs", []):
+        if r["subscribers"] == 1000:
+            whole = r["subscribers_complete"] == r["subscribers"] and r["subscribers_dropped"] == 0
+            print(f"aim temporal fan-out N=1000 none lost: {r['subscribers_complete']}/{r['subscribers']} complete, "
+                  f"{r['subscribers_dropped']} dropped -> {'met' if whole else 'MISSED'}")
+    if "ingest" in result:
+        ratio = result["ingest"]["ratio"]
+        print(f"aim temporal ingest WORKERS=2 / WORKERS=1 >= {INGEST_RATIO_AIM:g}: {ratio:.2f} -> "
+              f"{'met' if ratio >= INGEST_RATIO_AIM else 'MISSED'}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the benchmarks and print one table with the aims.")
+    parser.add_argument("--temporal", action="store_true",
+                        help="also the RUNNER_MODE=temporal benchmarks (bench/temporal.py); or BENCH_TEMPORAL=1")
+    parser.add_argument("--temporal-only", action="store_true", help="only the RUNNER_MODE=temporal benchmarks")
+    args, extra = parser.parse_known_args()  # anything else goes to bench/temporal.py
+    temporal = args.temporal or args.temporal_only or os.environ.get("BENCH_TEMPORAL", "") not in ("", "0")
+    if extra and not temporal:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if not args.temporal_only:
+        report_inprocess()
+    if temporal:
+        result = run_temporal(extra)
+        print()
+        print(machine())
+        report_temporal(result)
+
+
+def report_inprocess() -> None:
     turn, fan = run("turn_latency"), run("fanout")
     rows: list[tuple[str, dict]] = [(f"turn: {name}", s) for name, s in turn["rows"].items()]
     rows += [(f"fan-out N={r['subscribers']}: {name}", s) for r in fan["runs"] for name, s in r["latency_ms"].items()]

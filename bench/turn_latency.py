@@ -128,7 +128,8 @@ async def one_turn(poster: RawPoster, sse: LiveSSE, session_id: str, text: str) 
 
 
 async def run_turns(http: httpx.AsyncClient, poster: RawPoster, port: int, agent_id: str,
-                    turns: int, per_session: int) -> list[tuple[str, float, float]]:
+                    turns: int, per_session: int, pause: float = 0.0) -> list[tuple[str, float, float]]:
+    """`pause`: seconds to wait after a turn's session.completed before the next POST."""
     times: list[tuple[str, float, float]] = []
     sse = None
     for i in range(turns):
@@ -137,6 +138,8 @@ async def run_turns(http: httpx.AsyncClient, poster: RawPoster, port: int, agent
                 sse.close()
             session_id = await new_session(http, agent_id)
             sse = await open_sse(port, session_id)
+        if pause and i:
+            await asyncio.sleep(pause)
         times.append(await asyncio.wait_for(one_turn(poster, sse, session_id, f"hi {i}"), TURN_TIMEOUT))
     sse.close()
     return times
@@ -188,25 +191,51 @@ async def run(turns: int = 200, per_session: int = 10, warmup: int = 10, log_lev
     try:
         server.start()
         pin(server.proc.pid, fake.proc.pid)
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            agent_id = await make_agent(http, fake.base_url)
-            baseline = await provider_baseline(fake.base_url, turns)
-            fake.log()
-            poster = await RawPoster().connect(server.port)
-            await run_turns(http, poster, server.port, agent_id, warmup, warmup)
-            fake.log()
-            profiler = start_profiler(py_spy, server.proc.pid, "turn_latency")
-            await asyncio.sleep(1 if profiler else 0)  # py-spy attaches
-            times = await run_turns(http, poster, server.port, agent_id, turns, per_session)
-            stop_profiler(profiler)
-            requests = fake.log()
-            poster.close()
-            stamps = await event_stamps(http, times)
+        measured = await measure(server.url, server.port, fake, turns, per_session, warmup,
+                                 lambda: [start_profiler(py_spy, server.proc.pid, "turn_latency")])
     finally:
         server.stop()
         fake.stop()
+    return {
+        "config": {"turns": turns, "per_session": per_session, "warmup": warmup, "log_level": log_level,
+                   "cpus": placement()},
+        "rows": rows(measured),
+    }
+
+
+async def measure(url: str, port: int, fake: FakeProvider, turns: int, per_session: int, warmup: int,
+                  start_profilers=None, snapshot=None, pause: float = 0.0) -> dict:
+    """Agent, provider baseline, warm-up turns, then the timed turns against a running server:
+    {"times": [(session_id, t0, t1)], "requests": the fake's log, "stamps": event_stamps(),
+    "baseline": provider_baseline()}. `start_profilers()` -> profilers (or Nones) to run
+    during the timed turns only; `await snapshot()` is taken just before and just after
+    the timed turns (e.g. CPU times), kept as "snapshots". `pause`: see run_turns (timed
+    turns only)."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        agent_id = await make_agent(http, fake.base_url)
+        baseline = await provider_baseline(fake.base_url, turns)
+        fake.log()
+        poster = await RawPoster().connect(port)
+        await run_turns(http, poster, port, agent_id, warmup, warmup)
+        fake.log()
+        profilers = [p for p in (start_profilers() if start_profilers else []) if p is not None]
+        await asyncio.sleep(1 if profilers else 0)  # py-spy attaches
+        before = await snapshot() if snapshot else None
+        times = await run_turns(http, poster, port, agent_id, turns, per_session, pause)
+        after = await snapshot() if snapshot else None
+        for profiler in profilers:
+            stop_profiler(profiler)
+        requests = fake.log()
+        poster.close()
+        stamps = await event_stamps(http, times)
     if len(requests) != turns:
         raise RuntimeError(f"expected {turns} provider requests, the fake saw {len(requests)}")
+    return {"times": times, "requests": requests, "stamps": stamps, "baseline": baseline, "snapshots": [before, after]}
+
+
+def rows(measured: dict) -> dict[str, dict[str, float]]:
+    """The table's rows (summaries in ms) from measure()'s raw times."""
+    times, requests, stamps, baseline = measured["times"], measured["requests"], measured["stamps"], measured["baseline"]
     t0s, t1s = [t0 for _, t0, _ in times], [t1 for _, _, t1 in times]
     t_req, t_chunk = [r["t_req"] for r in requests], [r["chunks"][0][1] for r in requests]
     total = [b - a for a, b in zip(t0s, t1s)]
@@ -219,17 +248,13 @@ async def run(turns: int = 200, per_session: int = 10, warmup: int = 10, log_lev
              "  7 message.delta -> SSE client"]
     phases = {name: summary_ms([b - a for a, b in zip(marks[i], marks[i + 1])]) for i, name in enumerate(names)}
     return {
-        "config": {"turns": turns, "per_session": per_session, "warmup": warmup, "log_level": log_level,
-                   "cpus": placement()},
-        "rows": {
-            "total (POST -> first delta)": summary_ms(total),
-            "runtime before provider": summary_ms([b - a for a, b in zip(t0s, t_req)]),
-            "provider (fake internal)": summary_ms(provider),
-            "runtime after provider": summary_ms([b - a for a, b in zip(t_chunk, t1s)]),
-            "runtime overhead (total - provider)": summary_ms(overhead),
-            "provider SDK TTFB (direct)": summary_ms(baseline),
-            **phases,
-        },
+        "total (POST -> first delta)": summary_ms(total),
+        "runtime before provider": summary_ms([b - a for a, b in zip(t0s, t_req)]),
+        "provider (fake internal)": summary_ms(provider),
+        "runtime after provider": summary_ms([b - a for a, b in zip(t_chunk, t1s)]),
+        "runtime overhead (total - provider)": summary_ms(overhead),
+        "provider SDK TTFB (direct)": summary_ms(baseline),
+        **phases,
     }
 
 
