@@ -26,13 +26,13 @@ def configure_logging(level: str) -> None:
     root.setLevel(level)
 
 
-def assign_request_id() -> None:
+async def assign_request_id() -> None:  # async: Quart runs sync hooks in a thread pool
     """Reuse a well-formed incoming X-Request-ID (so callers can correlate), else make one."""
     source = request if has_request_context() else websocket
     incoming = source.headers.get("X-Request-ID", "")
     g.request_id = incoming if _REQUEST_ID_OK.match(incoming) else uuid.uuid4().hex
 
 
-def request_id_header(response):
+async def request_id_header(response):
     response.headers["X-Request-ID"] = getattr(g, "request_id", "-")
     return response

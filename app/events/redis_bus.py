@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections import deque
 from datetime import datetime
@@ -31,7 +32,7 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from app.events.bus import EventBus, SessionNotice
+from app.events.bus import ALL_SESSIONS, EventBus, SessionNotice
 from app.events.log import LoggedEvent
 
 log = logging.getLogger("app.events.redis_bus")
@@ -40,6 +41,11 @@ BATCH = 500  # messages per round trip to Redis
 BACKOFF_MIN, BACKOFF_MAX = 0.1, 5.0  # seconds between reconnect attempts
 FLUSH_SECONDS = 1.0  # how long stop() waits for queued messages to go out
 REPLY_SECONDS = 5.0  # a Redis that accepts connections but never answers counts as down
+# Every process tells the others how many live subscribers its sessions have (those with
+# at least COUNTS_MIN), every COUNTS_EVERY seconds; a report older than COUNTS_TTL is
+# ignored. A worker streaming a turn has no subscribers of its own, and the delta merge
+# window grows with the audience (app/runtime/deltas.py), so it needs the API's counts.
+COUNTS_EVERY, COUNTS_TTL, COUNTS_MIN = 1.0, 3.0, 20
 
 
 class RedisEventBus(EventBus):
@@ -61,6 +67,18 @@ class RedisEventBus(EventBus):
         self._tasks: list[asyncio.Task] = []
         self._down: set[str] = set()  # "publish" / "listen" while failing: warn once per outage
         self.dropped = 0
+        self._remote_counts: dict[str, tuple[float, dict[str, int]]] = {}  # origin -> (when, counts)
+        self._reported = False  # the last report was not empty (so an empty one clears it)
+
+    def subscriber_count(self, session_id: str | None = None) -> int:
+        """With a session id: this process's subscribers plus the other processes' (as
+        they last reported); without: this process's only (its metrics)."""
+        local = super().subscriber_count(session_id)
+        if session_id is None or session_id == ALL_SESSIONS or not self._remote_counts:
+            return local
+        now = time.monotonic()
+        return local + sum(counts.get(session_id, 0) for when, counts in self._remote_counts.values()
+                           if now - when < COUNTS_TTL)
 
     # -- sending: local subscribers at once, other processes through the publisher task
 
@@ -118,6 +136,8 @@ class RedisEventBus(EventBus):
                 super().end_session(message["session_id"])
             elif kind == "control":
                 self._deliver_control(message["kind"], message["data"])
+            elif kind == "counts":
+                self._remote_counts[message["origin"]] = (time.monotonic(), message["counts"])
         except Exception:  # a bad message (another version?) must not stop the listener
             log.exception("ignoring a malformed message on %s", self.channel)
 
@@ -127,7 +147,8 @@ class RedisEventBus(EventBus):
         if self._tasks:
             return
         self._tasks = [asyncio.create_task(self._publisher(), name="redis-bus-publisher"),
-                       asyncio.create_task(self._listener(), name="redis-bus-listener")]
+                       asyncio.create_task(self._listener(), name="redis-bus-listener"),
+                       asyncio.create_task(self._report_counts(), name="redis-bus-counts")]
         # Wait until subscribed, so nothing published right after startup is missed; but
         # a Redis that is down must not hold up startup (the listener keeps trying).
         with contextlib.suppress(TimeoutError):
@@ -199,6 +220,15 @@ class RedisEventBus(EventBus):
             self._listening.set()
             await asyncio.sleep(backoff)
             backoff = min(2 * backoff, BACKOFF_MAX)
+
+    async def _report_counts(self) -> None:
+        while True:
+            await asyncio.sleep(COUNTS_EVERY)
+            counts = {key: len(subs) for key, subs in self._subscribers.items()
+                      if key != ALL_SESSIONS and len(subs) >= COUNTS_MIN}
+            if counts or self._reported:
+                self._send({"type": "counts", "counts": counts})
+            self._reported = bool(counts)
 
     def _trouble(self, role: str, exc: Exception) -> None:
         if role not in self._down:  # once per outage, not once per retry

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.events.bus import Subscription
+from app.events.bus import EventBus, Subscription
 from app.events.log import EventLog, LoggedEvent
 from app.models import Event, Session
 from app.runtime.turn import TurnOutcome
@@ -69,6 +69,27 @@ async def outcome_from_log(session_id: str, message_id: str, terminal: LoggedEve
     else:
         outcome.status, outcome.error = "cancelled", {"code": "cancelled", "message": data.get("reason") or ""}
     return outcome
+
+
+class LaterOutcome:
+    """The outcome of a turn run elsewhere, looked for only if someone awaits it: most
+    messages (Everruns' POST) are never waited for, and watching every turn's events
+    for nothing cost the API process a tenth of its time."""
+
+    def __init__(self, bus: EventBus, session_id: str, message_id: str):
+        self.bus, self.session_id, self.message_id = bus, session_id, message_id
+
+    def __await__(self):
+        return self._wait().__await__()
+
+    async def _wait(self) -> TurnOutcome:
+        subscription = self.bus.subscribe(self.session_id)
+        # Subscribed first, then the log: a turn that ended before is found there.
+        terminal = await find_terminal(self.session_id, self.message_id)
+        if terminal is not None:
+            subscription.close()
+            return await outcome_from_log(self.session_id, self.message_id, terminal)
+        return await await_outcome(subscription, self.session_id, self.message_id)
 
 
 async def await_outcome(subscription: Subscription, session_id: str, message_id: str,

@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,7 +44,7 @@ class Runner(Protocol):
     async def start(self) -> None: ...
 
     async def submit(self, session_id: str, message: Message, variables: dict[str, Any] | None = None,
-                     session: Session | None = None) -> asyncio.Future[TurnOutcome]: ...
+                     session: Session | None = None) -> Awaitable[TurnOutcome]: ...
 
     async def cancel(self, session_id: str, reason: str = "cancelled by request") -> bool: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from app.errors import Conflict, InvalidRequest, ServiceUnavailable
@@ -26,7 +27,7 @@ def check_variables(system_prompt: str, variables: dict[str, Any] | None) -> Non
 
 
 async def start_turn(runtime: Runtime, session: Session, text: str, variables: dict[str, Any] | None = None,
-                     *, require_variables: bool = False) -> tuple[Message, asyncio.Future[TurnOutcome]]:
+                     *, require_variables: bool = False) -> tuple[Message, Awaitable[TurnOutcome]]:
     """`require_variables`: every {{name}} in the system prompt must be given (AgentSpec)."""
     if session.kind == "external":
         raise Conflict(f"session '{session.id}' is reported by an external agent; it does not run turns here",

@@ -206,3 +206,33 @@ async def test_in_memory_control_messages_call_this_process_callbacks():
     bus.publish_control("nobody_listens")
     assert first == second == [{"provider": "openai"}, {}] and other == []
     await bus.stop()
+
+
+async def test_subscriber_counts_reach_the_other_processes(monkeypatch, redis_url):
+    """A worker (no subscribers of its own) sees how many an API process has, so its
+    delta merge window can grow with the audience."""
+    from app.events import redis_bus
+
+    monkeypatch.setattr(redis_bus, "COUNTS_EVERY", 0.05)
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    api, worker = RedisEventBus(redis_url, prefix=prefix), RedisEventBus(redis_url, prefix=prefix)
+    await api.start(), await worker.start()
+    try:
+        subs = [api.subscribe("s1") for _ in range(redis_bus.COUNTS_MIN)]
+        few = [api.subscribe("s2")]  # under COUNTS_MIN: not reported
+        for _ in range(100):
+            if worker.subscriber_count("s1") == redis_bus.COUNTS_MIN:
+                break
+            await asyncio.sleep(0.02)
+        assert worker.subscriber_count("s1") == redis_bus.COUNTS_MIN
+        assert worker.subscriber_count("s2") == 0 and worker.subscriber_count() == 0
+        assert api.subscriber_count("s1") == redis_bus.COUNTS_MIN  # its own, not counted twice
+        for sub in subs + few:
+            sub.close()
+        for _ in range(100):
+            if worker.subscriber_count("s1") == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert worker.subscriber_count("s1") == 0  # an empty report clears the last one
+    finally:
+        await api.stop(), await worker.stop()

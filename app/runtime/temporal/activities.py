@@ -79,10 +79,10 @@ class TurnActivities:
             turn, session, agent = await self._turn(step.session_id, step.message_id, step.variables)
         except ApplicationError:
             return StepResult(gone=True)
-        stored = await _stored_step(step, limit)
+        attempt = activity.info().attempt
+        stored = await _stored_step(step, limit) if attempt > 1 else None  # a first attempt stored nothing
         if stored is not None:
             return stored
-        attempt = activity.info().attempt
         async with heartbeating():
             try:
                 if step.iteration == 1 and not (attempt > 1 and await _turn_started(step)):

@@ -15,9 +15,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from app.config import Settings
 from app.events.bus import EventBus
 from app.models import Message, Session
-from app.runtime.outcome import await_outcome
+from app.runtime.outcome import LaterOutcome
 from app.runtime.temporal.types import SessionState, TurnRequest, pipeline_workflow_id, workflow_id
-from app.runtime.turn import TurnOutcome
 
 log = logging.getLogger("app.runtime.temporal")
 
@@ -35,24 +34,15 @@ class TemporalRunner:
                                            lazy=True)
 
     async def submit(self, session_id: str, message: Message, variables: dict[str, Any] | None = None,
-                     session: Session | None = None) -> asyncio.Future[TurnOutcome]:
-        """Queue the turn in the session's workflow (starting it if idle); the future
-        resolves with the outcome once a worker has run it."""
+                     session: Session | None = None) -> LaterOutcome:
+        """Queue the turn in the session's workflow (starting it if idle). Awaiting the
+        result waits for a worker to have run it."""
         message_id = str(message.id)
-        subscription = self.bus.subscribe(session_id)  # before the turn can possibly end
-        try:
-            await self.client.start_workflow(
-                "SessionWorkflow", SessionState(session_id), id=workflow_id(session_id),
-                task_queue=self.settings.temporal_task_queue,
-                start_signal="submit", start_signal_args=[TurnRequest(message_id, variables, message.sequence)])
-        except BaseException:
-            subscription.close()
-            raise
-        task = asyncio.create_task(await_outcome(subscription, session_id, message_id),
-                                   name=f"turn-outcome:{session_id}")
-        self._waiters.add(task)
-        task.add_done_callback(self._waiters.discard)
-        return task
+        await self.client.start_workflow(
+            "SessionWorkflow", SessionState(session_id), id=workflow_id(session_id),
+            task_queue=self.settings.temporal_task_queue,
+            start_signal="submit", start_signal_args=[TurnRequest(message_id, variables, message.sequence)])
+        return LaterOutcome(self.bus, session_id, message_id)
 
     async def cancel(self, session_id: str, reason: str = "cancelled by request") -> bool:
         """Stop the running turn and drop queued ones, from whichever process; True if
@@ -103,7 +93,7 @@ class TemporalRunner:
 
     @property
     def active_sessions(self) -> int:
-        """Turns this process is waiting for (the turns themselves run on the workers)."""
+        """Pipeline runs this process waits for (turns themselves run on the workers)."""
         return len(self._waiters)
 
     async def shutdown(self) -> None:
