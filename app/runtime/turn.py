@@ -21,6 +21,7 @@ from typing import Any
 
 from app.config import Settings
 from app.events.log import EventLog
+from app.events.messages import MessageRow
 from app.runtime.deltas import DeltaWriter
 from app.metrics import Metrics
 from app.models import Agent, Session
@@ -209,10 +210,12 @@ class Turn:
 
     async def model_step(self, context: TurnContext, iteration: int, started_at_seq: int | None,
                          step_id: str | None = None, message_id: uuid.UUID | None = None,
-                         attempt: int = 1) -> tuple[Finished, int]:
-        """One model call with the conversation so far. `started_at_seq`: the session's
-        last message number when the turn began (None on the first step: now)."""
-        rows = await self.events.messages.of(self.session_id)
+                         attempt: int = 1, rows: list[MessageRow] | None = None) -> tuple[Finished, int]:
+        """One model call with the conversation so far (`rows`, if the caller read it
+        already). `started_at_seq`: the session's last message number when the turn
+        began (None on the first step: now)."""
+        if rows is None:
+            rows = await self.events.messages.of(self.session_id)
         if started_at_seq is None:  # everything stored before this turn's own output
             started_at_seq = rows[-1].sequence if rows else 0
         history = to_chat_history(turn_history(rows, self.message, started_at_seq))

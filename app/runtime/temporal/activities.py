@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 from tortoise.exceptions import IntegrityError
 
 from app.models import Event, Message, Session
+from app.events.messages import MessageRow
 from app.runtime.capabilities import tools_for
 from app.runtime.providers.base import ProviderError, ToolCall
 from app.runtime.resolution import NoModel
@@ -75,10 +76,18 @@ class TurnActivities:
     @activity.defn(name="model_step")
     async def model_step(self, step: StepInput) -> StepResult:
         limit = self.deps.settings.max_iterations
-        try:
-            turn, session, agent = await self._turn(step.session_id, step.message_id, step.variables)
-        except ApplicationError:
+        # The conversation and the session are read at once (the first token waits for
+        # both); the user message is in the conversation, so it is not read on its own.
+        rows_read = asyncio.ensure_future(self.deps.events.messages.of(step.session_id))
+        turn = Turn(self.deps, step.session_id, MessageRow(uuid.UUID(step.message_id), step.message_sequence, "user", {}),
+                    step.variables)
+        loaded = await turn.load()
+        rows = await rows_read
+        current = next((row for row in rows if str(row.id) == step.message_id), None)
+        if loaded is None or current is None:
             return StepResult(gone=True)
+        session, agent = loaded
+        turn.message = current
         attempt = activity.info().attempt
         stored = await _stored_step(step, limit) if attempt > 1 else None  # a first attempt stored nothing
         if stored is not None:
@@ -94,7 +103,8 @@ class TurnActivities:
                                   "the text streamed so far for this message_id is replaced"})
                 context = await turn.prepare(session, agent)
                 finished, started_at_seq = await turn.model_step(
-                    context, step.iteration, step.started_at_seq, step.step_id, uuid.UUID(step.step_message_id), attempt)
+                    context, step.iteration, step.started_at_seq, step.step_id, uuid.UUID(step.step_message_id), attempt,
+                    rows)
                 await turn.settle()
             except asyncio.CancelledError:
                 details = activity.cancellation_details()

@@ -50,6 +50,7 @@ class StepInput:
     step_id: str  # chosen by the workflow, so a retried step keeps its ids
     step_message_id: str
     started_at_seq: int | None  # None on the turn's first step
+    message_sequence: int = 0  # the user message's number (so the step need not read it)
 
 
 @dataclass

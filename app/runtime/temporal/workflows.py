@@ -145,7 +145,7 @@ class SessionWorkflow:
                 step_id = str(workflow.uuid4())
                 result: StepResult = await workflow.execute_activity(
                     "model_step", StepInput(sid, mid, request.variables, iteration, step_id, str(workflow.uuid4()),
-                                            started_at_seq),
+                                            started_at_seq, request.sequence),
                     result_type=StepResult, start_to_close_timeout=MODEL_CALL_TIMEOUT,
                     heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=INFRA_RETRIES,
                     cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
