@@ -93,6 +93,7 @@ class Turn:
         self.events = deps.events
         self.settings = deps.settings
         self.partial: list[str] = []  # text of the step being streamed, kept if cancelled
+        self.stored_sequences: list[int] = []  # numbers of the messages this turn stored
         self.writer: DeltaWriter | None = None
         self.step_id: str | None = None
         self.message_id: uuid.UUID | None = None
@@ -250,15 +251,13 @@ class Turn:
         # (temporal runner) can tell that its output is already stored.
         first_id = self.message_id
         if text or not finished.tool_calls:
-            await record_message(self.events, self.session_id, "assistant", {"text": text},
-                                 message_id=first_id, step_id=self.step_id)
+            await self._record("assistant", {"text": text}, message_id=first_id, step_id=self.step_id)
             self.outcome.output = text
             first_id = None
         for call in finished.tool_calls:
             arguments, _ = parse_arguments(call)
-            await record_message(self.events, self.session_id, "tool_call",
-                                 {"id": call.id, "name": call.name, "arguments": arguments},
-                                 message_id=first_id, step_id=self.step_id)
+            await self._record("tool_call", {"id": call.id, "name": call.name, "arguments": arguments},
+                               message_id=first_id, step_id=self.step_id)
             first_id = None
         usage = {"input_tokens": finished.input_tokens, "output_tokens": finished.output_tokens}
         await self._add_usage(usage)
@@ -313,9 +312,17 @@ class Turn:
 
     async def record_tool_results(self, calls: list[ToolCall], outcomes: list[tuple[Any, str | None]]) -> None:
         for call, (result, error) in zip(calls, outcomes):  # results go back in call order
-            await record_message(self.events, self.session_id, "tool_result",
-                                 {"tool_call_id": call.id, "name": call.name, "result": result, "error": error},
-                                 step_id=self.step_id)
+            await self._record("tool_result",
+                               {"tool_call_id": call.id, "name": call.name, "result": result, "error": error},
+                               step_id=self.step_id)
+
+    async def _record(self, role: str, content: dict[str, Any], message_id: uuid.UUID | None = None,
+                      step_id: str | None = None) -> None:
+        """Store one of the turn's messages; its number is noted (`stored_sequences`), so
+        the session workflow knows which numbers are its own (temporal mode)."""
+        message = await record_message(self.events, self.session_id, role, content, message_id=message_id,
+                                       step_id=step_id)
+        self.stored_sequences.append(message.sequence)
 
     async def _add_usage(self, usage: dict[str, int]) -> None:
         """The turn is the only writer of its session's usage, so it keeps the running
@@ -353,8 +360,7 @@ class Turn:
             self.writer = None
         text, self.partial = "".join(self.partial), []
         if text:
-            await record_message(self.events, self.session_id, "assistant", {"text": text},
-                                 message_id=self.message_id, step_id=self.step_id)
+            await self._record("assistant", {"text": text}, message_id=self.message_id, step_id=self.step_id)
             self.outcome.output = text
 
     async def failed(self, message: str, code: str) -> None:

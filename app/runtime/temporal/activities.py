@@ -124,7 +124,7 @@ class TurnActivities:
                     raise _gone(step.session_id) from None
                 raise
         calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in finished.tool_calls]
-        return StepResult(started_at_seq, calls, limit)
+        return StepResult(started_at_seq, calls, limit, stored=turn.stored_sequences)
 
     @activity.defn(name="run_tool")
     async def run_tool(self, request: ToolInput) -> ToolOutput:
@@ -136,7 +136,8 @@ class TurnActivities:
         return ToolOutput(result, error)
 
     @activity.defn(name="record_tool_results")
-    async def record_tool_results(self, request: ToolResultsInput) -> None:
+    async def record_tool_results(self, request: ToolResultsInput) -> list[int]:
+        """Returns the numbers of the messages it stored."""
         turn, _, _ = await self._turn(request.session_id, request.message_id)
         turn.step_id = request.step_id
         recent = await Message.filter(session_id=request.session_id, role="tool_result") \
@@ -145,6 +146,7 @@ class TurnActivities:
         pairs = [(ToolCall(**call), (out.result, out.error)) for call, out in zip(request.calls, request.outputs)
                  if call["id"] not in done]
         await turn.record_tool_results([c for c, _ in pairs], [o for _, o in pairs])
+        return turn.stored_sequences
 
     @activity.defn(name="finish_turn")
     async def finish_turn(self, finish: FinishInput) -> None:

@@ -59,6 +59,7 @@ class StepResult:
     tool_calls: list[dict[str, str]] = field(default_factory=list)  # {id, name, arguments}
     max_iterations: int = 10  # the workers' MAX_ITERATIONS
     gone: bool = False  # the session was deleted: the workflow ends
+    stored: list[int] = field(default_factory=list)  # numbers of the messages the step stored
 
 
 @dataclass

@@ -47,6 +47,10 @@ class SessionWorkflow:
         self.cancel_reason: str | None = None
         self.dropped: list[str] = []
         self.seen: set[str] = set()  # every message queued in this run (bounded by continue-as-new)
+        # Message numbers past the last turn started that this workflow knows: queued user
+        # messages, and what its own turns stored. A number it does not know may be a
+        # user message whose signal is still on the way (see _next).
+        self.known: set[int] = set()
 
     @workflow.run
     async def run(self, state: SessionState) -> None:
@@ -82,6 +86,7 @@ class SessionWorkflow:
     def submit(self, request: TurnRequest) -> None:
         if request.message_id not in self.seen:  # a signal delivered twice runs once
             self.seen.add(request.message_id)
+            self.known.add(request.sequence)
             self.queue.append(request)
 
     @workflow.update
@@ -114,7 +119,7 @@ class SessionWorkflow:
         turn starts, messages numbered before it whose signals have not arrived yet are
         waited for (briefly: a message whose turn could not be queued never signals)."""
         first = min(self.queue, key=lambda r: r.sequence)
-        if first.sequence > self.last_started + 1:
+        if not self.known.issuperset(range(self.last_started + 1, first.sequence)):  # unknown numbers: ask
             earlier = await workflow.execute_local_activity(
                 "earlier_messages", EarlierInput(self.session_id, self.last_started, first.sequence),
                 result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
@@ -128,6 +133,7 @@ class SessionWorkflow:
                 return None
             first = min(self.queue, key=lambda r: r.sequence)
         self.queue.remove(first)
+        self.known = {n for n in self.known if n > first.sequence}
         return first
 
     def _take_dropped(self) -> list[str]:
@@ -152,6 +158,7 @@ class SessionWorkflow:
                 if result.gone:
                     return True
                 started_at_seq, limit = result.started_at_seq, result.max_iterations
+                self.known.update(result.stored)
                 if not result.tool_calls:
                     await self._finish(FinishInput(sid, mid, "completed",
                                                    outcome={"reason": "completed", "iterations": iteration}))
@@ -162,9 +169,10 @@ class SessionWorkflow:
                     retry_policy=INFRA_RETRIES,
                     cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
                     for call in result.tool_calls))
-                await workflow.execute_activity("record_tool_results",
-                                                ToolResultsInput(sid, mid, step_id, result.tool_calls, list(outputs)),
-                                                start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
+                stored = await workflow.execute_activity(
+                    "record_tool_results", ToolResultsInput(sid, mid, step_id, result.tool_calls, list(outputs)),
+                    result_type=list[int], start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
+                self.known.update(stored)
             await self._finish(FinishInput(sid, mid, "completed", outcome={"reason": "max_iterations"}))
         except asyncio.CancelledError:
             await self._finish(FinishInput(sid, mid, "cancelled", message=self.cancel_reason or "cancelled by request",
