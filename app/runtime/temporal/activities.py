@@ -25,6 +25,7 @@ from tortoise.exceptions import IntegrityError
 from app.models import Event, Message, Session
 from app.events.messages import MessageRow
 from app.runtime.capabilities import tools_for
+from app.runtime.outcome import TERMINAL
 from app.runtime.providers.base import ProviderError, ToolCall
 from app.runtime.resolution import NoModel
 from app.runtime.temporal.types import (
@@ -91,6 +92,10 @@ class TurnActivities:
         attempt = activity.info().attempt
         stored = await _stored_step(step, limit) if attempt > 1 else None  # a first attempt stored nothing
         if stored is not None:
+            if not stored.tool_calls:
+                if not await _turn_ended(step.session_id, step.message_id):
+                    await turn.completed({"reason": "completed", "iterations": step.iteration})
+                stored.completed = True
             return stored
         async with heartbeating():
             try:
@@ -124,7 +129,10 @@ class TurnActivities:
                     raise _gone(step.session_id) from None
                 raise
         calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in finished.tool_calls]
-        return StepResult(started_at_seq, calls, limit, stored=turn.stored_sequences)
+        if not calls:  # the answer: the turn ends here, without another activity
+            await turn.completed({"reason": "completed", "iterations": step.iteration})
+            self._count(turn)
+        return StepResult(started_at_seq, calls, limit, stored=turn.stored_sequences, completed=not calls)
 
     @activity.defn(name="run_tool")
     async def run_tool(self, request: ToolInput) -> ToolOutput:
@@ -155,6 +163,8 @@ class TurnActivities:
             await self.deps.events.append(finish.session_id, "session.cancelled",
                                           {"reason": finish.message, "message_id": None, "dropped_message_ids": finish.dropped})
             return
+        if await _turn_ended(finish.session_id, finish.message_id):
+            return  # a retry, or a cancel that came after the last step had already completed the turn
         if finish.status == "completed":
             outcome = finish.outcome or {}
             await turn.completed(turn.out_of_iterations() if outcome.get("reason") == "max_iterations" else outcome)
@@ -162,6 +172,9 @@ class TurnActivities:
             await turn.cancelled(finish.message or "cancelled by request", finish.dropped)
         else:
             await turn.failed(finish.message or "the turn failed", finish.code or "internal_error")
+        self._count(turn)
+
+    def _count(self, turn: Turn) -> None:
         self.deps.metrics.turns.labels(turn.outcome.status).inc()
         if turn.outcome.error:
             self.deps.metrics.errors.labels("turn", turn.outcome.error["code"]).inc()
@@ -190,6 +203,12 @@ class _NoMessage:
     sequence = 0
     role = "user"
     content: dict = {}
+
+
+async def _turn_ended(session_id: str, message_id: str) -> bool:
+    """Whether the turn's terminal event is written (it would be the session's latest)."""
+    last = await Event.filter(session_id=session_id, type__in=TERMINAL).order_by("-sequence").first()
+    return last is not None and last.data.get("message_id") == message_id
 
 
 async def _turn_started(step: StepInput) -> bool:

@@ -60,6 +60,7 @@ class StepResult:
     max_iterations: int = 10  # the workers' MAX_ITERATIONS
     gone: bool = False  # the session was deleted: the workflow ends
     stored: list[int] = field(default_factory=list)  # numbers of the messages the step stored
+    completed: bool = False  # no tool calls: the step also ended the turn (session.completed)
 
 
 @dataclass

@@ -159,9 +159,7 @@ class SessionWorkflow:
                     return True
                 started_at_seq, limit = result.started_at_seq, result.max_iterations
                 self.known.update(result.stored)
-                if not result.tool_calls:
-                    await self._finish(FinishInput(sid, mid, "completed",
-                                                   outcome={"reason": "completed", "iterations": iteration}))
+                if result.completed:  # the step ended the turn itself (no tools wanted)
                     return False
                 outputs = await asyncio.gather(*(workflow.execute_activity(
                     "run_tool", ToolInput(sid, mid, step_id, call), result_type=ToolOutput,
