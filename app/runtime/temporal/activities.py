@@ -159,12 +159,14 @@ class TurnActivities:
     @activity.defn(name="finish_turn")
     async def finish_turn(self, finish: FinishInput) -> None:
         turn, _, _ = await self._turn(finish.session_id, finish.message_id)
-        if finish.message_id is None:  # a cancel that found only queued messages
-            await self.deps.events.append(finish.session_id, "session.cancelled",
-                                          {"reason": finish.message, "message_id": None, "dropped_message_ids": finish.dropped})
+        if finish.message_id is None or await _turn_ended(finish.session_id, finish.message_id):
+            # A cancel that found only queued messages, or came after the last step had
+            # already completed the turn (or a retry): the dropped messages still get
+            # their terminal event, so their waiters learn they will not run.
+            if finish.dropped and not await _turn_ended(finish.session_id, finish.dropped[0]):
+                await self.deps.events.append(finish.session_id, "session.cancelled", {
+                    "reason": finish.message, "message_id": None, "dropped_message_ids": finish.dropped})
             return
-        if await _turn_ended(finish.session_id, finish.message_id):
-            return  # a retry, or a cancel that came after the last step had already completed the turn
         if finish.status == "completed":
             outcome = finish.outcome or {}
             await turn.completed(turn.out_of_iterations() if outcome.get("reason") == "max_iterations" else outcome)
@@ -206,9 +208,11 @@ class _NoMessage:
 
 
 async def _turn_ended(session_id: str, message_id: str) -> bool:
-    """Whether the turn's terminal event is written (it would be the session's latest)."""
+    """Whether the turn's (or a dropped message's) terminal event is written: it would be
+    the session's latest."""
     last = await Event.filter(session_id=session_id, type__in=TERMINAL).order_by("-sequence").first()
-    return last is not None and last.data.get("message_id") == message_id
+    return last is not None and (last.data.get("message_id") == message_id
+                                 or message_id in (last.data.get("dropped_message_ids") or ()))
 
 
 async def _turn_started(step: StepInput) -> bool:
