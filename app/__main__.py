@@ -223,7 +223,7 @@ def _worker(settings: Settings) -> int | None:
               "TEMPORAL_ADDRESS); in-process mode runs turns inside `serve`", file=sys.stderr)
         return 2
     from app.log_setup import configure_logging
-    from app.runtime.temporal.worker import run_worker
+    from app.wiring import run_worker
 
     configure_logging(settings.log_level)
 

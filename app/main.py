@@ -17,7 +17,7 @@ from app.auth.service import AuthService
 from app.config import Settings
 from app.db import apply_migrations, close_db, open_db
 from app.errors import register_error_handlers
-from app.runtime.container import Runtime
+from app.wiring import Runtime
 from app.log_setup import assign_request_id, configure_logging, request_id_header
 from app.secrets import SecretBox, load_or_create_key_file
 

@@ -243,13 +243,14 @@ async def temporal_app_serving(temporal_settings):
 
     from app.runtime.temporal.worker import build_worker
     from app.runtime.turn import TurnDeps
+    from app.services.agents import get_active_agent
 
     app = create_app(temporal_settings)
     async with app.test_app():
         runtime = app.extensions["runtime"]
         deps = TurnDeps(temporal_settings, runtime.events, runtime.clients, runtime.metrics, runtime.models)
         client = await Client.connect(temporal_settings.temporal_address)  # a worker's may not be lazy
-        async with build_worker(client, temporal_settings, deps):
+        async with build_worker(client, temporal_settings, deps, get_active_agent):
             yield app
 
 

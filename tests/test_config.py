@@ -35,3 +35,29 @@ def test_values_from_env():
 def test_bad_values_are_refused(env):
     with pytest.raises(ConfigError):
         Settings.from_env(env)
+
+
+TEMPORAL = {"RUNNER_MODE": "temporal", "DATABASE_URL": "postgres://u@h:5432/db", "REDIS_URL": "redis://h:6379/0"}
+
+
+def test_temporal_mode_settings():
+    settings = Settings.from_env({**TEMPORAL, "TEMPORAL_ADDRESS": "t:7233", "TEMPORAL_NAMESPACE": "agents",
+                                  "TEMPORAL_TASK_QUEUE": "q", "WORKERS": "3"})
+    assert settings.temporal and settings.runner_mode == "temporal" and settings.workers == 3
+    assert (settings.temporal_address, settings.temporal_namespace, settings.temporal_task_queue) == ("t:7233", "agents", "q")
+    defaults = Settings.from_env({})
+    assert not defaults.temporal and defaults.workers == 1 and defaults.temporal_address == "127.0.0.1:7233"
+    assert Settings.from_env({"RUNNER_MODE": "InProcess"}).runner_mode == "inprocess"
+
+
+@pytest.mark.parametrize("env, says", [
+    ({**TEMPORAL, "DATABASE_URL": ""}, "needs PostgreSQL"),  # SQLite cannot be shared by processes
+    ({**TEMPORAL, "DATABASE_URL": "sqlite:///tmp/x.db"}, "needs PostgreSQL"),
+    ({**TEMPORAL, "REDIS_URL": ""}, "needs REDIS_URL"),
+    ({"WORKERS": "2"}, "WORKERS > 1 needs RUNNER_MODE=temporal"),
+    ({"RUNNER_MODE": "celery"}, "RUNNER_MODE must be"),
+    ({**TEMPORAL, "WORKERS": "0"}, "WORKERS must be >= 1"),
+])
+def test_temporal_mode_refuses_what_cannot_work(env, says):
+    with pytest.raises(ConfigError, match=says):
+        Settings.from_env(env)

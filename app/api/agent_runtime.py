@@ -11,7 +11,7 @@ from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request
 
 from app.dialects.agent_runtime import ar_event, ar_session
-from app.runtime.container import current_runtime
+from app.wiring import current_runtime
 from app.services import agent_runtime as service
 
 bp = Blueprint("agent_runtime", __name__)

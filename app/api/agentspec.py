@@ -12,7 +12,7 @@ from quart import Blueprint, Response
 from quart_schema import document_response, tag, validate_request
 
 from app.dialects.agentspec import TERMINAL, StreamTranslator, invoke_body, raise_for_failure, usage_with_total
-from app.runtime.container import current_runtime
+from app.wiring import current_runtime
 from app.services import agentspec as service
 
 bp = Blueprint("agentspec", __name__, url_prefix="/v1/agents/<agent_ref>")

@@ -16,7 +16,7 @@ from quart_schema import document_response, tag, validate_querystring
 from app.api.common import MAX_LIMIT
 from app.errors import InvalidRequest
 from app.events.sse import StreamOptions, session_stream
-from app.runtime.container import current_runtime
+from app.wiring import current_runtime
 from app.services.sessions import get_session
 
 bp = Blueprint("events", __name__)

@@ -11,7 +11,7 @@ from quart import Blueprint, current_app, request
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import Name, Page, PageQuery, PatchBody, RequestBody, page_of
-from app.runtime.container import current_runtime
+from app.wiring import current_runtime
 from app.services import llm as service
 
 bp = Blueprint("llm", __name__)

@@ -11,7 +11,7 @@ from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import OrmOut, Page, PageQuery, RequestBody, page_of
-from app.runtime.container import current_runtime
+from app.wiring import current_runtime
 from app.services import messages as service
 from app.services import turns
 

@@ -14,7 +14,7 @@ from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import Name, OrmOut, Page, PageQuery, PatchBody, RequestBody, page_of
-from app.runtime.container import current_runtime
+from app.wiring import current_runtime
 from app.services import pipeline_runs as run_engine
 from app.services import pipelines as service
 

@@ -15,7 +15,7 @@ from quart import Blueprint
 from quart_schema import document_request, tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import Page, PageQuery, PatchBody, RequestBody, Tags, optional_body, page_of
-from app.runtime.container import current_runtime
+from app.wiring import current_runtime
 from app.services import sessions as service
 
 bp = Blueprint("sessions", __name__)

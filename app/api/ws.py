@@ -15,7 +15,7 @@ from quart import Blueprint, websocket
 
 from app.auth.principal import current_principal
 from app.dialects.agent_runtime import ar_session
-from app.runtime.container import current_runtime
+from app.wiring import current_runtime
 from app.services import agent_runtime as service
 
 log = logging.getLogger("app.api.ws")

@@ -1,4 +1,6 @@
-"""The recent conversation of active sessions, kept in memory.
+"""Storing a message (`record_message`: every stored message is announced with a
+`message.created` event, whoever stores it), and the recent conversation of active
+sessions, kept in memory.
 
 Every model call needs the whole conversation so far. Reading it back from the
 database before each call costs a query on the path to the first token, although this
@@ -15,10 +17,13 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from app.models import Message
 from app.models.sequences import SequenceCounter
+
+if TYPE_CHECKING:
+    from app.events.log import EventLog
 
 MAX_SESSIONS = 1000
 MAX_MESSAGES = 2000  # longer conversations are read from the database each time
@@ -72,3 +77,15 @@ class RecentMessages:
 
     def forget(self, session_id: str) -> None:
         self._rows.pop(session_id, None)
+
+
+async def record_message(events: EventLog, session_id: str, role: str, content: dict[str, Any],
+                         message_id: uuid.UUID | None = None, step_id: str | None = None) -> Message:
+    """Store a message with the session's next sequence number, then announce it."""
+    message = await events.insert_message(session_id, message_id or uuid.uuid4(), role, content)
+    events.messages.added(session_id, MessageRow(message.id, message.sequence, role, content))
+    data = {"message_id": str(message.id), "role": role, "sequence": message.sequence, "content": content}
+    if step_id:
+        data["step_id"] = step_id
+    await events.append(session_id, "message.created", data)
+    return message

@@ -31,7 +31,7 @@ from app.runtime.providers import ProviderClients
 from app.runtime.providers.base import ChatAdapter, Finished, ProviderError, TextDelta, ToolCall, ToolSpec
 from app.runtime.resolution import ModelResolver, NoModel
 from app.runtime.tools import execute_tool, parse_arguments
-from app.services.messages import record_message
+from app.events.messages import record_message
 
 log = logging.getLogger("app.runtime.turn")
 

@@ -21,7 +21,7 @@ from app.models import Message, Session
 from app.services.sessions import delete_session as delete_core_session
 
 if TYPE_CHECKING:
-    from app.runtime.container import Runtime
+    from app.wiring import Runtime
 
 NOT_FOUND = "Session not found"
 

@@ -13,7 +13,7 @@ from app.services.agents import get_active_agent
 from app.services.turns import check_variables, start_turn
 
 if TYPE_CHECKING:
-    from app.runtime.container import Runtime
+    from app.wiring import Runtime
 
 
 async def _session_for(runtime: Runtime, agent_ref: str, session_id: str | None, variables: dict[str, Any] | None,

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from app.errors import ApiError, Conflict
 from app.models import Pipeline, PipelineRun
-from app.services import pipeline_graph as graph
+from app.runtime import pipeline_graph as graph
 from app.services.sessions import create_session
 from app.services.turns import start_turn
 
 if TYPE_CHECKING:
-    from app.runtime.container import Runtime
+    from app.wiring import Runtime
 
 log = logging.getLogger("app.pipelines")
 

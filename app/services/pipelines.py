@@ -15,7 +15,7 @@ from app.services.common import paginate, parse_uuid
 from app.services.pipeline_runs import launch, stop_runs_of, usage_dict
 
 if TYPE_CHECKING:
-    from app.runtime.container import Runtime
+    from app.wiring import Runtime
 
 
 

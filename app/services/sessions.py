@@ -16,7 +16,7 @@ from app.services.llm import check_model_exists
 
 if TYPE_CHECKING:
     from app.events.log import EventLog
-    from app.runtime.container import Runtime
+    from app.wiring import Runtime
     from app.runtime.runner import TurnRunner
 
 

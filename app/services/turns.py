@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 from app.errors import Conflict, InvalidRequest, ServiceUnavailable
 from app.models import Message, Session
 from app.runtime.turn import TurnOutcome, missing_variables
-from app.services.messages import record_message
+from app.events.messages import record_message
 from app.services.sessions import get_session
 
 log = logging.getLogger("app.services.turns")
 
 if TYPE_CHECKING:
-    from app.runtime.container import Runtime
+    from app.wiring import Runtime
 
 
 def check_variables(system_prompt: str, variables: dict[str, Any] | None) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.models import Message
-from app.services.messages import record_message
+from app.events.messages import record_message
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -16,20 +17,24 @@ from temporalio.exceptions import ApplicationError
 from app.auth.principal import ANONYMOUS_ADMIN, SCOPES, USER_SCOPES, Principal, set_principal
 from app.errors import ApiError
 from app.events.log import EventLog
-from app.models import Message, PipelineRun, Session, User
+from app.models import Agent, Message, PipelineRun, Session, User
 from app.runtime.outcome import await_outcome
 from app.runtime.temporal.activities import heartbeating
 from app.runtime.temporal.types import (
     PipelineStep, PipelineStepOutcome, RunPlan, RunProgress, SessionState, TurnRequest, workflow_id,
 )
-from app.services import pipeline_graph as graph
-from app.services.agents import get_active_agent
-from app.services.messages import record_message
+from app.runtime import pipeline_graph as graph
+from app.events.messages import record_message
+
+
+# Looks an active agent up by id or name, as its owner would (raises ApiError if none).
+FindAgent = Callable[[str], Awaitable[Agent]]
 
 
 class PipelineActivities:
-    def __init__(self, events: EventLog):
+    def __init__(self, events: EventLog, find_agent: FindAgent):
         self.events = events
+        self.find_agent = find_agent
 
     @activity.defn(name="load_pipeline_run")
     async def load_pipeline_run(self, run_id: str) -> RunPlan:
@@ -51,7 +56,7 @@ class PipelineActivities:
         async with heartbeating():
             if not await Session.exists(id=step.session_id):
                 try:
-                    agent = await get_active_agent(step.agent)
+                    agent = await self.find_agent(step.agent)
                 except ApiError as exc:  # the agent is gone, archived or ambiguous now
                     raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from None
                 await Session.create(id=step.session_id, agent=agent, owner_id=step.owner_id, title=step.title)

@@ -1,5 +1,5 @@
 """Pipeline runs on Temporal: a PipelineRunWorkflow per run schedules the graph (the same
-rules as in process, app/services/pipeline_graph.py), and each step is an activity
+rules as in process, app/runtime/pipeline_graph.py), and each step is an activity
 that opens a session of the step's agent and has its session workflow answer the input.
 A run survives restarts of API processes and workers like any turn does.
 """
@@ -14,7 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from app.runtime.temporal.types import PipelineStep, PipelineStepOutcome, RunPlan, RunProgress
-    from app.services import pipeline_graph as graph
+    from app.runtime import pipeline_graph as graph
 
 from app.runtime.temporal.workflows import HEARTBEAT_TIMEOUT, INFRA_RETRIES, SHORT_TIMEOUT
 

@@ -1,13 +1,9 @@
-"""`python -m app worker`: a Temporal worker process that runs session workflows and
-their activities. Start any number, on any machine, with the same settings as the API
-processes (DATABASE_URL, REDIS_URL, TEMPORAL_*, and SECRETS_KEY or a shared DATA_DIR so
-provider keys can be decrypted).
+"""The Temporal worker that runs session and pipeline-run workflows and their
+activities, as `python -m app worker` starts it (app/wiring.py `run_worker`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import socket
 from datetime import timedelta
@@ -16,19 +12,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from app.config import Settings
-from app.db import close_db, open_db
-from app.metrics import Metrics
-from app.runtime.container import MODELS_CHANGED, build_bus, build_event_log
-from app.runtime.providers import ProviderClients
-from app.runtime.resolution import ModelResolver
 from app.runtime.temporal.activities import TurnActivities
-from app.runtime.temporal.pipeline_activities import PipelineActivities
+from app.runtime.temporal.pipeline_activities import FindAgent, PipelineActivities
 from app.runtime.temporal.pipelines import PipelineRunWorkflow
 from app.runtime.temporal.workflows import SessionWorkflow
 from app.runtime.turn import TurnDeps
-from app.secrets import SecretBox
-
-log = logging.getLogger("app.worker")
 
 # A cancel reaches a running activity with its next heartbeat: send them at least this
 # often (Temporal's default would wait up to 80 % of the heartbeat timeout).
@@ -41,31 +29,11 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 STICKY_TIMEOUT = timedelta(seconds=2)
 
 
-def build_worker(client: Client, settings: Settings, deps: TurnDeps) -> Worker:
+def build_worker(client: Client, settings: Settings, deps: TurnDeps, find_agent: FindAgent) -> Worker:
+    """The worker for session and pipeline-run workflows; `find_agent` looks an active
+    agent up by id or name (the storage's rule, given by app/wiring.py)."""
     return Worker(
         client, task_queue=settings.temporal_task_queue, workflows=[SessionWorkflow, PipelineRunWorkflow],
-        activities=[*TurnActivities(deps).all(), *PipelineActivities(deps.events).all()], identity=f"{os.getpid()}@{socket.gethostname()}",
+        activities=[*TurnActivities(deps).all(), *PipelineActivities(deps.events, find_agent).all()], identity=f"{os.getpid()}@{socket.gethostname()}",
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE, default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN)
-
-
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    box = SecretBox.from_settings(settings.secrets_key, settings.data_dir)
-    await open_db(settings)
-    bus = build_bus(settings)
-    await bus.start()
-    models = ModelResolver()
-    bus.on_control(MODELS_CHANGED, lambda _: models.forget())
-    clients = ProviderClients(settings, box)
-    deps = TurnDeps(settings, build_event_log(settings, bus), clients, Metrics(), models)
-    try:
-        client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
-        async with build_worker(client, settings, deps) as worker:
-            log.info("worker %s polling task queue %r at %s", worker.config()["identity"],
-                     settings.temporal_task_queue, settings.temporal_address)
-            await stop.wait()
-            log.info("worker stopping")
-    finally:
-        await clients.close()
-        await bus.stop()
-        await close_db()

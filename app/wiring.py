@@ -1,18 +1,25 @@
-"""The runtime's long-lived parts, built once per app and shared by the routes:
-event bus and log, provider clients, and the turn runner.
+"""The one place where the parts are put together, for both kinds of process.
 
-The one place where the runner mode picks its parts: in process, an in-memory bus and
-a runner that runs turns here; in temporal mode, the Redis bus and a runner that hands
-turns to Temporal workers (app/runtime/temporal)."""
+- An API process (`serve`): `Runtime`, the long-lived parts shared by the routes (event
+  bus and log, provider clients, the turn runner, the /ws hub, metrics). The runner mode
+  picks them: in process, an in-memory bus and a runner that runs turns here; in
+  temporal mode, the Redis bus and a runner that hands turns to Temporal workers.
+- A worker process (`python -m app worker`, temporal mode): `run_worker`.
+
+app/runtime and app/events know nothing of app/services; what they need from it (the
+/ws feed's shapes, pipeline runs' start-up and shutdown, how an agent is found) is
+handed to them here."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
 from quart import current_app
 
 from app.config import Settings
+from app.db import close_db, open_db
 from app.events.bus import ALL_SESSIONS, EventBus
 from app.events.log import EventLog
 from app.events.ws import WebSocketHub
@@ -118,3 +125,33 @@ def build_event_log(settings: Settings, bus: EventBus) -> EventLog:
 
 def current_runtime() -> Runtime:
     return current_app.extensions["runtime"]
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """A Temporal worker process until `stop` is set. Start any number, on any machine,
+    with the API processes' settings (DATABASE_URL, REDIS_URL, TEMPORAL_*, and
+    SECRETS_KEY or a shared DATA_DIR, so provider keys can be decrypted)."""
+    from temporalio.client import Client
+
+    from app.runtime.temporal.worker import build_worker
+    from app.services.agents import get_active_agent
+
+    box = SecretBox.from_settings(settings.secrets_key, settings.data_dir)
+    await open_db(settings)
+    bus = build_bus(settings)
+    await bus.start()
+    models = ModelResolver()
+    bus.on_control(MODELS_CHANGED, lambda _: models.forget())
+    clients = ProviderClients(settings, box)
+    deps = TurnDeps(settings, build_event_log(settings, bus), clients, Metrics(), models)
+    try:
+        client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+        async with build_worker(client, settings, deps, get_active_agent) as worker:
+            log.info("worker %s polling task queue %r at %s", worker.config()["identity"],
+                     settings.temporal_task_queue, settings.temporal_address)
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        await clients.close()
+        await bus.stop()
+        await close_db()
