@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import cpu_seconds  # noqa: E402
 from tests.cluster import WorkerProcess, cluster_env  # noqa: E402
-from tests.live_server import ROOT, LiveServer, free_port  # noqa: E402
+from tests.live_server import ROOT, LiveServer, free_port, terminate  # noqa: E402
 from tests.temporal_server import TemporalDevServer  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get(
@@ -112,13 +112,7 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         if self.proc:
             self.log.close()
         self.proc = None

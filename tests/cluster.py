@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.live_server import NOT_INHERITED, ROOT, LiveServer
+from tests.live_server import NOT_INHERITED, ROOT, LiveServer, terminate
 
 
 def cluster_env(database_url: str, redis_url: str, temporal_address: str, task_queue: str, data_dir: Path) -> dict[str, str]:
@@ -55,13 +55,7 @@ class WorkerProcess:
         self.proc.wait()
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
