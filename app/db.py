@@ -33,11 +33,15 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 
 def connection_config(url: str) -> str | dict[str, Any]:
-    """PostgreSQL as Tortoise parses the URL; SQLite on our backend (app/db_sqlite.py)."""
-    if not url.startswith("sqlite://"):
-        return url
-    config = expand_db_url(with_sqlite_pragmas(url))
-    config["engine"] = "app.db_sqlite"
+    """Tortoise's config for the URL, on our backends: app/db_sqlite.py for SQLite,
+    app/db_postgres.py for PostgreSQL through asyncpg."""
+    if url.startswith("sqlite://"):
+        config = expand_db_url(with_sqlite_pragmas(url))
+        config["engine"] = "app.db_sqlite"
+        return config
+    config = expand_db_url(url)
+    if config["engine"] == "tortoise.backends.asyncpg":
+        config["engine"] = "app.db_postgres"
     return config
 
 
