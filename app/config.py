@@ -78,6 +78,14 @@ def _oauth(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return enabled
 
 
+def _host_port(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name) or ""
+    host, _, port = raw.rpartition(":")
+    if raw and not (host and port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError(f"{name} must be host:port, got {raw!r}")
+    return raw
+
+
 def _list(env: Mapping[str, str], name: str) -> list[str]:
     return [item.strip() for item in env.get(name, "").split(",") if item.strip()]
 
@@ -101,6 +109,7 @@ class Settings:
     temporal_task_queue: str = "agent-turns"
     redis_url: str = ""  # live events between processes; required in temporal mode
     workers: int = 1  # Hypercorn worker processes of `serve` (more than one: temporal mode)
+    worker_metrics_bind: str = ""  # host:port where `python -m app worker` serves Prometheus metrics
     # The agent loop (runtime).
     llm_timeout_seconds: float = 60.0
     llm_max_retries: int = 2
@@ -178,6 +187,7 @@ class Settings:
             temporal_task_queue=env.get("TEMPORAL_TASK_QUEUE") or "agent-turns",
             redis_url=redis_url,
             workers=workers,
+            worker_metrics_bind=_host_port(env, "WORKER_METRICS_BIND"),
             auth_mode=auth_mode,
             auth_admin_email=env.get("AUTH_ADMIN_EMAIL") or None,
             auth_admin_password=env.get("AUTH_ADMIN_PASSWORD") or None,

@@ -144,6 +144,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     bus.on_control(MODELS_CHANGED, lambda _: models.forget())
     clients = ProviderClients(settings, box)
     deps = TurnDeps(settings, build_event_log(settings, bus), clients, Metrics(), models)
+    metrics_server = _serve_metrics(settings.worker_metrics_bind, deps.metrics) if settings.worker_metrics_bind else None
     try:
         client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
         async with build_worker(client, settings, deps, get_active_agent) as worker:
@@ -152,6 +153,19 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             await stop.wait()
             log.info("worker stopping")
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         await clients.close()
         await bus.stop()
         await close_db()
+
+
+def _serve_metrics(bind: str, metrics: Metrics):
+    """The worker's own counters (turns, tokens, tool calls, errors: the API processes
+    do not see them) as Prometheus text at http://<bind>/metrics, from a thread."""
+    from prometheus_client import start_http_server
+
+    host, _, port = bind.rpartition(":")
+    server, _ = start_http_server(int(port), addr=host.strip("[]"), registry=metrics.registry)
+    log.info("worker metrics at http://%s/metrics", bind)
+    return server

@@ -76,8 +76,8 @@ class Cluster:
         self.apis.append(server.start())
         return server
 
-    def add_worker(self) -> WorkerProcess:
-        worker = WorkerProcess(self.env, self.folder / f"worker-{len(self.workers)}.log")
+    def add_worker(self, **extra: str) -> WorkerProcess:
+        worker = WorkerProcess({**self.env, **extra}, self.folder / f"worker-{len(self.workers)}.log")
         self.workers.append(worker.start())
         return worker
 

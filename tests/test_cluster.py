@@ -336,3 +336,21 @@ async def test_a_model_change_through_one_api_reaches_the_workers_at_once(cluste
     await post(a.url, session_id, "second")  # well within the cache's 5 s
     await wait_terminal(a.url, session_id, 2)
     assert fake_llm.requests[-1]["json"]["model"] == "newer-model"
+
+
+async def test_a_worker_serves_the_counters_of_the_turns_it_ran(cluster, fake_llm):
+    from tests.live_server import free_port
+
+    a = cluster.add_api()
+    port = free_port()
+    cluster.add_worker(WORKER_METRICS_BIND=f"127.0.0.1:{port}")
+    session_id = await make_session(a.url, fake_llm)
+    fake_llm.script(Text(["one"], input_tokens=7, output_tokens=3), Text(["two"], input_tokens=7, output_tokens=3))
+    await post(a.url, session_id, "first")
+    await wait_terminal(a.url, session_id, 1)
+    await post(a.url, session_id, "second")
+    await wait_terminal(a.url, session_id, 2)
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert 'agentspec_turns_total{outcome="completed"} 2.0' in text
+    assert 'agentspec_tokens_total{kind="input",model="fake-model",provider="openai"} 14.0' in text

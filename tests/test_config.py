@@ -42,7 +42,8 @@ TEMPORAL = {"RUNNER_MODE": "temporal", "DATABASE_URL": "postgres://u@h:5432/db",
 
 def test_temporal_mode_settings():
     settings = Settings.from_env({**TEMPORAL, "TEMPORAL_ADDRESS": "t:7233", "TEMPORAL_NAMESPACE": "agents",
-                                  "TEMPORAL_TASK_QUEUE": "q", "WORKERS": "3"})
+                                  "TEMPORAL_TASK_QUEUE": "q", "WORKERS": "3", "WORKER_METRICS_BIND": "0.0.0.0:9100"})
+    assert settings.worker_metrics_bind == "0.0.0.0:9100"
     assert settings.temporal and settings.runner_mode == "temporal" and settings.workers == 3
     assert (settings.temporal_address, settings.temporal_namespace, settings.temporal_task_queue) == ("t:7233", "agents", "q")
     defaults = Settings.from_env({})
@@ -57,6 +58,7 @@ def test_temporal_mode_settings():
     ({"WORKERS": "2"}, "WORKERS > 1 needs RUNNER_MODE=temporal"),
     ({"RUNNER_MODE": "celery"}, "RUNNER_MODE must be"),
     ({**TEMPORAL, "WORKERS": "0"}, "WORKERS must be >= 1"),
+    ({**TEMPORAL, "WORKER_METRICS_BIND": "9100"}, "WORKER_METRICS_BIND must be host:port"),
 ])
 def test_temporal_mode_refuses_what_cannot_work(env, says):
     with pytest.raises(ConfigError, match=says):
