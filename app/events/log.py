@@ -118,6 +118,21 @@ class EventLog:
             query = query.limit(limit)
         return [LoggedEvent.from_row(row) for row in await query]
 
+    @classmethod
+    async def in_order(cls, last: int | None, event: LoggedEvent) -> list[LoggedEvent]:
+        """What a listener that has delivered up to `last` should deliver for a live
+        `event`: nothing if it is a repeat, else the event preceded by any it skipped
+        (read from the log). Live events can arrive out of order or not at all when
+        several writers publish (other processes, through Redis); the log is the truth.
+        `last` None: the listener knows nothing yet, so the event stands alone."""
+        if last is None:
+            return [event]
+        if event.sequence <= last:
+            return []
+        if event.sequence == last + 1:
+            return [event]
+        return [*await cls.read(event.session_id, after=last, limit=event.sequence - last - 1), event]
+
     async def page(self, session_id: str, after: int, limit: int,
                    types: set[str] | None, exclude: set[str] | None) -> tuple[list[LoggedEvent], int]:
         query = Event.filter(session_id=session_id)

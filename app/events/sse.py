@@ -2,7 +2,8 @@
 
 The stream subscribes to the bus *before* reading the log, then forwards live events
 whose sequence is past the last one sent. A live event that skips ahead (another
-writer published out of order) is preceded by the missing ones read from the log.
+writer published out of order) is preceded by the missing ones read from the log
+(`EventLog.in_order`, which the /ws hub uses too).
 So a client resuming with Last-Event-ID gets everything after it, once, in order.
 """
 
@@ -60,13 +61,11 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
                     if live.overflowed:  # dropped for falling behind: reconnect and catch up
                         yield b": too slow, reconnect with Last-Event-ID\n\n"
                     return  # otherwise the session was deleted
-                if event.sequence <= last:
-                    continue
-                if event.sequence > last + 1:  # published out of order: fill the gap from the log
-                    chunk += [e.sse_frame for e in await log.read(session_id, after=last, limit=event.sequence - last - 1)
-                              if options.wants(e)]
-                if options.wants(event):
-                    chunk.append(event.sse_frame)
-                last = event.sequence
+                # The next one in line is the common case, taken without a coroutine (this
+                # runs per subscriber per event); repeats and gaps go through in_order.
+                for due in (event,) if event.sequence == last + 1 else await log.in_order(last, event):
+                    if options.wants(due):
+                        chunk.append(due.sse_frame)
+                    last = due.sequence
             if chunk:
                 yield b"".join(chunk)

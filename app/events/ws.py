@@ -96,17 +96,13 @@ class WebSocketHub:
             if item.kind == "session_deleted":
                 self._last.pop(item.session_id, None)
             return [item]
-        last = self._last.get(item.session_id)
-        if last is not None and item.sequence <= last:
-            return []
-        missing: list[LoggedEvent | SessionNotice] = []
-        if last is not None and item.sequence > last + 1:
-            missing = list(await EventLog.read(item.session_id, after=last, limit=item.sequence - last - 1))
-        self._last[item.session_id] = item.sequence
-        self._last.move_to_end(item.session_id)
-        while len(self._last) > MAX_TRACKED_SESSIONS:
-            self._last.popitem(last=False)
-        return [*missing, item]
+        due = await EventLog.in_order(self._last.get(item.session_id), item)
+        if due:
+            self._last[item.session_id] = item.sequence
+            self._last.move_to_end(item.session_id)
+            while len(self._last) > MAX_TRACKED_SESSIONS:
+                self._last.popitem(last=False)
+        return due
 
     async def _run(self) -> None:
         while True:

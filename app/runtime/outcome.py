@@ -31,7 +31,10 @@ def ends_turn_of(event: LoggedEvent, message_id: str) -> bool:
 
 
 async def find_terminal(session_id: str, message_id: str, after: int = 0) -> LoggedEvent | None:
-    """The terminal event for the message, if written (the fallback when a live one was missed)."""
+    """The terminal event for the message, if written (the fallback when a live one was
+    missed). `after` may be the message's own number: every message up to it has its
+    `message.created` event before the turn answering it can end, so that terminal
+    event's sequence is higher."""
     rows = await Event.filter(session_id=session_id, type__in=TERMINAL, sequence__gt=after).order_by("sequence")
     for row in rows:
         event = LoggedEvent.from_row(row)
@@ -76,8 +79,9 @@ class LaterOutcome:
     messages (Everruns' POST) are never waited for, and watching every turn's events
     for nothing cost the API process a tenth of its time."""
 
-    def __init__(self, bus: EventBus, session_id: str, message_id: str):
+    def __init__(self, bus: EventBus, session_id: str, message_id: str, message_sequence: int = 0):
         self.bus, self.session_id, self.message_id = bus, session_id, message_id
+        self.after = message_sequence
 
     def __await__(self):
         return self._wait().__await__()
@@ -85,15 +89,15 @@ class LaterOutcome:
     async def _wait(self) -> TurnOutcome:
         subscription = self.bus.subscribe(self.session_id)
         # Subscribed first, then the log: a turn that ended before is found there.
-        terminal = await find_terminal(self.session_id, self.message_id)
+        terminal = await find_terminal(self.session_id, self.message_id, self.after)
         if terminal is not None:
             subscription.close()
             return await outcome_from_log(self.session_id, self.message_id, terminal)
-        return await await_outcome(subscription, self.session_id, self.message_id)
+        return await await_outcome(subscription, self.session_id, self.message_id, after=self.after)
 
 
 async def await_outcome(subscription: Subscription, session_id: str, message_id: str,
-                        poll_seconds: float = POLL_SECONDS) -> TurnOutcome:
+                        poll_seconds: float = POLL_SECONDS, after: int = 0) -> TurnOutcome:
     """Wait for the turn answering `message_id` to end, however far away it runs: its
     terminal event on the bus (subscribed before the turn was queued), or in the log."""
     with subscription:
@@ -101,10 +105,10 @@ async def await_outcome(subscription: Subscription, session_id: str, message_id:
             try:
                 event = await subscription.get(timeout=poll_seconds)
             except TimeoutError:
-                event = await find_terminal(session_id, message_id)
+                event = await find_terminal(session_id, message_id, after)
             if event is None and subscription.closed:  # dropped, or the session was deleted
                 await asyncio.sleep(poll_seconds)
-                event = await find_terminal(session_id, message_id)
+                event = await find_terminal(session_id, message_id, after)
                 if event is None and not await Session.exists(id=session_id):
                     return TurnOutcome(message_id, error={"code": "cancelled", "message": "the session was deleted"})
             if event is not None and ends_turn_of(event, message_id):

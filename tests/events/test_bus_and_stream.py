@@ -106,3 +106,28 @@ async def test_stream_ends_when_its_session_is_deleted(client, runtime, chat):
     assert (await client.delete(f"/v1/sessions/{chat['id']}")).status_code == 204
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(waiting, 2)
+
+
+async def test_ws_hub_fills_gaps_and_drops_repeats(client, runtime, chat):
+    """As SSE streams do (EventLog.in_order): events published out of order, missing, or
+    twice (several writers, Redis) reach /ws clients once each, in sequence order."""
+    import json
+
+    async with client.websocket("/ws") as ws:
+        assert json.loads(await ws.receive())["type"] == "init"
+        announced = await runtime.events.append(chat["id"], "step.started", {})  # the hub now knows the session
+        bus = runtime.bus
+        runtime.events.bus = EventBus()  # appends below are stored but not published...
+        await runtime.events.append(chat["id"], "step.completed", {})
+        third = await runtime.events.append(chat["id"], "session.completed", {})
+        runtime.events.bus = bus
+        bus.publish(third)  # ...then only the last one, twice
+        bus.publish(third)
+        bus.publish(announced)  # and an old one again
+        await runtime.events.append(chat["id"], "session.started", {})
+        received = []
+        while len(received) < 4:
+            message = json.loads(await asyncio.wait_for(ws.receive(), 5))
+            if message["type"] == "event":
+                received.append(message["data"]["sequence"])
+    assert received == [1, 2, 3, 4]

@@ -16,19 +16,12 @@ import redis.asyncio as redis
 from app.events.bus import ALL_SESSIONS, EventBus, SessionNotice
 from app.events.log import LoggedEvent
 from app.events.redis_bus import RedisEventBus
+from tests.live_server import accepts_tcp
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def _redis_listening() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-needs_redis = pytest.mark.skipif(not _redis_listening(), reason="no Redis listening on 127.0.0.1:6379")
+needs_redis = pytest.mark.skipif(not accepts_tcp("127.0.0.1", 6379), reason="no Redis listening on 127.0.0.1:6379")
 
 
 def event(sequence: int, session_id: str = "s1") -> LoggedEvent:

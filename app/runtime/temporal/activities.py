@@ -25,7 +25,7 @@ from tortoise.exceptions import IntegrityError
 from app.models import Event, Message, Session
 from app.events.messages import MessageRow
 from app.runtime.capabilities import tools_for
-from app.runtime.outcome import TERMINAL
+from app.runtime.outcome import find_terminal
 from app.runtime.providers.base import ProviderError, ToolCall
 from app.runtime.resolution import NoModel
 from app.runtime.temporal.types import (
@@ -93,7 +93,7 @@ class TurnActivities:
         stored = await _stored_step(step, limit) if attempt > 1 else None  # a first attempt stored nothing
         if stored is not None:
             if not stored.tool_calls:
-                if not await _turn_ended(step.session_id, step.message_id):
+                if not await _turn_ended(step.session_id, step.message_id, current.sequence):
                     await turn.completed({"reason": "completed", "iterations": step.iteration})
                 stored.completed = True
             return stored
@@ -159,11 +159,12 @@ class TurnActivities:
     @activity.defn(name="finish_turn")
     async def finish_turn(self, finish: FinishInput) -> None:
         turn, _, _ = await self._turn(finish.session_id, finish.message_id)
-        if finish.message_id is None or await _turn_ended(finish.session_id, finish.message_id):
+        if finish.message_id is None or await _turn_ended(finish.session_id, finish.message_id,
+                                                          turn.message.sequence):
             # A cancel that found only queued messages, or came after the last step had
             # already completed the turn (or a retry): the dropped messages still get
             # their terminal event, so their waiters learn they will not run.
-            if finish.dropped and not await _turn_ended(finish.session_id, finish.dropped[0]):
+            if finish.dropped and not await _turn_ended(finish.session_id, finish.dropped[0], turn.message.sequence):
                 await self.deps.events.append(finish.session_id, "session.cancelled", {
                     "reason": finish.message, "message_id": None, "dropped_message_ids": finish.dropped})
             return
@@ -207,12 +208,11 @@ class _NoMessage:
     content: dict = {}
 
 
-async def _turn_ended(session_id: str, message_id: str) -> bool:
-    """Whether the turn's (or a dropped message's) terminal event is written: it would be
-    the session's latest."""
-    last = await Event.filter(session_id=session_id, type__in=TERMINAL).order_by("-sequence").first()
-    return last is not None and (last.data.get("message_id") == message_id
-                                 or message_id in (last.data.get("dropped_message_ids") or ()))
+async def _turn_ended(session_id: str, message_id: str, after: int = 0) -> bool:
+    """Whether the turn answering the message (or a cancel that dropped it) has its
+    terminal event. `after`: the message's own number bounds the search, since the
+    events of every message up to it come before that terminal event."""
+    return await find_terminal(session_id, message_id, after) is not None
 
 
 async def _turn_started(step: StepInput) -> bool:

@@ -75,7 +75,8 @@ class PipelineActivities:
                 subscription.close()
                 raise
             try:
-                outcome = await await_outcome(subscription, step.session_id, step.message_id, poll_seconds=1.0)
+                outcome = await await_outcome(subscription, step.session_id, step.message_id, poll_seconds=1.0,
+                                              after=message.sequence)
             except BaseException:
                 details = activity.cancellation_details()
                 if details is not None and details.cancel_requested:  # the run was stopped: so is its turn

@@ -42,7 +42,7 @@ class TemporalRunner:
             "SessionWorkflow", SessionState(session_id), id=workflow_id(session_id),
             task_queue=self.settings.temporal_task_queue,
             start_signal="submit", start_signal_args=[TurnRequest(message_id, variables, message.sequence)])
-        return LaterOutcome(self.bus, session_id, message_id)
+        return LaterOutcome(self.bus, session_id, message_id, message.sequence)
 
     async def cancel(self, session_id: str, reason: str = "cancelled by request") -> bool:
         """Stop the running turn and drop queued ones, from whichever process; True if
