@@ -135,6 +135,10 @@ def register_error_handlers(app: Quart) -> None:
         headers = {name: value for name, value in exc.get_headers() if name in ("Allow", "Retry-After")}
         if status == 405 and getattr(exc, "valid_methods", None):
             headers["Allow"] = ", ".join(exc.valid_methods)
+        if status == 413:
+            # The rest of the body was never read, so this connection cannot carry another
+            # request: say so, or a keep-alive client's next request is lost on it.
+            headers["Connection"] = "close"
         return error_body(status, code, _http_message(exc)), status, headers
 
     @app.errorhandler(Exception)

@@ -11,6 +11,7 @@ from quart_schema import QuartSchema
 
 from app import __version__
 from app.api import register_blueprints
+from app.api.json_body import JsonRequest
 from app.api.openapi import RuntimeOpenAPIProvider
 from app.auth.middleware import register_auth
 from app.auth.service import AuthService
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     configure_logging(settings.log_level)
 
     app = Quart(__name__, static_folder=None)
+    app.request_class = JsonRequest  # every JSON body through one strict parser
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["SETTINGS"] = settings
     app.config["STARTED_AT"] = time.monotonic()

@@ -61,8 +61,8 @@ class HookEvent(BaseModel):
 
 
 class EventsQuery(BaseModel):
-    after: int = Field(0, ge=0)
-    limit: int | None = Field(None, ge=1)
+    after: SequenceNumber = 0
+    limit: int | None = Field(None, ge=1, le=INT64_MAX)
 
 
 @bp.get("/sessions")

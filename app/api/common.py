@@ -5,18 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-import json
-
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 from quart import request
 from quart_schema import RequestSchemaValidationError
 
-from app.errors import InvalidRequest
+from app.api.json_body import parse_json_body
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 MAX_LIMIT = 500
+# Bounds that make an over-large number in a query a 400, not an overflow in the database
+# driver: offsets are 64-bit; event and message sequences (and other integer columns)
+# 32-bit.
+INT64_MAX = 2**63 - 1
+INT32_MAX = SEQUENCE_MAX = 2**31 - 1
+Offset = Annotated[int, Field(ge=0, le=INT64_MAX)]
+SequenceNumber = Annotated[int, Field(ge=0, le=SEQUENCE_MAX)]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -24,7 +29,7 @@ Tags = Annotated[list[Tag], Field(max_length=50)]
 
 
 class PageQuery(BaseModel):
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
 
 
@@ -84,10 +89,7 @@ async def optional_body(model: type[M]) -> M:
     """Validate a JSON body that may be absent altogether (AgentSpec's SDK sends none
     when it has nothing to say); a body that is present must still be valid JSON."""
     raw = await request.get_data()
-    try:
-        data = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        raise InvalidRequest("Request body is not valid JSON") from None
+    data = parse_json_body(raw) if raw.strip() else {}
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from pydantic import BaseModel, Field
 from quart import Blueprint, Response, request
 from quart_schema import document_response, tag, validate_querystring
 
-from app.api.common import MAX_LIMIT
+from app.api.common import MAX_LIMIT, SEQUENCE_MAX, SequenceNumber
 from app.errors import InvalidRequest
 from app.events.sse import StreamOptions, session_stream
 from app.wiring import current_runtime
@@ -25,12 +26,13 @@ NESTED = "/v1/agents/<agent_id>/sessions/<session_id>/events"
 FLAT = "/v1/sessions/<session_id>/events"
 ALIAS = "/v1/sessions/<session_id>/sse"
 
+LAST_EVENT_ID = re.compile(r"[0-9]{1,20}")
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class EventsQuery(BaseModel):
-    since: int | None = Field(None, ge=0, description="SSE: resume after this sequence (or Last-Event-ID)")
-    after: int = Field(0, ge=0, description="JSON: events with sequence greater than this")
+    since: SequenceNumber | None = Field(None, description="SSE: resume after this sequence (or Last-Event-ID)")
+    after: SequenceNumber = Field(0, description="JSON: events with sequence greater than this")
     limit: int = Field(100, ge=1, le=MAX_LIMIT, description="JSON: page size")
     types: str | None = Field(None, description="Only these types, comma-separated")
     exclude: str | None = Field(None, description="Not these types, comma-separated")
@@ -61,8 +63,10 @@ def _resume_point(query: EventsQuery) -> int:
     header = request.headers.get("Last-Event-ID")
     if header is None:
         return query.since or 0
-    if not header.strip().isdigit():
-        raise InvalidRequest("Last-Event-ID: must be the sequence number of the last event received")
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
+    if not LAST_EVENT_ID.fullmatch(header.strip()) or int(header) > SEQUENCE_MAX:
+        raise InvalidRequest("Last-Event-ID: must be the sequence number of the last event received "
+                             f"(0 to {SEQUENCE_MAX})")
     return int(header)
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, HttpUrl
 from quart import Blueprint, current_app, request
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
-from app.api.common import Name, Page, PageQuery, PatchBody, RequestBody, page_of
+from app.api.common import INT32_MAX, Name, Page, PageQuery, PatchBody, RequestBody, page_of
 from app.wiring import current_runtime
 from app.services import llm as service
 
@@ -90,7 +90,7 @@ class ProviderOut(BaseModel):
 class ModelCreate(RequestBody):
     model_id: Name
     display_name: str | None = Field(None, max_length=200)
-    context_window: int | None = Field(None, ge=1)
+    context_window: int | None = Field(None, ge=1, le=INT32_MAX)
     is_default: bool = False
     status: Status = "active"
 
@@ -99,7 +99,7 @@ class ModelPatch(PatchBody):
     NOT_NULL = ("model_id", "is_default", "status")
     model_id: Name | None = None
     display_name: str | None = Field(None, max_length=200)
-    context_window: int | None = Field(None, ge=1)
+    context_window: int | None = Field(None, ge=1, le=INT32_MAX)
     is_default: bool | None = None
     status: Status | None = None
 

@@ -11,14 +11,15 @@ from pydantic import ValidationError
 
 from app.errors import describe_validation_error
 from app.runtime.capabilities import Tool, ToolError
-from app.runtime.providers.base import ToolCall
+from app.runtime.providers.base import ToolCall, storable, storable_text
 
 log = logging.getLogger("app.runtime.tools")
 
 
 def parse_arguments(call: ToolCall) -> tuple[Any, str | None]:
     try:
-        return (json.loads(call.arguments) if call.arguments.strip() else {}), None
+        # storable: a \u0000 escape in the JSON text would put NUL into the tool's input.
+        return (storable(json.loads(call.arguments)) if call.arguments.strip() else {}), None
     except json.JSONDecodeError as exc:
         return call.arguments, f"arguments are not valid JSON ({exc.msg}); send a JSON object"
 
@@ -37,9 +38,9 @@ async def execute_tool(tools: dict[str, Tool], call: ToolCall, timeout: float) -
     except ValidationError as exc:
         return None, f"invalid arguments: {describe_validation_error(exc)}"
     try:
-        return await asyncio.wait_for(tool.run(args), timeout), None
+        return storable(await asyncio.wait_for(tool.run(args), timeout)), None
     except ToolError as exc:
-        return None, str(exc)
+        return None, storable_text(str(exc))
     except asyncio.TimeoutError:
         return None, f"tool '{call.name}' timed out after {timeout:g} s"
     except Exception as exc:  # a tool bug must not crash the turn

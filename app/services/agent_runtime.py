@@ -18,6 +18,7 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.events.bus import SessionNotice
 from app.events.log import EventLog, LoggedEvent
 from app.models import Message, Session
+from app.services.common import existing_key
 from app.services.sessions import delete_session as delete_core_session
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ async def list_sessions() -> list[Session]:
 
 
 async def get_session(session_id: str) -> Session:
-    session = await visible(Session.filter(id=session_id)).select_related("agent").first()
+    key = existing_key(Session, "id", session_id, NOT_FOUND)
+    session = await visible(Session.filter(id=key)).select_related("agent").first()
     if session is None:
         raise NotFound(NOT_FOUND)
     return session
@@ -69,8 +71,11 @@ async def delete_session(runtime: Runtime, session_id: str) -> int:
 
 
 async def session_status(session_id: str) -> str:
-    session = await visible(Session.filter(id=session_id)).select_related("agent").first()
-    return "not_existent" if session is None else ar_session(session)["status"]
+    try:
+        session = await get_session(session_id)
+    except NotFound:
+        return "not_existent"
+    return ar_session(session)["status"]
 
 
 async def session_result(session_id: str) -> str:

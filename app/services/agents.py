@@ -10,7 +10,7 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.auth.principal import new_owner, visible
 from app.models import Agent
 from app.runtime.capabilities import unknown_capabilities
-from app.services.common import paginate
+from app.services.common import existing_key, paginate
 from app.services.llm import check_model_exists
 
 async def create_agent(fields: dict[str, Any]) -> Agent:
@@ -32,7 +32,8 @@ async def get_agent(agent_ref: str) -> Agent:
     try:
         agent_id = uuid.UUID(str(agent_ref))
     except ValueError:
-        matches = await visible(Agent.filter(name=agent_ref, status="active")).order_by("created_at").limit(10)
+        name = existing_key(Agent, "name", agent_ref, f"agent '{agent_ref}' not found")
+        matches = await visible(Agent.filter(name=name, status="active")).order_by("created_at").limit(10)
         if len(matches) > 1:
             ids = ", ".join(str(a.id) for a in matches)
             raise Conflict(f"agent name '{agent_ref}' is ambiguous; use one of these ids: {ids}", code="ambiguous_agent_name")

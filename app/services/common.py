@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
+from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from app.errors import NotFound
@@ -20,6 +21,14 @@ def parse_uuid(value: str | uuid.UUID, kind: str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise NotFound(f"{kind} '{value}' not found") from None
+
+
+def existing_key(model: type[Model], field: str, value: str, not_found: str) -> str:
+    """A key longer than its column holds cannot name a row: that is a 404. (Tortoise
+    validates filter values against the column and would raise, a 500.)"""
+    if len(value) > model._meta.fields_map[field].max_length:
+        raise NotFound(not_found)
+    return value
 
 
 async def paginate(query: QuerySet[T], offset: int, limit: int) -> tuple[list[T], int]:

@@ -11,7 +11,7 @@ from app.auth.principal import new_owner, visible
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.models import Pipeline, PipelineRun
 from app.services.agents import get_agent
-from app.services.common import paginate, parse_uuid
+from app.services.common import existing_key, paginate, parse_uuid
 from app.services.pipeline_runs import launch, stop_runs_of, usage_dict
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ async def get_pipeline(ref: str) -> Pipeline:
     else:
         pipeline = await visible(Pipeline.filter(id=pipeline_id)).first()
     if pipeline is None:
-        matches = await visible(Pipeline.filter(name=ref)).order_by("created_at").limit(10)
+        name = existing_key(Pipeline, "name", ref, f"pipeline '{ref}' not found")
+        matches = await visible(Pipeline.filter(name=name)).order_by("created_at").limit(10)
         own = [p for p in matches if p.owner_id == new_owner()]
         if len(matches) > 1 and len(own) != 1:
             ids = ", ".join(str(p.id) for p in matches)

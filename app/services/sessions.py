@@ -11,7 +11,7 @@ from tortoise.functions import Count
 
 from app.models import Event, Message, Session
 from app.services.agents import get_active_agent, get_agent
-from app.services.common import paginate
+from app.services.common import existing_key, paginate
 from app.services.llm import check_model_exists
 
 if TYPE_CHECKING:
@@ -40,12 +40,14 @@ async def list_sessions(agent_id: str | None, status: str | None, offset: int, l
 
 async def get_session(session_id: str, agent_id: str | None = None) -> Session:
     """The session, or 404; on a nested path the agent must own it."""
-    session = await visible(Session.filter(id=session_id)).select_related("agent").first()
+    not_found = f"session '{session_id}' not found"
+    key = existing_key(Session, "id", session_id, not_found)
+    session = await visible(Session.filter(id=key)).select_related("agent").first()
     if session is not None and agent_id is not None and session.agent_id != _as_uuid(agent_id):
         agent = await get_agent(agent_id)  # the path may name the agent instead
         session = session if session.agent_id == agent.id else None
     if session is None:
-        raise NotFound(f"session '{session_id}' not found")
+        raise NotFound(not_found)
     return session
 
 

@@ -3,11 +3,39 @@ of text deltas and one final summary (tool calls, usage) out, and one error type
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal, Protocol
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """Text from a model as the store can hold it on every database: NUL (which
+    PostgreSQL's text and jsonb refuse) and lone surrogates (not characters, cannot be
+    encoded as UTF-8) become U+FFFD. A model emitting them must not fail the turn."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def storable(value: Any) -> Any:
+    """storable_text on every string of a parsed JSON value (tool arguments)."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -23,6 +51,10 @@ class ToolCall:
     name: str
     arguments: str  # raw JSON text as the model produced it (may be malformed)
 
+    def __post_init__(self) -> None:
+        for name in ("id", "name", "arguments"):
+            object.__setattr__(self, name, storable_text(getattr(self, name)))
+
 
 @dataclass
 class ChatMessage:
@@ -36,6 +68,9 @@ class ChatMessage:
 @dataclass(frozen=True)
 class TextDelta:
     text: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", storable_text(self.text))
 
 
 @dataclass(frozen=True)
