@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from pydantic import ValidationError
-from quart import Quart, g, request
+from quart import Quart, g, has_request_context, request, websocket
 from quart_schema import RequestSchemaValidationError
 from tortoise.exceptions import IntegrityError
 from werkzeug.exceptions import HTTPException
@@ -103,8 +103,8 @@ def _http_message(exc: HTTPException) -> str:
     if exc.code == 413:
         limit = request.max_content_length
         return f"Request body is larger than the limit of {limit} bytes (MAX_BODY_BYTES)"
-    if exc.code == 400:
-        return "Request body is not valid JSON"
+    if exc.code == 400:  # the framework's own refusals; JSON bodies are app/api/json_body.py's
+        return f"Bad request: {exc.description}" if exc.description else "Bad request"
     if exc.code == 429:
         return "Too many attempts; wait for the number of seconds in Retry-After"
     return exc.description or exc.name
@@ -119,6 +119,13 @@ def register_error_handlers(app: Quart) -> None:
     async def _schema_error(exc: RequestSchemaValidationError):
         message = describe_validation_error(exc.validation_error)
         return error_body(400, "invalid_request", message), 400
+
+    @app.errorhandler(ValidationError)
+    async def _model_error(exc: ValidationError):
+        # A handler validating part of a request itself (a body that may also come as a
+        # cookie, say): the same 400 as a schema-validated body. Responses are checked by
+        # quart-schema with its own exception type, so this is always the client's input.
+        return error_body(400, "invalid_request", describe_validation_error(exc)), 400
 
     @app.errorhandler(IntegrityError)
     async def _integrity_error(exc: IntegrityError):
@@ -146,6 +153,7 @@ def register_error_handlers(app: Quart) -> None:
         if isinstance(exc, HTTPException):  # raised from inside another handler
             return await _http_error(exc)
         request_id = getattr(g, "request_id", "-")
-        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request_id)
+        method, path = (request.method, request.path) if has_request_context() else ("WEBSOCKET", websocket.path)
+        log.exception("unhandled error on %s %s (request %s)", method, path, request_id)
         message = f"Internal error; quote request id {request_id} when reporting it"
         return error_body(500, "internal_error", message), 500
