@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 from quart import Quart
-from quart_cors import cors
 from quart_rate_limiter import RateLimiter
 from quart_schema import QuartSchema
 
 from app import __version__
 from app.api import register_blueprints
+from app.api.cors import apply_http_cors, register_websocket_origin_check
 from app.api.json_body import JsonRequest
 from app.api.openapi import RuntimeOpenAPIProvider
 from app.auth.middleware import register_auth
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     # First of all hooks, so even a request refused by auth or the rate limiter has an id.
     app.before_request(assign_request_id)
     app.before_websocket(assign_request_id)
+    register_websocket_origin_check(app, settings.cors_origins)  # before auth: a refused origin is told so
     auth = AuthService(settings, settings.jwt_secret or load_or_create_key_file(settings.data_dir, "jwt.key", "JWT_SECRET"))
     app.extensions["auth"] = auth
     register_auth(app, auth)
@@ -58,8 +59,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     register_blueprints(app)
     register_error_handlers(app)
     app.after_request(request_id_header)
-    if settings.cors_origins:
-        app = cors(app, allow_origin=settings.cors_origins, expose_headers=["X-Request-ID", "X-Session-ID", "Retry-After"])
+    apply_http_cors(app, settings.cors_origins)
 
     @app.before_serving
     async def _start() -> None:

@@ -1,0 +1,96 @@
+"""CORS_ORIGINS: CORS headers on HTTP responses, and which origins may open a WebSocket.
+
+HTTP: quart-cors adds the CORS headers for the listed origins (unchanged).
+
+WebSocket (/ws): quart-cors's own check refused every handshake whose Origin was not
+listed, including the server's own dashboard and clients that send no Origin at all (and
+with a 400 that read "Request body is not valid JSON"). Our rule instead:
+  - no Origin header (a non-browser client): allowed, it is not a cross-origin request;
+  - the server's own origin (scheme, host and port of the Origin equal this request's,
+    from its Host header): allowed;
+  - an origin listed in CORS_ORIGINS (exactly as the browser sends it), or "*": allowed;
+  - any other origin: 403 {"error": {"code": "origin_not_allowed", ...}} before the upgrade.
+Without CORS_ORIGINS nothing is checked (every origin may connect), as before.
+
+X-Forwarded-Proto/Host are not trusted (nothing in this server trusts proxy headers), so
+behind a proxy that terminates TLS or rewrites Host the public origin must be listed.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from quart import Quart, websocket
+from quart_cors import cors, cors_exempt
+
+from app.errors import Forbidden
+
+log = logging.getLogger("app.api.cors")
+
+EXPOSE_HEADERS = ["X-Request-ID", "X-Session-ID", "Retry-After"]
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+_HTTP_SCHEME = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
+
+
+def _origin_tuple(scheme: str, netloc: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) with the port made explicit; None when it cannot be parsed."""
+    scheme = _HTTP_SCHEME.get(scheme.lower(), "")
+    if not scheme or not netloc:
+        return None
+    try:
+        parts = urlsplit(f"//{netloc}")
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        return None
+    if not host:
+        return None
+    return scheme, host, port or _DEFAULT_PORTS[scheme]
+
+
+def is_same_origin(origin: str, scheme: str, host_header: str | None) -> bool:
+    """Whether `origin` (an Origin header) is this request's own origin."""
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        return False
+    mine = _origin_tuple(scheme, host_header or "")
+    return mine is not None and _origin_tuple(parts.scheme, parts.netloc) == mine
+
+
+def websocket_origin_allowed(origin: str | None, allowed: list[str], scheme: str, host_header: str | None) -> bool:
+    if not origin:
+        return True  # not a browser (browsers always send Origin on a WebSocket handshake)
+    if "*" in allowed or origin in allowed:
+        return True
+    return is_same_origin(origin, scheme, host_header)
+
+
+def register_websocket_origin_check(app: Quart, origins: list[str]) -> None:
+    """Refuse WebSocket handshakes from other sites' pages (register before auth, so the
+    refusal names the real reason). No-op without CORS_ORIGINS."""
+    if not origins:
+        return
+
+    @app.before_websocket
+    async def _check_websocket_origin() -> None:
+        origin = websocket.headers.get("Origin")
+        if websocket_origin_allowed(origin, origins, websocket.scheme, websocket.headers.get("Host")):
+            return
+        log.info("refused a WebSocket handshake on %s from origin %r", websocket.path, origin)
+        raise Forbidden(f"origin {origin!r} may not open a WebSocket here: it is not this server's own "
+                        "origin and not listed in CORS_ORIGINS", code="origin_not_allowed")
+
+
+def apply_http_cors(app: Quart, origins: list[str]) -> None:
+    """CORS headers on HTTP responses for the listed origins (quart-cors), after all the
+    routes are registered. quart-cors's WebSocket check is switched off for the WebSocket
+    routes: register_websocket_origin_check does that job."""
+    if not origins:
+        return
+    cors(app, allow_origin=origins, expose_headers=EXPOSE_HEADERS)
+    for rule in app.url_map.iter_rules():
+        if rule.websocket:
+            cors_exempt(app.view_functions[rule.endpoint])
