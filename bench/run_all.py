@@ -1,12 +1,14 @@
-"""Run both benchmarks with their defaults and print one combined table with the aims.
+"""Run the benchmarks with their defaults and print one combined table with the aims.
 
     .venv/bin/python bench/run_all.py        (or: make bench)
 
-Each benchmark runs in its own process (bench/turn_latency.py, then bench/fanout.py),
-starting its own server and fake provider, and writes its JSON to bench/results/. This
-script then prints the machine, every latency row (ms) with the aim it is held to, and the
-fan-out delivery, completeness and memory figures. Aims (docs/performance.md):
-turn overhead p50 <= 5 ms and p99 <= 20 ms; 1000 subscribers delivery p99 <= 100 ms.
+Each benchmark runs in its own process (bench/turn_latency.py, bench/fanout.py, then
+bench/ws_connects.py), starting its own server (and fake provider), and writes its JSON
+to bench/results/. This script then prints the machine, every latency row (ms) with the
+aim it is held to, and the fan-out delivery, completeness and memory figures. Aims
+(docs/performance.md): turn overhead p50 <= 5 ms and p99 <= 20 ms; 1000 subscribers
+delivery p99 <= 100 ms; /health p99 < 100 ms while 50 dashboards connect to /ws with
+10,000 sessions stored.
 The exit status is 0 whether or not an aim is met (a benchmark, not a test); non-zero
 only when a benchmark failed to run.
 
@@ -37,10 +39,12 @@ from bench.common import RESULTS, ROOT, table  # noqa: E402
 
 OVERHEAD = "runtime overhead (total - provider)"
 DELIVERY = "chunk -> subscriber"
+WS_HEALTH = "ws connects: /health during the connects"
 AIMS = {  # (benchmark row, percentile) -> limit in ms
     ("turn: " + OVERHEAD, "p50"): 5.0,
     ("turn: " + OVERHEAD, "p99"): 20.0,
     ("fan-out N=1000: " + DELIVERY, "p99"): 100.0,
+    (WS_HEALTH, "p99"): 100.0,
 }
 
 
@@ -175,9 +179,10 @@ def main() -> None:
 
 
 def report_inprocess() -> None:
-    turn, fan = run("turn_latency"), run("fanout")
+    turn, fan, ws = run("turn_latency"), run("fanout"), run("ws_connects")
     rows: list[tuple[str, dict]] = [(f"turn: {name}", s) for name, s in turn["rows"].items()]
     rows += [(f"fan-out N={r['subscribers']}: {name}", s) for r in fan["runs"] for name, s in r["latency_ms"].items()]
+    rows += [("ws connects: /health idle", ws["health_idle_ms"]), (WS_HEALTH, ws["health_during_ms"])]
     verdicts = []
     lines = []
     for name, s in rows:
@@ -188,7 +193,7 @@ def report_inprocess() -> None:
         lines.append([name, s["n"], s["p50"], s["p90"], s["p99"], s["max"], aim, met])
     print()
     print(machine())
-    print(f"turn latency: {turn['config']}; fan-out: {fan['config']}\n")
+    print(f"turn latency: {turn['config']}; fan-out: {fan['config']}; ws connects: {ws['config']}\n")
     print(table(["measure (ms)", "n", "p50", "p90", "p99", "max", "aim", "result"], lines))
     print()
     details = []
@@ -200,6 +205,11 @@ def report_inprocess() -> None:
                         f"{m['idle']:.0f} / {m['connected']:.0f} / {m['after_turn']:.0f} / {m['after_disconnect']:.0f}"])
     print(table(["delivery", "complete subscribers", "events per sub", "dropped", "turn s", "server CPU s",
                  "server RSS MiB idle / connected / after turn / after disconnect"], details))
+    print()
+    print(table(["ws connects", "init bytes", "connect p50 ms (median round)", "all connected s (slowest round)"],
+                [[f"{ws['config']['connects']} dashboards, {ws['config']['sessions']} sessions", ws["runs"][0]["init_bytes"],
+                  sorted(r["connect_ms"]["p50"] for r in ws["runs"])[len(ws["runs"]) // 2],
+                  max(r["all_connected_s"] for r in ws["runs"])]]))
     print()
     for name, p, value, limit in verdicts:
         print(f"aim {name} {p} <= {limit:g} ms: {value:.1f} ms -> {'met' if value <= limit else 'MISSED'}")

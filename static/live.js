@@ -2,8 +2,9 @@
 // reset after a connection that stayed up), pings to notice dead connections, and reports
 // every server message and every state change as DOM events:
 //   'message' (detail: the parsed server message), 'state' (detail: {state, retryIn}).
-// After a reconnect the server's first message is a fresh `init`; the sessions view uses
-// it to refresh the list and to catch up the open session over REST.
+// After a reconnect the server's first message is a fresh `init` (the newest page of
+// sessions); the sessions view uses it to refresh the list and to catch up the open
+// session over REST. `send({type: 'list_sessions', ...})` asks for older pages.
 
 export const BACKOFF_MS = [1000, 2000, 4000, 8000, 16000, 30000];
 const GOOD_CONNECTION_MS = 5000; // up this long after init: the next failure starts again at 1 s

@@ -1,12 +1,23 @@
 // Sessions: the live list (sidebar), one session's view (header, timeline, chat box),
-// and the "New session" dialog. The list comes from /ws (init + session_* messages); the
-// open session's timeline is filled over REST and then kept current from /ws events.
+// and the "New session" dialog. The list comes from /ws: `init` holds the newest page,
+// "Load more" asks the feed for the next one (`list_sessions`, answered in order with the
+// session_* messages); the open session's timeline is filled over REST and then kept
+// current from /ws events.
 
 import { api } from './api.js';
 import { badge, confirmButton, fmtDateTime, h, mount, relTime, toast } from './dom.js';
 import { normalizeEvent, Timeline } from './timeline.js';
 
 const PAGE = 500;
+const LIST_PAGE = 100; // sessions per "Load more"
+
+/** Newest first, as the server pages: created_at, then id (byte order, like the server). */
+function newerFirst(a, b) {
+  const ta = String(a.created_at);
+  const tb = String(b.created_at);
+  if (ta !== tb) return ta < tb ? 1 : -1;
+  return a.session_id < b.session_id ? 1 : a.session_id > b.session_id ? -1 : 0;
+}
 
 /** The status people care about: the loop's own status for agent sessions. */
 export function sessionStatus(s) {
@@ -21,6 +32,9 @@ export class Sessions {
     this.dialog = dialog;
     this.sessions = new Map();
     this.initialized = false; // a /ws init has been seen
+    this.next = null; // cursor of the next page of the list; null: every session is loaded
+    this.oldest = null; // the last session of the pages loaded so far
+    this.loadingMore = false;
     this.openId = null;
     this.view = null; // elements of the open session's view
     this.timeline = null;
@@ -50,8 +64,8 @@ export class Sessions {
     switch (msg.type) {
       case 'init':
         this.initialized = true;
-        this.sessions = new Map((msg.sessions || []).map((s) => [s.session_id, s]));
-        this.renderList();
+        this.sessions = new Map();
+        this.addPage(msg);
         if (this.openId) {
           const s = this.sessions.get(this.openId);
           if (s) {
@@ -62,10 +76,24 @@ export class Sessions {
           }
         }
         break;
+      case 'sessions':
+        if (msg.before !== this.next) break; // an answer to an older request
+        this.addPage(msg);
+        break;
+      case 'error':
+        if (msg.request !== 'list_sessions') break;
+        this.loadingMore = false;
+        this.renderList();
+        toast(`Cannot load more sessions: ${msg.detail}`, 'error');
+        break;
       case 'session_created':
       case 'session_updated':
-        this.sessions.set(msg.session.session_id, msg.session);
-        this.renderList();
+        // One older than the pages loaded comes with its page; listing it now would put
+        // it after a gap of sessions not loaded yet.
+        if (this.sessions.has(msg.session.session_id) || !this.beyondLoaded(msg.session)) {
+          this.sessions.set(msg.session.session_id, msg.session);
+          this.renderList();
+        }
         if (msg.session.session_id === this.openId) this.renderHeader(msg.session);
         break;
       case 'session_deleted':
@@ -87,15 +115,50 @@ export class Sessions {
 
   // --- the list
 
+  /** A page from `init` or `sessions`: newer than anything after it in the feed. */
+  addPage(msg) {
+    const page = msg.sessions || [];
+    for (const s of page) this.sessions.set(s.session_id, s);
+    this.next = msg.next || null;
+    if (page.length) this.oldest = page[page.length - 1];
+    this.loadingMore = false;
+    this.renderList();
+  }
+
+  beyondLoaded(s) {
+    return Boolean(this.next && this.oldest) && newerFirst(s, this.oldest) > 0;
+  }
+
+  loadMore() {
+    if (!this.next || this.loadingMore) return;
+    if (this.live.state !== 'live') {
+      toast('Not connected; the list reloads when the live feed is back.', 'error');
+      return;
+    }
+    this.loadingMore = true;
+    this.live.send({ type: 'list_sessions', before: this.next, limit: LIST_PAGE });
+    this.renderList();
+  }
+
+  moreButton() {
+    if (!this.next) return null;
+    return h('li', { class: 'list-more' },
+      h('button', {
+        type: 'button', class: 'btn btn-small', 'data-testid': 'load-more', disabled: this.loadingMore,
+        onclick: () => this.loadMore(),
+      }, this.loadingMore ? 'Loading…' : 'Load more'));
+  }
+
   renderList() {
     const query = this.filterEl.value.trim().toLowerCase();
     const items = [...this.sessions.values()]
       .filter((s) => !query || [s.session_name, s.session_id, s.agent_name, s.kind]
         .some((v) => v && String(v).toLowerCase().includes(query)))
-      .sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+      .sort(newerFirst);
     if (!items.length) {
       mount(this.listEl, h('li', { class: 'muted list-empty' },
-        this.sessions.size ? 'No session matches the filter.' : 'No sessions yet. Start one with “New session”.'));
+        this.sessions.size ? 'No session matches the filter.' : 'No sessions yet. Start one with “New session”.'),
+      this.moreButton());
       return;
     }
     mount(this.listEl, items.map((s) => {
@@ -112,7 +175,7 @@ export class Sessions {
           h('span', { class: `kind kind-${s.kind}` }, s.kind === 'agent' ? 'agent' : 'external'),
           s.agent_name ? h('span', {}, s.agent_name) : null,
           h('span', { class: 'muted', title: fmtDateTime(s.updated_at || s.created_at) }, relTime(s.updated_at || s.created_at)))));
-    }));
+    }), this.moreButton());
   }
 
   // --- one session

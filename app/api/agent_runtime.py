@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request
 
-from app.dialects.agent_runtime import ar_event, ar_session
+from app.api.common import INT64_MAX, MAX_LIMIT, SequenceNumber
+from app.dialects.agent_runtime import ar_event, ar_session, session_page
 from app.wiring import current_runtime
 from app.services import agent_runtime as service
 
@@ -60,6 +61,14 @@ class HookEvent(BaseModel):
         return self.model_dump(exclude_unset=True)  # keeps falsy tool_output (0, "", false)
 
 
+class SessionsQuery(BaseModel):
+    """Also validates /ws `list_sessions`. The bounds make a huge number a 400, not an
+    overflow in the database driver."""
+
+    limit: int = Field(service.SESSION_PAGE, ge=1, le=MAX_LIMIT)
+    before: str | None = Field(None, min_length=1, max_length=1000)
+
+
 class EventsQuery(BaseModel):
     after: SequenceNumber = 0
     limit: int | None = Field(None, ge=1, le=INT64_MAX)
@@ -67,9 +76,12 @@ class EventsQuery(BaseModel):
 
 @bp.get("/sessions")
 @tag(["Agent Runtime"])
-async def list_sessions():
-    """All sessions, newest first (external and agent-loop ones)."""
-    return {"sessions": [ar_session(s) for s in await service.list_sessions()]}
+@validate_querystring(SessionsQuery)
+async def list_sessions(query_args: SessionsQuery):
+    """Sessions newest first (both kinds), a page of `limit` (default 100); the next page
+    is `?before=<next>`, and `next` is null on the last one."""
+    sessions, cursor = await service.list_sessions(query_args.limit, query_args.before)
+    return session_page(sessions, cursor)
 
 
 @bp.post("/sessions")

@@ -1,8 +1,11 @@
 """/ws: the live feed a dashboard watches (Agent Runtime shape).
 
-On connect: {"type": "init", "sessions": [...]}; then session_created / session_updated /
-session_deleted and {"type": "event", "data": Event} for every session's events. The
-client may send {"type": "ping"} and gets {"type": "pong"}.
+On connect: {"type": "init", "sessions": [...], "has_more": bool, "next": cursor}, the
+newest page of sessions; then session_created / session_updated / session_deleted and
+{"type": "event", "data": Event} for every session's events. The client may send
+{"type": "ping"} (answered {"type": "pong"}) and {"type": "list_sessions", "before":
+<next>, "limit": N} (answered {"type": "sessions", "before": ..., "sessions": [...],
+"has_more": bool, "next": cursor}, or {"type": "error", ...}).
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ import asyncio
 import json
 import logging
 
+from pydantic import ValidationError
 from quart import Blueprint, websocket
 
+from app.api.agent_runtime import SessionsQuery
 from app.auth.principal import current_principal
-from app.dialects.agent_runtime import ar_session
+from app.dialects.agent_runtime import session_page
+from app.errors import InvalidRequest, describe_validation_error
 from app.wiring import current_runtime
 from app.services import agent_runtime as service
 
@@ -26,20 +32,47 @@ CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_WAIT_SECONDS = 1.0
 
 
-async def _answer_pings() -> None:
+async def _answer_requests(connection) -> None:
+    """One request at a time, so a client cannot have many session reads running."""
     while True:
         raw = await websocket.receive()
         try:
             message = json.loads(raw)
         except (TypeError, ValueError):
             continue
-        if isinstance(message, dict) and message.get("type") == "ping":
+        if not isinstance(message, dict):
+            continue
+        if message.get("type") == "ping":
             await websocket.send(json.dumps({"type": "pong"}))
+        elif message.get("type") == "list_sessions":
+            await _list_sessions(connection, message)
+
+
+async def _list_sessions(connection, message: dict) -> None:
+    """The answer's place in the queue is taken before the read, as init is read after
+    connecting: a change the read missed is announced after the page, never before it
+    (a deleted session cannot come back with a late page)."""
+    slot = connection.reserve()
+    try:
+        query = SessionsQuery.model_validate({k: message[k] for k in ("limit", "before") if k in message})
+        sessions, cursor = await service.list_sessions(query.limit, query.before)
+        answer = {"type": "sessions", "before": query.before, **session_page(sessions, cursor)}
+    except (ValidationError, InvalidRequest) as exc:
+        detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else exc.message
+        answer = {"type": "error", "request": "list_sessions", "detail": detail}
+    except Exception:  # the sender waits for this slot: it must be filled whatever happens
+        log.exception("/ws list_sessions failed")
+        answer = {"type": "error", "request": "list_sessions", "detail": "internal error"}
+    if not slot.done():  # cancelled when the connection is going away
+        slot.set_result(json.dumps(answer, default=str))
 
 
 async def _forward(connection) -> None:
     while True:
-        await websocket.send(await connection.queue.get())
+        message = await connection.queue.get()
+        if isinstance(message, asyncio.Future):
+            message = await message
+        await websocket.send(message)
 
 
 @bp.websocket("/ws")
@@ -50,9 +83,9 @@ async def live_feed():
     tasks: list[asyncio.Task] = []
     try:
         await websocket.accept()
-        sessions = [ar_session(s) for s in await service.list_sessions()]
-        await websocket.send(json.dumps({"type": "init", "sessions": sessions}, default=str))
-        tasks = [asyncio.create_task(_forward(connection)), asyncio.create_task(_answer_pings()),
+        sessions, cursor = await service.list_sessions()  # the newest page; more on request
+        await websocket.send(json.dumps({"type": "init", **session_page(sessions, cursor)}, default=str))
+        tasks = [asyncio.create_task(_forward(connection)), asyncio.create_task(_answer_requests(connection)),
                  asyncio.create_task(connection.dropped.wait())]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if connection.dropped.is_set():

@@ -52,6 +52,11 @@ def ar_session(session: Session) -> dict[str, Any]:
     }
 
 
+def session_page(sessions: list[Session], cursor: str | None) -> dict[str, Any]:
+    """A page of sessions: REST `GET /sessions` and the /ws `init` and `sessions` messages."""
+    return {"sessions": [ar_session(s) for s in sessions], "has_more": cursor is not None, "next": cursor}
+
+
 def _text_blocks(text: str) -> list[dict[str, str]]:
     return [{"type": "text", "text": text}]
 

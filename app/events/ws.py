@@ -29,14 +29,22 @@ Shaped = tuple[dict | None, uuid.UUID | None]  # a /ws message and the owner of 
 
 class Connection:
     def __init__(self, maxsize: int, owner: uuid.UUID | None, sees_everything: bool):
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize)
+        # Encoded messages, or reserved places for answers still being read (reserve()).
+        self.queue: asyncio.Queue[str | asyncio.Future[str]] = asyncio.Queue(maxsize)
         self.owner = owner
         self.sees_everything = sees_everything
         # Set when the queue overflowed. The handler watches this, not the queue: its
         # sender may be stuck writing to a client that stopped reading.
         self.dropped = asyncio.Event()
 
-    def offer(self, message: str) -> None:
+    def reserve(self) -> asyncio.Future[str]:
+        """A place in the queue for a message that is not ready yet: the sender waits there
+        for it, so whatever the hub offers after this call reaches the client after it."""
+        slot: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.offer(slot)
+        return slot
+
+    def offer(self, message: str | asyncio.Future[str]) -> None:
         if self.dropped.is_set():
             return
         try:

@@ -8,9 +8,14 @@ in app/dialects/agent_runtime.py.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import json
 import uuid
 from typing import TYPE_CHECKING, Any
+
+from tortoise.expressions import Q
 
 from app.dialects.agent_runtime import AR_EVENT_TYPES, ar_event, ar_session, message_text
 from app.auth.principal import new_owner, visible
@@ -31,8 +36,49 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-async def list_sessions() -> list[Session]:
-    return list(await visible(Session.all()).select_related("agent").order_by("-created_at"))
+SESSION_PAGE = 100  # sessions per page when the client names no limit (REST and /ws init)
+BAD_CURSOR = "before: not a cursor this server gave out (use the `next` of the previous page)"
+
+
+def session_cursor(session: Session) -> str:
+    """Opaque to clients: the (created_at, id) of the last session of a page, so the next
+    page starts right after it even when sessions were created or deleted meanwhile."""
+    raw = json.dumps([session.created_at.isoformat(), session.id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _parse_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        created_at, session_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        when = dt.datetime.fromisoformat(created_at)
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):  # JSONDecodeError is a ValueError
+        raise InvalidRequest(BAD_CURSOR) from None
+    if when.tzinfo is None or not isinstance(session_id, str):
+        raise InvalidRequest(BAD_CURSOR)
+    # No id is longer than its column or holds NUL or a lone surrogate; the driver would
+    # refuse any of them (a 500).
+    if len(session_id) > Session._meta.fields_map["id"].max_length or not _storable(session_id):
+        raise InvalidRequest(BAD_CURSOR)
+    return when, session_id
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+async def list_sessions(limit: int = SESSION_PAGE, before: str | None = None) -> tuple[list[Session], str | None]:
+    """One page of the sessions the caller may see, newest first (created_at, then id, so
+    equal times still have one order), and the cursor of the next page (None: last page)."""
+    query = visible(Session.all())
+    if before is not None:
+        created_at, session_id = _parse_cursor(before)
+        query = query.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=session_id))
+    rows = list(await query.select_related("agent").order_by("-created_at", "-id").limit(limit + 1))
+    return rows[:limit], (session_cursor(rows[limit - 1]) if len(rows) > limit else None)
 
 
 async def get_session(session_id: str) -> Session:

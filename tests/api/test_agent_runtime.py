@@ -167,3 +167,97 @@ async def test_restart_recovery_leaves_external_sessions_alone(app, client):
     await create(client)
     await app.extensions["runtime"].runner.start()  # what a restarted server does first
     assert (await (await client.get("/sessions/abc-123/status")).get_json()) == {"status": "running"}
+
+
+# --- GET /sessions paging ------------------------------------------------------------
+
+async def make_sessions(client, count, prefix="s", headers=None):
+    """`count` sessions, oldest first: returns their ids in creation order."""
+    ids = [f"{prefix}-{i:03d}" for i in range(count)]
+    for session_id in ids:
+        response = await client.post("/sessions", json={"session_id": session_id, "session_name": "n"}, headers=headers)
+        assert response.status_code == 200, await response.get_json()
+    return ids
+
+
+async def all_pages(client, limit, headers=None):
+    """Follow `next` to the end: every page's ids."""
+    pages, query = [], f"/sessions?limit={limit}"
+    while True:
+        body = await (await client.get(query, headers=headers)).get_json()
+        pages.append([s["session_id"] for s in body["sessions"]])
+        assert body["has_more"] is (body["next"] is not None)
+        if body["next"] is None:
+            return pages
+        query = f"/sessions?limit={limit}&before={body['next']}"
+
+
+async def test_sessions_without_parameters_are_the_newest_default_page(client):
+    ids = await make_sessions(client, 105)
+    body = await (await client.get("/sessions")).get_json()
+    assert [s["session_id"] for s in body["sessions"]] == ids[::-1][:100]  # newest first
+    assert set(body["sessions"][0]) >= {"session_id", "session_name", "status", "created_at"}
+    assert body["has_more"] is True and isinstance(body["next"], str)
+    rest = await (await client.get(f"/sessions?before={body['next']}")).get_json()
+    assert [s["session_id"] for s in rest["sessions"]] == ids[4::-1] and rest["next"] is None
+
+
+async def test_sessions_page_by_cursor_without_skipping_or_repeating(client):
+    from app.models import Session
+
+    ids = await make_sessions(client, 12)
+    # Five sessions share one creation time: the id decides their order, so a page
+    # boundary inside them neither skips nor repeats one.
+    same = await Session.get(id=ids[6])
+    await Session.filter(id__in=ids[3:8]).update(created_at=same.created_at)
+    expected = ids[::-1]  # these ids sort like their creation order
+    assert sum(await all_pages(client, 4), []) == expected
+    assert [len(p) for p in await all_pages(client, 4)] == [4, 4, 4]
+    first = await (await client.get("/sessions?limit=5")).get_json()
+    await make_sessions(client, 2, prefix="newer")  # new sessions do not shift the next page
+    await client.delete(f"/sessions/{expected[4]}")  # nor does deleting the page's last one
+    second = await (await client.get(f"/sessions?limit=5&before={first['next']}")).get_json()
+    assert [s["session_id"] for s in second["sessions"]] == expected[5:10]
+
+
+@pytest.mark.parametrize("query", ["limit=-1", "limit=0", "limit=abc", "limit=1.5", "limit=501",
+                                   "limit=99999999999999999999", "limit=-99999999999999999999",
+                                   "before=", "before=nonsense", "before=%E2%82%AC",
+                                   pytest.param("before=WyIyMDI1LTAxLTAxIiwieCJd", id="no-time-zone"),  # ["2025-01-01","x"]
+                                   pytest.param("before=" + "WyIyMDI1LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwi" + "eHh4" * 60 + "Il0",
+                                                id="id-too-long"),
+                                   pytest.param("before=WyIyMDI1LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwiYVx1MDAwMCJd",
+                                                id="id-with-nul")])  # [..., "a\u0000"]
+async def test_bad_session_paging_is_400_in_detail_shape(client, query):
+    assert (await detail(await client.get(f"/sessions?{query}"), 400))
+
+
+@pytest.fixture
+async def full_auth(settings):
+    """An app in AUTH_MODE=full (as tests/auth) with alice, bob and the admin logged in."""
+    from dataclasses import replace
+
+    from app.main import create_app
+    from tests.auth.conftest import ADMIN, login, register
+
+    app = create_app(replace(settings, auth_mode="full", auth_admin_email=ADMIN[0], auth_admin_password=ADMIN[1],
+                             rate_limit_enabled=False, jwt_secret="test-jwt-secret-0123456789abcdef"))
+    async with app.test_app():
+        client = app.test_client(use_cookies=False)
+        users = {"alice": await register(client, "alice@example.com"), "bob": await register(client, "bob@example.com"),
+                 "admin": await login(client, *ADMIN)}
+        yield client, {name: account.headers for name, account in users.items()}
+
+
+async def test_session_pages_hold_only_your_own_sessions(full_auth):
+    client, headers = full_auth
+    alice = await make_sessions(client, 5, "alice", headers["alice"])
+    bob = await make_sessions(client, 4, "bob", headers["bob"])
+    alice += await make_sessions(client, 2, "alice-late", headers["alice"])
+    assert await all_pages(client, 2, headers["alice"]) == [alice[:-3:-1], alice[4:2:-1], alice[2:0:-1], alice[:1]]
+    assert sum(await all_pages(client, 3, headers["bob"]), []) == bob[::-1]
+    assert sum(await all_pages(client, 3, headers["admin"]), []) == alice[:-3:-1] + bob[::-1] + alice[4::-1]
+    # Bob's cursor names Bob's session; it shows Alice only her own older sessions.
+    bob_page = await (await client.get("/sessions?limit=1", headers=headers["bob"])).get_json()
+    older = await (await client.get(f"/sessions?before={bob_page['next']}", headers=headers["alice"])).get_json()
+    assert [s["session_id"] for s in older["sessions"]] == alice[4::-1]

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.api.test_agent_runtime import full_auth  # noqa: F401  (a fixture: an app in AUTH_MODE=full)
 from tests.live_server import LiveServer
 from tests.fakes import Text, ToolCalls
 from tests.helpers import FAKE_KEY
@@ -215,3 +216,128 @@ async def _first_event(ws, session_id):
         message = json.loads(await ws.receive())
         if message["type"] == "event" and message["data"]["session_id"] == session_id:
             return message["data"]
+
+
+# --- paging: init carries the newest page, list_sessions the next ones ----------------
+
+async def _create(client, ids, headers=None):
+    for session_id in ids:
+        response = await client.post("/sessions", json={"session_id": session_id, "session_name": "n"}, headers=headers)
+        assert response.status_code == 200, await response.get_json()
+
+
+async def _ask(ws, **request) -> dict:
+    """Send list_sessions and return the answer (a sessions or error message)."""
+    await ws.send(json.dumps({"type": "list_sessions", **request}))
+    while (message := json.loads(await asyncio.wait_for(ws.receive(), 5)))["type"] not in ("sessions", "error"):
+        pass
+    return message
+
+
+def _ids(message: dict) -> list[str]:
+    return [s["session_id"] for s in message["sessions"]]
+
+
+async def test_init_is_the_newest_page_and_list_sessions_brings_the_rest(client):
+    ids = [f"p-{i:03d}" for i in range(103)]
+    await _create(client, ids)
+    async with client.websocket("/ws") as ws:
+        init = json.loads(await ws.receive())
+        assert init["type"] == "init" and _ids(init) == ids[:2:-1]  # the newest 100, newest first
+        assert init["has_more"] is True and init["next"]
+        second = await _ask(ws, before=init["next"], limit=2)
+        assert second["before"] == init["next"] and _ids(second) == ["p-002", "p-001"] and second["has_more"] is True
+        last = await _ask(ws, before=second["next"], limit=2)
+        assert _ids(last) == ["p-000"] and last["has_more"] is False and last["next"] is None
+        assert sorted(_ids(init) + _ids(second) + _ids(last)) == ids  # each once
+        for bad in ({"limit": 0}, {"limit": 99999999999999999999}, {"limit": "many"}, {"before": "nonsense"}, {"before": 5}):
+            error = await _ask(ws, **bad)
+            assert error["type"] == "error" and error["request"] == "list_sessions" and error["detail"], (bad, error)
+        await ws.send(json.dumps({"type": "ping"}))  # still served after the errors
+        assert json.loads(await asyncio.wait_for(ws.receive(), 5)) == {"type": "pong"}
+
+
+async def test_a_page_read_before_a_delete_reaches_the_client_before_the_delete(app, client, monkeypatch):
+    """A page answers in its place in the feed: had the deletion been sent first, the
+    late page would bring the deleted session back into the client's list."""
+    from app.services import agent_runtime
+
+    await _create(client, [f"p-{i:03d}" for i in range(102)])
+    hub = app.extensions["runtime"].hub
+    read, release, deleted = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    real_list, real_broadcast = agent_runtime.list_sessions, hub.broadcast
+
+    async def list_then_wait(limit=agent_runtime.SESSION_PAGE, before=None):
+        page = await real_list(limit, before)
+        if before is not None:
+            read.set()
+            await release.wait()
+        return page
+
+    def broadcast(message, owner=None):
+        real_broadcast(message, owner)
+        if message["type"] == "session_deleted":
+            deleted.set()
+
+    monkeypatch.setattr(agent_runtime, "list_sessions", list_then_wait)
+    monkeypatch.setattr(hub, "broadcast", broadcast)
+    async with client.websocket("/ws") as ws:
+        init = json.loads(await ws.receive())
+        await ws.send(json.dumps({"type": "list_sessions", "before": init["next"]}))
+        await asyncio.wait_for(read.wait(), 5)
+        await client.delete("/sessions/p-001")  # after the read, before its answer is sent
+        await asyncio.wait_for(deleted.wait(), 5)
+        release.set()
+        first = json.loads(await asyncio.wait_for(ws.receive(), 5))
+        second = json.loads(await asyncio.wait_for(ws.receive(), 5))
+    assert first["type"] == "sessions" and _ids(first) == ["p-001", "p-000"]
+    assert second == {"type": "session_deleted", "session_id": "p-001"}
+
+
+async def test_list_sessions_pages_only_what_the_user_may_see(full_auth):
+    client, headers = full_auth
+    await _create(client, ["alice-1", "alice-2", "alice-3"], headers["alice"])
+    await _create(client, ["bob-1", "bob-2"], headers["bob"])
+    async with client.websocket("/ws", headers=headers["alice"]) as ws:
+        init = json.loads(await ws.receive())
+        assert _ids(init) == ["alice-3", "alice-2", "alice-1"] and init["has_more"] is False
+        first = await _ask(ws, limit=2)
+        rest = await _ask(ws, limit=2, before=first["next"])
+        assert (_ids(first), _ids(rest), rest["next"]) == (["alice-3", "alice-2"], ["alice-1"], None)
+    async with client.websocket("/ws", headers=headers["admin"]) as ws:
+        assert _ids(json.loads(await ws.receive())) == ["bob-2", "bob-1", "alice-3", "alice-2", "alice-1"]
+        first = await _ask(ws, limit=3)
+        assert _ids(first) == ["bob-2", "bob-1", "alice-3"] and _ids(await _ask(ws, before=first["next"])) == ["alice-2", "alice-1"]
+
+
+def _newest_first(sessions: list[dict]) -> bool:
+    from datetime import datetime
+
+    keys = [(datetime.fromisoformat(s["created_at"]), s["session_id"]) for s in sessions]
+    return all(a > b for a, b in zip(keys, keys[1:]))
+
+
+async def test_paging_over_a_real_websocket(server):
+    ids = [f"real-{i:03d}" for i in range(130)]
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        for start in range(0, len(ids), 10):  # ten at a time: several share a millisecond
+            responses = await asyncio.gather(*(http.post("/sessions", json={"session_id": i, "session_name": "r"})
+                                               for i in ids[start:start + 10]))
+            assert all(r.status_code == 200 for r in responses)
+        everything = []
+        query = "/sessions?limit=500"
+        while query:
+            body = (await http.get(query)).json()
+            everything += body["sessions"]
+            query = body["next"] and f"/sessions?limit=500&before={body['next']}"
+        async with connect(ws_url(server), max_size=None) as ws:
+            init = await next_message(ws)
+            assert init["type"] == "init" and len(init["sessions"]) == 100 and init["has_more"] is True
+            seen, cursor = init["sessions"], init["next"]
+            while cursor:
+                await ws.send(json.dumps({"type": "list_sessions", "before": cursor, "limit": 40}))
+                page = await next_message(ws, lambda m: m["type"] == "sessions")
+                assert page["before"] == cursor and len(page["sessions"]) <= 40
+                seen, cursor = seen + page["sessions"], page["next"]
+    assert [s["session_id"] for s in seen] == [s["session_id"] for s in everything]  # the same, in the same order
+    assert _newest_first(seen) and set(ids) <= {s["session_id"] for s in seen}

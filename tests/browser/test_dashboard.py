@@ -293,6 +293,32 @@ def test_reconnect_catches_up_without_duplicates(page, rest):
     assert page.evaluate("window.__dashboard.live.connections") == 2
 
 
+def test_long_session_list_loads_more_on_request(page, rest):
+    ids = [f"old-{i:03d}" for i in range(105)]
+    for session_id in ids:
+        ok(rest.post("/sessions", json={"session_id": session_id, "session_name": f"Run {session_id}"}))
+    page.reload()
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
+    items = page.get_by_test_id("session-item")
+    expect(items).to_have_count(100)  # the newest page only
+    expect(item(page, "old-005")).to_be_visible()
+    expect(item(page, "old-004")).to_have_count(0)
+
+    # A change to a session not loaded yet does not list it out of order.
+    ok(rest.patch("/sessions/old-000/metadata", json={"session_name": "Renamed while unloaded"}))
+    ok(rest.post("/sessions", json={"session_id": "new-one", "session_name": "Newest"}))
+    expect(items.first).to_have_attribute("data-session-id", "new-one")
+    expect(item(page, "old-000")).to_have_count(0)
+
+    page.get_by_test_id("load-more").click()
+    expect(items).to_have_count(106)
+    expect(page.get_by_test_id("load-more")).to_have_count(0)  # that was the last page
+    expect(items.last).to_have_attribute("data-session-id", "old-000")
+    expect(item(page, "old-000").get_by_test_id("session-name")).to_have_text("Renamed while unloaded")
+    ok(rest.delete("/sessions/old-002"))  # the live feed still applies to every loaded page
+    expect(items).to_have_count(105)
+
+
 def test_sign_in_when_auth_is_on(browser, live_server_factory, fake_llm):
     """With AUTH_MODE=admin the dashboard asks for a login, keeps it in HttpOnly cookies,
     renews an expired access token (also for the /ws handshake) and can sign out."""
