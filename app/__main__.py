@@ -11,12 +11,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from app.config import Settings
+from app.config import ConfigError, Settings
 
 
 def _migrate(settings: Settings) -> None:
     from app.db import apply_migrations
+    from app.secrets import check_keys, make_data_dir
 
+    # A broken key file stops `make run` here, at its first step, rather than after the
+    # migration; none is created (migrate may run where the keys are not kept).
+    check_keys(settings)
+    if not settings.database_url:
+        make_data_dir(settings.data_dir)  # private, before SQLite puts its file there
     asyncio.run(apply_migrations(settings))
     print(f"migrations applied to {settings.effective_database_url.split('@')[-1]}")
 
@@ -29,24 +35,55 @@ STRAGGLER_GRACE_SECONDS = 5.0  # a worker still running this long after graceful
 def _serve(settings: Settings) -> int | None:
     if settings.workers > 1:
         return _serve_workers(settings)
-    from hypercorn.asyncio import serve
+    from hypercorn.asyncio.run import worker_serve
     from hypercorn.config import Config
+    from hypercorn.utils import wrap_app
 
+    config = Config.from_toml(HYPERCORN_TOML)
+    config.bind = [settings.bind]
+    sockets = _listen(config)
+
+    from app.db import close_db  # after binding: a port in use is told before these load
     from app.main import create_app
 
-    config = Config.from_toml(Path(__file__).resolve().parents[1] / "hypercorn.toml")
-    config.bind = [settings.bind]
-    app = create_app(settings)
+    app = wrap_app(create_app(settings), config.wsgi_max_body_size, "asgi")
     tune_garbage_collector()
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # A signal during start-up sets `stop` too: Hypercorn looks at it once the app has
+        # started, and then stops at once.
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(app, config, shutdown_trigger=stop.wait)
+        try:
+            await worker_serve(app, config, sockets=sockets, shutdown_trigger=stop.wait)
+        except BaseException:
+            # Failing before or while serving skips the app's after-serving hook, which
+            # closes the database; the thread of an open SQLite connection would then
+            # keep this process alive after the error.
+            await close_db()
+            raise
 
     _run_loop(main(), settings.event_loop)
+
+
+def _listen(config):
+    """Bind config.bind before anything else is opened, so a port in use (or any address
+    that cannot be bound) is one line and a non-zero exit, not a traceback after start-up.
+
+    Bound as for one worker even when more share it: Hypercorn turns SO_REUSEPORT on for
+    WORKERS > 1, which would let this server silently share a port with another one
+    started the same way rather than be refused. The workers inherit this one socket and
+    do not need it."""
+    workers, config.workers = config.workers, 1
+    try:
+        return config.create_sockets()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(f"cannot listen on {', '.join(config.bind)}: {reason[:1].lower()}{reason[1:]}") from None
+    finally:
+        config.workers = workers
 
 
 def _serve_workers(settings: Settings) -> int:
@@ -70,28 +107,27 @@ def _serve_workers(settings: Settings) -> int:
     from hypercorn.config import Config
 
     from app.log_setup import configure_logging
-    from app.secrets import load_or_create_key_file
-
-    configure_logging(settings.log_level)
-    if settings.auto_migrate:
-        _migrate(settings)
-    os.environ["AUTO_MIGRATE"] = "false"  # inherited by the spawned workers
-    # The key files create_app() makes when SECRETS_KEY / JWT_SECRET are unset: made here,
-    # once, so N workers starting together cannot each write (or read half-written) a key.
-    if not settings.secrets_key:
-        load_or_create_key_file(settings.data_dir)
-    if not settings.jwt_secret:
-        load_or_create_key_file(settings.data_dir, "jwt.key", "JWT_SECRET")
+    from app.secrets import load_keys
 
     config = Config.from_toml(HYPERCORN_TOML)
     config.bind = [settings.bind]
+    sockets = _listen(config)
+    configure_logging(settings.log_level)
+    # The key files create_app() makes when SECRETS_KEY / JWT_SECRET are unset: made (or
+    # refused) here, once, so N workers starting together cannot each write a key, and a
+    # broken one stops this process with one line instead of every worker with a traceback.
+    load_keys(settings)
+    if settings.auto_migrate:
+        _migrate(settings)
+    os.environ["AUTO_MIGRATE"] = "false"  # inherited by the spawned workers
+
     config.workers = settings.workers
     config.application_path = ASGI_APP_PATH
     config.worker_class = _worker_class(settings.event_loop)
-    return _supervise(config)
+    return _supervise(config, sockets)
 
 
-def _supervise(config) -> int:
+def _supervise(config, sockets) -> int:
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -100,7 +136,6 @@ def _supervise(config) -> int:
     from app.__main__ import run_worker
 
     ctx = multiprocessing.get_context("spawn")
-    sockets = config.create_sockets()
     shutdown_event = ctx.Event()
     stop_requested = False
 
@@ -246,7 +281,13 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in COMMANDS:
         print(f"usage: python -m app {{{'|'.join(COMMANDS)}}}", file=sys.stderr)
         return 2
-    return COMMANDS[argv[0]](Settings.from_env()) or 0
+    try:
+        return COMMANDS[argv[0]](Settings.from_env()) or 0
+    except ConfigError as error:
+        # Something the operator has to fix (a setting, a key file, a port in use): one
+        # line saying what, no traceback.
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

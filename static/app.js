@@ -8,6 +8,7 @@
 import { Agents } from './agents.js';
 import { request } from './api.js';
 import { Auth } from './auth.js';
+import { h } from './dom.js';
 import { Live } from './live.js';
 import { Providers } from './providers.js';
 import { Sessions } from './sessions.js';
@@ -76,6 +77,23 @@ function showConnection({ state, retryIn }) {
 live.addEventListener('state', (e) => showConnection(e.detail));
 statusEl.addEventListener('click', () => live.reconnectNow());
 
+// --- configuration warnings (GET /health), e.g. no authentication on a public address:
+// shown above every view so whoever opens the dashboard sees them.
+
+const warningEl = document.querySelector('[data-testid="config-warning"]');
+
+async function showServerWarnings() {
+  let health;
+  try {
+    health = await request('GET', '/health');
+  } catch {
+    return; // the server is unreachable: the connection status says so
+  }
+  const warnings = health.warnings || [];
+  warningEl.replaceChildren(...warnings.map((text) => h('p', { 'data-testid': 'config-warning-text' }, text)));
+  warningEl.hidden = warnings.length === 0;
+}
+
 // --- signing in (only when the server has auth on) and start
 
 const auth = new Auth();
@@ -98,6 +116,7 @@ auth.addEventListener('signed-out', async () => {
 });
 
 async function start() {
+  showServerWarnings(); // public, so it needs no sign-in; not awaited: nothing waits for it
   let signedIn = true;
   try {
     signedIn = await auth.init();

@@ -8,7 +8,6 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, Response, current_app, redirect, request
-from quart_rate_limiter import rate_limit
 from quart_schema import document_request, document_response, tag, validate_request, validate_response
 
 from app.api.common import RequestBody
@@ -16,6 +15,7 @@ from app.auth import oauth
 from app.auth.middleware import ACCESS_COOKIE, REFRESH_COOKIE
 from app.auth.principal import SCOPES, current_principal
 from app.auth.service import AuthService, TokenPair
+from app.auth.throttle import limit_attempts
 from app.errors import InvalidRequest, Unauthorized
 
 bp = Blueprint("auth", __name__, url_prefix="/v1/auth")
@@ -44,7 +44,7 @@ async def _account_key() -> str:
 
 
 # Per client address and, separately, per account: 10 attempts a minute each.
-ATTEMPTS, PER = 10, timedelta(minutes=1)
+ATTEMPTS, PER_SECONDS = 10, 60  # app/auth/throttle.py: any 60 s, not a refill every 6 s
 
 
 async def _client_key() -> str:
@@ -150,7 +150,7 @@ async def auth_config():
 
 @bp.post("/register")
 @tag(["Auth"])
-@rate_limit(ATTEMPTS, PER, key_function=_client_key)
+@limit_attempts(ATTEMPTS, PER_SECONDS, _client_key)
 @validate_request(Registration)
 @validate_response(UserOut, 201)
 async def register(data: Registration):
@@ -161,8 +161,7 @@ async def register(data: Registration):
 
 @bp.post("/login")
 @tag(["Auth"])
-@rate_limit(ATTEMPTS, PER, key_function=_client_key)
-@rate_limit(ATTEMPTS, PER, key_function=_account_key)
+@limit_attempts(ATTEMPTS, PER_SECONDS, _client_key, _account_key)
 @validate_request(Credentials)
 @document_response(Tokens)
 async def login(data: Credentials):
@@ -254,7 +253,7 @@ def _oauth_provider(provider: str) -> tuple[dict[str, str], str]:
 
 @bp.get("/oauth/<provider>")
 @tag(["Auth"])
-@rate_limit(ATTEMPTS, PER, key_function=_client_key)  # each start stores a pending state
+@limit_attempts(ATTEMPTS, PER_SECONDS, _client_key)  # each start stores a pending state
 async def oauth_start(provider: str):
     """Sign in with Google or GitHub (full mode): redirects (302) to the provider, which
     sends the browser back to the callback below. 404 for a provider that is not enabled."""

@@ -4,6 +4,7 @@ Principal. Secrets are only ever stored hashed and never logged."""
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 import uuid
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from app.auth.tokens import (
     API_KEY_PREFIX, TokenError, decode_access_token, digest, issue_access_token, looks_like_jwt,
     new_api_key, new_refresh_token, now,
 )
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from app.models import ApiKey, RefreshToken, User
 
@@ -39,10 +40,44 @@ class TokenPair:
                 "token_type": "Bearer", "expires_in": self.expires_in}
 
 
+def reachable_from_other_machines(bind: str) -> bool:
+    """Whether BIND may accept connections from other machines: anything but a loopback
+    address or a Unix socket (a host name or an inherited descriptor: cannot tell, so yes)."""
+    if bind.startswith("unix:"):
+        return False
+    if bind.startswith("fd://"):
+        return True
+    host = bind.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return not (getattr(address, "ipv4_mapped", None) or address).is_loopback
+
+
+def startup_warnings(settings: Settings) -> list[str]:
+    """What an operator must hear about this configuration: logged at start and shown
+    on GET /health (and so in the dashboard)."""
+    warnings = []
+    if settings.auth_mode == "none" and reachable_from_other_machines(settings.bind):
+        warnings.append(f"AUTH_MODE=none while listening on {settings.bind}: authentication is off, so anyone "
+                        "who can reach this port has full control of the server (agents, sessions, provider "
+                        "keys). Set AUTH_MODE=admin or full, or listen on 127.0.0.1 only.")
+    return warnings
+
+
 class AuthService:
     def __init__(self, settings: Settings, jwt_secret: str):
+        if not jwt_secret.strip():  # a blank key would sign tokens anyone can forge
+            raise ConfigError("JWT_SECRET is set but blank; set it to the key, or unset it to use the data "
+                              "folder's jwt.key")
         self.settings = settings
         self.secret = jwt_secret
+        self.warnings = startup_warnings(settings)
+        for warning in self.warnings:
+            log.warning("%s", warning)
 
     @property
     def mode(self) -> str:
@@ -61,10 +96,10 @@ class AuthService:
             return
         user = await User.get_or_none(email=email.lower())
         if user is None:
-            await User.create(email=email.lower(), password_hash=passwords.hash_password(password), role="admin")
+            await User.create(email=email.lower(), password_hash=await passwords.hash_password(password), role="admin")
             log.info("created the admin account %s", email.lower())
-        elif user.role != "admin" or not passwords.verify_password(user.password_hash, password):
-            user.role, user.password_hash = "admin", passwords.hash_password(password)
+        elif user.role != "admin" or not await passwords.verify_password(user.password_hash, password):
+            user.role, user.password_hash = "admin", await passwords.hash_password(password)
             await user.save(update_fields=["role", "password_hash"])
 
     async def register(self, email: str, password: str, name: str | None) -> User:
@@ -74,14 +109,14 @@ class AuthService:
             raise InvalidRequest(f"password: must be at least {passwords.MIN_LENGTH} characters")
         if await User.exists(email=email.lower()):
             raise Conflict("an account with this email already exists", code="email_taken")
-        return await User.create(email=email.lower(), name=name, password_hash=passwords.hash_password(password))
+        return await User.create(email=email.lower(), name=name, password_hash=await passwords.hash_password(password))
 
     async def login(self, email: str, password: str) -> TokenPair:
         user = await User.get_or_none(email=email.lower())
-        if not passwords.verify_password(user.password_hash if user else None, password):
+        if not await passwords.verify_password(user.password_hash if user else None, password):
             raise Unauthorized(BAD_LOGIN, code="invalid_credentials")
         if passwords.needs_rehash(user.password_hash):
-            user.password_hash = passwords.hash_password(password)
+            user.password_hash = await passwords.hash_password(password)
             await user.save(update_fields=["password_hash"])
         return await self.issue(user)
 
@@ -142,8 +177,9 @@ class AuthService:
             claims = decode_access_token(self.secret, credential)
         except TokenError as exc:
             raise Unauthorized(str(exc)) from None
-        family = uuid.UUID(claims["fam"])
-        if not await RefreshToken.exists(family_id=family, revoked_at__isnull=True):
+        family = claims["fam"]
+        # The login must be the token's user's own: a family id is no credential by itself.
+        if not await RefreshToken.exists(family_id=family, user_id=claims["sub"], revoked_at__isnull=True):
             raise Unauthorized("this login was signed out; log in again")
         user = await User.get_or_none(id=claims["sub"])
         if user is None:

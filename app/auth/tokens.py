@@ -30,6 +30,7 @@ def issue_access_token(secret: str, user_id: uuid.UUID, role: str, family_id: uu
 
 
 def decode_access_token(secret: str, token: str) -> dict[str, Any]:
+    """The token's claims, with `sub` (the user) and `fam` (the login) as UUIDs."""
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "fam"]})
     except jwt.ExpiredSignatureError:
@@ -38,6 +39,12 @@ def decode_access_token(secret: str, token: str) -> dict[str, Any]:
         raise TokenError("invalid access token") from None
     if claims.get("typ") != "access":
         raise TokenError("invalid access token")
+    # Only this server can sign a token, but a secret that leaked or a token made by an
+    # older version must still be a 401, not a 500 further on: the ids must be UUIDs.
+    try:
+        claims["sub"], claims["fam"] = uuid.UUID(str(claims["sub"])), uuid.UUID(str(claims["fam"]))
+    except ValueError:
+        raise TokenError("invalid access token") from None
     return claims
 
 

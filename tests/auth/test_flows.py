@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import jwt
+import pytest
 
 from tests.auth.conftest import ADMIN, PASSWORD, login, make_key
 
@@ -87,6 +88,32 @@ async def test_expired_and_forged_tokens(client, alice, settings):
     assert (await client.get("/v1/agents", headers={"Authorization": f"Bearer {forged}"})).status_code == 401
     none_alg = jwt.encode(claims, None, algorithm="none")
     assert (await client.get("/v1/agents", headers={"Authorization": f"Bearer {none_alg}"})).status_code == 401
+
+
+def _bearer(claims: dict, secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"}
+
+
+@pytest.mark.parametrize("changes", [{"fam": "not-a-uuid"}, {"sub": "not-a-uuid"}, {"fam": 42}, {"sub": None}])
+async def test_a_signed_token_whose_ids_are_not_uuids_is_refused(client, alice, settings, changes):
+    """Signed with the server's own key (a leaked key, an older version's token): still a
+    401 in the /v1 error shape, not a 500."""
+    claims = {**jwt.decode(alice.access, options={"verify_signature": False}), **changes}
+    response = await client.get("/v1/agents", headers=_bearer(claims, settings.jwt_secret))
+    assert response.status_code == 401
+    assert await response.get_json() == {"error": {"code": "unauthorized", "message": "invalid access token"},
+                                         "status": 401}
+
+
+async def test_a_token_naming_another_users_login_is_refused(client, alice, bob, settings):
+    """`fam` (the login) must be `sub`'s own: Bob's live login does not vouch for Alice."""
+    alices = jwt.decode(alice.access, options={"verify_signature": False})
+    bobs = jwt.decode(bob.access, options={"verify_signature": False})
+    response = await client.get("/v1/agents", headers=_bearer({**alices, "fam": bobs["fam"]}, settings.jwt_secret))
+    assert response.status_code == 401
+    assert (await response.get_json())["error"]["code"] == "unauthorized"
+    # The same claims with Alice's own login are accepted: only the family made the difference.
+    assert (await client.get("/v1/agents", headers=_bearer(alices, settings.jwt_secret))).status_code == 200
 
 
 async def test_api_key_life_cycle_and_every_header_form(client, alice):

@@ -105,6 +105,30 @@ async def test_login_is_rate_limited_per_client_and_per_account(app_factory):
     assert fine.status_code == 200
 
 
+async def test_the_limit_holds_for_the_whole_minute_however_slow_the_attempts(app_factory, monkeypatch):
+    """10 a minute: the 11th attempt waits until the first is a minute old. (The limiter
+    used to let one more through every 6 s once ten were spent, so slow logins on a busy
+    machine got past it, and the test above failed now and then.)"""
+    now = [1000.0]
+    monkeypatch.setattr("app.auth.throttle.clock", lambda: now[0])
+    app = await app_factory(rate_limit_enabled=True)
+    limited = app.test_client(use_cookies=False)
+    attempt = {"email": "slow@example.com", "password": "wrong-password"}
+    for sent in range(10):
+        response = await limited.post("/v1/auth/login", json=attempt)
+        assert response.status_code == 401
+        assert (response.headers["RateLimit-Limit"], response.headers["RateLimit-Remaining"]) == ("10", str(9 - sent))
+        now[0] += 5  # each attempt slow: the ten take 50 s
+    blocked = await limited.post("/v1/auth/login", json=attempt)
+    assert blocked.status_code == 429 and (await blocked.get_json())["error"]["code"] == "rate_limited"
+    assert blocked.headers["Retry-After"] == "10"  # when the first attempt is a minute old
+    assert (blocked.headers["RateLimit-Remaining"], blocked.headers["RateLimit-Reset"]) == ("0", "10")
+    now[0] += 9.5
+    assert (await limited.post("/v1/auth/login", json=attempt)).status_code == 429
+    now[0] += 0.5
+    assert (await limited.post("/v1/auth/login", json=attempt)).status_code == 401  # the first has left the window
+
+
 async def test_cors_only_for_configured_origins(app_factory):
     app = await app_factory(cors_origins=["https://dash.example.com"])
     client = app.test_client(use_cookies=False)

@@ -1,0 +1,163 @@
+"""`python -m app serve` as an operator runs it: an address it cannot listen on is one
+line and an exit, and SIGTERM stops it promptly at any moment, start-up included."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.live_server import NOT_INHERITED, ROOT, free_port
+
+# WORKERS > 1 needs temporal mode's settings; nothing listens there: the refusal comes first.
+WORKERS = {"WORKERS": "2", "RUNNER_MODE": "temporal", "DATABASE_URL": "postgres://127.0.0.1:9/none",
+           "REDIS_URL": "redis://127.0.0.1:9/0"}
+KEY_LENGTH = 44  # a key file as written: Fernet.generate_key(), nothing else
+
+# Generous for a busy 2-core machine: starting Python and importing the app takes 1-3 s
+# there. A server that hangs never exits at all.
+EXIT_SECONDS = 15
+
+
+def server_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(NOT_INHERITED)}
+    return {**inherited, "DATA_DIR": str(data_dir), "BIND": f"127.0.0.1:{port}", "LOG_LEVEL": "WARNING", **extra}
+
+
+def listening(port: int, reuse_port: bool = False) -> socket.socket:
+    """Another program on the port. With SO_REUSEPORT: another server of ours with WORKERS > 1
+    as Hypercorn binds it, which any socket of the same account setting it too may join."""
+    sock = socket.socket()
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
+
+
+@pytest.mark.parametrize("env, reuse_port", [({}, False), (WORKERS, False), (WORKERS, True)],
+                         ids=["one-process", "workers", "workers-reuseport"])
+def test_a_port_in_use_is_one_line_and_an_exit(tmp_path, env, reuse_port):
+    port = free_port()
+    with listening(port, reuse_port):
+        started = time.monotonic()
+        try:
+            done = subprocess.run([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=server_env(tmp_path, port, **env),
+                                  capture_output=True, text=True, timeout=EXIT_SECONDS)
+        except subprocess.TimeoutExpired as running:
+            pytest.fail(f"still running {EXIT_SECONDS} s after failing to listen:\n{running.stderr}")
+    assert done.returncode != 0
+    assert done.stderr.splitlines() == [f"error: cannot listen on 127.0.0.1:{port}: address already in use"], done.stderr
+    assert time.monotonic() - started < EXIT_SECONDS
+    assert not (tmp_path / "runtime.sqlite3").exists()  # refused before opening anything
+
+
+# --- SIGTERM at any moment -----------------------------------------------------------------
+
+class Spawned:
+    """`python -m app serve` on a fresh data folder (its first start: keys made, database
+    created and migrated), its log in a file to watch for moments of its start-up."""
+
+    def __init__(self, data_dir: Path):
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        self._log = open(self.log_path, "wb")
+        env = server_env(data_dir, self.port, LOG_LEVEL="DEBUG")  # DEBUG: a line per step to watch for
+        self.proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, moment, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not moment(self):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"never reached that moment (status {self.proc.returncode}):\n{self.log()}")
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+def logged(text: str):
+    return lambda server: text in server.log()
+
+
+def answers(server: Spawned) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{server.port}/health", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def after(seconds: float):
+    started = time.monotonic()
+    return lambda server: time.monotonic() - started >= seconds
+
+
+def streaming(server: Spawned) -> bool:
+    """Serving, with an SSE stream open (kept open by a thread until the server ends it)."""
+    if not answers(server):
+        return False
+    base = f"http://127.0.0.1:{server.port}"
+    agent = httpx.post(f"{base}/v1/agents", json={"name": "a", "system_prompt": "p"}).json()
+    session = httpx.post(f"{base}/v1/agents/{agent['id']}/sessions", json={}).json()
+    opened = threading.Event()
+
+    def listen() -> None:
+        try:
+            with httpx.stream("GET", f"{base}/v1/sessions/{session['id']}/sse", timeout=None) as stream:
+                opened.set()
+                for _ in stream.iter_bytes():
+                    pass
+        except httpx.HTTPError:
+            pass
+
+    threading.Thread(target=listen, daemon=True).start()
+    return opened.wait(10)
+
+
+MOMENTS = {
+    "spawned": after(0),  # Python still starting: the default action of SIGTERM
+    "importing": after(0.5),
+    "keys-made": logged("created a new key at"),  # in create_app(), before the event loop runs
+    "migrating": logged("Building migration graph"),  # the app's start-up, on the event loop
+    "serving": answers,
+    "streaming": streaming,
+}
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_sigterm_stops_the_server_promptly_at_any_moment(tmp_path, moment):
+    server = Spawned(tmp_path / "data")
+    try:
+        server.wait_for(MOMENTS[moment])
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            status = server.proc.wait(EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {EXIT_SECONDS} s after SIGTERM ({moment}):\n{server.log()}")
+    finally:
+        server.close()
+    # Stopped by its handler (0) or, before one was installed, by the signal itself.
+    assert status in (0, -signal.SIGTERM), server.log()
+    if moment != "streaming":
+        # (An SSE stream still open when Hypercorn's graceful_timeout ends is cancelled,
+        # and Python 3.11's asyncio logs that cancellation with a traceback.)
+        assert "Traceback" not in server.log()
+    for name in ("secret.key", "jwt.key"):  # cut short or not, never a broken key file
+        key = tmp_path / "data" / name
+        assert not key.exists() or len(key.read_text()) == KEY_LENGTH, name
