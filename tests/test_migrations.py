@@ -31,6 +31,17 @@ def _sqlite_schema(path) -> dict[str, set[tuple]]:
         }
 
 
+def _sqlite_indexes(path) -> set[tuple]:
+    """(table, columns, unique) of every index, whatever its name."""
+    with sqlite3.connect(path) as db:
+        tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
+        return {
+            (t, tuple(c[2] for c in db.execute(f"pragma index_info('{i[1]}')")), i[2])
+            for t in tables if not t.startswith(("sqlite_", "tortoise_migrations"))
+            for i in db.execute(f"pragma index_list('{t}')")
+        }
+
+
 async def test_migration_files_match_the_models(tmp_path):
     assert await _pending_changes(f"sqlite://{tmp_path}/x.sqlite3") == []
 
@@ -45,6 +56,9 @@ async def test_migrated_sqlite_equals_generated_schema(tmp_path):
     await Tortoise.close_connections()
 
     assert _sqlite_schema(migrated) == _sqlite_schema(generated)
+    # Indexes too: a table rebuilt by a migration on SQLite had lost its db_index ones.
+    assert _sqlite_indexes(migrated) == _sqlite_indexes(generated)
+    assert ("sessions", ("created_at",), 0) in _sqlite_indexes(migrated)
     assert {"agents", "sessions", "messages", "events", "llm_providers", "llm_models"} <= set(_sqlite_schema(migrated))
 
 
