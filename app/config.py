@@ -5,6 +5,7 @@ Every variable here is listed in the README's configuration table; keep the two 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,6 +95,9 @@ def _list(env: Mapping[str, str], name: str) -> list[str]:
 class Settings:
     data_dir: Path = Path("data")
     database_url: str = ""  # empty means: SQLite file in data_dir
+    # Longest one database call may take (connecting, waiting for a pooled connection or
+    # a lock, the statement itself) before the API answers 503 database_unavailable.
+    database_timeout_seconds: float = 5.0
     bind: str = "0.0.0.0:9000"
     event_loop: str = "uvloop"  # uvloop | asyncio (python -m app serve)
     cors_origins: list[str] = field(default_factory=list)
@@ -169,6 +173,9 @@ class Settings:
             raise ConfigError(f"RUNNER_MODE must be inprocess or temporal, got {env.get('RUNNER_MODE')!r}")
         workers = _int(env, "WORKERS", 1, minimum=1)
         database_url = env.get("DATABASE_URL", "")
+        database_timeout = _float(env, "DATABASE_TIMEOUT_SECONDS", 5.0)
+        if not (database_timeout > 0 and math.isfinite(database_timeout)):  # 0 would fail every call
+            raise ConfigError(f"DATABASE_TIMEOUT_SECONDS must be a number of seconds > 0, got {database_timeout:g}")
         redis_url = env.get("REDIS_URL", "")
         if runner_mode == "temporal":
             if not database_url.startswith(("postgres://", "postgresql://", "asyncpg://")):
@@ -201,6 +208,7 @@ class Settings:
             oauth_redirect_base_url=env.get("OAUTH_REDIRECT_BASE_URL") or None,
             data_dir=Path(env.get("DATA_DIR") or "data"),
             database_url=database_url,
+            database_timeout_seconds=database_timeout,
             bind=env.get("BIND") or "0.0.0.0:9000",
             event_loop=event_loop,
             cors_origins=_list(env, "CORS_ORIGINS"),

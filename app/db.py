@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
+import asyncpg
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.exceptions import BaseORMException, OperationalError
 from tortoise.migrations.api import migrate
 
 from app.config import Settings
@@ -17,9 +20,73 @@ log = logging.getLogger("app.db")
 APP_LABEL = "models"
 
 
-def tortoise_config(database_url: str) -> dict[str, Any]:
+class DatabaseUnavailable(OperationalError):
+    """The database cannot serve this call now: it is down, unreachable, too slow
+    (DATABASE_TIMEOUT_SECONDS), read-only or full. Not the request's fault and not a bug,
+    so the API answers 503 database_unavailable (app/errors.py), /healthz reports it, and
+    a turn records its failure once the database is back (app/runtime/turn.py).
+
+    `reason` is a short fixed phrase, safe to show to anyone (no host names, paths or SQL);
+    the driver's own error is the __cause__, for the log."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"database unavailable: {reason}; try again later")
+        self.reason = reason
+
+
+# SQLite primary result codes (https://sqlite.org/rescode.html) that mean the file cannot
+# be used now, with what to tell people. Others (constraint, misuse, corruption) keep
+# their own handling: a constraint is a 409, the rest are bugs or need an operator.
+_SQLITE_REASONS = {
+    5: "locked by another connection",  # SQLITE_BUSY, once the wait is over
+    6: "locked by another connection",  # SQLITE_LOCKED
+    8: "read-only, so nothing can be saved",  # SQLITE_READONLY: opened or made read-only
+    10: "disk I/O error (a read-only or failing disk)",  # SQLITE_IOERR: EROFS, EIO, EPERM on write
+    13: "disk full, so nothing can be saved",  # SQLITE_FULL
+    14: "cannot open the database file",  # SQLITE_CANTOPEN: e.g. a read-only directory for the WAL
+}
+
+
+def unavailable(exc: BaseException, timeout: float | None = None) -> DatabaseUnavailable | None:
+    """The DatabaseUnavailable a driver error means, or None for an error that is not
+    about the database being usable (the caller re-raises it as it is). `timeout`: the
+    limit the call had, named when it ran out."""
+    if isinstance(exc, DatabaseUnavailable):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return DatabaseUnavailable(f"no answer within {timeout:g} s" if timeout else "no answer")
+    if isinstance(exc, sqlite3.Error):
+        reason = _SQLITE_REASONS.get((getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF)
+        return DatabaseUnavailable(reason) if reason else None
+    if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):  # default_transaction_read_only, or a standby
+        return DatabaseUnavailable("read-only, so nothing can be saved")
+    if isinstance(exc, asyncpg.DiskFullError):
+        return DatabaseUnavailable("disk full, so nothing can be saved")
+    if isinstance(exc, (asyncpg.InvalidCatalogNameError, asyncpg.exceptions.DatabaseDroppedError)):
+        return DatabaseUnavailable("the database does not exist")
+    if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InsufficientResourcesError,
+                        asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.PostgresSystemError,
+                        asyncpg.InvalidAuthorizationSpecificationError)):
+        # Connection lost or refused, server shutting down or starting up, a backend
+        # terminated, out of connections, I/O trouble, statement_timeout, login refused.
+        return DatabaseUnavailable("connection refused or lost")
+    if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
+        return DatabaseUnavailable("connection refused or lost")  # not a misuse: the connection died
+    if isinstance(exc, BaseORMException):
+        # Tortoise wraps some driver errors in its own (DBConnectionError for a database
+        # that does not exist, OperationalError for a sqlite3 error): judge the driver's.
+        inner = exc.__cause__ or exc.__context__
+        return unavailable(inner, timeout) if inner is not None else None
+    if isinstance(exc, OSError):  # the server's address refused or reset the connection
+        return DatabaseUnavailable("connection refused or lost")
+    return None
+
+
+def tortoise_config(database_url: str, timeout: float | None = None) -> dict[str, Any]:
+    """`timeout`: DATABASE_TIMEOUT_SECONDS for the server's connections; None (migrations,
+    the CLI) for no limit, as a migration may rightly run long."""
     return {
-        "connections": {"default": connection_config(database_url)},
+        "connections": {"default": connection_config(database_url, timeout)},
         "apps": {
             APP_LABEL: {
                 "models": ["app.models"],
@@ -32,16 +99,18 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     }
 
 
-def connection_config(url: str) -> str | dict[str, Any]:
+def connection_config(url: str, timeout: float | None = None) -> str | dict[str, Any]:
     """Tortoise's config for the URL, on our backends: app/db_sqlite.py for SQLite,
-    app/db_postgres.py for PostgreSQL through asyncpg."""
+    app/db_postgres.py for PostgreSQL through asyncpg. Both take `database_timeout`."""
     if url.startswith("sqlite://"):
         config = expand_db_url(with_sqlite_pragmas(url))
         config["engine"] = "app.db_sqlite"
+        config["credentials"]["database_timeout"] = timeout
         return config
     config = expand_db_url(url)
     if config["engine"] == "tortoise.backends.asyncpg":
         config["engine"] = "app.db_postgres"
+        config["credentials"]["database_timeout"] = timeout
     return config
 
 
@@ -74,7 +143,8 @@ async def open_db(settings: Settings) -> None:
     EXECUTOR_CACHE.clear()
     # Hypercorn runs lifespan start-up in a different task than the requests, so the
     # Tortoise context must fall back to the global one or requests see no connection.
-    await Tortoise.init(config=tortoise_config(_prepare(settings)), _enable_global_fallback=True)
+    config = tortoise_config(_prepare(settings), settings.database_timeout_seconds)
+    await Tortoise.init(config=config, _enable_global_fallback=True)
 
 
 async def close_db() -> None:

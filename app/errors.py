@@ -18,6 +18,8 @@ from quart_schema import RequestSchemaValidationError
 from tortoise.exceptions import IntegrityError
 from werkzeug.exceptions import HTTPException
 
+from app.db import DatabaseUnavailable
+
 log = logging.getLogger("app.errors")
 
 
@@ -134,6 +136,14 @@ def register_error_handlers(app: Quart) -> None:
         log.info("integrity error on %s %s: %s", request.method, request.path, exc)
         message = "the request conflicts with the current state (a name or id already taken, or a row just deleted)"
         return error_body(409, "conflict", message), 409
+
+    @app.errorhandler(DatabaseUnavailable)
+    async def _database_unavailable(exc: DatabaseUnavailable):
+        # The database is down, unreachable, too slow, read-only or full (app/db.py turns
+        # the driver's errors into this): not the request's fault and not a bug, and
+        # worth trying again later. The message names the reason, never the driver's text.
+        log.warning("database unavailable on %s %s: %s (%r)", request.method, request.path, exc.reason, exc.__cause__)
+        return error_body(503, "database_unavailable", str(exc)), 503
 
     @app.errorhandler(HTTPException)
     async def _http_error(exc: HTTPException):

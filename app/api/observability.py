@@ -13,6 +13,7 @@ from quart_schema import tag
 from tortoise import Tortoise
 
 from app import __version__
+from app.db import DatabaseUnavailable
 
 bp = Blueprint("observability", __name__)
 
@@ -20,19 +21,43 @@ CHECK_SECONDS = 1.5  # each check; they run at once, so /healthz answers within 
 
 
 async def _check(probe) -> str:
-    try:
-        result = await asyncio.wait_for(probe(), CHECK_SECONDS)
-    except TimeoutError:
+    # Its own task, given up on at the deadline without waiting for it to wind down
+    # (as wait_for would): a probe stuck on a connection that does not answer may take
+    # its time to let go, and the answer must not wait for that.
+    task = asyncio.ensure_future(probe())
+    done, _ = await asyncio.wait({task}, timeout=CHECK_SECONDS)
+    if not done:
+        task.cancel()
+        task.add_done_callback(_forget)
         return f"error: no answer within {CHECK_SECONDS:g} s"
-    except Exception as exc:  # any failure means "not healthy", with the reason shown
+    exc = task.exception()
+    if isinstance(exc, DatabaseUnavailable):
+        return f"error: {exc.reason}"
+    if exc is not None:  # any failure means "not healthy", with the reason shown
         return f"error: {type(exc).__name__}"
-    return "ok" if result is not False else "error: no answer"
+    return "ok" if task.result() is not False else "error: no answer"
+
+
+def _forget(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()  # already reported as "no answer"
+
+
+async def _database_probe() -> None:
+    """That the database answers and can take writes (see check_writable in app/db_*.py);
+    a backend without that check is asked SELECT 1."""
+    connection = Tortoise.get_connection("default")
+    check_writable = getattr(connection, "check_writable", None)
+    if check_writable is None:
+        await connection.execute_query("SELECT 1")
+    else:
+        await check_writable()
 
 
 def _checks() -> dict:
     """The database always; in temporal mode also Redis (live events) and Temporal (turns)."""
     runtime = current_app.extensions["runtime"]
-    checks = {"database": lambda: Tortoise.get_connection("default").execute_query("SELECT 1")}
+    checks = {"database": _database_probe}
     if runtime.settings.temporal:
         checks["redis"] = lambda: runtime.bus.ping(CHECK_SECONDS)
         checks["temporal"] = lambda: runtime.runner.client.service_client.check_health(

@@ -22,13 +22,17 @@ def usage_with_total(usage: dict[str, int]) -> dict[str, int]:
     return {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
 
 
+# Turn failures that say "try again later", not "this is a bug".
+UNAVAILABLE_CODES = ("no_model_configured", "database_unavailable", "runner_unavailable")
+
+
 def raise_for_failure(outcome: TurnOutcome, session_id: str) -> None:
     """A turn that did not complete is an error answer for invoke/continue callers."""
     if outcome.status == "completed":
         return
     code = (outcome.error or {}).get("code", "failed")
     message = (outcome.error or {}).get("message", "the turn did not complete")
-    status = 502 if code.startswith("provider") else 503 if code == "no_model_configured" else \
+    status = 502 if code.startswith("provider") else 503 if code in UNAVAILABLE_CODES else \
         409 if code == "cancelled" else 500
     raise ApiError(f"{message} (session {session_id})", code=code, status=status)
 

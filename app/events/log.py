@@ -19,6 +19,9 @@ from app.models import Event, Message
 from app.models.sequences import EVENT_INSERT, MESSAGE_INSERT, SequenceCounter, SessionRowCounter
 
 
+ONCE_LOOKBACK = 50  # append_once looks this far back among the session's events of the type
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
@@ -88,6 +91,20 @@ class EventLog:
             return event
 
         return await self.event_numbers.insert(session_id, store_then_publish)
+
+    async def append_once(self, session_id: str, type: str, data: dict[str, Any]) -> LoggedEvent:
+        """append(), unless the log has this event already: one of `type` naming the same
+        `message_id`. For writing again after a write whose answer was lost (the database
+        connection dropped or timed out after the statement was sent): it may have been
+        stored but never published, so one found is published now (subscribers drop what
+        they have seen by its sequence)."""
+        recent = await Event.filter(session_id=session_id, type=type).order_by("-sequence").limit(ONCE_LOOKBACK)
+        for row in recent:
+            if (row.data or {}).get("message_id") == data.get("message_id"):
+                event = LoggedEvent.from_row(row)
+                self.bus.publish(event)
+                return event
+        return await self.append(session_id, type, data)
 
     async def insert_message(self, session_id: str, message_id, role: str, content: dict[str, Any]) -> Message:
         """Store a message with the session's next number (not announced: see record_message)."""

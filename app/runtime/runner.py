@@ -14,6 +14,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from app.models import Message, Session
@@ -86,6 +87,7 @@ class TurnRunner:
             while worker.queue:
                 queued = worker.queue.popleft()
                 turn = Turn(self.deps, session_id, queued.message, queued.variables, queued.session)
+                turn.on_outcome = partial(_resolve, queued.done)
                 try:
                     await turn.run()
                 except asyncio.CancelledError:

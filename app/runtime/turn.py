@@ -15,19 +15,21 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.config import Settings
+from app.db import DatabaseUnavailable
 from app.events.log import EventLog
 from app.events.messages import MessageRow
 from app.runtime.deltas import DeltaWriter
 from app.metrics import Metrics
-from app.models import Agent, Session
+from app.models import Agent, Message, Session
 from app.runtime.capabilities import Tool, tools_for
 from app.runtime.history import StoredMessage, to_chat_history, turn_history
 from app.runtime.providers import ProviderClients
+from app.runtime.recording import record_until_stored
 from app.runtime.providers.base import ChatAdapter, Finished, ProviderError, TextDelta, ToolCall, ToolSpec
 from app.runtime.resolution import ModelResolver, NoModel
 from app.runtime.tools import execute_tool, parse_arguments
@@ -99,10 +101,18 @@ class Turn:
         self.message_id: uuid.UUID | None = None
         self._behind: asyncio.Future | None = None  # writes still running; see _write_behind
         self._running_written: asyncio.Future | None = None  # the `running` status; see _set_status
+        # Called with the outcome once it is known, if recording it has to wait for the
+        # database (set by the in-process runner for whoever waits on the turn).
+        self.on_outcome: Callable[[TurnOutcome], None] | None = None
 
     async def run(self) -> None:
         """The whole turn in this process (the in-process runner)."""
-        loaded = await self.load()
+        try:
+            loaded = await self.load()
+        except DatabaseUnavailable as exc:  # not even started: it still ends, as failed
+            await self._fail_in_process(*self._database_failure(exc))
+            self._count()
+            return
         if loaded is None:
             return  # deleted while queued
         session, agent = loaded
@@ -113,18 +123,74 @@ class Turn:
             await self.cancelled(exc.args[0] if exc.args else "cancelled by request")
             raise
         except NoModel as exc:
-            await self.failed(str(exc), "no_model_configured")
+            await self._fail_in_process(str(exc), "no_model_configured")
         except ProviderError as exc:
-            await self.failed(exc.message, exc.code)
+            await self._fail_in_process(exc.message, exc.code)
+        except DatabaseUnavailable as exc:
+            await self._fail_in_process(*self._database_failure(exc))
         except Exception:
             log.exception("turn failed in session %s", self.session_id)
-            await self.failed("internal error while running the turn; see the server log", "internal_error")
+            await self._fail_in_process("internal error while running the turn; see the server log", "internal_error")
         else:
-            await self.completed(outcome)
+            await self._until_recorded(lambda: self.completed(outcome), lambda: self._record_completion_again(outcome))
         finally:
-            self.deps.metrics.turns.labels(self.outcome.status).inc()
-            if self.outcome.error:
-                self.deps.metrics.errors.labels("turn", self.outcome.error["code"]).inc()
+            self._count()
+
+    def _count(self) -> None:
+        self.deps.metrics.turns.labels(self.outcome.status).inc()
+        if self.outcome.error:
+            self.deps.metrics.errors.labels("turn", self.outcome.error["code"]).inc()
+
+    def _database_failure(self, exc: DatabaseUnavailable) -> tuple[str, str]:
+        log.warning("turn in session %s stopped: %s (%r)", self.session_id, exc.reason, exc.__cause__)
+        return (f"the turn stopped because the database was unavailable ({exc.reason}); send the message again",
+                "database_unavailable")
+
+    async def _fail_in_process(self, message: str, code: str) -> None:
+        await self._until_recorded(lambda: self.failed(message, code),
+                                   lambda: self._record_failure_again(message, code))
+
+    async def _until_recorded(self, record: Callable[[], Awaitable[None]],
+                              again: Callable[[], Awaitable[None]]) -> None:
+        """record() the turn's end; when the database will not take it, again() until it
+        does (app/runtime/recording.py). Whoever waits for the outcome hears it at once."""
+        def first_failure() -> None:
+            if self.on_outcome is not None:  # AgentSpec invoke need not wait for the database
+                self.on_outcome(self.outcome)
+
+        await record_until_stored(record, again, session_id=self.session_id,
+                                  last_try_seconds=self.settings.database_timeout_seconds,
+                                  on_first_failure=first_failure)
+
+    async def _record_completion_again(self, outcome: dict[str, Any]) -> None:
+        """completed(), again after an attempt that failed part way (see below)."""
+        await self.settle(quiet=True)
+        await self._write_status("pending", None)
+        await self.events.append_once(self.session_id, "session.completed", self._completed_data(outcome))
+
+    async def _record_failure_again(self, message: str, code: str) -> None:
+        """failed(), written to run again after an attempt that failed part way. A write
+        whose answer was lost (the connection dropped or timed out after sending it) may
+        have been stored anyway, so nothing that could be in the log already is written
+        blindly: the kept text and the terminal event are looked for first."""
+        await self.settle(quiet=True)  # the opening writes are over, stored or not
+        self.writer = None  # its deltas not yet written are lost; the whole text is kept below
+        text = "".join(self.partial)
+        if text:
+            stored = await Message.get_or_none(id=self.message_id)
+            if stored is None:
+                await self._record("assistant", {"text": text}, message_id=self.message_id, step_id=self.step_id)
+            else:  # stored by the failed attempt; its announcement may not have been
+                data = {"message_id": str(stored.id), "role": stored.role, "sequence": stored.sequence,
+                        "content": stored.content}  # as record_message announces it
+                if self.step_id:
+                    data["step_id"] = self.step_id
+                await self.events.append_once(self.session_id, "message.created", data)
+            self.partial = []
+            self.outcome.output = text
+        await self._write_status("failed", message)
+        await self.events.append_once(self.session_id, "session.failed",
+                                      {"error": message, "code": code, "message_id": str(self.message.id)})
 
     async def load(self) -> tuple[Session, Agent | None] | None:
         """The session and its agent (None when the session is gone); usage starts from it."""
@@ -349,8 +415,10 @@ class Turn:
     async def completed(self, outcome: dict[str, Any]) -> None:
         self.outcome.status, self.outcome.reason = "completed", outcome["reason"]
         await self._set_status("pending", None)
-        await self.events.append(self.session_id, "session.completed",
-                                 {**outcome, "usage": dict(self.session_usage), "message_id": str(self.message.id)})
+        await self.events.append(self.session_id, "session.completed", self._completed_data(outcome))
+
+    def _completed_data(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        return {**outcome, "usage": dict(self.session_usage), "message_id": str(self.message.id)}
 
     async def keep_partial_text(self) -> None:
         """What was already streamed stays in the conversation, whatever ends the turn."""
@@ -358,10 +426,11 @@ class Turn:
         if self.writer is not None:
             await self.writer.close()
             self.writer = None
-        text, self.partial = "".join(self.partial), []
+        text = "".join(self.partial)
         if text:
             await self._record("assistant", {"text": text}, message_id=self.message_id, step_id=self.step_id)
             self.outcome.output = text
+        self.partial = []  # only once stored: a failed write leaves it for another try
 
     async def failed(self, message: str, code: str) -> None:
         self.outcome.status, self.outcome.error = "failed", {"code": code, "message": message}
