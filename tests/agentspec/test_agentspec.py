@@ -196,3 +196,18 @@ async def test_healthz_degraded_when_the_database_is_gone(pg_settings, postgres_
         body = await response.get_json()
         assert response.status_code == 503 and body["status"] == "degraded"
         assert body["checks"]["database"].startswith("error")
+
+
+@pytest.mark.parametrize("code, status", [("database_unavailable", 503), ("runner_unavailable", 503),
+                                          ("no_model_configured", 503), ("provider_timeout", 502),
+                                          ("cancelled", 409), ("internal_error", 500)])
+def test_a_turn_that_did_not_complete_maps_to_its_http_status(code, status):
+    from app.dialects.agentspec import raise_for_failure
+    from app.errors import ApiError
+    from app.runtime.turn import TurnOutcome
+
+    outcome = TurnOutcome("m1", status="failed", error={"code": code, "message": "it stopped"})
+    with pytest.raises(ApiError) as caught:
+        raise_for_failure(outcome, "s1")
+    assert (caught.value.status, caught.value.code) == (status, code)
+    assert caught.value.message == "it stopped (session s1)"
