@@ -113,7 +113,7 @@ class JsonRequest(Request):
             return None
         try:
             result = parse_json_body(await self.get_data(cache=cache))
-        except JsonBodyError as error:
+        except JsonBodyError:
             if not silent:
                 raise
             result = None

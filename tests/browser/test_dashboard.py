@@ -15,20 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser.chromium import playwright_or_skip
 from tests.fakes import Error, Hang, Text, ToolCalls
 from tests.helpers import FAKE_KEY
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT = 10_000  # ms, for every expect
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} does not exist (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
-expect = sync_api.expect
-expect.set_options(timeout=TIMEOUT)
+expect = playwright_or_skip().expect
 
 # Records every text the newest assistant bubbles showed, to prove the reply streamed.
 RECORD_STREAM = """() => {
@@ -42,13 +35,6 @@ RECORD_STREAM = """() => {
   }).observe(timeline, { subtree: true, childList: true, characterData: true });
 }"""
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

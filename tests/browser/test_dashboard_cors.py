@@ -7,23 +7,13 @@ Debian's chromium driven by Playwright, as in test_dashboard.py. Waits use `expe
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
+from tests.browser.chromium import playwright_or_skip
 from tests.live_server import LiveServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT = 10_000  # ms, for every expect
-
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} does not exist (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
-expect = sync_api.expect
-expect.set_options(timeout=TIMEOUT)
+expect = playwright_or_skip().expect
 
 ELSEWHERE = "https://elsewhere.example"
 
@@ -33,14 +23,6 @@ TRY_WEBSOCKET = """(url) => new Promise((resolve) => {
   ws.onopen = () => { ws.close(); resolve('open'); };
   ws.onerror = () => resolve('refused');
 })"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

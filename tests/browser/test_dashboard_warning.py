@@ -5,30 +5,13 @@ against a real server process (one bound to 0.0.0.0 is reached here on 127.0.0.1
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
+from tests.browser.chromium import playwright_or_skip
 from tests.live_server import LiveServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} does not exist (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
-expect = sync_api.expect
-expect.set_options(timeout=10_000)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
+expect = playwright_or_skip().expect
 
 
 @pytest.fixture
