@@ -23,7 +23,7 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.events.bus import SessionNotice
 from app.events.log import EventLog, LoggedEvent
 from app.models import Message, Session
-from app.services.common import existing_key
+from app.services.common import existing_key, is_storable_text
 from app.services.sessions import delete_session as delete_core_session
 
 if TYPE_CHECKING:
@@ -57,17 +57,9 @@ def _parse_cursor(cursor: str) -> tuple[dt.datetime, str]:
         raise InvalidRequest(BAD_CURSOR)
     # No id is longer than its column or holds NUL or a lone surrogate; the driver would
     # refuse any of them (a 500).
-    if len(session_id) > Session._meta.fields_map["id"].max_length or not _storable(session_id):
+    if len(session_id) > Session._meta.fields_map["id"].max_length or not is_storable_text(session_id):
         raise InvalidRequest(BAD_CURSOR)
     return when, session_id
-
-
-def _storable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
 
 
 async def list_sessions(limit: int = SESSION_PAGE, before: str | None = None) -> tuple[list[Session], str | None]:

@@ -24,11 +24,24 @@ def parse_uuid(value: str | uuid.UUID, kind: str) -> uuid.UUID:
 
 
 def existing_key(model: type[Model], field: str, value: str, not_found: str) -> str:
-    """A key longer than its column holds cannot name a row: that is a 404. (Tortoise
-    validates filter values against the column and would raise, a 500.)"""
-    if len(value) > model._meta.fields_map[field].max_length:
+    """A key the column cannot hold cannot name a row: that is a 404. (Tortoise validates
+    filter values against the column's length and raised; PostgreSQL refuses NUL in
+    text: both were 500s.)"""
+    if len(value) > model._meta.fields_map[field].max_length or not is_storable_text(value):
         raise NotFound(not_found)
     return value
+
+
+def is_storable_text(text: str) -> bool:
+    """Text both databases can hold: no NUL (PostgreSQL refuses it), no lone surrogate
+    (it cannot be encoded as UTF-8)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def paginate(query: QuerySet[T], offset: int, limit: int) -> tuple[list[T], int]:

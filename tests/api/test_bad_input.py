@@ -179,3 +179,17 @@ async def test_a_model_emitting_nul_or_a_lone_surrogate_does_not_fail_the_turn(s
     assert log[-1]["type"] == "session.completed", log[-1]
     reply = (await messages(store_client, session["id"]))[-1]
     assert reply["content"]["text"] == "bad \ufffd byte, half \ufffd pair"
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/v1/agents/a%00b"), ("GET", "/v1/sessions/a%00b"), ("GET", "/sessions/a%00b"),
+    ("GET", "/v1/pipelines/a%00b"), ("GET", "/v1/agents/a%00b/sessions"), ("POST", "/v1/agents/a%00b/invoke"),
+])
+async def test_path_ids_holding_nul_are_not_found_on_both_databases(store_client, method, path):
+    response = await store_client.open(path, method=method, json={"input": "hi"} if method == "POST" else None)
+    assert response.status_code == 404, await response.get_data()
+
+
+async def test_status_of_a_session_id_holding_nul_is_not_existent(store_client):
+    response = await store_client.get("/sessions/a%00b/status")
+    assert response.status_code == 200 and await response.get_json() == {"status": "not_existent"}

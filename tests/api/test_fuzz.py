@@ -25,15 +25,18 @@ STREAMING = r"/sse$|/stream$|/events$|^/v1/events$"
 ADMIN = {"AUTH_MODE": "full", "AUTH_ADMIN_EMAIL": "admin@example.com", "AUTH_ADMIN_PASSWORD": "fuzz-admin-password"}
 
 
-@pytest.fixture(params=["auth-none", "auth-full"])
+@pytest.fixture(params=["sqlite-auth-none", "postgres-auth-full"])
 def seeded_server(request, live_server_factory):
     """A server holding one of each resource, so generated ids sometimes hit real rows.
     With authentication on, requests carry an admin's API key (the auth routes
-    themselves take generated credentials)."""
+    themselves take generated credentials). The two runs cover both databases: what one
+    stores, the other may refuse (NUL, on PostgreSQL)."""
     env = {"LOG_LEVEL": "WARNING", "RATE_LIMIT_ENABLED": "false"}
-    server = live_server_factory({**env, **(ADMIN if request.param == "auth-full" else {})})
+    if request.param.startswith("postgres"):
+        env |= {"DATABASE_URL": request.getfixturevalue("pg_copy"), "AUTO_MIGRATE": "false"}
+    server = live_server_factory({**env, **(ADMIN if request.param.endswith("auth-full") else {})})
     with httpx.Client(base_url=server.url) as client:
-        if request.param == "auth-full":
+        if request.param.endswith("auth-full"):
             login = client.post("/v1/auth/login", json={"email": ADMIN["AUTH_ADMIN_EMAIL"],
                                                          "password": ADMIN["AUTH_ADMIN_PASSWORD"]}).json()
             key = client.post("/v1/auth/api-keys", json={"name": "fuzz", "scopes": sorted(SCOPES)},
@@ -43,7 +46,7 @@ def seeded_server(request, live_server_factory):
         client.post("/v1/sessions", json={"agent_id": agent["id"]})
         client.post("/sessions", json={"session_id": "fuzz-1", "session_name": "x"})
         client.post("/v1/pipelines", json={"name": "fuzz", "steps": [{"name": "a", "agent": "fuzz"}]})
-        server.headers = dict(client.headers) if request.param == "auth-full" else {}
+        server.headers = dict(client.headers) if request.param.endswith("auth-full") else {}
     return server
 
 
