@@ -11,7 +11,10 @@ const GOOD_CONNECTION_MS = 5000; // up this long after init: the next failure st
 const PING_EVERY_MS = 20000;
 const SILENCE_LIMIT_MS = 45000; // nothing heard (not even a pong) for this long: reconnect
 
-export function liveUrl(path = '/ws') {
+// `events=all`: also the loop events with no Agent Runtime type (message.delta streams the
+// text live; step.completed carries usage). The timeline applies events in sequence order
+// and would see the left-out ones as gaps.
+export function liveUrl(path = '/ws?events=all') {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${location.host}${path}`;
 }

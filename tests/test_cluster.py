@@ -100,7 +100,7 @@ async def test_a_turn_posted_to_one_api_streams_live_on_the_other(cluster, fake_
     ws_messages: list[dict] = []
 
     async def read_ws() -> None:
-        async with websockets.connect(f"ws://127.0.0.1:{b.port}/ws") as ws:
+        async with websockets.connect(f"ws://127.0.0.1:{b.port}/ws?events=all") as ws:
             while True:
                 message = json.loads(await ws.recv())
                 ws_messages.append(message)

@@ -3,7 +3,7 @@ agents report to. A thin translation over the core sessions and event log."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -20,18 +20,42 @@ bp = Blueprint("agent_runtime", __name__)
 SessionId = Field(min_length=1, max_length=128, pattern=r"^[^/\s]+$")
 
 
+ProjectDir = Field(None, max_length=1000)
+AgentName = Field(None, max_length=200)
+ParentName = Field(None, max_length=500)
+
+
 class SessionCreate(BaseModel):
     session_id: str = SessionId
     session_name: str = Field(min_length=1, max_length=500)
-    project_dir: str | None = Field(None, max_length=1000)
-    agent_name: str | None = Field(None, max_length=200)
+    project_dir: str | None = ProjectDir
+    agent_name: str | None = AgentName
+    parent_session_name: str | None = ParentName
 
 
 class MetadataPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown fields are ignored, as the original server did: its clients send what they
+    know (a resumed run sends `last_resumed_at`), and a 400 would lose the run."""
+
+    model_config = ConfigDict(extra="ignore")
     session_name: str | None = Field(None, min_length=1, max_length=500)
-    project_dir: str | None = Field(None, max_length=1000)
-    agent_name: str | None = Field(None, max_length=200)
+    project_dir: str | None = ProjectDir
+    agent_name: str | None = AgentName
+    parent_session_name: str | None = ParentName
+    last_resumed_at: datetime | None = None
+
+    @field_validator("last_resumed_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # A time without an offset is taken as UTC (what the clients send), not as server-local.
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        try:
+            return value.astimezone(timezone.utc)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: a 400 here, not a 500 in the driver
+            raise ValueError("out of range") from None
 
 
 class HookEvent(BaseModel):
@@ -48,6 +72,10 @@ class HookEvent(BaseModel):
     error: str | None = None
     exit_code: int | None = None
     reason: str | None = None
+    # Used when the event creates its session (the columns' limits).
+    project_dir: str | None = ProjectDir
+    agent_name: str | None = AgentName
+    parent_session_name: str | None = ParentName
     role: Literal["user", "assistant"] | None = None
     content: list[dict[str, Any]] | str | None = None
 
@@ -72,6 +100,8 @@ class SessionsQuery(BaseModel):
 class EventsQuery(BaseModel):
     after: SequenceNumber = 0
     limit: int | None = Field(None, ge=1, le=INT64_MAX)
+    # "all": also the loop events with no Agent Runtime type (steps, deltas, ...).
+    events: Literal["agent_runtime", "all"] = "agent_runtime"
 
 
 @bp.get("/sessions")
@@ -89,7 +119,8 @@ async def list_sessions(query_args: SessionsQuery):
 @validate_request(SessionCreate)
 async def create_session(data: SessionCreate):
     """Create an external session with a client-chosen id (409 when it exists)."""
-    session = await service.create_session(current_runtime(), **data.model_dump())
+    fields = data.model_dump(exclude_unset=True)
+    session = await service.create_session(current_runtime(), fields.pop("session_id"), fields.pop("session_name"), **fields)
     return {"ok": True, "session": ar_session(session)}
 
 
@@ -121,6 +152,15 @@ async def update_metadata(session_id: str, data: MetadataPatch):
     return {"ok": True, "session": ar_session(session)}
 
 
+@bp.post("/sessions/<session_id>/stop")
+@tag(["Agent Runtime"])
+async def stop_session(session_id: str):
+    """Agent-loop sessions: cancel the running turn (and queued ones). External sessions
+    are run by their own agent: 409."""
+    session, stopped = await service.stop_session(current_runtime(), session_id)
+    return {"ok": True, "stopped": stopped, "session": ar_session(session)}
+
+
 @bp.delete("/sessions/<session_id>")
 @tag(["Agent Runtime"])
 async def delete_session(session_id: str):
@@ -134,8 +174,10 @@ async def delete_session(session_id: str):
 @tag(["Agent Runtime"])
 @validate_querystring(EventsQuery)
 async def list_events(session_id: str, query_args: EventsQuery):
-    """A session's events, oldest first; page with ?after=<sequence>&limit=."""
-    session, events = await service.list_events(session_id, query_args.after, query_args.limit)
+    """A session's events, oldest first; page with ?after=<sequence>&limit=. Loop events
+    with no Agent Runtime type only with ?events=all."""
+    session, events = await service.list_events(session_id, query_args.after, query_args.limit,
+                                                everything=query_args.events == "all")
     name = ar_session(session)["session_name"]
     return {"events": [ar_event(e, name) for e in events]}
 
@@ -144,8 +186,8 @@ async def list_events(session_id: str, query_args: EventsQuery):
 @tag(["Agent Runtime"])
 @validate_request(HookEvent)
 async def post_session_event(session_id: str, data: HookEvent):
-    """Add an event to an existing session; session_stop finishes it."""
-    event = await service.record_event(current_runtime(), data.payload(), create=False, url_session_id=session_id)
+    """Add an event to a session (an unknown one is created, `implicit`); session_stop finishes it."""
+    event = await service.record_event(current_runtime(), data.payload(), url_session_id=session_id)
     return {"ok": True, "id": event.id}
 
 
@@ -153,6 +195,7 @@ async def post_session_event(session_id: str, data: HookEvent):
 @tag(["Agent Runtime"])
 @validate_request(HookEvent)
 async def post_event(data: HookEvent):
-    """Legacy: session_start creates or resumes the session, session_stop finishes it."""
-    event = await service.record_event(current_runtime(), data.payload(), create=True)
+    """Legacy: session_start creates or resumes the session, session_stop finishes it; any
+    other event for an unknown session creates it `implicit`."""
+    event = await service.record_event(current_runtime(), data.payload())
     return {"ok": True, "id": event.id}

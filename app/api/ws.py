@@ -6,6 +6,10 @@ newest page of sessions; then session_created / session_updated / session_delete
 {"type": "ping"} (answered {"type": "pong"}) and {"type": "list_sessions", "before":
 <next>, "limit": N} (answered {"type": "sessions", "before": ..., "sessions": [...],
 "has_more": bool, "next": cursor}, or {"type": "error", ...}).
+
+Events come in the Agent Runtime types only (session_start, pre_tool, post_tool,
+session_stop, message); `/ws?events=all` also sends the loop events that have none
+(message.delta, step.*, ...), which the built-in dashboard streams text from.
 """
 
 from __future__ import annotations
@@ -79,7 +83,8 @@ async def _forward(connection) -> None:
 async def live_feed():
     hub = current_runtime().hub
     principal = current_principal()
-    connection = hub.connect(principal.user_id, principal.sees_everything)  # before reading sessions: miss nothing
+    all_events = websocket.args.get("events") == "all"
+    connection = hub.connect(principal.user_id, principal.sees_everything, all_events)  # before reading sessions: miss nothing
     tasks: list[asyncio.Task] = []
     try:
         await websocket.accept()

@@ -3,9 +3,12 @@
 Sessions: `session_name` is the core `title`; agent-loop sessions read `running` while a
 turn runs and `finished` otherwise (pending or failed). Events: loop events are mapped
 to the hook-style names (session.started → session_start, tool.started → pre_tool, ...);
-events that external agents posted are already in this shape; anything else keeps its
-core type as `event_type`. Every event also carries its core `type`, `sequence` and raw
-`data`, so one translation serves REST and /ws alike.
+events that external agents posted are already in this shape. The loop events with no
+Agent Runtime meaning (steps, deltas, tool_call/tool_result messages, which pre_tool and
+post_tool already show) keep their core type as `event_type`, and only clients that ask
+for every event get them (`has_ar_meaning`): a client of seed 003 knows five types and
+would show the rest as raw JSON. Every event also carries its core `type`, `sequence`
+and raw `data`, so one translation serves REST and /ws alike.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from app.events.log import LoggedEvent
 from app.models import Session
 
 AR_EVENT_TYPES = ("session_start", "pre_tool", "post_tool", "session_stop", "message")
+
+# Core types that may map to an Agent Runtime type (message.created only for user and
+# assistant messages): what a reader that wants only those asks the log for.
+MAPPED_CORE_TYPES = ("session.started", "tool.started", "tool.completed", "message.created",
+                     "session.completed", "session.failed", "session.cancelled")
 
 STOP_CODES = {"session.completed": (0, "completed"), "session.failed": (1, "failed"), "session.cancelled": (130, "cancelled")}
 
@@ -43,6 +51,9 @@ def ar_session(session: Session) -> dict[str, Any]:
         "project_dir": session.project_dir,
         "agent_name": session.agent_name or (agent.name if agent else None),
         "last_resumed_at": iso(session.last_resumed_at),
+        "parent_session_name": session.parent_session_name,
+        # True: created by an event for a session never started here (its start was not seen).
+        "implicit": session.implicit,
         # Extras for clients that know the core (the dashboard uses them).
         "kind": session.kind,
         "agent_id": str(session.agent_id) if session.agent_id else None,
@@ -81,6 +92,11 @@ def _mapped_fields(event: LoggedEvent) -> tuple[str, dict[str, Any]]:
         exit_code, reason = STOP_CODES[kind]
         return "session_stop", {"exit_code": exit_code, "reason": data.get("error") or data.get("reason") or reason}
     return kind, {}
+
+
+def has_ar_meaning(event: LoggedEvent) -> bool:
+    """Whether the event maps to one of the Agent Runtime event types."""
+    return _mapped_fields(event)[0] in AR_EVENT_TYPES
 
 
 def ar_event(event: LoggedEvent, name: str) -> dict[str, Any]:

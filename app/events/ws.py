@@ -28,11 +28,14 @@ Shaped = tuple[dict | None, uuid.UUID | None]  # a /ws message and the owner of 
 
 
 class Connection:
-    def __init__(self, maxsize: int, owner: uuid.UUID | None, sees_everything: bool):
+    def __init__(self, maxsize: int, owner: uuid.UUID | None, sees_everything: bool, all_events: bool = False):
         # Encoded messages, or reserved places for answers still being read (reserve()).
         self.queue: asyncio.Queue[str | asyncio.Future[str]] = asyncio.Queue(maxsize)
         self.owner = owner
         self.sees_everything = sees_everything
+        # Also events with no Agent Runtime type (deltas, steps): only clients that asked
+        # (/ws?events=all, the built-in dashboard); others would show them as raw JSON.
+        self.all_events = all_events
         # Set when the queue overflowed. The handler watches this, not the queue: its
         # sender may be stuck writing to a client that stopped reading.
         self.dropped = asyncio.Event()
@@ -59,6 +62,7 @@ class Feed(Protocol):
     """Translates bus items into /ws messages (app/services/agent_runtime.py LiveFeed)."""
 
     async def event(self, event: LoggedEvent) -> Shaped: ...
+    def core_only(self, event: LoggedEvent) -> bool: ...
     async def notice(self, notice: SessionNotice) -> Shaped: ...
     def forget(self, session_id: str) -> None: ...
 
@@ -80,18 +84,22 @@ class WebSocketHub:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def connect(self, owner: uuid.UUID | None = None, sees_everything: bool = True) -> Connection:
-        connection = Connection(self.queue_size, owner, sees_everything)
+    def connect(self, owner: uuid.UUID | None = None, sees_everything: bool = True,
+                all_events: bool = False) -> Connection:
+        connection = Connection(self.queue_size, owner, sees_everything, all_events)
         self.connections.add(connection)
         return connection
 
     def disconnect(self, connection: Connection) -> None:
         self.connections.discard(connection)
 
-    def broadcast(self, message: dict, owner: uuid.UUID | None = None) -> None:
-        """Send to every connection allowed to see rows of `owner` (its own, or all)."""
+    def broadcast(self, message: dict, owner: uuid.UUID | None = None, core_only: bool = False) -> None:
+        """Send to every connection allowed to see rows of `owner` (its own, or all);
+        a `core_only` message only to those that asked for every event."""
         encoded = json.dumps(message, separators=(",", ":"), default=str)
         for connection in tuple(self.connections):
+            if core_only and not connection.all_events:
+                continue
             if connection.sees_everything or (owner is not None and connection.owner == owner):
                 connection.offer(encoded)
 
@@ -133,10 +141,15 @@ class WebSocketHub:
                 self.feed.forget(item.session_id)
             return
         try:
-            translate = self.feed.notice if isinstance(item, SessionNotice) else self.feed.event
-            message, owner = await translate(item)
+            if isinstance(item, SessionNotice):
+                (message, owner), core_only = await self.feed.notice(item), False
+            else:
+                core_only = self.feed.core_only(item)
+                if core_only and not any(c.all_events for c in self.connections):
+                    return  # nobody to translate it for
+                message, owner = await self.feed.event(item)
         except Exception:  # one bad item must not stop the feed
             log.exception("cannot translate %r for /ws", item)
             return
         if message is not None:
-            self.broadcast(message, owner)
+            self.broadcast(message, owner, core_only)

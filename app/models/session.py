@@ -21,6 +21,11 @@ class Session(Model):
     project_dir = fields.CharField(max_length=1000, null=True)
     agent_name = fields.CharField(max_length=200, null=True)
     last_resumed_at = fields.DatetimeField(null=True)
+    parent_session_name = fields.CharField(max_length=500, null=True)  # the session that started this one
+    # True when the first thing heard of this external session was an event other than
+    # session_start (hooks installed mid-session, a lost first event): its start, and
+    # maybe earlier events, were never seen.
+    implicit = fields.BooleanField(default=False, db_default=False)
     tags = fields.JSONField(default=list)
     metadata = fields.JSONField(default=dict, db_default="{}")  # free-form, set by AgentSpec clients
     model = fields.ForeignKeyField(

@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from tortoise.expressions import Q
 
-from app.dialects.agent_runtime import AR_EVENT_TYPES, ar_event, ar_session, message_text
+from app.dialects.agent_runtime import (AR_EVENT_TYPES, MAPPED_CORE_TYPES, ar_event, ar_session, has_ar_meaning,
+                                        message_text)
 from app.auth.principal import new_owner, visible
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.events.bus import SessionNotice
 from app.events.log import EventLog, LoggedEvent
 from app.models import Message, Session
 from app.services.common import existing_key, is_storable_text
-from app.services.sessions import delete_session as delete_core_session
+from app.services.sessions import cancel_turn, delete_session as delete_core_session
 
 if TYPE_CHECKING:
     from app.wiring import Runtime
@@ -81,19 +82,23 @@ async def get_session(session_id: str) -> Session:
     return session
 
 
-async def create_session(runtime: Runtime, session_id: str, session_name: str,
-                         project_dir: str | None = None, agent_name: str | None = None) -> Session:
+async def create_session(runtime: Runtime, session_id: str, session_name: str, *, status: str = "running",
+                         implicit: bool = False, **optional: str | None) -> Session:
+    """`optional`: project_dir, agent_name, parent_session_name."""
     if await Session.exists(id=session_id):  # ids are global: another user's id is taken too
         raise Conflict("Session already exists", code="session_exists")
-    await Session.create(id=session_id, kind="external", status="running", title=session_name,
-                         project_dir=project_dir, agent_name=agent_name, owner_id=new_owner())
+    await Session.create(id=session_id, kind="external", status=status, title=session_name, implicit=implicit,
+                         owner_id=new_owner(), **optional)
     runtime.events.notify_session("session_created", session_id)
     return await get_session(session_id)
 
 
+METADATA_FIELDS = ("session_name", "project_dir", "agent_name", "parent_session_name", "last_resumed_at")
+
+
 async def update_metadata(runtime: Runtime, session_id: str, changes: dict[str, Any]) -> Session:
     if not changes:
-        raise InvalidRequest("At least one of session_name, project_dir, agent_name must be provided")
+        raise InvalidRequest(f"At least one of {', '.join(METADATA_FIELDS)} must be provided")
     session = await get_session(session_id)
     if "session_name" in changes:
         changes["title"] = changes.pop("session_name")
@@ -101,6 +106,17 @@ async def update_metadata(runtime: Runtime, session_id: str, changes: dict[str, 
     await session.save()
     runtime.events.notify_session("session_updated", session_id)
     return session
+
+
+async def stop_session(runtime: Runtime, session_id: str) -> tuple[Session, bool]:
+    """Stop an agent-loop session: cancel its running turn and drop queued ones. An
+    external session is run by its own agent, which this server cannot stop (409)."""
+    session = await get_session(session_id)
+    if session.kind == "external":
+        raise Conflict("External sessions are run by their own agent; stop it there (its session_stop "
+                       "event finishes the session)", code="external_session")
+    _, stopped = await cancel_turn(runtime.runner, session_id)
+    return await get_session(session_id), stopped
 
 
 async def delete_session(runtime: Runtime, session_id: str) -> int:
@@ -130,12 +146,13 @@ async def session_result(session_id: str) -> str:
     raise NotFound("No assistant message in this session")
 
 
-async def record_event(runtime: Runtime, payload: dict[str, Any], *, create: bool,
+async def record_event(runtime: Runtime, payload: dict[str, Any],
                        url_session_id: str | None = None) -> LoggedEvent:
     """Store a hook event. `session_start` (re)opens a session, `session_stop` finishes it.
 
-    With `create` (the legacy POST /events), a `session_start` for an unknown session
-    creates it; otherwise the session must exist.
+    An event for an unknown session creates it rather than being lost (hooks installed
+    mid-session, a lost first event): marked `implicit` unless the event is its
+    session_start. An id another user has is still a 409 (create_session).
     """
     event_type = payload["event_type"]
     if event_type not in AR_EVENT_TYPES:
@@ -145,10 +162,9 @@ async def record_event(runtime: Runtime, payload: dict[str, Any], *, create: boo
         raise InvalidRequest("session_id in the body does not match the URL")
     session = await visible(Session.filter(id=session_id)).first()
     if session is None:
-        if not (create and event_type == "session_start"):
-            raise NotFound(NOT_FOUND)
-        session = await create_session(runtime, session_id, payload["session_name"],
-                                       payload.get("project_dir"), payload.get("agent_name"))
+        optional = {k: payload[k] for k in ("project_dir", "agent_name", "parent_session_name") if k in payload}
+        await create_session(runtime, session_id, payload["session_name"], implicit=event_type != "session_start",
+                             status="finished" if event_type == "session_stop" else "running", **optional)
     elif session.kind == "external" and event_type in ("session_start", "session_stop"):
         await _apply_transition(runtime, session, event_type)
     data = {k: v for k, v in payload.items() if k not in ("event_type", "session_id")}
@@ -166,10 +182,23 @@ async def _apply_transition(runtime: Runtime, session: Session, event_type: str)
     runtime.events.notify_session("session_updated", session.id)
 
 
-async def list_events(session_id: str, after: int, limit: int | None) -> tuple[Session, list[LoggedEvent]]:
-    """Oldest first; all of them unless the client pages (no silent cap)."""
+async def list_events(session_id: str, after: int, limit: int | None,
+                      everything: bool = False) -> tuple[Session, list[LoggedEvent]]:
+    """Oldest first; all of them unless the client pages (no silent cap). Without
+    `everything`, only events with an Agent Runtime meaning, still `limit` of them when
+    there are (a short page means the end, as for any reader)."""
     session = await get_session(session_id)
-    return session, await EventLog.read(session_id, after, limit)
+    if everything:
+        return session, await EventLog.read(session_id, after, limit)
+    wanted: list[LoggedEvent] = []
+    while limit is None or len(wanted) < limit:
+        want = None if limit is None else limit - len(wanted)
+        batch = await EventLog.read(session_id, after, want, types=AR_EVENT_TYPES + MAPPED_CORE_TYPES)
+        wanted += [e for e in batch if has_ar_meaning(e)]
+        if not batch or want is None or len(batch) < want:
+            break
+        after = batch[-1].sequence
+    return session, wanted
 
 
 class LiveFeed:
@@ -186,6 +215,10 @@ class LiveFeed:
             self._sessions[session_id] = (ar_session(session)["session_name"], session.owner_id) if session \
                 else (session_id, None)
         return self._sessions[session_id]
+
+    def core_only(self, event: LoggedEvent) -> bool:
+        """Sent only to connections that asked for every event (/ws?events=all)."""
+        return not has_ar_meaning(event)
 
     async def event(self, event: LoggedEvent) -> tuple[dict, uuid.UUID | None]:
         name, owner = await self._info(event.session_id)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes import Text
-from tests.helpers import make_chat, say, wait_turns
+from tests.fakes import Text, ToolCalls
+from tests.helpers import make_chat, say, wait_for_event, wait_turns
 
 pytestmark = pytest.mark.both_modes  # in process and on Temporal (tests/conftest.py)
 
@@ -48,7 +48,6 @@ async def test_unknown_sessions_are_404_in_detail_shape(client):
         assert await detail(await client.get(path), 404) == "Session not found"
     await detail(await client.delete("/sessions/nope"), 404)
     await detail(await client.patch("/sessions/nope/metadata", json={"session_name": "n"}), 404)
-    await detail(await client.post("/sessions/nope/events", json=hook("pre_tool", "nope")), 404)
     await detail(await client.get("/sessions/abc/unknown-route"), 404)
     assert (await (await client.get("/sessions/nope/status")).get_json()) == {"status": "not_existent"}
 
@@ -90,7 +89,6 @@ async def test_result_rules(client):
 
 
 async def test_legacy_post_events_creates_resumes_and_finishes(client):
-    await detail(await client.post("/events", json=hook("pre_tool", "fresh")), 404)
     assert (await (await client.post("/events", json=hook("session_start", "fresh"))).get_json())["ok"] is True
     session = (await (await client.get("/sessions/fresh")).get_json())["session"]
     assert session["status"] == "running" and session["session_name"] == "My Session"
@@ -150,6 +148,11 @@ async def test_agent_loop_sessions_read_in_this_dialect(client, fake_llm):
     events = (await (await client.get(f"/events/{chat['id']}")).get_json())["events"]
     kinds = [e["event_type"] for e in events]
     assert kinds[0] == "message" and "session_start" in kinds and kinds[-1] == "session_stop"
+    # Only the Agent Runtime types by default: steps and deltas would be raw JSON cards.
+    assert set(kinds) <= {"session_start", "pre_tool", "post_tool", "session_stop", "message"}
+    everything = (await (await client.get(f"/events/{chat['id']}?events=all")).get_json())["events"]
+    assert {"step.started", "message.delta", "step.completed"} <= {e["event_type"] for e in everything}
+    assert [e for e in everything if e["id"] in {x["id"] for x in events}] == events  # same objects
     stop = events[-1]
     assert stop["exit_code"] == 0 and stop["reason"] == "completed"
     assistant = next(e for e in events if e["event_type"] == "message" and e["role"] == "assistant")
@@ -261,3 +264,112 @@ async def test_session_pages_hold_only_your_own_sessions(full_auth):
     bob_page = await (await client.get("/sessions?limit=1", headers=headers["bob"])).get_json()
     older = await (await client.get(f"/sessions?before={bob_page['next']}", headers=headers["alice"])).get_json()
     assert [s["session_id"] for s in older["sessions"]] == alice[4::-1]
+
+
+# --- what real clients send (issue 12) -------------------------------------------------
+
+async def test_a_resumed_run_marks_itself_resumed_then_starts(client):
+    """The session client, on a resumed run, sends in one `try`: PATCH last_resumed_at,
+    the session_start event, the user's prompt. The PATCH used to be a 400 (so the run
+    stayed `finished` and the prompt was lost)."""
+    await create(client, "run-1")
+    await client.post("/sessions/run-1/events", json=hook("session_stop", "run-1", exit_code=0, reason="completed"))
+    response = await client.patch("/sessions/run-1/metadata", json={"last_resumed_at": "2025-11-16T11:00:00.123456+00:00"})
+    assert response.status_code == 200, await response.get_json()
+    assert (await response.get_json())["session"]["last_resumed_at"] == "2025-11-16T11:00:00.123456Z"
+    await client.post("/sessions/run-1/events", json=hook("session_start", "run-1"))
+    prompt = [{"type": "text", "text": "continue please"}]
+    await client.post("/sessions/run-1/events", json=hook("message", "run-1", role="user", content=prompt))
+    assert (await (await client.get("/sessions/run-1/status")).get_json()) == {"status": "running"}
+    events = (await (await client.get("/sessions/run-1/events")).get_json())["events"]
+    assert [(e["event_type"], e.get("content")) for e in events][-2:] == [("session_start", None), ("message", prompt)]
+
+
+async def test_metadata_ignores_unknown_fields_but_needs_a_known_one(client):
+    await create(client)
+    body = await (await client.patch("/sessions/abc-123/metadata", json={"agent_name": "coder", "color": "red"})).get_json()
+    assert body["session"]["agent_name"] == "coder" and "color" not in body["session"]
+    await detail(await client.patch("/sessions/abc-123/metadata", json={"color": "red"}), 400)
+    for bad in ("yesterday", "0001-01-01T00:00:00+01:00"):
+        await detail(await client.patch("/sessions/abc-123/metadata", json={"last_resumed_at": bad}), 400)
+
+
+async def test_parent_session_name_is_stored_and_returned(client):
+    child = await create(client, "child-1", parent_session_name="orchestrator-1", agent_name="worker")
+    assert child["parent_session_name"] == "orchestrator-1" and child["implicit"] is False
+    listed = (await (await client.get("/sessions")).get_json())["sessions"]
+    assert [s["parent_session_name"] for s in listed] == ["orchestrator-1"]
+    await client.patch("/sessions/child-1/metadata", json={"parent_session_name": "orchestrator-2"})
+    assert (await (await client.get("/sessions/child-1")).get_json())["session"]["parent_session_name"] == "orchestrator-2"
+    await detail(await client.post("/sessions", json={"session_id": "c2", "session_name": "n",
+                                                       "parent_session_name": "x" * 501}), 400)
+
+
+@pytest.mark.parametrize("path", ["/sessions/mid-1/events", "/events"])
+async def test_an_event_for_an_unknown_session_is_kept(client, path):
+    """Hooks installed mid-session: the first event the server hears is a pre_tool."""
+    response = await client.post(path, json=hook("pre_tool", "mid-1", tool_name="Read", tool_input={"f": "a"},
+                                                 project_dir="/repo"))
+    assert response.status_code == 200 and (await response.get_json())["ok"] is True
+    session = (await (await client.get("/sessions/mid-1")).get_json())["session"]
+    assert session["implicit"] is True and session["status"] == "running"
+    assert session["session_name"] == "My Session" and session["project_dir"] == "/repo"
+    events = (await (await client.get("/sessions/mid-1/events")).get_json())["events"]
+    assert [(e["event_type"], e["tool_name"], e["tool_input"]) for e in events] == [("pre_tool", "Read", {"f": "a"})]
+    await client.post(path, json=hook("session_stop", "mid-1", exit_code=0))
+    assert (await (await client.get("/sessions/mid-1/status")).get_json()) == {"status": "finished"}
+
+
+async def test_a_lost_start_then_a_stop_is_a_finished_implicit_session(client):
+    await client.post("/events", json=hook("session_stop", "late", exit_code=0, reason="completed"))
+    session = (await (await client.get("/sessions/late")).get_json())["session"]
+    assert session["status"] == "finished" and session["implicit"] is True
+    await client.post("/events", json=hook("session_start", "started"))
+    assert (await (await client.get("/sessions/started")).get_json())["session"]["implicit"] is False
+
+
+async def test_an_event_for_another_users_session_is_refused(full_auth):
+    client, headers = full_auth
+    await client.post("/sessions", json={"session_id": "alice-run", "session_name": "a"}, headers=headers["alice"])
+    for path in ("/sessions/alice-run/events", "/events"):
+        response = await client.post(path, json=hook("pre_tool", "alice-run"), headers=headers["bob"])
+        assert await detail(response, 409) == "Session already exists"
+    assert (await (await client.get("/sessions/alice-run/events", headers=headers["alice"])).get_json())["events"] == []
+    await client.post("/events", json=hook("pre_tool", "bob-run"), headers=headers["bob"])
+    assert await detail(await client.get("/sessions/bob-run", headers=headers["alice"]), 404) == "Session not found"
+
+
+async def test_stop_cancels_a_loop_session_and_refuses_an_external_one(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Text(["slow ", "answer ", "that ", "never ", "ends"], delay=1.0))
+    await say(client, chat["id"], "talk")
+    await wait_for_event(client, chat["id"], "message.delta")
+    body = await (await client.post(f"/sessions/{chat['id']}/stop")).get_json()
+    assert body["ok"] is True and body["stopped"] is True and body["session"]["session_id"] == chat["id"]
+    await wait_turns(client, chat["id"])
+    stop = (await (await client.get(f"/events/{chat['id']}")).get_json())["events"][-1]
+    assert (stop["event_type"], stop["exit_code"]) == ("session_stop", 130)
+    assert (await (await client.get(f"/sessions/{chat['id']}/status")).get_json()) == {"status": "finished"}
+    idle = await (await client.post(f"/sessions/{chat['id']}/stop")).get_json()
+    assert idle["ok"] is True and idle["stopped"] is False
+    await create(client, "ext-1")
+    assert "own agent" in await detail(await client.post("/sessions/ext-1/stop"), 409)
+    assert (await (await client.get("/sessions/ext-1/status")).get_json()) == {"status": "running"}
+    await detail(await client.post("/sessions/nope/stop"), 404)
+
+
+async def test_pages_of_agent_runtime_events_skip_the_left_out_ones(client, fake_llm):
+    """A page holds `limit` events of the hook types even where left-out ones (tool_call
+    and tool_result messages, steps, deltas) lie between them, so a short page still
+    means the end."""
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It ", "is noon."]))
+    await say(client, chat["id"], "time?")
+    await wait_turns(client, chat["id"])
+    whole = (await (await client.get(f"/events/{chat['id']}")).get_json())["events"]
+    assert [e["event_type"] for e in whole] == ["message", "session_start", "pre_tool", "post_tool", "message", "session_stop"]
+    paged, after = [], 0
+    while page := (await (await client.get(f"/events/{chat['id']}?after={after}&limit=2")).get_json())["events"]:
+        assert len(page) == 2 or len(paged) + len(page) == len(whole)
+        paged, after = paged + page, page[-1]["sequence"]
+    assert paged == whole

@@ -74,22 +74,36 @@ async def test_init_then_session_lifecycle_messages(server):
             assert await next_message(ws, lambda m: m["type"] == "pong") == {"type": "pong"}
 
 
+AR_TYPES = {"session_start", "pre_tool", "post_tool", "session_stop", "message"}
+
+
+async def _turn_events(ws, sid) -> list[dict]:
+    seen: list[dict] = []
+    while not seen or seen[-1]["event_type"] != "session_stop":
+        seen.append((await next_message(ws, lambda m: m["type"] == "event" and m["data"]["session_id"] == sid))["data"])
+    return seen
+
+
 async def test_agent_loop_events_in_agent_runtime_shape(server, fake_llm):
     async with httpx.AsyncClient(base_url=server.url) as http:
         agent = (await http.post("/v1/agents", json={"name": "Clock", "system_prompt": "p",
                                                      "capability_ids": ["current_time"]})).json()
-        async with connect(ws_url(server)) as ws:
+        async with connect(ws_url(server)) as ws, connect(ws_url(server) + "?events=all") as ws_all:
             await next_message(ws)
+            await next_message(ws_all)
             sid = (await http.post(f"/v1/agents/{agent['id']}/sessions", json={"title": "loop"})).json()["id"]
             fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It ", "is now."]))
             await http.post(f"/v1/sessions/{sid}/messages", json={"content": "time?"})
-            seen: list[dict] = []
-            while not seen or seen[-1]["event_type"] != "session_stop":
-                seen.append((await next_message(ws, lambda m: m["type"] == "event" and m["data"]["session_id"] == sid))["data"])
-            rest = {e["id"]: e for e in (await http.get(f"/events/{sid}")).json()["events"]}
-    assert [e["id"] for e in seen] == sorted(rest) and all(e == rest[e["id"]] for e in seen)
+            seen, everything = await _turn_events(ws, sid), await _turn_events(ws_all, sid)
+            rest = {e["id"]: e for e in (await http.get(f"/events/{sid}?events=all")).json()["events"]}
+            rest_default = (await http.get(f"/events/{sid}")).json()["events"]
+    assert [e["id"] for e in everything] == sorted(rest) and all(e == rest[e["id"]] for e in everything)
+    # An Agent Runtime client gets only the types it knows (the same as REST gives it):
+    # no step/delta/tool_call cards.
+    assert {e["event_type"] for e in seen} <= AR_TYPES and seen == rest_default
+    assert [e for e in everything if e["event_type"] in AR_TYPES] == seen
     by_type = {}
-    for e in seen:
+    for e in everything:
         by_type.setdefault(e["event_type"], []).append(e)
     assert by_type["session_start"][0]["session_name"] == "loop"
     pre, post = by_type["pre_tool"][0], by_type["post_tool"][0]
@@ -99,6 +113,34 @@ async def test_agent_loop_events_in_agent_runtime_shape(server, fake_llm):
         ("user", [{"type": "text", "text": "time?"}]), ("assistant", [{"type": "text", "text": "It is now."}])]
     assert "".join(e["data"]["delta"] for e in by_type["message.delta"]) == "It is now."
     assert by_type["session_stop"][0]["exit_code"] == 0
+
+
+async def test_clients_exact_requests_over_a_real_server(server):
+    """A hook's first event for a session it never started, a child created with its
+    parent, and a resumed run's PATCH + session_start + prompt, as /ws clients see them."""
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        async with connect(ws_url(server)) as ws:
+            await next_message(ws)
+            await http.post("/events", json=hook("post_tool", "mid-ws", tool_name="Bash", tool_output=""))
+            created = await next_message(ws, lambda m: m["type"] == "session_created")
+            assert created["session"]["session_id"] == "mid-ws" and created["session"]["implicit"] is True
+            event = await next_message(ws, lambda m: m["type"] == "event")
+            assert event["data"]["event_type"] == "post_tool" and event["data"]["tool_output"] == ""
+            await http.post("/sessions", json={"session_id": "child-ws", "session_name": "child",
+                                               "parent_session_name": "mid-ws"})
+            child = await next_message(ws, lambda m: m["type"] == "session_created")
+            assert child["session"]["parent_session_name"] == "mid-ws"
+            await http.post("/sessions/child-ws/events", json=hook("session_stop", "child-ws", exit_code=0))
+            await next_message(ws, lambda m: m["type"] == "session_updated" and m["session"]["status"] == "finished")
+            patched = await http.patch("/sessions/child-ws/metadata", json={"last_resumed_at": "2025-11-16T12:00:00Z"})
+            assert patched.status_code == 200, patched.text
+            await http.post("/sessions/child-ws/events", json=hook("session_start", "child-ws"))
+            resumed = await next_message(ws, lambda m: m["type"] == "session_updated" and m["session"]["status"] == "running")
+            assert resumed["session"]["session_id"] == "child-ws"
+            prompt = [{"type": "text", "text": "go on"}]
+            await http.post("/sessions/child-ws/events", json=hook("message", "child-ws", role="user", content=prompt))
+            message = await next_message(ws, lambda m: m["type"] == "event" and m["data"]["event_type"] == "message")
+            assert message["data"]["content"] == prompt and message["data"]["session_id"] == "child-ws"
 
 
 class StalledClient:
@@ -274,8 +316,8 @@ async def test_a_page_read_before_a_delete_reaches_the_client_before_the_delete(
             await release.wait()
         return page
 
-    def broadcast(message, owner=None):
-        real_broadcast(message, owner)
+    def broadcast(message, *rest):
+        real_broadcast(message, *rest)
         if message["type"] == "session_deleted":
             deleted.set()
 

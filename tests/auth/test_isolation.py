@@ -47,8 +47,9 @@ async def test_lists_show_only_your_own_and_admins_see_all(client, alice, bob, a
     assert stolen.status_code == 400
     taken = await client.post("/sessions", json={"session_id": "ext-bob", "session_name": "mine now"}, headers=alice.headers)
     assert taken.status_code == 409  # ids are global; nothing of Bob's is shown
+    # An event for an unknown id creates the session; Bob's id is taken (409), not Alice's to write to.
     assert (await client.post("/events", json={"event_type": "pre_tool", "session_id": "ext-bob", "session_name": "x",
-                                               "timestamp": "2025-01-01T00:00:00Z"}, headers=alice.headers)).status_code == 404
+                                               "timestamp": "2025-01-01T00:00:00Z"}, headers=alice.headers)).status_code == 409
 
 
 async def test_turns_use_the_owners_provider(client, alice, bob, fake_llm):

@@ -113,7 +113,7 @@ async def test_ws_hub_fills_gaps_and_drops_repeats(client, runtime, chat):
     twice (several writers, Redis) reach /ws clients once each, in sequence order."""
     import json
 
-    async with client.websocket("/ws") as ws:
+    async with client.websocket("/ws?events=all") as ws:
         assert json.loads(await ws.receive())["type"] == "init"
         announced = await runtime.events.append(chat["id"], "step.started", {})  # the hub now knows the session
         bus = runtime.bus
