@@ -3,7 +3,7 @@
 Domain code raises ApiError (or a subclass); framework errors (unknown route, bad JSON,
 schema validation, body too large) and unexpected exceptions are translated here, so
 every /v1 error has the documented shape:
-    {"error": {"code": "<snake_case>", "message": "..."}, "status": <http status>}
+    {"error": {"code": "<snake_case>", "message": "..."}, "message": "...", "status": <http status>}
 and every Agent Runtime error (/sessions, /events) the shape that API documents:
     {"detail": "..."}
 """
@@ -81,7 +81,9 @@ DETAIL_SHAPE_PREFIXES = ("/sessions", "/events")
 def error_body(status: int, code: str, message: str) -> dict:
     if request and request.path.startswith(DETAIL_SHAPE_PREFIXES):
         return {"detail": message}
-    return {"error": {"code": code, "message": message}, "status": status}
+    # The top-level `message` repeats error.message for clients that read it there (the
+    # AgentSpec Python SDK's APIError, which otherwise shows only "HTTP Error 400: ").
+    return {"error": {"code": code, "message": message}, "message": message, "status": status}
 
 
 def describe_validation_error(exc: Exception) -> str:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 from quart import Blueprint, Response
 from quart_schema import document_response, tag, validate_request
 
-from app.dialects.agentspec import TERMINAL, StreamTranslator, invoke_body, raise_for_failure, usage_with_total
+from app.dialects.agentspec import TERMINAL, StreamTranslator, continue_body, invoke_body, raise_for_failure
 from app.wiring import current_runtime
 from app.services import agentspec as service
 
@@ -40,6 +40,7 @@ class TurnRequest(BaseModel):
 class InvokeResponse(BaseModel):
     output: str
     usage: dict[str, int]
+    tokens: dict[str, int] = Field(description="The same usage as {input, output, total}, as the Python SDK reads it")
     session_id: str
     turns: int
     duration_ms: float
@@ -50,7 +51,10 @@ class InvokeResponse(BaseModel):
 class ContinueResponse(BaseModel):
     output: str
     usage: dict[str, int]
+    tokens: dict[str, int] = Field(description="The same usage as {input, output, total}, as the Python SDK reads it")
     turn: int
+    turns: int = Field(description="The same number as `turn`, under the name the Python SDK reads")
+    duration_ms: float
     session_id: str
     status: str
 
@@ -72,11 +76,11 @@ async def invoke(agent_ref: str, data: TurnRequest):
 @tag(["AgentSpec"])
 @validate_request(TurnRequest)
 async def stream(agent_ref: str, data: TurnRequest):
-    """The same turn as SSE: token, tool_call, tool_result, error, done (each with an id)."""
+    """The same turn as SSE: token (and text), tool_call, tool_result, error, done (each with an id)."""
     runtime = current_runtime()
-    session, subscription, message = await service.start_streamed(runtime, agent_ref, data.text, data.variables,
-                                                                  data.session_id)
-    translator = StreamTranslator(session.id)
+    session, subscription, message, turns = await service.start_streamed(runtime, agent_ref, data.text,
+                                                                         data.variables, data.session_id)
+    translator = StreamTranslator(session.id, turns)
 
     async def frames():
         # A client that goes away only closes this subscription; the turn goes on.
@@ -104,8 +108,8 @@ async def stream(agent_ref: str, data: TurnRequest):
 @document_response(ContinueResponse)
 async def continue_session(agent_ref: str, session_id: str, data: TurnRequest):
     """Send the next message of a multi-turn session and wait for the answer."""
+    started = time.monotonic()
     session, outcome, turns = await service.run_and_wait(current_runtime(), agent_ref, data.text, data.variables,
                                                          session_id, must_exist=True)
     raise_for_failure(outcome, session.id)
-    return {"output": outcome.output, "usage": usage_with_total(outcome.usage), "turn": turns,
-            "session_id": session.id, "status": outcome.status}
+    return continue_body(outcome, session.id, turns, (time.monotonic() - started) * 1000)

@@ -57,6 +57,7 @@ class ErrorInfo(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorInfo
+    message: str = Field(description="error.message again, for clients that read it at the top level")
     status: int
 
 

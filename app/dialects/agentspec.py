@@ -1,13 +1,18 @@
 """The AgentSpec dialect's shapes (seed 004 + reference/agentspec.md).
 
 Invoke answers are built from a TurnOutcome; the stream maps core events to AgentSpec
-event names: message.delta → token, tool.started → tool_call, tool.completed →
+event names: message.delta → token (and text), tool.started → tool_call, tool.completed →
 tool_result, session.failed/cancelled → error, session.completed → done.
+
+The documented shapes (`usage{input_tokens,...}`, `turn`, `token{content}`, pipeline
+`steps` as a list) and the ones the Python SDK (sdk/python) reads (`tokens{input,...}`,
+`turns`, `text{text}`, `steps` keyed by name) are both sent where they can coexist.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from app.errors import ApiError
@@ -20,6 +25,12 @@ TERMINAL = ("session.completed", "session.failed", "session.cancelled")
 def usage_with_total(usage: dict[str, int]) -> dict[str, int]:
     inp, out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
     return {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
+
+
+def sdk_tokens(usage: dict[str, int]) -> dict[str, int]:
+    """The same usage under the names the Python SDK reads (`tokens.input/output/total`)."""
+    total = usage_with_total(usage)
+    return {"input": total["input_tokens"], "output": total["output_tokens"], "total": total["total_tokens"]}
 
 
 # Turn failures that say "try again later", not "this is a bug".
@@ -41,6 +52,7 @@ def invoke_body(outcome: TurnOutcome, session_id: str, turns: int, duration_ms: 
     body = {
         "output": outcome.output,
         "usage": usage_with_total(outcome.usage),
+        "tokens": sdk_tokens(outcome.usage),
         "session_id": session_id,
         "turns": turns,
         "duration_ms": round(duration_ms, 1),
@@ -52,11 +64,22 @@ def invoke_body(outcome: TurnOutcome, session_id: str, turns: int, duration_ms: 
     return body
 
 
-class StreamTranslator:
-    """Core events of one turn → AgentSpec SSE frames; sums the turn's usage for `done`."""
+def continue_body(outcome: TurnOutcome, session_id: str, turns: int, duration_ms: float) -> dict[str, Any]:
+    """Seed 004's `turn` and the SDK's `turns` (send_message reads only `turns`): one number."""
+    return {"output": outcome.output, "usage": usage_with_total(outcome.usage), "tokens": sdk_tokens(outcome.usage),
+            "turn": turns, "turns": turns, "duration_ms": round(duration_ms, 1), "session_id": session_id,
+            "status": outcome.status}
 
-    def __init__(self, session_id: str):
+
+class StreamTranslator:
+    """Core events of one turn → AgentSpec SSE frames; sums the turn's usage for `done`.
+
+    `turns` is the session's user-message count once this turn's message is stored."""
+
+    def __init__(self, session_id: str, turns: int = 0):
         self.session_id = session_id
+        self.turns = turns
+        self.started = time.monotonic()
         self.usage = {"input_tokens": 0, "output_tokens": 0}
         self.output: list[str] = []
 
@@ -64,7 +87,10 @@ class StreamTranslator:
         data, kind = event.data, event.type
         if kind == "message.delta":
             self.output.append(data.get("delta", ""))
-            name, payload = "token", {"content": data.get("delta", "")}
+            # `token` is seed 004's event, `text` the one AsyncStreamingClient.stream_text
+            # collects; each client skips the name it does not know.
+            token = _frame(event.sequence, "token", {"content": data.get("delta", "")})
+            return token + _frame(event.sequence, "text", {"text": data.get("delta", "")})
         elif kind == "tool.started":
             name, payload = "tool_call", {"id": data.get("tool_call_id"), "name": data.get("tool_name"),
                                           "arguments": data.get("arguments")}
@@ -80,8 +106,32 @@ class StreamTranslator:
         elif kind == "session.cancelled":
             name, payload = "error", {"code": "cancelled", "message": data.get("reason", "cancelled")}
         elif kind == "session.completed":
-            name, payload = "done", {"usage": usage_with_total(self.usage), "session_id": self.session_id,
+            name, payload = "done", {"usage": usage_with_total(self.usage), "tokens": sdk_tokens(self.usage),
+                                     "session_id": self.session_id, "turns": self.turns,
+                                     "duration_ms": round((time.monotonic() - self.started) * 1000, 1),
                                      "reason": data.get("reason")}
         else:
             return None
-        return f"id: {event.sequence}\nevent: {name}\ndata: {json.dumps(payload, default=str)}\n\n".encode()
+        return _frame(event.sequence, name, payload)
+
+
+def _frame(sequence: int, name: str, payload: dict[str, Any]) -> bytes:
+    return f"id: {sequence}\nevent: {name}\ndata: {json.dumps(payload, default=str)}\n\n".encode()
+
+
+def trigger_input(trigger: dict[str, Any]) -> str:
+    """The run input for the Python SDK's `run_pipeline(name, trigger)`, which sends
+    `{"trigger": {...}}`: its `input` (or `message`) text when it has one, else the whole
+    trigger as JSON, so a step's agent sees every field the caller sent."""
+    for key in ("input", "message"):
+        if isinstance(trigger.get(key), str):
+            return trigger[key]
+    return json.dumps(trigger, ensure_ascii=False, default=str)
+
+
+def run_body(run: dict[str, Any], keyed: bool) -> dict[str, Any]:
+    """A finished run, with `tokens` beside `usage` as for invoke. `keyed` (the caller sent
+    `trigger`, i.e. is the Python SDK, which iterates `steps.items()`): steps keyed by name,
+    each still carrying its `name`. Otherwise seed 004's list, which other clients index."""
+    steps = {step["name"]: step for step in run["steps"]} if keyed else run["steps"]
+    return {**run, "steps": steps, "tokens": sdk_tokens(run["usage"])}

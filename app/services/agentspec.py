@@ -35,13 +35,15 @@ async def run_and_wait(runtime: Runtime, agent_ref: str, text: str, variables: d
 
 
 async def start_streamed(runtime: Runtime, agent_ref: str, text: str, variables: dict[str, Any] | None,
-                         session_id: str | None) -> tuple[Session, Subscription, Message]:
-    """Subscribe before the turn starts, so the stream misses none of its events."""
+                         session_id: str | None) -> tuple[Session, Subscription, Message, int]:
+    """Subscribe before the turn starts, so the stream misses none of its events. The count
+    of user messages just after this one is stored is the turn number `done` reports."""
     session = await _session_for(runtime, agent_ref, session_id, variables)
     subscription = runtime.bus.subscribe(session.id)
     try:
         message, _ = await start_turn(runtime, session, text, variables, require_variables=True)
+        turns = await turn_count(session.id)
     except BaseException:
         subscription.close()
         raise
-    return session, subscription, message
+    return session, subscription, message, turns

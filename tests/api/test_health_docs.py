@@ -66,7 +66,7 @@ async def test_openapi_lists_every_v1_route_with_schemas(app, client):
             assert ok, (method, path)
             assert "content" in ok[0] or "204" in responses, (method, path)
             error = responses["404"]["content"]["application/json"]["schema"]
-            assert set(error["properties"]) == {"error", "status"}, (method, path)
+            assert set(error["properties"]) == {"error", "message", "status"}, (method, path)
 
 
 async def test_swagger_ui_is_served_from_local_assets(client):

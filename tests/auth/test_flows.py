@@ -102,7 +102,7 @@ async def test_a_signed_token_whose_ids_are_not_uuids_is_refused(client, alice, 
     response = await client.get("/v1/agents", headers=_bearer(claims, settings.jwt_secret))
     assert response.status_code == 401
     assert await response.get_json() == {"error": {"code": "unauthorized", "message": "invalid access token"},
-                                         "status": 401}
+                                         "message": "invalid access token", "status": 401}
 
 
 async def test_a_token_naming_another_users_login_is_refused(client, alice, bob, settings):
