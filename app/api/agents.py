@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
@@ -48,6 +48,12 @@ class AgentOut(OrmOut):
     updated_at: datetime
 
 
+class AgentPage(Page[AgentOut]):
+    # GET /v1/agents is shared: Everruns clients read `data`, the AgentSpec Python SDK's
+    # list_agents() reads `agents` (and finds nothing without it).
+    agents: list[AgentOut] = Field(description="The same items, under the name AgentSpec clients read")
+
+
 class AgentListQuery(PageQuery):
     status: Literal["active", "archived", "all"] = "active"
 
@@ -74,11 +80,12 @@ async def create_agent(data: AgentCreate):
 @bp.get("")
 @tag(["Agents"])
 @validate_querystring(AgentListQuery)
-@validate_response(Page[AgentOut])
+@validate_response(AgentPage)
 async def list_agents(query_args: AgentListQuery):
     """List agents, newest first; archived ones only with ?status=archived or all."""
     items, total = await service.list_agents(query_args.status, query_args.offset, query_args.limit)
-    return page_of(AgentOut.model_validate, items, total, query_args)
+    page = page_of(AgentOut.model_validate, items, total, query_args)
+    return {**page, "agents": page["data"]}
 
 
 @bp.get("/<agent_id>")

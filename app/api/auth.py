@@ -11,6 +11,7 @@ from quart import Blueprint, Response, current_app, redirect, request
 from quart_schema import document_request, document_response, tag, validate_request, validate_response
 
 from app.api.common import RequestBody
+from app.api.openapi import no_content
 from app.auth import oauth
 from app.auth.middleware import ACCESS_COOKIE, REFRESH_COOKIE
 from app.auth.principal import SCOPES, current_principal
@@ -230,6 +231,7 @@ async def list_api_keys():
 
 @bp.delete("/api-keys/<key_id>")
 @tag(["Auth"])
+@no_content
 async def delete_api_key(key_id: str):
     """Revoke an API key at once."""
     await _enabled().delete_api_key(current_principal(), key_id)

@@ -1,14 +1,14 @@
 """A session's events: live SSE (with replay and resume) or a JSON page of the log.
 
-`GET .../events` streams SSE unless the client asks for application/json; the
-`/v1/sessions/{id}/sse` alias always streams.
+`GET .../events` answers what `?format=` names (`json` or `sse`); without it, SSE unless
+`Accept` prefers application/json. The `/v1/sessions/{id}/sse` alias always streams.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, Response, request
@@ -31,6 +31,8 @@ SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
 
 
 class EventsQuery(BaseModel):
+    format: Literal["json", "sse"] | None = Field(
+        None, description="json: the JSON page; sse: the stream; absent: chosen by Accept (SSE unless it prefers JSON)")
     since: SequenceNumber | None = Field(None, description="SSE: resume after this sequence (or Last-Event-ID)")
     after: SequenceNumber = Field(0, description="JSON: events with sequence greater than this")
     limit: int = Field(100, ge=1, le=MAX_LIMIT, description="JSON: page size")
@@ -70,7 +72,15 @@ def _resume_point(query: EventsQuery) -> int:
     return int(header)
 
 
-def _wants_json() -> bool:
+def _wants_json(query: EventsQuery) -> bool:
+    """?format= first: a plain HTTP client (urllib sends no Accept, requests and httpx send
+    */*) cannot be told apart from an SSE client by its headers, and a stream never ends."""
+    if request.path.endswith("/sse"):
+        if query.format == "json":
+            raise InvalidRequest("format: /sse always streams; use .../events?format=json for the JSON page")
+        return False
+    if query.format is not None:
+        return query.format == "json"
     best = request.accept_mimetypes.best_match(["text/event-stream", "application/json"])
     return best == "application/json"
 
@@ -82,7 +92,7 @@ def _wants_json() -> bool:
 @validate_querystring(EventsQuery)
 @document_response(EventPage)
 async def session_events(session_id: str, query_args: EventsQuery, agent_id: str | None = None):
-    """Stream the session's events as SSE (default), or page them as JSON (Accept: application/json).
+    """Stream the session's events as SSE (default), or page them as JSON (?format=json, or Accept: application/json).
 
     SSE frames are `id: <sequence>`, `event: <type>`, `data: <json payload>`. Resume with
     Last-Event-ID or ?since=; filter with ?types= and ?exclude=.
@@ -90,7 +100,7 @@ async def session_events(session_id: str, query_args: EventsQuery, agent_id: str
     session = await get_session(session_id, agent_id)
     runtime = current_runtime()
     types, exclude = _type_set(query_args.types), _type_set(query_args.exclude)
-    if _wants_json() and not request.path.endswith("/sse"):
+    if _wants_json(query_args):
         items, total = await runtime.events.page(session.id, query_args.after, query_args.limit, types, exclude)
         next_after = items[-1].sequence if items else query_args.after
         return EventPage(data=[EventOut(**e.to_json()) for e in items], total=total,

@@ -11,6 +11,7 @@ from quart import Blueprint, current_app, request
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import INT32_MAX, Name, Page, PageQuery, PatchBody, RequestBody, page_of
+from app.api.openapi import no_content
 from app.wiring import current_runtime
 from app.services import llm as service
 
@@ -167,6 +168,7 @@ async def update_provider(provider_id: str, data: ProviderPatch):
 
 @bp.delete("/v1/llm-providers/<provider_id>")
 @tag(["LLM providers"])
+@no_content
 async def delete_provider(provider_id: str):
     """Delete a provider and its models."""
     await service.delete_provider(provider_id)
@@ -215,6 +217,7 @@ async def update_model(model_id: str, data: ModelPatch):
 
 @bp.delete("/v1/llm-models/<model_id>")
 @tag(["LLM models"])
+@no_content
 async def delete_model(model_id: str):
     """Delete a model; agents and sessions that used it fall back to the default."""
     await service.delete_model(model_id)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, field_validator
-from quart import Blueprint
-from quart_schema import tag, validate_querystring, validate_request, validate_response
+from pydantic import Field, RootModel, ValidationError, field_validator
+from quart import Blueprint, request
+from quart_schema import RequestSchemaValidationError, document_request, tag, validate_querystring, validate_response
 
 from app.api.common import OrmOut, Page, PageQuery, RequestBody, page_of
 from app.wiring import current_runtime
@@ -20,26 +20,80 @@ bp = Blueprint("messages", __name__)
 NESTED = "/v1/agents/<agent_id>/sessions/<session_id>/messages"
 FLAT = "/v1/sessions/<session_id>/messages"
 
+# Text blocks become one paragraph each: a blank line keeps them apart for the model
+# (joined bare, "Hello" + "world" would read "Helloworld"), and it is how pipeline step
+# inputs are joined too. Blank blocks add nothing a model could read, so they are dropped.
+BLOCK_SEPARATOR = "\n\n"
+
 
 class TextContent(RequestBody):
     text: str = Field(min_length=1)
 
 
+class TextBlock(RequestBody):
+    type: Literal["text"]
+    text: str
+
+
+TextBlocks = Annotated[list[TextBlock], Field(min_length=1, max_length=1000)]
+
+
 class MessageCreate(RequestBody):
+    """The seed's form: `{"role": "user", "content": {"text": "..."}}`."""
+
     role: Literal["user"] = "user"
-    content: TextContent | str = Field(description='{"text": "..."}, or a bare string')
+    content: TextContent | str | TextBlocks = Field(
+        description='{"text": "..."}, a bare string, or text blocks [{"type": "text", "text": "..."}]')
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_blocks_only(cls, value: Any) -> Any:
+        # Named here, before the union is tried, so an image block is one clear sentence
+        # rather than three failed alternatives.
+        for index, block in enumerate(value if isinstance(value, list) else []):
+            kind = block.get("type") if isinstance(block, dict) else None
+            if isinstance(kind, str) and kind != "text":
+                raise ValueError(f"content block {index} has type '{kind}': only 'text' blocks can be posted")
+        return value
 
     @field_validator("content")
     @classmethod
-    def _not_blank(cls, value: TextContent | str) -> TextContent | str:
-        text = value if isinstance(value, str) else value.text
-        if not text.strip():
+    def _not_blank(cls, value: TextContent | str | list[TextBlock]) -> TextContent | str | list[TextBlock]:
+        if not _text_of(value).strip():
             raise ValueError("message text must not be empty")
         return value
 
     @property
     def text(self) -> str:
-        return self.content if isinstance(self.content, str) else self.content.text
+        return _text_of(self.content)
+
+
+def _text_of(content: TextContent | str | list[TextBlock]) -> str:
+    if isinstance(content, list):
+        return BLOCK_SEPARATOR.join(block.text for block in content if block.text.strip())
+    return content if isinstance(content, str) else content.text
+
+
+class MessageEnvelope(RequestBody):
+    """Later Everruns clients: `{"message": {"role": "user", "content": [{"type": "text", "text": "..."}]}}`."""
+
+    message: MessageCreate
+
+
+# The request body as the OpenAPI document shows it; load_posted_message validates it.
+class PostedMessage(RootModel[MessageCreate | MessageEnvelope]):
+    """Either form: a body with a `message` key is read as the envelope."""
+
+
+def load_posted_message(body: Any) -> MessageCreate:
+    """Validate against the one form the body claims to be, so errors name its own fields
+    (`message.content: ...`) instead of listing both forms' complaints."""
+    form = MessageEnvelope if isinstance(body, dict) and "message" in body else MessageCreate
+    try:
+        loaded = form.model_validate(body)
+    except ValidationError as exc:
+        raise RequestSchemaValidationError(exc) from None
+    return loaded.message if isinstance(loaded, MessageEnvelope) else loaded
 
 
 class MessageOut(OrmOut):
@@ -54,10 +108,15 @@ class MessageOut(OrmOut):
 @bp.post(NESTED)
 @bp.post(FLAT)
 @tag(["Messages"])
-@validate_request(MessageCreate)
+@document_request(PostedMessage)
 @validate_response(MessageOut, 201)
-async def create_message(session_id: str, data: MessageCreate, agent_id: str | None = None):
-    """Post a user message; the agent's turn starts (or queues) right after."""
+async def create_message(session_id: str, agent_id: str | None = None):
+    """Post a user message; the agent's turn starts (or queues) right after.
+
+    The body is the seed's `{"role", "content"}` or the `{"message": {...}}` envelope;
+    text blocks are joined with a blank line.
+    """
+    data = load_posted_message(await request.get_json())
     message = await turns.post_user_message(current_runtime(), session_id, data.text, agent_id)
     return MessageOut.model_validate(message), 201
 

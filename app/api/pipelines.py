@@ -6,14 +6,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import Name, OrmOut, Page, PageQuery, PatchBody, RequestBody, page_of
+from app.api.openapi import no_content
+from app.dialects.agentspec import run_body, trigger_input
 from app.wiring import current_runtime
 from app.services import pipeline_runs as run_engine
 from app.services import pipelines as service
@@ -68,8 +70,21 @@ class PipelineOut(OrmOut):
 
 
 class RunRequest(RequestBody):
-    input: str
+    input: str | None = Field(None, description="The run's input (required unless `trigger` is sent)")
+    trigger: dict[str, Any] | None = Field(None, description="What the AgentSpec Python SDK sends instead of `input`: "
+                                           "its `input`/`message` text, else the whole object as JSON, is the run's "
+                                           "input, and the answer's `steps` are keyed by step name")
     wait: bool = Field(True, description="false: answer 202 at once and poll GET /v1/pipelines/{name}/status")
+
+    @model_validator(mode="after")
+    def _has_input(self) -> RunRequest:
+        if (self.input is None) == (self.trigger is None):
+            raise ValueError("input: send exactly one of {\"input\": \"...\"} and {\"trigger\": {...}}")
+        return self
+
+    @property
+    def text(self) -> str:
+        return self.input if self.input is not None else trigger_input(self.trigger or {})
 
 
 class Usage(BaseModel):
@@ -96,14 +111,22 @@ class StepRun(BaseModel):
     error: StepError | None = None
 
 
+class SdkTokens(BaseModel):
+    input: int
+    output: int
+    total: int
+
+
 class RunOut(BaseModel):
     run_id: UUID
     pipeline: str
     status: RunStatusValue
-    steps: list[StepRun]
+    steps: list[StepRun] | dict[str, StepRun] = Field(
+        description="In definition order; keyed by step name when the run was started with `trigger`")
     output: str | None
     total_duration_ms: int
     usage: Usage
+    tokens: SdkTokens = Field(description="The same usage as {input, output, total}, as the Python SDK reads it")
     started_at: datetime
     finished_at: datetime | None
 
@@ -178,6 +201,7 @@ async def update_pipeline(name: str, data: PipelinePatch):
 
 @bp.delete("/<name>")
 @tag(["Pipelines"])
+@no_content
 async def delete_pipeline(name: str):
     """Delete a pipeline and its runs (a run still going is stopped)."""
     await service.delete_pipeline(current_runtime(), name)
@@ -193,10 +217,11 @@ async def run_pipeline(name: str, data: RunRequest):
     """Run a pipeline: steps whose dependencies are done run at the same time, each in a new
     session of its agent. A failed step fails the run (still a 200) and skips its dependents.
     With "wait": false the answer is a 202 at once; poll GET /v1/pipelines/{name}/status."""
-    pipeline, run, task = await service.start_run(current_runtime(), name, data.input)
+    pipeline, run, task = await service.start_run(current_runtime(), name, data.text)
     if not data.wait:
         return RunStarted(run_id=run.id, pipeline=pipeline.name, status="running"), 202
-    return RunOut.model_validate(await run_engine.wait_run(task)), 200
+    finished = await run_engine.wait_run(task)
+    return RunOut.model_validate(run_body(finished, keyed=data.trigger is not None)), 200
 
 
 @bp.get("/<name>/status")

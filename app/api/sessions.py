@@ -15,6 +15,7 @@ from quart import Blueprint
 from quart_schema import document_request, tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import Page, PageQuery, PatchBody, RequestBody, Tags, optional_body, page_of
+from app.api.openapi import no_content
 from app.wiring import current_runtime
 from app.services import sessions as service
 
@@ -149,6 +150,7 @@ async def update_session(session_id: str, data: SessionPatch, agent_id: str | No
 @bp.delete(f"{NESTED}/<session_id>")
 @bp.delete(f"{FLAT}/<session_id>")
 @tag(["Sessions"])
+@no_content
 async def delete_session(session_id: str, agent_id: str | None = None):
     """Delete a session with its messages and events."""
     await service.delete_session(current_runtime(), session_id, agent_id)

@@ -1,4 +1,5 @@
-"""Messages: create (object or bare string content), list in order, unique sequences."""
+"""Messages: create (object, bare string, text blocks, or the `{"message": ...}` envelope),
+list in order, unique sequences."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import uuid
 
 import pytest
+
+from tests.helpers import make_chat, messages, wait_turns
 
 pytestmark = pytest.mark.both_modes  # in process and on Temporal (tests/conftest.py)
 
@@ -72,3 +75,68 @@ async def test_concurrent_posts_get_distinct_sequences(client, session):
     assert all(r.status_code == 201 for r in responses)
     sequences = sorted([(await r.get_json())["sequence"] for r in responses])
     assert sequences == list(range(1, 26))
+
+
+# --- the envelope later Everruns clients send: {"message": {"role", "content": [blocks]}} ---
+
+def envelope(*texts: str, **block) -> dict:
+    blocks = [{"type": "text", "text": text} for text in texts] + ([block] if block else [])
+    return {"message": {"role": "user", "content": blocks}}
+
+
+@pytest.mark.parametrize("nested", [True, False])
+async def test_envelope_with_a_text_block_on_both_routes(client, session, nested):
+    base = f"/v1/agents/{session['agent_id']}/sessions/{session['id']}" if nested else f"/v1/sessions/{session['id']}"
+    response = await client.post(f"{base}/messages", json=envelope("How do I reset?"))
+    assert response.status_code == 201, await response.get_json()
+    body = await response.get_json()
+    assert set(body) == {"id", "session_id", "sequence", "role", "content", "created_at"}
+    assert body["role"] == "user" and body["content"] == {"text": "How do I reset?"}
+    listing = await (await client.get(f"{base}/messages")).get_json()
+    assert [(m["role"], m["content"]) for m in listing["data"]] == [("user", {"text": "How do I reset?"})]
+
+
+@pytest.mark.parametrize("body", [
+    envelope("First paragraph.", "   ", "Second one.\n"),
+    {"content": [{"type": "text", "text": "First paragraph."}, {"type": "text", "text": "Second one.\n"}]},
+    {"message": {"content": {"text": "First paragraph.\n\nSecond one.\n"}}},
+])
+async def test_text_blocks_reach_the_model_joined_by_a_blank_line(client, fake_llm, body):
+    chat = await make_chat(client, fake_llm)
+    response = await client.post(f"/v1/sessions/{chat['id']}/messages", json=body)
+    assert response.status_code == 201, await response.get_json()
+    await wait_turns(client, chat["id"])
+    stored = [m["content"]["text"] for m in await messages(client, chat["id"]) if m["role"] == "user"]
+    assert stored == ["First paragraph.\n\nSecond one.\n"]
+    sent = fake_llm.requests[-1]["json"]["messages"]
+    assert [m["content"] for m in sent if m["role"] == "user"] == ["First paragraph.\n\nSecond one.\n"]
+
+
+@pytest.mark.parametrize("body, says", [
+    (envelope("look:", type="image", url="https://x/y.png"),
+     "message.content: Value error, content block 1 has type 'image': only 'text' blocks can be posted"),
+    ({"content": [{"type": "tool_result", "tool_call_id": "t1"}]},
+     "content: Value error, content block 0 has type 'tool_result'"),
+    ({"message": {"role": "tool_result", "content": [{"type": "text", "text": "x"}]}}, "message.role"),
+    ({"message": {"content": []}}, "message.content"),
+    ({"message": {"content": [{"type": "text", "text": " \n"}]}}, "message text must not be empty"),
+    ({"message": {"content": [{"text": "no type"}]}}, "message.content"),
+    ({"message": "hello"}, "message: Input should be a valid dictionary"),
+    ({"message": envelope("x")["message"], "content": "both"}, "content: Extra inputs are not permitted"),
+])
+async def test_invalid_envelopes_say_which_field(client, session, body, says):
+    response = await client.post(f"/v1/sessions/{session['id']}/messages", json=body)
+    assert response.status_code == 400
+    error = (await response.get_json())["error"]
+    assert error["code"] == "invalid_request" and says in error["message"], error["message"]
+    listing = await (await client.get(f"/v1/sessions/{session['id']}/messages")).get_json()
+    assert listing["total"] == 0
+
+
+async def test_envelope_fields_beside_message_are_refused_alone(client, session):
+    """The SDK's optional `controls` is not supported: a 400 naming just that field,
+    not the seed form's missing `content` too."""
+    body = {**envelope("x"), "controls": {"max_tokens": 5}}
+    response = await client.post(f"/v1/sessions/{session['id']}/messages", json=body)
+    assert response.status_code == 400
+    assert (await response.get_json())["error"]["message"] == "controls: Extra inputs are not permitted"
