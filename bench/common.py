@@ -36,12 +36,12 @@ def cpu_split() -> tuple[set[int], set[int]] | None:
     return {CPUS[-1]}, set(CPUS[:-1])
 
 
-def placement() -> str:
+def placement(others: str = "client and fake provider") -> str:
     split = cpu_split()
     if split is None:
         return "not pinned"
-    server, others = split
-    return f"server on CPU {min(server)}, client and fake provider on CPU {','.join(map(str, sorted(others)))}"
+    server, rest = split
+    return f"server on CPU {min(server)}, {others} on CPU {','.join(map(str, sorted(rest)))}"
 
 
 def pin(server_pid: int, *client_pids: int) -> None:

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from websockets.asyncio.client import connect  # noqa: E402
 
-from bench.common import ROOT, LiveServer, cpu_split, pct, pin, save_json, summary_ms, table  # noqa: E402
+from bench.common import ROOT, LiveServer, pct, pin, placement, save_json, summary_ms, table  # noqa: E402
 
 POLL_EVERY_S = 0.005
 IDLE_S = 2.0
@@ -179,16 +179,9 @@ async def run(sessions: int, connects: int, rounds: int) -> dict:
     for r in runs:
         r["health_ms"] = summary_ms([latency for t, latency in samples if r["start"] <= t <= r["end"]])
     during = [latency for r in runs for t, latency in samples if r["start"] <= t <= r["end"]]
-    return {"config": {"sessions": sessions, "connects": connects, "rounds": rounds, "cpus": placement()},
+    cpus = placement("WebSocket clients and /health poller")
+    return {"config": {"sessions": sessions, "connects": connects, "rounds": rounds, "cpus": cpus},
             "health_idle_ms": summary_ms(idle), "health_during_ms": summary_ms(during), "runs": runs}
-
-
-def placement() -> str:
-    split = cpu_split()
-    if split is None:
-        return "not pinned"
-    server, others = split
-    return f"server on CPU {min(server)}, WebSocket clients and /health poller on CPU {','.join(map(str, sorted(others)))}"
 
 
 def render(result: dict) -> str:
