@@ -91,7 +91,9 @@ async def test_two_tool_calls_run_concurrently_results_in_call_order(client, fak
     elapsed = time.monotonic() - started
 
     tool_events = [(e["type"], e["data"]["tool_call_id"]) for e in log if e["type"].startswith("tool.")]
-    assert tool_events[:2] == [("tool.started", "a"), ("tool.started", "b")]  # both started before either ended
+    # Both started before either ended. In which order is not fixed (docs/api.md §4.1, "all
+    # calls of the step start together"): on Temporal each call is its own activity.
+    assert sorted(tool_events[:2]) == [("tool.started", "a"), ("tool.started", "b")]
     assert tool_events[2:] == [("tool.completed", "b"), ("tool.completed", "a")]
     assert elapsed < 0.45 + 1.0 and elapsed < 0.4 + 0.1 + 0.9  # not the 0.5 s a serial run needs, plus slack
     results = [m["content"]["tool_call_id"] for m in await messages(client, chat["id"]) if m["role"] == "tool_result"]
