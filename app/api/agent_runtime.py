@@ -25,7 +25,7 @@ AgentName = Field(None, max_length=200)
 ParentName = Field(None, max_length=500)
 
 
-class SessionCreate(BaseModel):
+class AgentRuntimeSessionCreate(BaseModel):
     session_id: str = SessionId
     session_name: str = Field(min_length=1, max_length=500)
     project_dir: str | None = ProjectDir
@@ -33,7 +33,7 @@ class SessionCreate(BaseModel):
     parent_session_name: str | None = ParentName
 
 
-class MetadataPatch(BaseModel):
+class AgentRuntimeMetadataPatch(BaseModel):
     """Unknown fields are ignored, as the original server did: its clients send what they
     know (a resumed run sends `last_resumed_at`), and a 400 would lose the run."""
 
@@ -97,7 +97,7 @@ class SessionsQuery(BaseModel):
     before: str | None = Field(None, min_length=1, max_length=1000)
 
 
-class EventsQuery(BaseModel):
+class AgentRuntimeEventsQuery(BaseModel):
     after: SequenceNumber = 0
     limit: int | None = Field(None, ge=1, le=INT64_MAX)
     # "all": also the loop events with no Agent Runtime type (steps, deltas, ...).
@@ -116,8 +116,8 @@ async def list_sessions(query_args: SessionsQuery):
 
 @bp.post("/sessions")
 @tag(["Agent Runtime"])
-@validate_request(SessionCreate)
-async def create_session(data: SessionCreate):
+@validate_request(AgentRuntimeSessionCreate)
+async def create_session(data: AgentRuntimeSessionCreate):
     """Create an external session with a client-chosen id (409 when it exists)."""
     fields = data.model_dump(exclude_unset=True)
     session = await service.create_session(current_runtime(), fields.pop("session_id"), fields.pop("session_name"), **fields)
@@ -146,8 +146,8 @@ async def session_result(session_id: str):
 
 @bp.patch("/sessions/<session_id>/metadata")
 @tag(["Agent Runtime"])
-@validate_request(MetadataPatch)
-async def update_metadata(session_id: str, data: MetadataPatch):
+@validate_request(AgentRuntimeMetadataPatch)
+async def update_metadata(session_id: str, data: AgentRuntimeMetadataPatch):
     session = await service.update_metadata(current_runtime(), session_id, data.model_dump(exclude_unset=True))
     return {"ok": True, "session": ar_session(session)}
 
@@ -172,8 +172,8 @@ async def delete_session(session_id: str):
 @bp.get("/sessions/<session_id>/events")
 @bp.get("/events/<session_id>")
 @tag(["Agent Runtime"])
-@validate_querystring(EventsQuery)
-async def list_events(session_id: str, query_args: EventsQuery):
+@validate_querystring(AgentRuntimeEventsQuery)
+async def list_events(session_id: str, query_args: AgentRuntimeEventsQuery):
     """A session's events, oldest first; page with ?after=<sequence>&limit=. Loop events
     with no Agent Runtime type only with ?events=all."""
     session, events = await service.list_events(session_id, query_args.after, query_args.limit,

@@ -176,12 +176,17 @@ async def login(data: Credentials):
 @document_response(Tokens)
 async def refresh():
     """Rotate a refresh token (body or cookie): the old one stops working."""
-    body = await request.get_json(silent=True)
-    token = (RefreshBody.model_validate(body).refresh_token if isinstance(body, dict) else None) \
-        or request.cookies.get(REFRESH_COOKIE)
+    token = await _refresh_token()
     if not token:
         raise Unauthorized("send {\"refresh_token\": ...} or the refresh cookie")
     return _with_cookies(await _enabled().refresh(token))
+
+
+async def _refresh_token() -> str | None:
+    """From the body ({"refresh_token": "..."}, validated) or else the refresh cookie."""
+    body = await request.get_json(silent=True)
+    token = RefreshBody.model_validate(body).refresh_token if isinstance(body, dict) else None
+    return token or request.cookies.get(REFRESH_COOKIE)
 
 
 @bp.post("/logout")
@@ -189,9 +194,7 @@ async def refresh():
 @document_request(RefreshBody)
 async def logout():
     """Revoke this login's refresh tokens and clear the cookies."""
-    body = await request.get_json(silent=True)
-    token = (body.get("refresh_token") if isinstance(body, dict) else None) or request.cookies.get(REFRESH_COOKIE)
-    await _enabled().logout(current_principal(), token)
+    await _enabled().logout(current_principal(), await _refresh_token())
     response = current_app.response_class("", status=204)
     response.delete_cookie(ACCESS_COOKIE, path="/")
     response.delete_cookie(REFRESH_COOKIE, path="/v1/auth")

@@ -74,6 +74,8 @@ class PatchBody(RequestBody):
     """
 
     NOT_NULL: ClassVar[tuple[str, ...]] = ()
+    # The schema says what _refuse_null enforces: a NOT_NULL field may be absent, never null.
+    model_config = ConfigDict(json_schema_extra=lambda schema, cls: _drop_null(schema, cls.NOT_NULL))
 
     @field_validator("*", mode="before")
     @classmethod
@@ -84,6 +86,25 @@ class PatchBody(RequestBody):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(include=self.model_fields_set)
+
+
+def _drop_null(schema: dict[str, Any], fields: tuple[str, ...]) -> None:
+    """Take `null` out of the schema of each named property (its `anyOf: [..., {"type":
+    "null"}]` and its `default: null`, which only says "absent leaves it as it is")."""
+    for name in fields:
+        prop = schema.get("properties", {}).get(name)
+        if prop is None:
+            continue
+        options = [o for o in prop.get("anyOf", ()) if o != {"type": "null"}]
+        if "anyOf" in prop and len(options) == 1:
+            rest = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+            prop.clear()
+            prop.update({**options[0], **rest})
+        elif "anyOf" in prop:
+            prop["anyOf"] = options
+            prop.pop("default", None)
+        elif prop.get("default", ...) is None:
+            del prop["default"]
 
 
 async def optional_body(model: type[M]) -> M:

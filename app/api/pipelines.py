@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StrictBool, StringConstraints, model_validator
 from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
@@ -74,7 +74,7 @@ class RunRequest(RequestBody):
     trigger: dict[str, Any] | None = Field(None, description="What the AgentSpec Python SDK sends instead of `input`: "
                                            "its `input`/`message` text, else the whole object as JSON, is the run's "
                                            "input, and the answer's `steps` are keyed by step name")
-    wait: bool = Field(True, description="false: answer 202 at once and poll GET /v1/pipelines/{name}/status")
+    wait: StrictBool = Field(True, description="false: answer 202 at once and poll GET /v1/pipelines/{name}/status")
 
     @model_validator(mode="after")
     def _has_input(self) -> RunRequest:
@@ -87,7 +87,7 @@ class RunRequest(RequestBody):
         return self.input if self.input is not None else trigger_input(self.trigger or {})
 
 
-class Usage(BaseModel):
+class RunUsage(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
@@ -103,7 +103,7 @@ class StepRun(BaseModel):
     agent: str
     status: StepStatus
     output: str | None
-    usage: Usage
+    usage: RunUsage
     duration_ms: int | None
     session_id: str | None
     started_at: datetime | None
@@ -125,7 +125,7 @@ class RunOut(BaseModel):
         description="In definition order; keyed by step name when the run was started with `trigger`")
     output: str | None
     total_duration_ms: int
-    usage: Usage
+    usage: RunUsage
     tokens: SdkTokens = Field(description="The same usage as {input, output, total}, as the Python SDK reads it")
     started_at: datetime
     finished_at: datetime | None
@@ -146,7 +146,7 @@ class RunStatus(BaseModel):
     finished_at: datetime | None
     elapsed_ms: int
     output: str | None
-    usage: Usage
+    usage: RunUsage
 
 
 class StatusQuery(BaseModel):

@@ -47,7 +47,7 @@ class SessionPatch(PatchBody):
     metadata: dict[str, Any] | None = None
 
 
-class Usage(BaseModel):
+class SessionUsage(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
 
@@ -67,7 +67,7 @@ class SessionOut(BaseModel):
     model_id: UUID | None
     status: str
     last_error: str | None
-    usage: Usage
+    usage: SessionUsage
     turns: int
     created_at: datetime
     updated_at: datetime

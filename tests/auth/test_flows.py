@@ -165,3 +165,11 @@ async def test_admin_mode_has_one_admin_and_no_sign_up(app_factory):
     admin = await login(client, *ADMIN)
     assert (await client.get("/v1/agents", headers=admin.headers)).status_code == 200
     assert (await (await client.get("/health")).get_json())["auth_mode"] == "Admin"
+
+
+@pytest.mark.parametrize("path", ["/v1/auth/logout", "/v1/auth/refresh"])
+async def test_a_refresh_token_that_is_not_a_string_is_400(client, alice, path):
+    """Found by schemathesis: logout read its body unvalidated, so a list was a 500."""
+    response = await client.post(path, json={"refresh_token": ["x"]}, headers=alice.headers)
+    assert response.status_code == 400
+    assert (await response.get_json())["error"]["message"].startswith("refresh_token: ")
