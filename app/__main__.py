@@ -46,7 +46,8 @@ def _serve(settings: Settings) -> int | None:
     from app.db import close_db  # after binding: a port in use is told before these load
     from app.main import create_app
 
-    app = wrap_app(create_app(settings), config.wsgi_max_body_size, "asgi")
+    quart_app = create_app(settings)
+    app = wrap_app(quart_app, config.wsgi_max_body_size, "asgi")
     tune_garbage_collector()
 
     async def main() -> None:
@@ -56,8 +57,13 @@ def _serve(settings: Settings) -> int | None:
         # started, and then stops at once.
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+
+        async def shutdown_trigger() -> None:
+            await stop.wait()
+            quart_app.extensions["runtime"].end_streams()  # streams never end by themselves
+
         try:
-            await worker_serve(app, config, sockets=sockets, shutdown_trigger=stop.wait)
+            await worker_serve(app, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
         except BaseException:
             # Failing before or while serving skips the app's after-serving hook, which
             # closes the database; the thread of an open SQLite connection would then

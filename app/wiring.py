@@ -77,6 +77,12 @@ class Runtime:
             await fail_interrupted_runs()
         await self._providers_from_environment()
 
+    def end_streams(self) -> None:
+        """Shutdown has begun: end SSE streams and /ws feeds now, so the server stops
+        without waiting out Hypercorn's graceful timeout for clients that never hang up."""
+        self.bus.end_all_streams()
+        self.hub.close_all()
+
     async def stop(self) -> None:
         await stop_runs(self)  # before the runner: a run's steps are turns
         await self.runner.shutdown()

@@ -161,3 +161,53 @@ def test_sigterm_stops_the_server_promptly_at_any_moment(tmp_path, moment):
     for name in ("secret.key", "jwt.key"):  # cut short or not, never a broken key file
         key = tmp_path / "data" / name
         assert not key.exists() or len(key.read_text()) == KEY_LENGTH, name
+
+
+def test_sigterm_ends_an_open_sse_stream_instead_of_waiting_for_it(live_server):
+    """An SSE stream never ends by itself: the server ends it when shutdown begins (the
+    response completes cleanly), so it stops at once instead of waiting out Hypercorn's
+    graceful_timeout (5 s, hypercorn.toml) and then cancelling the stream."""
+    base = live_server.url
+    httpx.post(f"{base}/sessions", json={"session_id": "s1", "session_name": "x"}).raise_for_status()
+    opened, stream_ended = threading.Event(), threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{base}/v1/sessions/s1/sse", timeout=None) as stream:
+            for _ in stream.iter_bytes():
+                opened.set()
+        stream_ended.set()  # the response ended cleanly, not by a dropped connection
+
+    threading.Thread(target=listen, daemon=True).start()
+    assert opened.wait(10)
+    started = time.monotonic()
+    live_server.proc.send_signal(signal.SIGTERM)
+    live_server.proc.wait(EXIT_SECONDS)
+    elapsed = time.monotonic() - started
+    assert stream_ended.wait(5)
+    assert elapsed < 3, f"took {elapsed:.1f} s to stop: it waited for the stream"
+    assert "Traceback" not in live_server.log()
+
+
+def test_sigterm_tells_ws_clients_the_server_is_going_away(live_server):
+    """/ws clients get close code 1001 as soon as shutdown begins. (The process itself may
+    still take up to graceful_timeout: Hypercorn's WebSocket ping task sleeps out its
+    websocket_ping_interval before the connection's task ends.)"""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    async def feed_then_sigterm() -> tuple[int | None, float]:
+        async with connect(f"ws://127.0.0.1:{live_server.port}/ws") as ws:
+            await ws.recv()  # init
+            started = time.monotonic()
+            live_server.proc.send_signal(signal.SIGTERM)
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            except Exception:
+                pass
+            return ws.close_code, time.monotonic() - started
+
+    close_code, elapsed = asyncio.run(feed_then_sigterm())
+    assert close_code == 1001
+    assert elapsed < 2, f"the close came {elapsed:.1f} s after SIGTERM"

@@ -32,6 +32,7 @@ log = logging.getLogger("app.api.ws")
 
 bp = Blueprint("ws", __name__)
 
+CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_WAIT_SECONDS = 1.0
 
@@ -91,9 +92,13 @@ async def live_feed():
         sessions, cursor = await service.list_sessions()  # the newest page; more on request
         await websocket.send(json.dumps({"type": "init", **session_page(sessions, cursor)}, default=str))
         tasks = [asyncio.create_task(_forward(connection)), asyncio.create_task(_answer_requests(connection)),
-                 asyncio.create_task(connection.dropped.wait())]
+                 asyncio.create_task(connection.dropped.wait()), asyncio.create_task(connection.going_away.wait())]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if connection.dropped.is_set():
+        if connection.going_away.is_set():
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait_for(websocket.close(CLOSE_GOING_AWAY, "server shutting down"), CLOSE_WAIT_SECONDS)
+        elif connection.dropped.is_set():
             # The client fell behind: tell it to come back later and let it catch up by REST.
             log.warning("/ws client fell behind by %d messages; closing it (1013)", hub.queue_size)
             for task in tasks:

@@ -116,6 +116,15 @@ class EventBus:
         for sub in tuple(self._subscribers.get(session_id, ())):
             sub.close()
 
+    def end_all_streams(self) -> None:
+        """Shutting down: end every session's stream now (SSE clients reconnect elsewhere or
+        later with Last-Event-ID), so Hypercorn need not wait out its graceful timeout.
+        Listeners of every session (the /ws hub) are left to their owner."""
+        for key, subs in tuple(self._subscribers.items()):
+            if key != ALL_SESSIONS:
+                for sub in tuple(subs):
+                    sub.close()
+
     def on_control(self, kind: str, callback: Callable[[dict], None]) -> None:
         """Call `callback(data)` for every control message of `kind` (e.g. "models_changed"),
         sent by this process or, on a shared bus, by any other."""

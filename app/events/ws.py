@@ -39,6 +39,7 @@ class Connection:
         # Set when the queue overflowed. The handler watches this, not the queue: its
         # sender may be stuck writing to a client that stopped reading.
         self.dropped = asyncio.Event()
+        self.going_away = asyncio.Event()  # the server is shutting down (close_all)
 
     def reserve(self) -> asyncio.Future[str]:
         """A place in the queue for a message that is not ready yet: the sender waits there
@@ -89,6 +90,11 @@ class WebSocketHub:
         connection = Connection(self.queue_size, owner, sees_everything, all_events)
         self.connections.add(connection)
         return connection
+
+    def close_all(self) -> None:
+        """Shutting down: every connection's handler closes it (1001, going away)."""
+        for connection in tuple(self.connections):
+            connection.going_away.set()
 
     def disconnect(self, connection: Connection) -> None:
         self.connections.discard(connection)

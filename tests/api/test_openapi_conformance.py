@@ -10,11 +10,7 @@ as in test_fuzz.py: a generated request would wait on them until its timeout.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import BaseModel
 from quart_schema.conversion import model_schema
@@ -23,69 +19,27 @@ from quart_schema.validation import (
 )
 
 from app.api.openapi import ERROR_DESCRIPTIONS, JSON_RESPONSES
-from app.auth.principal import SCOPES
+from tests.schemathesis_run import ADMIN, assert_clean_run, seed
 
-SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 # The SSE routes, and the /v1 event pages that stream unless asked for JSON.
 STREAMING = r"/sse$|/stream$|^/v1/.*/events$|^/v1/events$"
 CHECKS = "response_schema_conformance,status_code_conformance,content_type_conformance,not_a_server_error"
-# Narrow exceptions, one operation and one check each (schemathesis.toml [[operations]];
-# by operation id, since filters within one entry are or'ed, not and'ed).
-OPERATION_EXCEPTIONS = """
-# Running a turn needs an LLM model, and this server has none: the turns AgentSpec's routes
-# start answer 503 no_model_configured (documented), which is the server working as meant.
-[[operations]]
-include-operation-id = ["post_invoke", "post_continue_session"]
-checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
-"""
-ADMIN = {"AUTH_MODE": "full", "AUTH_ADMIN_EMAIL": "admin@example.com", "AUTH_ADMIN_PASSWORD": "conformance-password"}
+# (The one narrow exception, AgentSpec turns answering 503 no_model_configured on a server
+# without a model, is tests/schemathesis_run.py's OPERATION_EXCEPTIONS.)
 
 
 @pytest.fixture
 def seeded_server(live_server_factory):
     """Authentication on (so 401/403 are exercised on the auth routes' generated
-    credentials), requests carrying an admin's API key, and one of each resource so
-    generated ids sometimes hit real rows."""
+    credentials), requests carrying an admin's API key."""
     server = live_server_factory({"LOG_LEVEL": "WARNING", "RATE_LIMIT_ENABLED": "false", **ADMIN})
-    with httpx.Client(base_url=server.url) as client:
-        login = client.post("/v1/auth/login", json={"email": ADMIN["AUTH_ADMIN_EMAIL"],
-                                                     "password": ADMIN["AUTH_ADMIN_PASSWORD"]}).json()
-        key = client.post("/v1/auth/api-keys", json={"name": "conformance", "scopes": sorted(SCOPES)},
-                          headers={"Authorization": f"Bearer {login['access_token']}"}).json()
-        client.headers["Authorization"] = f"Bearer {key['key']}"
-        agent = client.post("/v1/agents", json={"name": "conformance", "system_prompt": "p"}).json()
-        client.post("/v1/sessions", json={"agent_id": agent["id"]})
-        client.post("/sessions", json={"session_id": "conformance-1", "session_name": "x"})
-        client.post("/events", json={"event_type": "message", "session_id": "conformance-1", "session_name": "x",
-                                     "timestamp": "2026-01-01T00:00:00Z", "role": "assistant", "content": "hi"})
-        client.post("/v1/pipelines", json={"name": "conformance", "steps": [{"name": "a", "agent": "conformance"}]})
-        server.headers = {"Authorization": client.headers["Authorization"]}
+    server.headers = seed(server, "conformance", admin=True)
     return server
 
 
 def test_every_answer_conforms_to_the_document(seeded_server, tmp_path):
-    if not SCHEMATHESIS.exists():
-        pytest.fail(f"{SCHEMATHESIS} is missing: pip install -e '.[test]'")
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(OPERATION_EXCEPTIONS)
-    command = [
-        str(SCHEMATHESIS), "--config-file", str(config), "run", f"{seeded_server.url}/api-doc/openapi.json",
-        "--checks", CHECKS,
-        "--max-examples", os.environ.get("CONFORMANCE_EXAMPLES", "10"),
-        "--seed", os.environ.get("FUZZ_SEED", "20261130"),
-        "--phases", "examples,coverage,fuzzing",
-        "--exclude-path-regex", STREAMING,
-        "--request-timeout", "10",
-        "--workers", "2",
-        "--no-color",
-        "-H", f"Authorization: {seeded_server.headers['Authorization']}",
-    ]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
-    output = result.stdout + result.stderr
-    server_errors = [line for line in seeded_server.log().splitlines()
-                     if "unhandled error" in line]
-    assert result.returncode == 0, f"schemathesis found failures:\n{output[-20000:]}\nserver log:\n" + "\n".join(server_errors)
-    assert not server_errors, "\n".join(server_errors)
+    assert_clean_run(seeded_server, seeded_server.headers, tmp_path, checks=CHECKS, exclude_paths=STREAMING,
+                     examples=os.environ.get("CONFORMANCE_EXAMPLES", "10"), seed_value="20261130")
 
 
 # --- the document's models -------------------------------------------------------------
