@@ -22,6 +22,7 @@ from typing import Any
 from quart import Request
 
 from app.errors import InvalidRequest
+from app.text import is_storable_text
 
 MAX_DEPTH = 64
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -89,13 +90,9 @@ def check_storable(value: Any, strings: bool = True) -> None:
 
 
 def _check_text(text: str) -> None:
-    if "\x00" in text:
-        raise JsonBodyError(f"Request body holds NUL (\\u0000) in the text {_excerpt(text)}; it cannot be stored")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise JsonBodyError(f"Request body holds a lone surrogate (\\ud800-\\udfff) in the text {_excerpt(text)}; "
-                            "it is not a character") from None
+    if not is_storable_text(text):
+        what = "NUL (\\u0000)" if "\x00" in text else "a lone surrogate (\\ud800-\\udfff), not a character,"
+        raise JsonBodyError(f"Request body holds {what} in the text {_excerpt(text)}; it cannot be stored")
 
 
 def _excerpt(text: str) -> str:

@@ -24,7 +24,8 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.events.bus import SessionNotice
 from app.events.log import EventLog, LoggedEvent
 from app.models import Message, Session
-from app.services.common import existing_key, is_storable_text
+from app.services.common import existing_key
+from app.text import is_storable_text
 from app.services.sessions import cancel_turn, delete_session as delete_core_session
 
 if TYPE_CHECKING:

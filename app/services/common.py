@@ -9,6 +9,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from app.errors import NotFound
+from app.text import is_storable_text
 
 T = TypeVar("T")
 
@@ -30,18 +31,6 @@ def existing_key(model: type[Model], field: str, value: str, not_found: str) -> 
     if len(value) > model._meta.fields_map[field].max_length or not is_storable_text(value):
         raise NotFound(not_found)
     return value
-
-
-def is_storable_text(text: str) -> bool:
-    """Text both databases can hold: no NUL (PostgreSQL refuses it), no lone surrogate
-    (it cannot be encoded as UTF-8)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 async def paginate(query: QuerySet[T], offset: int, limit: int) -> tuple[list[T], int]:

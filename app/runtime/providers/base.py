@@ -3,28 +3,13 @@ of text deltas and one final summary (tool calls, usage) out, and one error type
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal, Protocol
 
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def storable_text(text: str) -> str:
-    """Text from a model as the store can hold it on every database: NUL (which
-    PostgreSQL's text and jsonb refuse) and lone surrogates (not characters, cannot be
-    encoded as UTF-8) become U+FFFD. A model emitting them must not fail the turn."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = _SURROGATE.sub("\ufffd", text)
-    return text
+from app.text import storable_text
 
 
 def storable(value: Any) -> Any:
