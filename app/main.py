@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 from quart import Quart
-from quart_rate_limiter import RateLimiter
 from quart_schema import QuartSchema
 
 from app import __version__
 from app.api import register_blueprints
 from app.api.cors import apply_http_cors, register_websocket_origin_check
 from app.api.json_body import JsonRequest
+from app.api.responses import install_json_responses
 from app.api.openapi import RuntimeOpenAPIProvider
 from app.auth.middleware import register_auth
 from app.auth.service import AuthService
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     runtime = Runtime.build(settings, box)
     app.extensions["runtime"] = runtime
 
+    plain_make_response = app.make_response
     QuartSchema(
         app,
         openapi_path="/api-doc/openapi.json",
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         info={"title": "Agent runtime API", "version": __version__},
         openapi_provider_class=RuntimeOpenAPIProvider,
     )
+    install_json_responses(app, plain_make_response)
     # First of all hooks, so even a request refused by auth or the rate limiter has an id.
     app.before_request(assign_request_id)
     app.before_websocket(assign_request_id)
@@ -54,7 +56,6 @@ def create_app(settings: Settings | None = None) -> Quart:
     auth = AuthService(settings, settings.jwt_secret or load_or_create_key_file(settings.data_dir, "jwt.key", "JWT_SECRET"))
     app.extensions["auth"] = auth
     register_auth(app, auth)
-    RateLimiter(app, enabled=settings.rate_limit_enabled)
     runtime.metrics.instrument(app)
     register_blueprints(app)
     register_error_handlers(app)
