@@ -36,11 +36,9 @@ def _serve(settings: Settings) -> int | None:
     if settings.workers > 1:
         return _serve_workers(settings)
     from hypercorn.asyncio.run import worker_serve
-    from hypercorn.config import Config
     from hypercorn.utils import wrap_app
 
-    config = Config.from_toml(HYPERCORN_TOML)
-    config.bind = [settings.bind]
+    config = hypercorn_config(settings)
     sockets = _listen(config)
 
     from app.db import close_db  # after binding: a port in use is told before these load
@@ -72,6 +70,20 @@ def _serve(settings: Settings) -> int | None:
             raise
 
     _run_loop(main(), settings.event_loop)
+
+
+def hypercorn_config(settings: Settings):
+    """hypercorn.toml, with BIND and ACCESS_LOG from the settings and our access logger."""
+    from hypercorn.config import Config
+
+    from app.log_setup import AccessLogger
+
+    config = Config.from_toml(HYPERCORN_TOML)
+    config.bind = [settings.bind]
+    config.logger_class = AccessLogger
+    if not settings.access_log:
+        config.accesslog = None
+    return config
 
 
 def _listen(config):
@@ -110,13 +122,10 @@ def _serve_workers(settings: Settings) -> int:
     shutdown of every worker; this process waits for all of them (SIGKILL only after
     graceful_timeout + STRAGGLER_GRACE_SECONDS) and exits non-zero if any failed. A worker
     that ends by itself with status 0 is replaced, as Hypercorn does (max_requests)."""
-    from hypercorn.config import Config
-
     from app.log_setup import configure_logging
     from app.secrets import load_keys
 
-    config = Config.from_toml(HYPERCORN_TOML)
-    config.bind = [settings.bind]
+    config = hypercorn_config(settings)
     sockets = _listen(config)
     configure_logging(settings.log_level)
     # The key files create_app() makes when SECRETS_KEY / JWT_SECRET are unset: made (or

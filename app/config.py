@@ -103,6 +103,7 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)
     secrets_key: str | None = None
     log_level: str = "INFO"
+    access_log: bool = True  # one line per request (Hypercorn's access log, with the request id)
     max_body_bytes: int = 1024 * 1024
     auto_migrate: bool = True
     # Where turns run: "inprocess" (this process; SQLite or PostgreSQL) or "temporal"
@@ -214,6 +215,7 @@ class Settings:
             cors_origins=_list(env, "CORS_ORIGINS"),
             secrets_key=env.get("SECRETS_KEY") or None,
             log_level=log_level,
+            access_log=_bool(env, "ACCESS_LOG", True),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
             auto_migrate=_bool(env, "AUTO_MIGRATE", True),
             llm_timeout_seconds=_float(env, "LLM_TIMEOUT_SECONDS", 60.0),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 
+from hypercorn.logging import Logger as HypercornLogger
 from quart import g, has_request_context, request, websocket
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -66,3 +68,42 @@ async def assign_request_id() -> None:  # async: Quart runs sync hooks in a thre
 async def request_id_header(response):
     response.headers["X-Request-ID"] = getattr(g, "request_id", "-")
     return response
+
+
+class AccessLogger(HypercornLogger):
+    """Hypercorn's logger with a cheaper access line that also names the request id.
+
+    Hypercorn builds each access line from a dict of every request and response header
+    and every environment variable (AccessLogAtoms), about a tenth of a small request's
+    cost here. This writes the same fields as its default format, plus the X-Request-ID
+    the response carries and the time taken:
+    `127.0.0.1:50412 - - [30/Nov/2026:02:21:44 +0000] "GET /health 1.1" 200 93 "-" "curl/7.88" 3b6566... 1.2ms`
+    Text from the request is escaped here (the SingleLineFilter then finds nothing to do).
+    ACCESS_LOG=false turns the line off altogether."""
+
+    async def access(self, request, response, request_time: float) -> None:
+        if self.access_logger is None or not self.access_logger.isEnabledFor(logging.INFO):
+            return
+        referer = agent = "-"
+        for name, value in request["headers"]:
+            if name == b"user-agent":
+                agent = value.decode("latin1")
+            elif name == b"referer":
+                referer = value.decode("latin1")
+        status, size, request_id = "-", "-", "-"
+        if response is not None:
+            status = response["status"]
+            for name, value in response.get("headers", ()):
+                if name == b"content-length":
+                    size = value.decode("latin1")
+                elif name == b"x-request-id":
+                    request_id = value.decode("latin1")
+        client = request.get("client")
+        remote = f"{client[0]}:{client[1]}" if client and len(client) == 2 else (client[0] if client else "-")
+        method = request["method"] if request["type"] == "http" else "GET"
+        query = request["query_string"]
+        target = request["path"] + ("?" + query.decode("latin1") if query else "")
+        line = (f'{remote} - - {time.strftime("[%d/%b/%Y:%H:%M:%S %z]")} "{method} {target} '
+                f'{request.get("http_version", "ws")}" {status} {size} "{referer}" "{agent}" {request_id} '
+                f'{request_time * 1000:.1f}ms')
+        self.access_logger.info(escape_control_characters(line))  # no args: never %-formatted
