@@ -40,10 +40,11 @@ class Page(BaseModel, Generic[T]):
     limit: int
 
 
-def page_of(convert: Callable[[Any], BaseModel], items: list[Any], total: int, query: PageQuery) -> dict[str, Any]:
-    """The list envelope; `convert` turns one stored row into its response model."""
+def page_of(convert: Callable[[Any], Any] | None, items: list[Any], total: int, query: PageQuery) -> dict[str, Any]:
+    """The list envelope; `convert` turns one stored row into its response model (None:
+    the items are ready as they are)."""
     return {
-        "data": [convert(item) for item in items],
+        "data": items if convert is None else [convert(item) for item in items],
         "total": total,
         "offset": query.offset,
         "limit": query.limit,

@@ -58,6 +58,13 @@ def visible(query: QuerySet, owner_field: str = "owner_id") -> QuerySet:
     return query.filter(**{owner_field: principal.user_id})
 
 
+def owner_restriction() -> tuple[bool, uuid.UUID | None]:
+    """visible()'s rule for hand-written SQL (app/models/raw_sql.py): whether to narrow
+    to one owner's rows, and whose."""
+    principal = current_principal()
+    return not principal.sees_everything, principal.user_id
+
+
 def new_owner() -> uuid.UUID | None:
     return current_principal().user_id
 

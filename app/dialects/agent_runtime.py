@@ -94,9 +94,16 @@ def _mapped_fields(event: LoggedEvent) -> tuple[str, dict[str, Any]]:
     return kind, {}
 
 
+# Core types that always map to an Agent Runtime type (message.created depends on its role).
+_ALWAYS_MAPPED = frozenset(AR_EVENT_TYPES) | {"session.started", "tool.started", "tool.completed", *STOP_CODES}
+
+
 def has_ar_meaning(event: LoggedEvent) -> bool:
-    """Whether the event maps to one of the Agent Runtime event types."""
-    return _mapped_fields(event)[0] in AR_EVENT_TYPES
+    """Whether the event maps to one of the Agent Runtime event types (what _mapped_fields
+    decides, without building the fields: every event of a page is asked)."""
+    if event.type in _ALWAYS_MAPPED:
+        return True
+    return event.type == "message.created" and event.data.get("role") in ("user", "assistant")
 
 
 def ar_event(event: LoggedEvent, name: str) -> dict[str, Any]:

@@ -19,11 +19,11 @@ from tortoise.expressions import Q
 
 from app.dialects.agent_runtime import (AR_EVENT_TYPES, MAPPED_CORE_TYPES, ar_event, ar_session, has_ar_meaning,
                                         message_text)
-from app.auth.principal import new_owner, visible
+from app.auth.principal import new_owner, owner_restriction, visible
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.events.bus import SessionNotice
 from app.events.log import EventLog, LoggedEvent
-from app.models import Message, Session
+from app.models import Message, Session, raw_sql
 from app.services.common import existing_key
 from app.text import is_storable_text
 from app.services.sessions import cancel_turn, delete_session as delete_core_session
@@ -77,7 +77,7 @@ async def list_sessions(limit: int = SESSION_PAGE, before: str | None = None) ->
 
 async def get_session(session_id: str) -> Session:
     key = existing_key(Session, "id", session_id, NOT_FOUND)
-    session = await visible(Session.filter(id=key)).select_related("agent").first()
+    session = await raw_sql.session_with_agent(key, *owner_restriction())
     if session is None:
         raise NotFound(NOT_FOUND)
     return session
@@ -161,7 +161,7 @@ async def record_event(runtime: Runtime, payload: dict[str, Any],
     session_id = payload["session_id"]
     if url_session_id is not None and session_id != url_session_id:
         raise InvalidRequest("session_id in the body does not match the URL")
-    session = await visible(Session.filter(id=session_id)).first()
+    session = await raw_sql.session_with_agent(session_id, *owner_restriction())
     if session is None:
         optional = {k: payload[k] for k in ("project_dir", "agent_name", "parent_session_name") if k in payload}
         await create_session(runtime, session_id, payload["session_name"], implicit=event_type != "session_start",

@@ -3,11 +3,14 @@ app/events/messages.py's `record_message` (for the API and the agent loop alike)
 
 from __future__ import annotations
 
-from app.models import Message
-from app.services.common import paginate
+from typing import Any
+
+from app.models import raw_sql
 from app.services.sessions import get_session
 
 
-async def list_messages(session_id: str, offset: int, limit: int, agent_id: str | None = None) -> tuple[list[Message], int]:
+async def list_messages(session_id: str, offset: int, limit: int,
+                        agent_id: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    """A page of the conversation as JSON-ready dicts (MessageOut's fields), and the total."""
     session = await get_session(session_id, agent_id)
-    return await paginate(Message.filter(session_id=session.id).order_by("sequence"), offset, limit)
+    return await raw_sql.message_dicts(session.id, offset, limit), await raw_sql.count("messages", session.id)

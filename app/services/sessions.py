@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from app.auth.principal import new_owner, visible
+from app.auth.principal import new_owner, owner_restriction, visible
 from app.errors import NotFound
 from tortoise.functions import Count
 
-from app.models import Event, Message, Session
+from app.models import Event, Message, Session, raw_sql
 from app.services.agents import get_active_agent, get_agent
 from app.services.common import existing_key, paginate
 from app.services.llm import check_model_exists
@@ -42,7 +42,7 @@ async def get_session(session_id: str, agent_id: str | None = None) -> Session:
     """The session, or 404; on a nested path the agent must own it."""
     not_found = f"session '{session_id}' not found"
     key = existing_key(Session, "id", session_id, not_found)
-    session = await visible(Session.filter(id=key)).select_related("agent").first()
+    session = await raw_sql.session_with_agent(key, *owner_restriction())
     if session is not None and agent_id is not None and session.agent_id != _as_uuid(agent_id):
         agent = await get_agent(agent_id)  # the path may name the agent instead
         session = session if session.agent_id == agent.id else None
@@ -66,7 +66,7 @@ async def turn_counts(session_ids: list[str]) -> dict[str, int]:
 
 
 async def turn_count(session_id: str) -> int:
-    return (await turn_counts([session_id])).get(session_id, 0)
+    return await raw_sql.count("messages", session_id, role="user")
 
 
 async def update_session(events: EventLog, session_id: str, changes: dict[str, Any],

@@ -1,0 +1,140 @@
+"""The hottest reads and the event insert as plain parameterized SQL, on either database.
+
+Tortoise builds each query anew through its query builder (pypika): for a one-row lookup
+that cost more than the database did, about a fifth of a `GET /sessions/{id}`, and
+`Event.create` about a fifth of a `POST /sessions/{id}/events`. The statements here are
+the ones the ORM would send, written once. Sessions still become model instances through
+Tortoise's own `_init_from_db` (what its executor calls), so callers get the same objects
+as from a QuerySet; pages of events and messages, which are only sent on, are decoded
+straight from the rows. Everything else keeps using the ORM: only the request paths that
+docs/performance.md measures belong here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from functools import cache
+from typing import Any
+
+import orjson
+from tortoise import connections
+
+from app.models import Agent, Session
+
+AGENT_PREFIX = "agent."
+
+
+@cache
+def _dialect_sql(sql: str, dialect: str) -> str:
+    """Statements are written with `?` (SQLite); asyncpg numbers its parameters."""
+    if dialect != "postgres":
+        return sql
+    parts = sql.split("?")
+    return "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], start=1)) + parts[-1]
+
+
+async def _rows(sql: str, params: list[Any]) -> list[Any]:
+    connection = connections.get("default")
+    _, rows = await connection.execute_query(_dialect_sql(sql, connection.capabilities.dialect), params)
+    return rows
+
+
+def _columns(model: type, alias: str, prefix: str = "") -> str:
+    return ", ".join(f'{alias}."{c}" AS "{prefix}{c}"' for c in sorted(model._meta.db_fields))
+
+
+def _owner_clause(column: str, owner: uuid.UUID | None) -> tuple[str, list[Any]]:
+    return (f" AND {column} IS NULL", []) if owner is None else (f" AND {column} = ?", [str(owner)])
+
+
+# Built on first use: Tortoise adds the foreign keys' `*_id` columns to a model's fields
+# only when it initialises, after this module is imported.
+@cache
+def _session_with_agent_sql() -> str:
+    return (f"SELECT {_columns(Session, 's')}, {_columns(Agent, 'a', AGENT_PREFIX)} "
+            "FROM sessions s LEFT JOIN agents a ON a.id = s.agent_id WHERE s.id = ?")
+
+
+async def session_with_agent(session_id: str, restrict_to_owner: bool = False,
+                             owner: uuid.UUID | None = None) -> Session | None:
+    """`Session.filter(id=...).select_related("agent").first()`, narrowed to `owner`'s
+    rows when `restrict_to_owner` (app/auth/principal.py decides that)."""
+    sql, params = _session_with_agent_sql(), [session_id]
+    if restrict_to_owner:
+        clause, extra = _owner_clause("s.owner_id", owner)
+        sql, params = sql + clause, params + extra
+    rows = await _rows(sql + " LIMIT ?", [*params, 1])  # LIMIT 1: SQLite runs it on the loop's thread
+    if not rows:
+        return None
+    row = dict(rows[0])
+    session = Session._init_from_db(**{k: v for k, v in row.items() if not k.startswith(AGENT_PREFIX)})
+    agent = None
+    if row[AGENT_PREFIX + "id"] is not None:
+        agent = Agent._init_from_db(**{k[len(AGENT_PREFIX):]: v for k, v in row.items() if k.startswith(AGENT_PREFIX)})
+    object.__setattr__(session, "_agent", agent)  # as select_related leaves it
+    return session
+
+
+# Columns in LoggedEvent's order (app/events/log.py reads the rows by position).
+EVENTS_AFTER = ("SELECT id, session_id, sequence, type, data, created_at FROM events "
+                "WHERE session_id = ? AND sequence > ?")
+
+
+async def event_rows(session_id: str, after: int, limit: int | None, types: tuple[str, ...] | None) -> list[Any]:
+    """A session's events after `after`, oldest first, as rows (id, session_id, sequence,
+    type, data, created_at): a range scan of the unique (session_id, sequence) index, so a
+    page costs the same however long the log is."""
+    sql, params = EVENTS_AFTER, [session_id, after]
+    if types:
+        sql += f" AND type IN ({', '.join('?' * len(types))})"
+        params += list(types)
+    sql += " ORDER BY sequence"
+    if limit is not None:
+        sql, params = sql + " LIMIT ?", params + [limit]
+    return await _rows(sql, params)
+
+
+MESSAGES_PAGE = ("SELECT id, session_id, sequence, role, content, created_at FROM messages "
+                 "WHERE session_id = ? ORDER BY sequence LIMIT ? OFFSET ?")
+
+
+async def message_dicts(session_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
+    """A page of a session's messages as JSON-ready dicts (the API's MessageOut fields),
+    decoded straight from the rows: no Message instances for a list that is only sent."""
+    return [{"id": message_id, "session_id": sid, "sequence": sequence, "role": role, "content": decode_json(content),
+             "created_at": decode_timestamp(created_at)}
+            for message_id, sid, sequence, role, content, created_at in await _rows(MESSAGES_PAGE, [session_id, limit, offset])]
+
+
+def decode_json(value: Any) -> Any:
+    """A JSON column's value: text on SQLite (and from asyncpg without a codec)."""
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def decode_timestamp(value: Any) -> datetime:
+    """A timestamp column's value: text on SQLite, a datetime from asyncpg; UTC when stored
+    without an offset, as Tortoise reads it."""
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+EVENT_INSERT = "INSERT INTO events (session_id, sequence, type, data, created_at) VALUES (?, ?, ?, ?, ?)"
+
+
+async def insert_event(session_id: str, sequence: int, type: str, data_json: str, created_at: datetime) -> int:
+    """Store one event with the number the caller chose (SQLite's path: on PostgreSQL
+    app/models/sequences.py numbers and inserts in one statement); returns its id. A
+    taken number or a missing session raises IntegrityError, as Event.create does."""
+    connection = connections.get("default")
+    return await connection.execute_insert(EVENT_INSERT, [session_id, sequence, type, data_json, created_at])
+
+
+async def count(table: str, session_id: str, role: str | None = None) -> int:
+    """Rows of `table` ("messages" or "events") in a session (of `role`: messages only)."""
+    sql, params = f"SELECT COUNT(*) AS n FROM {table} WHERE session_id = ?", [session_id]
+    if role is not None:
+        sql, params = sql + " AND role = ?", params + [role]
+    rows = await _rows(sql, params)
+    return dict(rows[0])["n"]
