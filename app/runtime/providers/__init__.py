@@ -11,14 +11,9 @@ import logging
 import uuid
 from datetime import datetime
 
-import anthropic
-import openai
-
 from app.config import Settings
 from app.models import LlmProvider
-from app.runtime.providers.anthropic_messages import AnthropicMessagesAdapter
 from app.runtime.providers.base import ChatAdapter, ProviderError
-from app.runtime.providers.openai_chat import OpenAIChatAdapter
 from app.secrets import SecretBox
 
 log = logging.getLogger("app.runtime.providers")
@@ -34,9 +29,19 @@ def build_adapter(provider: LlmProvider, api_key: str | None, settings: Settings
             code="provider_not_configured")
     common = {"timeout": settings.llm_timeout_seconds, "max_retries": 0}  # we retry ourselves
     kind = provider.provider_type
+    # The SDKs are imported when a provider first needs one: together they take about 3 s
+    # to import on a small machine, most of the server's start-up time.
     if kind == "anthropic":
+        import anthropic
+
+        from app.runtime.providers.anthropic_messages import AnthropicMessagesAdapter
+
         client = anthropic.AsyncAnthropic(api_key=api_key, base_url=provider.base_url or None, **common)
         return AnthropicMessagesAdapter(client, label=f"Anthropic provider '{provider.name}'")
+    import openai
+
+    from app.runtime.providers.openai_chat import OpenAIChatAdapter
+
     if kind == "azure_openai":
         client = openai.AsyncAzureOpenAI(api_key=api_key, azure_endpoint=provider.base_url,
                                          api_version=provider.api_version or AZURE_DEFAULT_API_VERSION, **common)
