@@ -39,10 +39,11 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
         last = options.since
         while True:  # replay in batches until the log has nothing newer
             batch = await log.read(session_id, after=last, limit=REPLAY_BATCH)
-            for event in batch:
-                if options.wants(event):
-                    yield event.sse_frame
-                last = event.sequence
+            frames = [event.sse_frame for event in batch if options.wants(event)]
+            if frames:  # one write per batch: a long replay is not thousands of small sends
+                yield b"".join(frames)
+            if batch:
+                last = batch[-1].sequence
             if len(batch) < REPLAY_BATCH:
                 break
         while True:
