@@ -132,8 +132,7 @@ async def list_sessions(query_args: SessionListQuery, agent_id: str | None = Non
 @validate_response(SessionOut)
 async def get_session(session_id: str, agent_id: str | None = None):
     """Get a session."""
-    session = await service.get_session(session_id, agent_id)
-    return SessionOut.of(session, await service.turn_count(session.id))
+    return SessionOut.of(*await service.get_session_and_turns(session_id, agent_id))
 
 
 @bp.patch(f"{NESTED}/<session_id>")

@@ -51,29 +51,44 @@ def _owner_clause(column: str, owner: uuid.UUID | None) -> tuple[str, list[Any]]
 # Built on first use: Tortoise adds the foreign keys' `*_id` columns to a model's fields
 # only when it initialises, after this module is imported.
 @cache
-def _session_with_agent_sql() -> str:
-    return (f"SELECT {_columns(Session, 's')}, {_columns(Agent, 'a', AGENT_PREFIX)} "
+def _session_with_agent_sql(with_turns: bool) -> str:
+    turns = (", (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id AND m.role = 'user') AS \"turns\""
+             if with_turns else "")
+    return (f"SELECT {_columns(Session, 's')}, {_columns(Agent, 'a', AGENT_PREFIX)}{turns} "
             "FROM sessions s LEFT JOIN agents a ON a.id = s.agent_id WHERE s.id = ?")
 
 
-async def session_with_agent(session_id: str, restrict_to_owner: bool = False,
-                             owner: uuid.UUID | None = None) -> Session | None:
-    """`Session.filter(id=...).select_related("agent").first()`, narrowed to `owner`'s
-    rows when `restrict_to_owner` (app/auth/principal.py decides that)."""
-    sql, params = _session_with_agent_sql(), [session_id]
+async def _session_row(session_id: str, restrict_to_owner: bool, owner: uuid.UUID | None,
+                       with_turns: bool) -> tuple[Session | None, dict[str, Any]]:
+    sql, params = _session_with_agent_sql(with_turns), [session_id]
     if restrict_to_owner:
         clause, extra = _owner_clause("s.owner_id", owner)
         sql, params = sql + clause, params + extra
     rows = await _rows(sql + " LIMIT ?", [*params, 1])  # LIMIT 1: SQLite runs it on the loop's thread
     if not rows:
-        return None
+        return None, {}
     row = dict(rows[0])
     session = Session._init_from_db(**{k: v for k, v in row.items() if not k.startswith(AGENT_PREFIX)})
     agent = None
     if row[AGENT_PREFIX + "id"] is not None:
         agent = Agent._init_from_db(**{k[len(AGENT_PREFIX):]: v for k, v in row.items() if k.startswith(AGENT_PREFIX)})
     object.__setattr__(session, "_agent", agent)  # as select_related leaves it
+    return session, row
+
+
+async def session_with_agent(session_id: str, restrict_to_owner: bool = False,
+                             owner: uuid.UUID | None = None) -> Session | None:
+    """`Session.filter(id=...).select_related("agent").first()`, narrowed to `owner`'s
+    rows when `restrict_to_owner` (app/auth/principal.py decides that)."""
+    session, _ = await _session_row(session_id, restrict_to_owner, owner, with_turns=False)
     return session
+
+
+async def session_and_turns(session_id: str, restrict_to_owner: bool = False,
+                            owner: uuid.UUID | None = None) -> tuple[Session | None, int]:
+    """session_with_agent(), and its number of user messages, in one statement."""
+    session, row = await _session_row(session_id, restrict_to_owner, owner, with_turns=True)
+    return session, row.get("turns", 0)
 
 
 # Columns in LoggedEvent's order (app/events/log.py reads the rows by position).

@@ -40,15 +40,28 @@ async def list_sessions(agent_id: str | None, status: str | None, offset: int, l
 
 async def get_session(session_id: str, agent_id: str | None = None) -> Session:
     """The session, or 404; on a nested path the agent must own it."""
+    session, _ = await _get_session(session_id, agent_id, with_turns=False)
+    return session
+
+
+async def get_session_and_turns(session_id: str, agent_id: str | None = None) -> tuple[Session, int]:
+    """get_session() and turn_count() in one statement."""
+    return await _get_session(session_id, agent_id, with_turns=True)
+
+
+async def _get_session(session_id: str, agent_id: str | None, with_turns: bool) -> tuple[Session, int]:
     not_found = f"session '{session_id}' not found"
     key = existing_key(Session, "id", session_id, not_found)
-    session = await raw_sql.session_with_agent(key, *owner_restriction())
+    if with_turns:
+        session, turns = await raw_sql.session_and_turns(key, *owner_restriction())
+    else:
+        session, turns = await raw_sql.session_with_agent(key, *owner_restriction()), 0
     if session is not None and agent_id is not None and session.agent_id != _as_uuid(agent_id):
         agent = await get_agent(agent_id)  # the path may name the agent instead
         session = session if session.agent_id == agent.id else None
     if session is None:
         raise NotFound(not_found)
-    return session
+    return session, turns
 
 
 def _as_uuid(value: str) -> uuid.UUID | None:
