@@ -25,6 +25,7 @@ from app.api.agent_runtime import SessionsQuery
 from app.auth.principal import current_principal
 from app.dialects.agent_runtime import session_page
 from app.errors import InvalidRequest, describe_validation_error
+from app.json_encoding import dumps
 from app.wiring import current_runtime
 from app.services import agent_runtime as service
 
@@ -48,7 +49,7 @@ async def _answer_requests(connection) -> None:
         if not isinstance(message, dict):
             continue
         if message.get("type") == "ping":
-            await websocket.send(json.dumps({"type": "pong"}))
+            await websocket.send(dumps({"type": "pong"}))
         elif message.get("type") == "list_sessions":
             await _list_sessions(connection, message)
 
@@ -69,7 +70,7 @@ async def _list_sessions(connection, message: dict) -> None:
         log.exception("/ws list_sessions failed")
         answer = {"type": "error", "request": "list_sessions", "detail": "internal error"}
     if not slot.done():  # cancelled when the connection is going away
-        slot.set_result(json.dumps(answer, default=str))
+        slot.set_result(dumps(answer))
 
 
 async def _forward(connection) -> None:
@@ -90,7 +91,7 @@ async def live_feed():
     try:
         await websocket.accept()
         sessions, cursor = await service.list_sessions()  # the newest page; more on request
-        await websocket.send(json.dumps({"type": "init", **session_page(sessions, cursor)}, default=str))
+        await websocket.send(dumps({"type": "init", **session_page(sessions, cursor)}))
         tasks = [asyncio.create_task(_forward(connection)), asyncio.create_task(_answer_requests(connection)),
                  asyncio.create_task(connection.dropped.wait()), asyncio.create_task(connection.going_away.wait())]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -74,8 +74,8 @@ def _text_blocks(text: str) -> list[dict[str, str]]:
 
 def _mapped_fields(event: LoggedEvent) -> tuple[str, dict[str, Any]]:
     data, kind = event.data, event.type
-    if kind in AR_EVENT_TYPES:  # posted by an external agent: already in this shape
-        return kind, {k: v for k, v in data.items() if k not in ("session_id", "event_type")}
+    if kind in AR_EVENT_TYPES:  # posted by an external agent: already in this shape (ar_event
+        return kind, data         # sets session_id and event_type from the log over its own)
     if kind == "session.started":
         return "session_start", {}
     if kind == "tool.started":

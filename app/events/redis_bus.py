@@ -33,6 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from app.events.bus import ALL_SESSIONS, EventBus, SessionNotice
+from app.json_encoding import dumps
 from app.events.log import LoggedEvent
 
 log = logging.getLogger("app.events.redis_bus")
@@ -105,7 +106,7 @@ class RedisEventBus(EventBus):
     def _send(self, message: dict) -> None:
         """Queue for Redis; never blocks or raises (the caller may hold a session's lock)."""
         try:  # encoded now: the caller's objects may change once we return
-            encoded = json.dumps({"origin": self.origin, **message}, separators=(",", ":"), default=str)
+            encoded = dumps({"origin": self.origin, **message})
         except (TypeError, ValueError):
             log.exception("cannot encode a %s message for Redis", message["type"])
             return

@@ -10,13 +10,13 @@ cannot slow other clients, the REST API or a turn.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections import OrderedDict
 from typing import Protocol
 
 from app.events.bus import ALL_SESSIONS, EventBus, SessionNotice
+from app.json_encoding import dumps
 from app.events.log import EventLog, LoggedEvent
 
 log = logging.getLogger("app.events.ws")
@@ -102,7 +102,7 @@ class WebSocketHub:
     def broadcast(self, message: dict, owner: uuid.UUID | None = None, core_only: bool = False) -> None:
         """Send to every connection allowed to see rows of `owner` (its own, or all);
         a `core_only` message only to those that asked for every event."""
-        encoded = json.dumps(message, separators=(",", ":"), default=str)
+        encoded = dumps(message)
         for connection in tuple(self.connections):
             if core_only and not connection.all_events:
                 continue
