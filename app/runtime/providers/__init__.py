@@ -7,7 +7,9 @@ after a new API key or base_url was saved.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import threading
 import uuid
 from datetime import datetime
 
@@ -22,6 +24,25 @@ AZURE_DEFAULT_API_VERSION = "2024-10-21"
 KEYLESS_TYPES = ("ollama", "custom")  # local OpenAI-compatible servers often need no key
 
 
+ADAPTER_MODULES = ("app.runtime.providers.openai_chat", "app.runtime.providers.anthropic_messages")
+
+
+def import_sdks() -> None:
+    """Import both SDKs (with their adapters). Together they take about 3 s on a small
+    machine: most of `import app.main`'s time when they were imported with it."""
+    for name in ADAPTER_MODULES:
+        importlib.import_module(name)
+
+
+def import_sdks_in_background() -> threading.Thread:
+    """The server answers as soon as it has started while the SDKs load on a thread; a
+    turn that needs one before it is loaded waits for that import (Python's import lock),
+    never imports it again."""
+    thread = threading.Thread(target=import_sdks, name="import-provider-sdks", daemon=True)
+    thread.start()
+    return thread
+
+
 def build_adapter(provider: LlmProvider, api_key: str | None, settings: Settings) -> ChatAdapter:
     if not api_key and provider.provider_type not in KEYLESS_TYPES:
         raise ProviderError(
@@ -29,8 +50,7 @@ def build_adapter(provider: LlmProvider, api_key: str | None, settings: Settings
             code="provider_not_configured")
     common = {"timeout": settings.llm_timeout_seconds, "max_retries": 0}  # we retry ourselves
     kind = provider.provider_type
-    # The SDKs are imported when a provider first needs one: together they take about 3 s
-    # to import on a small machine, most of the server's start-up time.
+    # Imported here, not with this module: see import_sdks.
     if kind == "anthropic":
         import anthropic
 
