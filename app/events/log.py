@@ -7,6 +7,7 @@ be read back, and a listener that missed something can always catch up from here
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -150,12 +151,6 @@ class EventLog:
         return [*await cls.read(event.session_id, after=last, limit=event.sequence - last - 1), event]
 
     async def page(self, session_id: str, after: int, limit: int,
-                   types: set[str] | None, exclude: set[str] | None) -> tuple[list[LoggedEvent], int]:
-        query = Event.filter(session_id=session_id)
-        if types:
-            query = query.filter(type__in=list(types))
-        if exclude:
-            query = query.exclude(type__in=list(exclude))
-        total = await query.count()
-        rows = await query.filter(sequence__gt=after).order_by("sequence").limit(limit)
-        return [LoggedEvent.from_row(row) for row in rows], total
+                   types: Collection[str] | None, exclude: Collection[str] | None) -> tuple[list[LoggedEvent], int]:
+        rows = await raw_sql.event_rows(session_id, after, limit, types, exclude)
+        return [LoggedEvent.from_db(row) for row in rows], await raw_sql.event_total(session_id, types, exclude)

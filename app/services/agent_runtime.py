@@ -161,12 +161,17 @@ async def record_event(runtime: Runtime, payload: dict[str, Any],
     session_id = payload["session_id"]
     if url_session_id is not None and session_id != url_session_id:
         raise InvalidRequest("session_id in the body does not match the URL")
-    session = await raw_sql.session_with_agent(session_id, *owner_restriction())
-    if session is None:
+    transition = event_type in ("session_start", "session_stop")
+    if transition:
+        session = await raw_sql.session_with_agent(session_id, *owner_restriction())
+        exists = session is not None
+    else:  # most events: only whether it exists (a narrower read, no model instance)
+        session, exists = None, await raw_sql.session_exists(session_id, *owner_restriction())
+    if not exists:
         optional = {k: payload[k] for k in ("project_dir", "agent_name", "parent_session_name") if k in payload}
         await create_session(runtime, session_id, payload["session_name"], implicit=event_type != "session_start",
                              status="finished" if event_type == "session_stop" else "running", **optional)
-    elif session.kind == "external" and event_type in ("session_start", "session_stop"):
+    elif session is not None and session.kind == "external":
         await _apply_transition(runtime, session, event_type)
     data = {k: v for k, v in payload.items() if k not in ("event_type", "session_id")}
     return await runtime.events.append(session_id, event_type, data)
