@@ -76,7 +76,8 @@ class Runtime:
         if not self.settings.temporal:  # in temporal mode other processes' runs are not ours to fail
             await fail_interrupted_runs()
         await self._providers_from_environment()
-        import_sdks_in_background()
+        if not self.settings.temporal:  # there, turns (and their SDK calls) run on the workers
+            import_sdks_in_background()
 
     def end_streams(self) -> None:
         """Shutdown has begun: end SSE streams and /ws feeds now, so the server stops

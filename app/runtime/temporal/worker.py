@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from app.config import Settings
+from app.runtime.providers import import_sdks
 from app.runtime.temporal.activities import TurnActivities
 from app.runtime.temporal.pipeline_activities import FindAgent, PipelineActivities
 from app.runtime.temporal.pipelines import PipelineRunWorkflow
@@ -32,6 +33,10 @@ STICKY_TIMEOUT = timedelta(seconds=2)
 def build_worker(client: Client, settings: Settings, deps: TurnDeps, find_agent: FindAgent) -> Worker:
     """The worker for session and pipeline-run workflows; `find_agent` looks an active
     agent up by id or name (the storage's rule, given by app/wiring.py)."""
+    # The SDKs are loaded before any workflow runs: an import on an activity's thread
+    # while the workflow sandbox validates or runs a workflow (it swaps the import
+    # machinery on its own threads) failed inside temporalio's sandbox importer.
+    import_sdks()
     return Worker(
         client, task_queue=settings.temporal_task_queue, workflows=[SessionWorkflow, PipelineRunWorkflow],
         activities=[*TurnActivities(deps).all(), *PipelineActivities(deps.events, find_agent).all()], identity=f"{os.getpid()}@{socket.gethostname()}",
