@@ -35,4 +35,4 @@ def dumpb(value: Any) -> bytes:
 
 
 def dumps(value: Any) -> str:
-    return orjson.dumps(value, default=encode_other, option=OPTIONS).decode()
+    return dumpb(value).decode()

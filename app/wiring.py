@@ -25,7 +25,7 @@ from app.events.log import EventLog
 from app.events.ws import WebSocketHub
 from app.metrics import Metrics
 from app.models import LlmModel, LlmProvider
-from app.runtime.providers import ProviderClients, import_sdks, import_sdks_in_background
+from app.runtime.providers import ProviderClients, import_sdks_in_background
 from app.runtime.resolution import ModelResolver
 from app.runtime.runner import Runner, TurnRunner
 from app.runtime.turn import TurnDeps
@@ -145,7 +145,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     from app.services.agents import get_active_agent
 
     box = SecretBox.from_settings(settings.secrets_key, settings.data_dir)
-    await asyncio.to_thread(import_sdks)  # before polling: a first model call must not wait for it
     await open_db(settings)
     bus = build_bus(settings)
     await bus.start()

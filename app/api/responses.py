@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic_core import to_json
 from quart import Quart
 
-from app.json_encoding import OPTIONS, dumps, encode_other
+from app.json_encoding import dumpb, dumps
 
 MIMETYPE = "application/json"
 
@@ -34,9 +34,7 @@ class JsonProvider(DefaultJSONProvider):
         return orjson.loads(s)
 
     def response(self, *args: Any, **kwargs: Any):
-        body = orjson.dumps(self._prepare_response_obj(args, kwargs), default=encode_other,
-                            option=OPTIONS | orjson.OPT_APPEND_NEWLINE)
-        return self._app.response_class(body, mimetype=MIMETYPE)
+        return self._app.response_class(dumpb(self._prepare_response_obj(args, kwargs)) + b"\n", mimetype=MIMETYPE)
 
 
 def install_json_responses(app: Quart, plain_make_response) -> None:

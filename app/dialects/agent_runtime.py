@@ -85,7 +85,7 @@ def _mapped_fields(event: LoggedEvent) -> tuple[str, dict[str, Any]]:
         return "post_tool", {"tool_name": data.get("tool_name"), "tool_input": data.get("arguments"),
                              "tool_output": data.get("result"), "error": data.get("error"),
                              "tool_call_id": data.get("tool_call_id")}
-    if kind == "message.created" and data.get("role") in ("user", "assistant"):
+    if kind == "message.created" and _is_conversation(data):
         return "message", {"role": data["role"], "content": _text_blocks(data.get("content", {}).get("text", "")),
                            "message_id": data.get("message_id")}
     if kind in STOP_CODES:
@@ -94,8 +94,13 @@ def _mapped_fields(event: LoggedEvent) -> tuple[str, dict[str, Any]]:
     return kind, {}
 
 
-# Core types that always map to an Agent Runtime type (message.created depends on its role).
-_ALWAYS_MAPPED = frozenset(AR_EVENT_TYPES) | {"session.started", "tool.started", "tool.completed", *STOP_CODES}
+def _is_conversation(data: dict[str, Any]) -> bool:
+    """A message.created that is a `message` event: the user's or the assistant's text."""
+    return data.get("role") in ("user", "assistant")
+
+
+# Types that always map (message.created depends on its role).
+_ALWAYS_MAPPED = frozenset(AR_EVENT_TYPES + MAPPED_CORE_TYPES) - {"message.created"}
 
 
 def has_ar_meaning(event: LoggedEvent) -> bool:
@@ -103,7 +108,7 @@ def has_ar_meaning(event: LoggedEvent) -> bool:
     decides, without building the fields: every event of a page is asked)."""
     if event.type in _ALWAYS_MAPPED:
         return True
-    return event.type == "message.created" and event.data.get("role") in ("user", "assistant")
+    return event.type == "message.created" and _is_conversation(event.data)
 
 
 def ar_event(event: LoggedEvent, name: str) -> dict[str, Any]:

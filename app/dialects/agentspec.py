@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from app.errors import ApiError
-from app.events.log import LoggedEvent
+from app.events.log import LoggedEvent, sse_frame
 from app.runtime.turn import TurnOutcome
 
 TERMINAL = ("session.completed", "session.failed", "session.cancelled")
@@ -89,8 +89,8 @@ class StreamTranslator:
             self.output.append(data.get("delta", ""))
             # `token` is seed 004's event, `text` the one AsyncStreamingClient.stream_text
             # collects; each client skips the name it does not know.
-            token = _frame(event.sequence, "token", {"content": data.get("delta", "")})
-            return token + _frame(event.sequence, "text", {"text": data.get("delta", "")})
+            token = sse_frame(event.sequence, "token", {"content": data.get("delta", "")})
+            return token + sse_frame(event.sequence, "text", {"text": data.get("delta", "")})
         elif kind == "tool.started":
             name, payload = "tool_call", {"id": data.get("tool_call_id"), "name": data.get("tool_name"),
                                           "arguments": data.get("arguments")}
@@ -112,11 +112,7 @@ class StreamTranslator:
                                      "reason": data.get("reason")}
         else:
             return None
-        return _frame(event.sequence, name, payload)
-
-
-def _frame(sequence: int, name: str, payload: dict[str, Any]) -> bytes:
-    return f"id: {sequence}\nevent: {name}\ndata: {json.dumps(payload, default=str)}\n\n".encode()
+        return sse_frame(event.sequence, name, payload)
 
 
 def trigger_input(trigger: dict[str, Any]) -> str:

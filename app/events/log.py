@@ -14,13 +14,18 @@ from functools import cached_property
 from typing import Any
 
 from app.events.bus import EventBus, SessionNotice
-from app.json_encoding import dumps
 from app.events.messages import RecentMessages
+from app.json_encoding import dumps
 from app.models import Event, Message, raw_sql
 from app.models.sequences import EVENT_INSERT, MESSAGE_INSERT, SequenceCounter, SessionRowCounter
 
 
 ONCE_LOOKBACK = 50  # append_once looks this far back among the session's events of the type
+
+
+def sse_frame(event_id: int, name: str, data: Any) -> bytes:
+    """One SSE frame: `id`, `event`, and `data` as one line of JSON."""
+    return f"id: {event_id}\nevent: {name}\ndata: {dumps(data)}\n\n".encode()
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,7 @@ class LoggedEvent:
     @cached_property
     def sse_frame(self) -> bytes:
         """Encoded once, however many subscribers receive it."""
-        payload = dumps(self.data)
-        return f"id: {self.sequence}\nevent: {self.type}\ndata: {payload}\n\n".encode()
+        return sse_frame(self.sequence, self.type, self.data)
 
 
 class EventLog:

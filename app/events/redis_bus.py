@@ -33,8 +33,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from app.events.bus import ALL_SESSIONS, EventBus, SessionNotice
-from app.json_encoding import dumps
 from app.events.log import LoggedEvent
+from app.json_encoding import dumps
 
 log = logging.getLogger("app.events.redis_bus")
 

@@ -16,8 +16,8 @@ from collections import OrderedDict
 from typing import Protocol
 
 from app.events.bus import ALL_SESSIONS, EventBus, SessionNotice
-from app.json_encoding import dumps
 from app.events.log import EventLog, LoggedEvent
+from app.json_encoding import dumps
 
 log = logging.getLogger("app.events.ws")
 

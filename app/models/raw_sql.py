@@ -13,8 +13,8 @@ docs/performance.md measures belong here.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 from collections.abc import Collection
+from datetime import datetime, timezone
 from functools import cache
 from typing import Any
 
@@ -45,8 +45,15 @@ def _columns(model: type, alias: str, prefix: str = "") -> str:
     return ", ".join(f'{alias}."{c}" AS "{prefix}{c}"' for c in sorted(model._meta.db_fields))
 
 
-def _owner_clause(column: str, owner: uuid.UUID | None) -> tuple[str, list[Any]]:
-    return (f" AND {column} IS NULL", []) if owner is None else (f" AND {column} = ?", [str(owner)])
+async def _one_session(sql: str, session_id: str, restrict_to_owner: bool, owner: uuid.UUID | None) -> list[Any]:
+    """`sql` (selecting from `sessions s`, ending in WHERE s.id = ?) for one session,
+    narrowed to `owner`'s row when `restrict_to_owner`; LIMIT 1, so SQLite runs it on the
+    loop's thread (app/db_sqlite.py)."""
+    params: list[Any] = [session_id]
+    if restrict_to_owner:
+        sql += " AND s.owner_id IS NULL" if owner is None else " AND s.owner_id = ?"
+        params += [] if owner is None else [str(owner)]
+    return await _rows(sql + " LIMIT ?", [*params, 1])
 
 
 # Built on first use: Tortoise adds the foreign keys' `*_id` columns to a model's fields
@@ -61,11 +68,7 @@ def _session_with_agent_sql(with_turns: bool) -> str:
 
 async def _session_row(session_id: str, restrict_to_owner: bool, owner: uuid.UUID | None,
                        with_turns: bool) -> tuple[Session | None, dict[str, Any]]:
-    sql, params = _session_with_agent_sql(with_turns), [session_id]
-    if restrict_to_owner:
-        clause, extra = _owner_clause("s.owner_id", owner)
-        sql, params = sql + clause, params + extra
-    rows = await _rows(sql + " LIMIT ?", [*params, 1])  # LIMIT 1: SQLite runs it on the loop's thread
+    rows = await _one_session(_session_with_agent_sql(with_turns), session_id, restrict_to_owner, owner)
     if not rows:
         return None, {}
     row = dict(zip(rows[0].keys(), rows[0]))  # 4x faster than dict(sqlite3.Row), which looks each name up
@@ -86,11 +89,7 @@ async def session_with_agent(session_id: str, restrict_to_owner: bool = False,
 
 
 async def session_exists(session_id: str, restrict_to_owner: bool = False, owner: uuid.UUID | None = None) -> bool:
-    sql, params = "SELECT 1 FROM sessions s WHERE s.id = ?", [session_id]
-    if restrict_to_owner:
-        clause, extra = _owner_clause("s.owner_id", owner)
-        sql, params = sql + clause, params + extra
-    return bool(await _rows(sql + " LIMIT ?", [*params, 1]))
+    return bool(await _one_session("SELECT 1 FROM sessions s WHERE s.id = ?", session_id, restrict_to_owner, owner))
 
 
 async def session_and_turns(session_id: str, restrict_to_owner: bool = False,
@@ -176,10 +175,9 @@ async def insert_event(session_id: str, sequence: int, type: str, data_json: str
     return await connection.execute_insert(EVENT_INSERT, [session_id, sequence, type, data_json, created_at])
 
 
-async def count(table: str, session_id: str, role: str | None = None) -> int:
-    """Rows of `table` ("messages" or "events") in a session (of `role`: messages only)."""
-    sql, params = f"SELECT COUNT(*) AS n FROM {table} WHERE session_id = ?", [session_id]
+async def message_count(session_id: str, role: str | None = None) -> int:
+    """A session's messages (of `role`)."""
+    sql, params = "SELECT COUNT(*) FROM messages WHERE session_id = ?", [session_id]
     if role is not None:
         sql, params = sql + " AND role = ?", params + [role]
-    rows = await _rows(sql, params)
-    return dict(rows[0])["n"]
+    return (await _rows(sql, params))[0][0]

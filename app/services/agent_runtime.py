@@ -24,8 +24,7 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.events.bus import SessionNotice
 from app.events.log import EventLog, LoggedEvent
 from app.models import Message, Session, raw_sql
-from app.services.common import existing_key
-from app.text import is_storable_text
+from app.services.common import existing_key, fits_column
 from app.services.sessions import cancel_turn, delete_session as delete_core_session
 
 if TYPE_CHECKING:
@@ -57,9 +56,7 @@ def _parse_cursor(cursor: str) -> tuple[dt.datetime, str]:
         raise InvalidRequest(BAD_CURSOR) from None
     if when.tzinfo is None or not isinstance(session_id, str):
         raise InvalidRequest(BAD_CURSOR)
-    # No id is longer than its column or holds NUL or a lone surrogate; the driver would
-    # refuse any of them (a 500).
-    if len(session_id) > Session._meta.fields_map["id"].max_length or not is_storable_text(session_id):
+    if not fits_column(Session, "id", session_id):  # no session has such an id
         raise InvalidRequest(BAD_CURSOR)
     return when, session_id
 

@@ -24,11 +24,15 @@ def parse_uuid(value: str | uuid.UUID, kind: str) -> uuid.UUID:
         raise NotFound(f"{kind} '{value}' not found") from None
 
 
+def fits_column(model: type[Model], field: str, value: str) -> bool:
+    """Whether the column can hold `value` at all: Tortoise validates filter values against
+    the column's length (and raised), PostgreSQL refuses NUL in text: both were 500s."""
+    return len(value) <= model._meta.fields_map[field].max_length and is_storable_text(value)
+
+
 def existing_key(model: type[Model], field: str, value: str, not_found: str) -> str:
-    """A key the column cannot hold cannot name a row: that is a 404. (Tortoise validates
-    filter values against the column's length and raised; PostgreSQL refuses NUL in
-    text: both were 500s.)"""
-    if len(value) > model._meta.fields_map[field].max_length or not is_storable_text(value):
+    """A key the column cannot hold cannot name a row: that is a 404."""
+    if not fits_column(model, field, value):
         raise NotFound(not_found)
     return value
 

@@ -13,4 +13,4 @@ async def list_messages(session_id: str, offset: int, limit: int,
                         agent_id: str | None = None) -> tuple[list[dict[str, Any]], int]:
     """A page of the conversation as JSON-ready dicts (MessageOut's fields), and the total."""
     session = await get_session(session_id, agent_id)
-    return await raw_sql.message_dicts(session.id, offset, limit), await raw_sql.count("messages", session.id)
+    return await raw_sql.message_dicts(session.id, offset, limit), await raw_sql.message_count(session.id)

@@ -79,7 +79,7 @@ async def turn_counts(session_ids: list[str]) -> dict[str, int]:
 
 
 async def turn_count(session_id: str) -> int:
-    return await raw_sql.count("messages", session_id, role="user")
+    return await raw_sql.message_count(session_id, role="user")
 
 
 async def update_session(events: EventLog, session_id: str, changes: dict[str, Any],
