@@ -17,6 +17,10 @@ class Agent(Model):
         "models.LlmModel", related_name="default_for_agents", null=True, on_delete=fields.SET_NULL
     )
     capability_ids = fields.JSONField(default=list)
+    # Per capability id, its settings on this agent: {"requires_approval": true}.
+    capability_settings = fields.JSONField(default=dict, db_default="{}")
+    # Tools the client runs: [{"name", "description", "parameters"}] (runtime/toolbox.py).
+    client_tools = fields.JSONField(default=list, db_default="[]")
     status = fields.CharField(max_length=16, default="active", db_index=True)  # active | archived
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

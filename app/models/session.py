@@ -31,7 +31,7 @@ class Session(Model):
     model = fields.ForeignKeyField(
         "models.LlmModel", related_name="sessions", null=True, on_delete=fields.SET_NULL
     )
-    status = fields.CharField(max_length=16, default="pending", db_index=True)
+    status = fields.CharField(max_length=32, default="pending", db_index=True)
     last_error = fields.TextField(null=True)
     usage = fields.JSONField(default=dict)
     # The last event and message numbers handed out, kept on PostgreSQL only (SQLite has

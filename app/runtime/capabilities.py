@@ -1,7 +1,10 @@
 """The built-in capability registry: named bundles of tools an agent can be given.
 
-A tool is a pydantic model for its arguments (which gives both the JSON schema shown to
-the model and the validation of what the model sends) and an async function.
+A tool is what the model may call: a name, a description, the JSON schema of its
+arguments, and `invoke`, which runs it. A built-in tool (`Tool.builtin`) is a pydantic
+model for its arguments (which gives both the schema shown to the model and the
+validation of what the model sends) and an async function. MCP tools
+(app/runtime/mcp/) and client tools (app/runtime/toolbox.py) are Tools too.
 """
 
 from __future__ import annotations
@@ -21,16 +24,29 @@ class ToolError(Exception):
 
 @dataclass(frozen=True)
 class Tool:
-    name: str
+    name: str  # as the model sees it: [A-Za-z0-9_-]{1,64}, what both providers accept
     description: str
-    args_model: type[BaseModel]
-    run: Callable[[Any], Awaitable[Any]]
+    parameters: dict[str, Any]  # JSON schema of the arguments object
+    # Runs the tool with the model's arguments (a JSON object). Raises ToolError (or
+    # pydantic's ValidationError) for what the model should be told; None: a client tool.
+    invoke: Callable[[Any], Awaitable[Any]] | None
+    capability_id: str = ""  # the capability that gave it (its settings apply)
+    requires_approval: bool = False  # the agent's setting for that capability
 
     @property
-    def parameters(self) -> dict[str, Any]:
-        schema = self.args_model.model_json_schema()
+    def runs_on_client(self) -> bool:
+        return self.invoke is None
+
+    @classmethod
+    def builtin(cls, name: str, description: str, args_model: type[BaseModel],
+                run: Callable[[Any], Awaitable[Any]]) -> "Tool":
+        schema = args_model.model_json_schema()
         schema.pop("title", None)
-        return schema
+
+        async def invoke(arguments: Any) -> Any:
+            return await run(args_model.model_validate(arguments))
+
+        return cls(name, description, schema, invoke)
 
 
 @dataclass(frozen=True)
@@ -76,7 +92,7 @@ REGISTRY: dict[str, Capability] = {
             name="Current time",
             description="Lets the agent read the current date and time in any time zone.",
             tools=(
-                Tool(
+                Tool.builtin(
                     name="get_current_time",
                     description="Get the current date and time in an IANA time zone.",
                     args_model=CurrentTimeArgs,

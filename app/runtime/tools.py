@@ -33,12 +33,12 @@ async def execute_tool(tools: dict[str, Tool], call: ToolCall, timeout: float) -
     arguments, error = parse_arguments(call)
     if error:
         return None, error
+    if tool.invoke is None:
+        return None, f"tool '{call.name}' is run by the client, not the server"
     try:
-        args = tool.args_model.model_validate(arguments)
+        return storable(await asyncio.wait_for(tool.invoke(arguments), timeout)), None
     except ValidationError as exc:
         return None, f"invalid arguments: {describe_validation_error(exc)}"
-    try:
-        return storable(await asyncio.wait_for(tool.run(args), timeout)), None
     except ToolError as exc:
         return None, storable_text(str(exc))
     except asyncio.TimeoutError:

@@ -81,7 +81,7 @@ async def test_two_tool_calls_run_concurrently_results_in_call_order(client, fak
         await asyncio.sleep(args.seconds)
         return f"slept {args.seconds}"
 
-    napper = capabilities.Capability("napper", "Napper", "test tool", tools=(capabilities.Tool("nap", "sleep", NapArgs, nap),))
+    napper = capabilities.Capability("napper", "Napper", "test tool", tools=(capabilities.Tool.builtin("nap", "sleep", NapArgs, nap),))
     monkeypatch.setitem(capabilities.REGISTRY, "napper", napper)
     chat = await make_chat(client, fake_llm, capabilities=("napper",))
     fake_llm.script(ToolCalls([("a", "nap", {"seconds": 0.4}), ("b", "nap", {"seconds": 0.1})]), Text(["done"]))

@@ -1,0 +1,27 @@
+from tortoise import fields
+from tortoise.models import Model
+
+
+class McpServer(Model):
+    # A Model Context Protocol server whose tools agents can be given (capability ids
+    # `mcp:<name>:<tool>` and `mcp:<name>:*`). Secrets in `env` and `headers` are stored
+    # encrypted like provider keys (app/secrets.py) and never returned, only hints.
+
+    id = fields.UUIDField(primary_key=True)
+    # Who made it (full auth mode); null when made without an account, which only admins see.
+    owner = fields.ForeignKeyField("models.User", related_name="mcp_servers", null=True, on_delete=fields.CASCADE)
+    name = fields.CharField(max_length=64, db_index=True)  # [a-z0-9_-], unique per owner
+    transport = fields.CharField(max_length=8)  # stdio | http
+    command = fields.TextField(null=True)  # stdio
+    args = fields.JSONField(default=list)  # stdio
+    env_encrypted = fields.TextField(null=True)  # stdio: a JSON object, encrypted
+    env_hints = fields.JSONField(default=dict)  # name -> masked value
+    url = fields.CharField(max_length=2000, null=True)  # http (streamable HTTP)
+    headers_encrypted = fields.TextField(null=True)  # http: a JSON object, encrypted
+    header_hints = fields.JSONField(default=dict)
+    enabled = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "mcp_servers"

@@ -1,0 +1,34 @@
+from tortoise import fields
+from tortoise.models import Model
+
+
+class ToolCallWait(Model):
+    # One tool call of a step in which some call waits for someone outside the server:
+    # a person's approval, or a result the client runs the tool for. Every call of such
+    # a step has a row (the ones that run at once too, with their results), so a turn
+    # paused here can be resumed from the database alone: after a restart (in-process
+    # runner) or on another worker (Temporal). Steps without waits write no rows.
+
+    id = fields.UUIDField(primary_key=True)
+    session = fields.ForeignKeyField("models.Session", related_name="tool_call_waits", on_delete=fields.CASCADE)
+    call_id = fields.CharField(max_length=200)  # the model's id for the call
+    message_id = fields.UUIDField()  # the user message the turn answers
+    step_id = fields.CharField(max_length=64)
+    iteration = fields.IntField()  # the step's number in the turn
+    started_at_seq = fields.IntField()  # the turn's history start (see runtime/history.py)
+    position = fields.IntField()  # the call's place in the step
+    tool_name = fields.CharField(max_length=200)
+    arguments = fields.JSONField(null=True)
+    kind = fields.CharField(max_length=16)  # run | approval | client
+    # waiting (for an answer) | approved | denied | answered (a client's result) | done
+    # (the result is below) | cancelled (the turn ended first)
+    status = fields.CharField(max_length=16, db_index=True)
+    reason = fields.TextField(null=True)  # a denial's reason
+    result = fields.JSONField(null=True)
+    error = fields.TextField(null=True)
+    expires_at = fields.DatetimeField(null=True)  # APPROVAL_TIMEOUT_SECONDS after the request
+    created_at = fields.DatetimeField(auto_now_add=True)
+    answered_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "tool_call_waits"
