@@ -121,6 +121,11 @@ class Settings:
     llm_retry_backoff_seconds: float = 0.5
     max_iterations: int = 10
     tool_timeout_seconds: float = 30.0
+    # A tool call waiting for an approval or a client's result is answered for them
+    # after this long (denied / an error result); None: it waits until answered.
+    approval_timeout_seconds: float | None = None
+    # Longest an MCP server may take to start, initialize and list its tools (app/runtime/mcp/).
+    mcp_connect_timeout_seconds: float = 10.0
     # Live delivery (SSE / WebSocket).
     sse_heartbeat_seconds: float = 15.0
     sse_retry_ms: int = 2000
@@ -223,6 +228,8 @@ class Settings:
             llm_retry_backoff_seconds=_float(env, "LLM_RETRY_BACKOFF_SECONDS", 0.5),
             max_iterations=_int(env, "MAX_ITERATIONS", 10, minimum=1),
             tool_timeout_seconds=_float(env, "TOOL_TIMEOUT_SECONDS", 30.0),
+            approval_timeout_seconds=_float(env, "APPROVAL_TIMEOUT_SECONDS", 0.0) or None,
+            mcp_connect_timeout_seconds=_float(env, "MCP_CONNECT_TIMEOUT_SECONDS", 10.0),
             sse_heartbeat_seconds=_float(env, "SSE_HEARTBEAT_SECONDS", 15.0),
             sse_retry_ms=_int(env, "SSE_RETRY_MS", 2000),
             subscriber_queue_size=_int(env, "SUBSCRIBER_QUEUE_SIZE", 1000, minimum=1),

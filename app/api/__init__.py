@@ -4,11 +4,12 @@ from quart import Quart
 
 from app.api import (
     agent_runtime, agents, agentspec, auth, capabilities, dashboard, docs, events, health, llm, messages,
-    observability, pipelines, sessions, ws,
+    observability, pipelines, sessions, tool_calls, ws,
 )
 
 BLUEPRINTS = (health.bp, docs.bp, auth.bp, agents.bp, sessions.bp, messages.bp, events.bp, llm.bp, capabilities.bp,
-              agent_runtime.bp, ws.bp, dashboard.bp, agentspec.bp, pipelines.bp, observability.bp)
+              agent_runtime.bp, ws.bp, dashboard.bp, agentspec.bp, pipelines.bp, observability.bp,
+              tool_calls.bp)
 
 
 def register_blueprints(app: Quart) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
@@ -16,6 +16,24 @@ from app.services import agents as service
 bp = Blueprint("agents", __name__, url_prefix="/v1/agents")
 
 
+class ClientTool(RequestBody):
+    """A tool the client runs: the turn asks for its result (docs/api.md §3.9)."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$", description="As the model calls it")
+    description: str = Field("", max_length=4000)
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}},
+                                       description="JSON schema of the arguments (an object)")
+
+    @model_validator(mode="after")
+    def _object_schema(self) -> ClientTool:
+        if self.parameters.get("type", "object") != "object":
+            raise ValueError("parameters must be the JSON schema of an object ({\"type\": \"object\", ...})")
+        return self
+
+
+ClientTools = list[ClientTool]
+
+
 class AgentCreate(RequestBody):
     name: Name
     system_prompt: str
@@ -23,16 +41,24 @@ class AgentCreate(RequestBody):
     tags: Tags = []
     default_model_id: UUID | None = None
     capability_ids: list[str] = []
+    client_tools: ClientTools = Field([], max_length=64)
 
 
 class AgentPatch(PatchBody):
-    NOT_NULL = ("name", "system_prompt", "tags", "capability_ids")
+    NOT_NULL = ("name", "system_prompt", "tags", "capability_ids", "client_tools")
     name: Name | None = None
     system_prompt: str | None = None
     description: str | None = None
     tags: Tags | None = None
     default_model_id: UUID | None = None
     capability_ids: list[str] | None = None
+    client_tools: ClientTools | None = Field(None, max_length=64)
+
+
+class ClientToolOut(BaseModel):
+    name: str
+    description: str
+    parameters: dict[str, Any]
 
 
 class AgentOut(OrmOut):
@@ -43,6 +69,7 @@ class AgentOut(OrmOut):
     tags: list[str]
     default_model_id: UUID | None
     capability_ids: list[str]
+    client_tools: list[ClientToolOut]
     status: Literal["active", "archived"]
     created_at: datetime
     updated_at: datetime
@@ -58,13 +85,34 @@ class AgentListQuery(PageQuery):
     status: Literal["active", "archived", "all"] = "active"
 
 
+class CapabilitySetting(RequestBody):
+    id: str = Field(description="A capability id; `mcp:<server>:*` covers all of a server's tools")
+    requires_approval: bool = Field(False, description="Its tools wait for a person's approval before they run")
+
+
 class CapabilityIds(RequestBody):
-    capability_ids: list[str]
+    """Either list: `capability_ids` keeps the settings of the ids that stay."""
+
+    capability_ids: list[str] | None = None
+    capabilities: list[CapabilitySetting] | None = None
+
+    @model_validator(mode="after")
+    def _one_list(self) -> CapabilityIds:
+        if (self.capability_ids is None) == (self.capabilities is None):
+            raise ValueError("send either capability_ids or capabilities")
+        return self
 
 
 class AgentCapabilities(BaseModel):
     agent_id: UUID
     capability_ids: list[str]
+    capabilities: list[CapabilitySetting]
+
+    @classmethod
+    def of(cls, agent) -> AgentCapabilities:
+        settings = agent.capability_settings or {}
+        return cls(agent_id=agent.id, capability_ids=agent.capability_ids, capabilities=[
+            CapabilitySetting(id=cap_id, **settings.get(cap_id, {})) for cap_id in agent.capability_ids])
 
 
 @bp.post("")
@@ -117,9 +165,8 @@ async def archive_agent(agent_id: str):
 @tag(["Agents", "Capabilities"])
 @validate_response(AgentCapabilities)
 async def get_agent_capabilities(agent_id: str):
-    """The capability ids enabled on an agent, in order."""
-    agent = await service.get_agent(agent_id)
-    return AgentCapabilities(agent_id=agent.id, capability_ids=agent.capability_ids)
+    """The capabilities enabled on an agent, in order, with their settings."""
+    return AgentCapabilities.of(await service.get_agent(agent_id))
 
 
 @bp.put("/<agent_id>/capabilities")
@@ -128,5 +175,9 @@ async def get_agent_capabilities(agent_id: str):
 @validate_response(AgentCapabilities)
 async def set_agent_capabilities(agent_id: str, data: CapabilityIds):
     """Replace an agent's capability list (order kept; unknown ids are a 400)."""
-    agent = await service.set_capabilities(agent_id, data.capability_ids)
-    return AgentCapabilities(agent_id=agent.id, capability_ids=agent.capability_ids)
+    if data.capabilities is not None:
+        settings = {c.id: c.model_dump(exclude={"id"}, exclude_defaults=True) for c in data.capabilities}
+        agent = await service.set_capabilities(agent_id, [c.id for c in data.capabilities], settings)
+    else:
+        agent = await service.set_capabilities(agent_id, data.capability_ids)
+    return AgentCapabilities.of(agent)

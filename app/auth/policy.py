@@ -19,6 +19,7 @@ SCOPES_BY_BLUEPRINT = {
     "capabilities": ("agents:read", "agents:write"),
     "sessions": ("sessions:read", "sessions:write"),
     "messages": ("sessions:read", "sessions:write"),
+    "tool_calls": ("sessions:read", "sessions:write"),  # approving a call lets a turn go on
     "events": ("sessions:read", "sessions:write"),
     "agent_runtime": ("sessions:read", "sessions:write"),
     "ws": ("sessions:read", "sessions:read"),

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from app.models import Message, Session
+from app.runtime import waits
 from app.runtime.turn import Turn, TurnDeps, TurnOutcome
 
 log = logging.getLogger("app.runtime.runner")
@@ -31,6 +32,7 @@ class QueuedTurn:
     variables: dict[str, Any] | None
     done: asyncio.Future  # resolved with the TurnOutcome, whatever ends the turn
     session: Session | None = None  # as loaded by the caller, when nothing ran in between
+    resume_from: waits.PausedStep | None = None  # a turn that waited when the server stopped
 
 
 @dataclass
@@ -49,6 +51,9 @@ class Runner(Protocol):
 
     async def cancel(self, session_id: str, reason: str = "cancelled by request") -> bool: ...
 
+    async def tool_answered(self, session_id: str, call_id: str) -> None:
+        """A waiting tool call of the session was answered (the answer is stored)."""
+
     @property
     def active_sessions(self) -> int: ...
 
@@ -61,8 +66,20 @@ class TurnRunner:
         self._workers: dict[str, SessionWorker] = {}
 
     async def start(self) -> None:
-        """Turns the last run of this server left `running` are failed: they are lost."""
+        """Turns the last run of this server left `running` are failed: they are lost.
+        Turns that waited for answers wait again: their state is stored."""
         await fail_interrupted_sessions(self.deps)
+        for session_id in await Session.filter(status__in=waits.WAITING_STATUSES, kind="agent") \
+                .values_list("id", flat=True):
+            paused = await waits.latest_paused(session_id)
+            message = paused and await Message.get_or_none(id=paused.message_id)
+            if message is None:
+                continue
+            self._enqueue(session_id, QueuedTurn(message, None, asyncio.get_running_loop().create_future(),
+                                                 resume_from=paused))
+
+    async def tool_answered(self, session_id: str, call_id: str) -> None:
+        self.deps.answers.notify(session_id)
 
     async def submit(self, session_id: str, message: Message, variables: dict[str, Any] | None = None,
                session: Session | None = None) -> asyncio.Future:
@@ -71,12 +88,16 @@ class TurnRunner:
         `session`, the caller's freshly loaded row, saves the turn reading it again, but
         only when the turn starts at once: a turn running before it changes the row."""
         done = asyncio.get_running_loop().create_future()
+        worker = self._workers.get(session_id)
+        idle = worker is None or (not worker.queue and (worker.task is None or worker.task.done()))
+        self._enqueue(session_id, QueuedTurn(message, variables, done, session if idle else None))
+        return done
+
+    def _enqueue(self, session_id: str, queued: QueuedTurn) -> None:
         worker = self._workers.setdefault(session_id, SessionWorker())
-        idle = not worker.queue and (worker.task is None or worker.task.done())
-        worker.queue.append(QueuedTurn(message, variables, done, session if idle else None))
+        worker.queue.append(queued)
         if worker.task is None or worker.task.done():
             worker.task = asyncio.create_task(self._drain(session_id, worker), name=f"turns:{session_id}")
-        return done
 
     @property
     def active_sessions(self) -> int:
@@ -87,6 +108,7 @@ class TurnRunner:
             while worker.queue:
                 queued = worker.queue.popleft()
                 turn = Turn(self.deps, session_id, queued.message, queued.variables, queued.session)
+                turn.resume_from = queued.resume_from
                 turn.on_outcome = partial(_resolve, queued.done)
                 try:
                     await turn.run()
@@ -135,6 +157,7 @@ async def fail_interrupted_sessions(deps: TurnDeps) -> int:
         await Session.filter(id=session_id).update(status="failed", last_error=message,
                                                    updated_at=dt.datetime.now(dt.timezone.utc))
         await deps.events.append(session_id, "session.failed", {"error": message, "code": "server_restarted"})
+        await waits.cancel_open(session_id)
         deps.events.notify_session("session_updated", session_id)
     if stuck:
         log.warning("marked %d interrupted session(s) as failed", len(stuck))

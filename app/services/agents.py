@@ -9,13 +9,16 @@ from typing import Any
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.auth.principal import new_owner, visible
 from app.models import Agent
-from app.runtime.capabilities import unknown_capabilities
+from app.runtime.capabilities import REGISTRY, unknown_capabilities
+from app.runtime.toolbox import MCP_PREFIX
+from app.services.mcp_servers import unknown_mcp_capabilities
 from app.services.common import existing_key, paginate
 from app.services.llm import check_model_exists
 
 async def create_agent(fields: dict[str, Any]) -> Agent:
     await check_model_exists(fields.get("default_model_id"), "default_model_id")
-    fields["capability_ids"] = _checked_capabilities(fields.get("capability_ids") or [])
+    fields["capability_ids"] = await _checked_capabilities(fields.get("capability_ids") or [])
+    _check_client_tools(fields.get("client_tools") or [])
     return await Agent.create(**fields, owner_id=new_owner())
 
 
@@ -57,7 +60,10 @@ async def update_agent(agent_id: str, changes: dict[str, Any]) -> Agent:
     if "default_model_id" in changes:
         await check_model_exists(changes["default_model_id"], "default_model_id")
     if "capability_ids" in changes:
-        changes["capability_ids"] = _checked_capabilities(changes["capability_ids"])
+        changes["capability_ids"] = await _checked_capabilities(changes["capability_ids"])
+        changes["capability_settings"] = _kept_settings(agent, changes["capability_ids"])
+    if "client_tools" in changes:
+        _check_client_tools(changes["client_tools"])
     if changes:
         agent.update_from_dict(changes)
         await agent.save()
@@ -72,17 +78,37 @@ async def archive_agent(agent_id: str) -> Agent:
     return agent
 
 
-def _checked_capabilities(ids: list[str]) -> list[str]:
-    """Known ids only; order kept, repeats dropped."""
-    unknown = unknown_capabilities(ids)
+async def _checked_capabilities(ids: list[str]) -> list[str]:
+    """Known ids only (built-in, or a visible MCP server's); order kept, repeats dropped."""
+    unknown = unknown_capabilities([i for i in ids if not i.startswith(MCP_PREFIX)])
+    unknown += await unknown_mcp_capabilities([i for i in ids if i.startswith(MCP_PREFIX)])
     if unknown:
         raise InvalidRequest(f"capability_ids: unknown capability {', '.join(repr(i) for i in unknown)}; see GET /v1/capabilities")
     return list(dict.fromkeys(ids))
 
 
-async def set_capabilities(agent_id: str, ids: list[str]) -> Agent:
-    checked = _checked_capabilities(ids)
+async def set_capabilities(agent_id: str, ids: list[str], settings: dict[str, dict] | None = None) -> Agent:
+    """`settings` None: the ids that stay keep theirs (a client that only knows ids
+    does not silently lift an approval requirement)."""
+    checked = await _checked_capabilities(ids)
     agent = await get_agent(agent_id)
     agent.capability_ids = checked
-    await agent.save(update_fields=["capability_ids", "updated_at"])
+    agent.capability_settings = {k: v for k, v in settings.items() if v} if settings is not None \
+        else _kept_settings(agent, checked)
+    await agent.save(update_fields=["capability_ids", "capability_settings", "updated_at"])
     return agent
+
+
+def _kept_settings(agent: Agent, ids: list[str]) -> dict[str, dict]:
+    return {k: v for k, v in (agent.capability_settings or {}).items() if k in ids}
+
+
+def _check_client_tools(tools: list[dict[str, Any]]) -> None:
+    """Names the model can tell apart: unique, and not a built-in tool's."""
+    names = [t["name"] for t in tools]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    builtin = sorted(set(names) & {tool.name for cap in REGISTRY.values() for tool in cap.tools})
+    if repeated or builtin:
+        clash = ", ".join(repr(n) for n in repeated or builtin)
+        raise InvalidRequest(f"client_tools: {clash} " + ("appears more than once" if repeated
+                                                           else "is the name of a built-in tool"))

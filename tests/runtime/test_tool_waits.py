@@ -1,0 +1,179 @@
+"""Tool calls that wait for someone outside: a person's approval, a client's result.
+
+One mechanism (app/runtime/waits.py) in both runner modes: the turn pauses with an
+event per call and `session.waiting`, the session shows why, and an answer (once per
+call) lets the turn go on; cancel and APPROVAL_TIMEOUT_SECONDS end the wait too."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tests.fakes import Hang, Text, ToolCalls
+from tests.helpers import events, make_chat, messages, say, session, wait_for_event, wait_turns
+
+pytestmark = pytest.mark.both_modes
+
+WEATHER = {"name": "get_weather", "description": "The weather in a city, from the user's device.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+async def approval_chat(client, fake_llm, *, client_tools=()):
+    chat = await make_chat(client, fake_llm)
+    agent_id = chat["agent_id"]
+    response = await client.put(f"/v1/agents/{agent_id}/capabilities", json={
+        "capabilities": [{"id": "current_time", "requires_approval": True}]})
+    assert response.status_code == 200, await response.get_json()
+    if client_tools:
+        response = await client.patch(f"/v1/agents/{agent_id}", json={"client_tools": list(client_tools)})
+        assert response.status_code == 200, await response.get_json()
+    return chat
+
+
+async def waiting(client, sid: str) -> list[dict]:
+    await wait_for_event(client, sid, "session.waiting")
+    return (await (await client.get(f"/v1/sessions/{sid}/tool-calls?status=waiting")).get_json())["data"]
+
+
+def tool_text(fake_llm, call_id: str) -> str:
+    """What the model was told about the call, in its last request (OpenAI wire format)."""
+    body = fake_llm.requests[-1]["json"]
+    return next(m["content"] for m in body["messages"] if m.get("role") == "tool" and m["tool_call_id"] == call_id)
+
+
+async def test_approved_call_runs_and_the_turn_goes_on(client, fake_llm):
+    chat = await approval_chat(client, fake_llm)
+    sid = chat["id"]
+    capabilities = await (await client.get(f"/v1/agents/{chat['agent_id']}/capabilities")).get_json()
+    assert capabilities["capabilities"] == [{"id": "current_time", "requires_approval": True}]
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It is now."]))
+    await say(client, sid, "what time is it?")
+
+    pending = await waiting(client, sid)
+    assert [(p["tool_call_id"], p["tool_name"], p["arguments"], p["kind"]) for p in pending] == \
+        [("c1", "get_current_time", {"timezone": "UTC"}, "approval")]
+    assert (await session(client, sid))["status"] == "waiting_for_approval"
+    log = await events(client, sid)
+    asked = next(e for e in log if e["type"] == "tool.approval_requested")["data"]
+    assert asked["tool_call_id"] == "c1" and asked["arguments"] == {"timezone": "UTC"}
+    assert not any(e["type"] == "tool.started" for e in log)  # nothing ran before the approval
+
+    response = await client.post(f"/v1/sessions/{sid}/tool-calls/c1/approve")
+    assert response.status_code == 200 and (await response.get_json())["status"] == "approved"
+    log = await wait_turns(client, sid)
+    assert log[-1]["type"] == "session.completed"
+    done = next(e for e in log if e["type"] == "tool.completed")["data"]
+    assert done["error"] is None and done["result"]["timezone"] == "UTC"
+    assert '"timezone": "UTC"' in tool_text(fake_llm, "c1")
+    assert (await session(client, sid))["status"] == "pending"
+
+    again = await client.post(f"/v1/sessions/{sid}/tool-calls/c1/approve")
+    body = await again.get_json()
+    assert again.status_code == 409 and body["error"]["code"] == "already_answered"
+
+
+async def test_denied_call_tells_the_model_why(client, fake_llm):
+    chat = await approval_chat(client, fake_llm)
+    sid = chat["id"]
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {})]), Text(["Understood."]))
+    await say(client, sid, "time?")
+    await waiting(client, sid)
+    response = await client.post(f"/v1/sessions/{sid}/tool-calls/c1/deny", json={"reason": "not now"})
+    assert response.status_code == 200 and (await response.get_json())["reason"] == "not now"
+    log = await wait_turns(client, sid)
+    assert log[-1]["type"] == "session.completed"
+    answered = next(e for e in log if e["type"] == "tool.call_answered")["data"]
+    assert {k: answered[k] for k in ("tool_call_id", "tool_name", "decision", "reason")} == \
+        {"tool_call_id": "c1", "tool_name": "get_current_time", "decision": "denied", "reason": "not now"}
+    assert "denied" in tool_text(fake_llm, "c1") and "not now" in tool_text(fake_llm, "c1")
+    result = next(m for m in await messages(client, sid) if m["role"] == "tool_result")
+    assert result["content"]["result"] is None and "denied" in result["content"]["error"]
+
+
+async def test_client_tool_waits_for_the_clients_result_beside_a_tool_that_runs(client, fake_llm):
+    chat = await make_chat(client, fake_llm)
+    await client.patch(f"/v1/agents/{chat['agent_id']}", json={"client_tools": [WEATHER]})
+    sid = chat["id"]
+    fake_llm.script(ToolCalls([("w1", "get_weather", {"city": "Oslo"}), ("t1", "get_current_time", {})]),
+                    Text(["Cold, and late."]))
+    await say(client, sid, "weather and time?")
+    pending = await waiting(client, sid)
+    assert [(p["tool_call_id"], p["kind"]) for p in pending] == [("w1", "client")]
+    assert (await session(client, sid))["status"] == "waiting_for_client"
+    log = await events(client, sid)
+    assert [e["data"]["tool_call_id"] for e in log if e["type"] == "tool.completed"] == ["t1"]  # ran at once
+    assert next(e for e in log if e["type"] == "tool.client_requested")["data"]["arguments"] == {"city": "Oslo"}
+
+    wrong = await client.post(f"/v1/sessions/{sid}/tool-calls/w1/approve")
+    assert wrong.status_code == 404  # a client tool takes a result, not an approval
+    response = await client.post(f"/v1/sessions/{sid}/tool-calls/w1/result", json={"result": {"temp_c": -3}})
+    assert response.status_code == 200, await response.get_json()
+    log = await wait_turns(client, sid)
+    assert log[-1]["type"] == "session.completed"
+    results = [m["content"] for m in await messages(client, sid) if m["role"] == "tool_result"]
+    assert [r["tool_call_id"] for r in results] == ["w1", "t1"]  # in call order
+    assert results[0]["result"] == {"temp_c": -3}
+    assert "temp_c" in tool_text(fake_llm, "w1")
+
+
+async def test_cancel_while_waiting_ends_the_turn_and_closes_the_call(client, fake_llm):
+    chat = await approval_chat(client, fake_llm)
+    sid = chat["id"]
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {})]))
+    await say(client, sid, "time?")
+    await waiting(client, sid)
+    response = await client.post(f"/v1/sessions/{sid}/cancel")
+    assert (await response.get_json())["cancelled"] is True
+    log = await wait_turns(client, sid)
+    assert log[-1]["type"] == "session.cancelled"
+    assert (await session(client, sid))["status"] == "pending"
+    late = await client.post(f"/v1/sessions/{sid}/tool-calls/c1/approve")
+    assert late.status_code == 409 and "cancelled" in (await late.get_json())["error"]["message"]
+
+
+async def test_a_message_sent_while_waiting_runs_after_the_turn(client, fake_llm):
+    chat = await approval_chat(client, fake_llm)
+    sid = chat["id"]
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {})]), Text(["first"]), Text(["second"]))
+    await say(client, sid, "one")
+    await waiting(client, sid)
+    await say(client, sid, "two")
+    assert (await session(client, sid))["status"] == "waiting_for_approval"
+    await client.post(f"/v1/sessions/{sid}/tool-calls/c1/approve")
+    await wait_turns(client, sid, count=2)
+    seen = [(m["role"], m.get("content")) for m in fake_llm.requests[-1]["json"]["messages"]
+            if m["role"] in ("user", "assistant") and m.get("content")]
+    assert seen == [("user", "one"), ("assistant", "first"), ("user", "two")]  # the second turn came after
+
+
+async def test_unknown_call_and_bad_answers(client, fake_llm):
+    chat = await approval_chat(client, fake_llm)
+    sid = chat["id"]
+    missing = await client.post(f"/v1/sessions/{sid}/tool-calls/nope/approve")
+    assert missing.status_code == 404 and (await missing.get_json())["error"]["code"] == "not_found"
+    bad = await client.post(f"/v1/sessions/{sid}/tool-calls/nope/deny", json={"reason": 5})
+    assert bad.status_code == 400
+    assert (await client.post("/v1/sessions/no-such-session/tool-calls/x/approve")).status_code == 404
+
+
+@pytest.fixture
+def settings(settings, request):
+    """APPROVAL_TIMEOUT_SECONDS for the test that is about it (both modes take it from here)."""
+    if "after_the_timeout" in request.node.name:
+        return dataclasses.replace(settings, approval_timeout_seconds=0.5)
+    return settings
+
+
+async def test_unanswered_call_is_denied_after_the_timeout(client, fake_llm):
+    chat = await approval_chat(client, fake_llm)
+    sid = chat["id"]
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {})]), Text(["ok, without it"]))
+    await say(client, sid, "time?")
+    pending = await waiting(client, sid)
+    assert pending[0]["expires_at"] is not None
+    log = await wait_turns(client, sid, timeout=15)
+    assert log[-1]["type"] == "session.completed"
+    answered = next(e for e in log if e["type"] == "tool.call_answered")["data"]
+    assert answered["decision"] == "expired"
+    assert "no one approved" in tool_text(fake_llm, "c1")
