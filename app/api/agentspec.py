@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 from quart import Blueprint, Response
 from quart_schema import document_response, tag, validate_request
 
-from app.dialects.agentspec import TERMINAL, StreamTranslator, continue_body, invoke_body, raise_for_failure
+from app.dialects.agentspec import STREAM_ENDS, StreamTranslator, continue_body, invoke_body, raise_for_failure
 from app.wiring import current_runtime
 from app.services import agentspec as service
 
@@ -45,7 +45,9 @@ class InvokeResponse(BaseModel):
     turns: int
     duration_ms: float
     tool_calls: list[dict[str, Any]]
-    status: str
+    status: str = Field(description="completed, or waiting_for_approval / waiting_for_client: the turn waits")
+    pending_tool_calls: list[dict[str, Any]] | None = Field(
+        None, description="When the turn waits: the calls it waits for (tool_call_id, tool_name, arguments, kind)")
 
 
 class ContinueResponse(BaseModel):
@@ -57,6 +59,7 @@ class ContinueResponse(BaseModel):
     duration_ms: float
     session_id: str
     status: str
+    pending_tool_calls: list[dict[str, Any]] | None = None
 
 
 @bp.post("/invoke")
@@ -92,7 +95,7 @@ async def stream(agent_ref: str, data: TurnRequest):
                     continue
                 if (frame := translator.frame(event)) is not None:
                     yield frame
-                if event.type in TERMINAL:
+                if event.type in STREAM_ENDS:
                     return
 
     response = Response(frames(), headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",

@@ -17,9 +17,11 @@ from typing import Any
 
 from app.errors import ApiError
 from app.events.log import LoggedEvent, sse_frame
+from app.runtime import waits
 from app.runtime.turn import TurnOutcome
 
 TERMINAL = ("session.completed", "session.failed", "session.cancelled")
+STREAM_ENDS = (*TERMINAL, waits.SESSION_WAITING)  # a turn that waits ends its stream
 
 
 def usage_with_total(usage: dict[str, int]) -> dict[str, int]:
@@ -38,8 +40,9 @@ UNAVAILABLE_CODES = ("no_model_configured", "database_unavailable", "runner_unav
 
 
 def raise_for_failure(outcome: TurnOutcome, session_id: str) -> None:
-    """A turn that did not complete is an error answer for invoke/continue callers."""
-    if outcome.status == "completed":
+    """A turn that did not complete is an error answer for invoke/continue callers. One
+    that waits for tool call answers is not: the answer says what it waits for."""
+    if outcome.status == "completed" or outcome.status in waits.WAITING_STATUSES:
         return
     code = (outcome.error or {}).get("code", "failed")
     message = (outcome.error or {}).get("message", "the turn did not complete")
@@ -61,14 +64,23 @@ def invoke_body(outcome: TurnOutcome, session_id: str, turns: int, duration_ms: 
     }
     if outcome.error:
         body["error"] = outcome.error
+    return with_pending(body, outcome)
+
+
+def with_pending(body: dict[str, Any], outcome: TurnOutcome) -> dict[str, Any]:
+    """A turn that waits (status waiting_for_approval / waiting_for_client) lists the
+    calls it waits for; answer them with POST /v1/sessions/{id}/tool-calls/{call_id}/..."""
+    if outcome.status in waits.WAITING_STATUSES:
+        body["pending_tool_calls"] = outcome.pending
     return body
 
 
 def continue_body(outcome: TurnOutcome, session_id: str, turns: int, duration_ms: float) -> dict[str, Any]:
     """Seed 004's `turn` and the SDK's `turns` (send_message reads only `turns`): one number."""
-    return {"output": outcome.output, "usage": usage_with_total(outcome.usage), "tokens": sdk_tokens(outcome.usage),
-            "turn": turns, "turns": turns, "duration_ms": round(duration_ms, 1), "session_id": session_id,
-            "status": outcome.status}
+    return with_pending({
+        "output": outcome.output, "usage": usage_with_total(outcome.usage), "tokens": sdk_tokens(outcome.usage),
+        "turn": turns, "turns": turns, "duration_ms": round(duration_ms, 1), "session_id": session_id,
+        "status": outcome.status}, outcome)
 
 
 class StreamTranslator:
@@ -101,6 +113,13 @@ class StreamTranslator:
             for key in self.usage:
                 self.usage[key] += data.get("usage", {}).get(key, 0)
             return None
+        elif kind in (waits.APPROVAL_REQUESTED, waits.CLIENT_REQUESTED):
+            name, payload = "tool_call_waiting", {
+                "id": data.get("tool_call_id"), "name": data.get("tool_name"), "arguments": data.get("arguments"),
+                "kind": "client" if kind == waits.CLIENT_REQUESTED else "approval"}
+        elif kind == waits.SESSION_WAITING:  # the stream ends here; the turn goes on once answered
+            name, payload = "waiting", {"session_id": self.session_id, "status": data.get("status"),
+                                        "tool_call_ids": data.get("tool_call_ids", [])}
         elif kind == "session.failed":
             name, payload = "error", {"code": data.get("code", "failed"), "message": data.get("error", "")}
         elif kind == "session.cancelled":

@@ -13,6 +13,7 @@ import asyncio
 from app.events.bus import EventBus, Subscription
 from app.events.log import EventLog, LoggedEvent
 from app.models import Event, Session
+from app.runtime import waits
 from app.runtime.turn import TurnOutcome
 
 # A terminal event missed on the bus (Redis down, a slow subscriber dropped) is found
@@ -20,7 +21,24 @@ from app.runtime.turn import TurnOutcome
 POLL_SECONDS = 2.0
 
 TERMINAL = ("session.completed", "session.failed", "session.cancelled")
-OUTCOME_TYPES = ("session.started", "message.created", "step.completed", "tool.completed", *TERMINAL)
+OUTCOME_TYPES = ("session.started", "message.created", "step.completed", "tool.completed",
+                 waits.APPROVAL_REQUESTED, waits.CLIENT_REQUESTED, waits.SESSION_WAITING, *TERMINAL)
+
+
+def pauses_turn_of(event: LoggedEvent, message_id: str) -> bool:
+    """Whether `event` says the turn answering `message_id` now waits for answers
+    (runtime/waits.py): a caller waiting for the outcome hears of the pending calls."""
+    return event.type == waits.SESSION_WAITING and event.data.get("message_id") == message_id
+
+
+async def find_pause(session_id: str, message_id: str, after: int = 0) -> LoggedEvent | None:
+    """The turn's session.waiting, if the session still waits (else it went on)."""
+    if not await Session.filter(id=session_id, status__in=waits.WAITING_STATUSES).exists():
+        return None
+    row = await Event.filter(session_id=session_id, type=waits.SESSION_WAITING, sequence__gt=after) \
+        .order_by("-sequence").first()
+    event = LoggedEvent.from_row(row) if row is not None else None
+    return event if event is not None and pauses_turn_of(event, message_id) else None
 
 
 def ends_turn_of(event: LoggedEvent, message_id: str) -> bool:
@@ -60,12 +78,20 @@ async def outcome_from_log(session_id: str, message_id: str, terminal: LoggedEve
         elif event.type == "step.completed":
             for key in ("input_tokens", "output_tokens"):
                 outcome.usage[key] += (data.get("usage") or {}).get(key, 0)
+        elif event.type in (waits.APPROVAL_REQUESTED, waits.CLIENT_REQUESTED):
+            outcome.pending.append({"tool_call_id": data.get("tool_call_id"), "tool_name": data.get("tool_name"),
+                                    "arguments": data.get("arguments"),
+                                    "kind": "client" if event.type == waits.CLIENT_REQUESTED else "approval"})
         elif event.type == "tool.completed":
             outcome.tool_calls.append({"id": data.get("tool_call_id"), "tool_name": data.get("tool_name"),
                                        "input": data.get("arguments"), "output": data.get("result"),
                                        "duration_ms": data.get("duration_ms"), "error": data.get("error")})
     data = terminal.data
-    if terminal.type == "session.completed":
+    if terminal.type == waits.SESSION_WAITING:
+        outcome.status = data.get("status", waits.WAITING_FOR_APPROVAL)
+        waiting = set(data.get("tool_call_ids") or ())
+        outcome.pending = [p for p in outcome.pending if p["tool_call_id"] in waiting]
+    elif terminal.type == "session.completed":
         outcome.status, outcome.reason = "completed", data.get("reason")
     elif terminal.type == "session.failed":
         outcome.status, outcome.error = "failed", {"code": data.get("code", "internal_error"), "message": data.get("error", "")}
@@ -89,7 +115,8 @@ class LaterOutcome:
     async def _wait(self) -> TurnOutcome:
         subscription = self.bus.subscribe(self.session_id)
         # Subscribed first, then the log: a turn that ended before is found there.
-        terminal = await find_terminal(self.session_id, self.message_id, self.after)
+        terminal = await find_terminal(self.session_id, self.message_id, self.after) \
+            or await find_pause(self.session_id, self.message_id, self.after)
         if terminal is not None:
             subscription.close()
             return await outcome_from_log(self.session_id, self.message_id, terminal)
@@ -105,11 +132,12 @@ async def await_outcome(subscription: Subscription, session_id: str, message_id:
             try:
                 event = await subscription.get(timeout=poll_seconds)
             except TimeoutError:
-                event = await find_terminal(session_id, message_id, after)
+                event = await find_terminal(session_id, message_id, after) \
+                    or await find_pause(session_id, message_id, after)
             if event is None and subscription.closed:  # dropped, or the session was deleted
                 await asyncio.sleep(poll_seconds)
                 event = await find_terminal(session_id, message_id, after)
                 if event is None and not await Session.exists(id=session_id):
                     return TurnOutcome(message_id, error={"code": "cancelled", "message": "the session was deleted"})
-            if event is not None and ends_turn_of(event, message_id):
+            if event is not None and (ends_turn_of(event, message_id) or pauses_turn_of(event, message_id)):
                 return await outcome_from_log(session_id, message_id, event)

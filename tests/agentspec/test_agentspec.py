@@ -211,3 +211,37 @@ def test_a_turn_that_did_not_complete_maps_to_its_http_status(code, status):
         raise_for_failure(outcome, "s1")
     assert (caught.value.status, caught.value.code) == (status, code)
     assert caught.value.message == "it stopped (session s1)"
+
+
+async def test_invoke_on_an_agent_that_waits_answers_with_the_pending_call(client, fake_llm):
+    agent, _ = await agent_named(client, fake_llm, prompt="p")
+    await client.put(f"/v1/agents/{agent['id']}/capabilities",
+                     json={"capabilities": [{"id": "current_time", "requires_approval": True}]})
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It is late."]),
+                    Text(["Bye."]))
+    response = await asyncio.wait_for(client.post("/v1/agents/assistant/invoke", json={"input": "time?"}), 15)
+    body = await response.get_json()
+    assert response.status_code == 200, body
+    assert body["status"] == "waiting_for_approval" and body["output"] == ""
+    assert body["pending_tool_calls"] == [{"tool_call_id": "c1", "tool_name": "get_current_time",
+                                           "arguments": {"timezone": "UTC"}, "kind": "approval"}]
+    sid = body["session_id"]
+    approved = await client.post(f"/v1/sessions/{sid}/tool-calls/c1/approve")
+    assert approved.status_code == 200
+    await wait_turns(client, sid)
+    # The session goes on as usual: continue waits for the next turn's answer.
+    response = await client.post(f"/v1/agents/assistant/sessions/{sid}/continue", json={"input": "thanks"})
+    assert (await response.get_json())["output"] == "Bye."
+
+
+async def test_stream_on_an_agent_that_waits_emits_the_request_and_ends(client, fake_llm):
+    agent, _ = await agent_named(client, fake_llm, prompt="p")
+    await client.patch(f"/v1/agents/{agent['id']}", json={"client_tools": [
+        {"name": "pick_file", "description": "Let the user pick a file", "parameters": {"type": "object"}}]})
+    fake_llm.script(ToolCalls([("f1", "pick_file", {})], text="Let me ask. "))
+    response = await client.post("/v1/agents/assistant/stream", json={"input": "open something"})
+    frames = parse_sse(await asyncio.wait_for(response.get_data(), 15))
+    names = [f["event"] for f in frames]
+    assert names[-2:] == ["tool_call_waiting", "waiting"], names
+    assert frames[-2]["data"] == {"id": "f1", "name": "pick_file", "arguments": {}, "kind": "client"}
+    assert frames[-1]["data"]["status"] == "waiting_for_client" and frames[-1]["data"]["tool_call_ids"] == ["f1"]

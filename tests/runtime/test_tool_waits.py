@@ -7,11 +7,15 @@ call) lets the turn go on; cancel and APPROVAL_TIMEOUT_SECONDS end the wait too.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import time
 
+import httpx
 import pytest
 
-from tests.fakes import Hang, Text, ToolCalls
-from tests.helpers import events, make_chat, messages, say, session, wait_for_event, wait_turns
+from tests.fakes import Text, ToolCalls
+from tests.helpers import FAKE_KEY, events, make_chat, messages, say, session, wait_for_event, wait_turns
 
 pytestmark = pytest.mark.both_modes
 
@@ -177,3 +181,40 @@ async def test_unanswered_call_is_denied_after_the_timeout(client, fake_llm):
     answered = next(e for e in log if e["type"] == "tool.call_answered")["data"]
     assert answered["decision"] == "expired"
     assert "no one approved" in tool_text(fake_llm, "c1")
+
+
+def test_a_waiting_call_survives_a_server_restart(live_server_factory, fake_llm, tmp_path):
+    """In process: kill -9 the server while a call waits; the restarted server still
+    waits for it, and the approval sent to it finishes the turn."""
+    env = {"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url, "OPENAI_MODEL": "fake-model"}
+    server = live_server_factory(env, data_dir=tmp_path / "node")
+    http = httpx.Client(base_url=server.url, timeout=10)
+    agent = http.post("/v1/agents", json={"name": "careful", "system_prompt": "p"}).json()
+    http.put(f"/v1/agents/{agent['id']}/capabilities",
+             json={"capabilities": [{"id": "current_time", "requires_approval": True}]})
+    sid = http.post(f"/v1/agents/{agent['id']}/sessions", json={}).json()["id"]
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It is late."]))
+    http.post(f"/v1/sessions/{sid}/messages", json={"content": "time?"})
+    deadline = time.monotonic() + 10
+    while http.get(f"/v1/sessions/{sid}").json()["status"] != "waiting_for_approval":
+        assert time.monotonic() < deadline, "the turn never waited"
+        time.sleep(0.05)
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait()
+
+    again = live_server_factory(env, data_dir=tmp_path / "node")
+    http = httpx.Client(base_url=again.url, timeout=10)
+    assert http.get(f"/v1/sessions/{sid}").json()["status"] == "waiting_for_approval"
+    pending = http.get(f"/v1/sessions/{sid}/tool-calls?status=waiting").json()["data"]
+    assert [p["tool_call_id"] for p in pending] == ["c1"]
+    assert http.post(f"/v1/sessions/{sid}/tool-calls/c1/approve").status_code == 200
+    while http.get(f"/v1/sessions/{sid}").json()["status"] != "pending":
+        assert time.monotonic() < deadline + 20, "the resumed turn never ended"
+        time.sleep(0.05)
+    log = http.get(f"/v1/sessions/{sid}/events?limit=500", headers={"Accept": "application/json"}).json()["data"]
+    types = [e["type"] for e in log]
+    assert types[-1] == "session.completed" and types.count("session.started") == 1
+    done = next(e for e in log if e["type"] == "tool.completed")["data"]
+    assert done["result"]["timezone"] == "UTC"
+    assert [m["role"] for m in http.get(f"/v1/sessions/{sid}/messages").json()["data"]] == \
+        ["user", "tool_call", "tool_result", "assistant"]

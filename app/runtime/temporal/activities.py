@@ -22,14 +22,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from tortoise.exceptions import IntegrityError
 
-from app.models import Event, Message, Session
+from app.models import Event, Message, Session, ToolCallWait
 from app.events.messages import MessageRow
-from app.runtime.capabilities import tools_for
+from app.runtime import waits
+from app.runtime.toolbox import kind_of
 from app.runtime.outcome import find_terminal
 from app.runtime.providers.base import ProviderError, ToolCall
 from app.runtime.resolution import NoModel
 from app.runtime.temporal.types import (
-    SESSION_GONE, EarlierInput, FinishInput, StepInput, StepResult, ToolInput, ToolOutput, ToolResultsInput,
+    SESSION_GONE, EarlierInput, FinishInput, PauseInput, PauseResult, StepInput, StepResult, ToolInput, ToolOutput,
+    ToolResultsInput, WaitInput,
 )
 from app.runtime.turn import Turn, TurnDeps
 
@@ -132,16 +134,43 @@ class TurnActivities:
         if not calls:  # the answer: the turn ends here, without another activity
             await turn.completed({"reason": "completed", "iterations": step.iteration})
             self._count(turn)
-        return StepResult(started_at_seq, calls, limit, stored=turn.stored_sequences, completed=not calls)
+        return StepResult(started_at_seq, calls, limit, stored=turn.stored_sequences, completed=not calls,
+                          kinds=[kind_of(context.tools.get(c.name)) for c in finished.tool_calls])
 
     @activity.defn(name="run_tool")
     async def run_tool(self, request: ToolInput) -> ToolOutput:
         turn, _, agent = await self._turn(request.session_id, request.message_id)
         turn.step_id = request.step_id
+        tools = await self.deps.toolbox.for_agent(agent)
         async with heartbeating():
-            result, error = await turn.run_tool(tools_for(agent.capability_ids if agent else []),
-                                                ToolCall(**request.call))
+            if request.waited:
+                row = await ToolCallWait.get(session_id=request.session_id, step_id=request.step_id,
+                                             call_id=request.call["id"])
+                result, error = await turn.settle_waited(tools, row)
+            else:
+                result, error = await turn.run_tool(tools, ToolCall(**request.call))
         return ToolOutput(result, error)
+
+    @activity.defn(name="pause_step")
+    async def pause_step(self, request: PauseInput) -> PauseResult:
+        """Store the step's calls and ask for the answers (runtime/waits.py)."""
+        turn, _, _ = await self._turn(request.session_id, request.message_id)
+        turn.step_id = request.step_id
+        outputs = [(out.result, out.error) for out in request.outputs if out is not None]
+        paused = await turn.pause([ToolCall(**call) for call in request.calls], request.kinds, outputs,
+                                  request.iteration, request.started_at_seq)
+        return PauseResult([row.call_id for row in paused.waiting], self.deps.settings.approval_timeout_seconds)
+
+    @activity.defn(name="still_waiting")
+    async def still_waiting(self, request: WaitInput) -> list[str]:
+        """The step's calls with no answer yet (in case a signal was lost)."""
+        return await waits.still_waiting(request.session_id, request.step_id)
+
+    @activity.defn(name="end_wait")
+    async def end_wait(self, request: WaitInput) -> None:
+        """The answers are in or their time is up: the rest expire, the turn runs again."""
+        turn, _, _ = await self._turn(request.session_id, request.message_id)
+        await turn.end_wait(request.step_id)
 
     @activity.defn(name="record_tool_results")
     async def record_tool_results(self, request: ToolResultsInput) -> list[int]:
@@ -198,7 +227,8 @@ class TurnActivities:
         return [str(i) for i in ids]
 
     def all(self) -> list:
-        return [self.model_step, self.run_tool, self.record_tool_results, self.finish_turn, self.earlier_messages]
+        return [self.model_step, self.run_tool, self.record_tool_results, self.finish_turn, self.earlier_messages,
+                self.pause_step, self.still_waiting, self.end_wait]
 
 
 class _NoMessage:

@@ -57,6 +57,14 @@ class TemporalRunner:
         except WorkflowUpdateFailedError:  # the workflow was just ending
             return False
 
+    async def tool_answered(self, session_id: str, call_id: str) -> None:
+        """Wake the session's workflow: one of its waiting tool calls was answered. Should
+        the signal not arrive, the workflow finds the answer in the database anyway."""
+        try:
+            await self.client.get_workflow_handle(workflow_id(session_id)).signal("tool_answered", call_id)
+        except RPCError as exc:
+            log.warning("could not signal the workflow of session %s (%s); it polls for answers", session_id, exc)
+
     async def start_pipeline_run(self, run_id: str) -> asyncio.Task[bool]:
         """Start a pipeline run's workflow; the task ends with it (True: it finished,
         False: it was stopped)."""

@@ -61,6 +61,7 @@ class StepResult:
     gone: bool = False  # the session was deleted: the workflow ends
     stored: list[int] = field(default_factory=list)  # numbers of the messages the step stored
     completed: bool = False  # no tool calls: the step also ended the turn (session.completed)
+    kinds: list[str] = field(default_factory=list)  # per call: run | approval | client (runtime/toolbox.py)
 
 
 @dataclass
@@ -69,6 +70,34 @@ class ToolInput:
     message_id: str
     step_id: str
     call: dict[str, str]
+    waited: bool = False  # the call waited for an answer (runtime/waits.py): settle it by that
+
+
+@dataclass
+class PauseInput:
+    """A step with calls that wait: store them and ask (the others ran already)."""
+
+    session_id: str
+    message_id: str
+    step_id: str
+    iteration: int
+    started_at_seq: int
+    calls: list[dict[str, str]]
+    kinds: list[str]
+    outputs: list[ToolOutput | None]  # the results of the calls that ran (None for the others)
+
+
+@dataclass
+class PauseResult:
+    waiting: list[str]  # the call ids waiting for an answer
+    timeout_seconds: float | None  # APPROVAL_TIMEOUT_SECONDS of the worker that asked
+
+
+@dataclass
+class WaitInput:
+    session_id: str
+    message_id: str
+    step_id: str
 
 
 @dataclass

@@ -18,8 +18,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from app.runtime.temporal.types import (
-        SESSION_GONE, EarlierInput, FinishInput, SessionState, StepInput, StepResult, ToolInput, ToolOutput,
-        ToolResultsInput, TurnRequest,
+        SESSION_GONE, EarlierInput, FinishInput, PauseInput, PauseResult, SessionState, StepInput, StepResult,
+        ToolInput, ToolOutput, ToolResultsInput, TurnRequest, WaitInput,
     )
 
 # A session with no message for this long ends its workflow; the next message starts
@@ -36,6 +36,10 @@ MODEL_CALL_TIMEOUT = timedelta(minutes=30)  # the whole step, provider retries i
 SHORT_TIMEOUT = timedelta(minutes=2)
 CANCEL_WAIT = timedelta(seconds=5)
 LATE_SIGNAL_WAIT = timedelta(seconds=2)
+# A tool call's answer arrives as a signal; should one be lost (an API process died
+# between storing the answer and signalling), the database is asked at this interval.
+ANSWER_POLL = timedelta(seconds=30)
+TOOL_TIMEOUT = SHORT_TIMEOUT + timedelta(minutes=10)
 
 
 @workflow.defn
@@ -51,6 +55,7 @@ class SessionWorkflow:
         # messages, and what its own turns stored. A number it does not know may be a
         # user message whose signal is still on the way (see _next).
         self.known: set[int] = set()
+        self.answered: set[str] = set()  # tool call ids answered (signals) in the running turn
 
     @workflow.run
     async def run(self, state: SessionState) -> None:
@@ -88,6 +93,11 @@ class SessionWorkflow:
             self.seen.add(request.message_id)
             self.known.add(request.sequence)
             self.queue.append(request)
+
+    @workflow.signal
+    def tool_answered(self, call_id: str) -> None:
+        """A waiting tool call was answered (the answer is in the database)."""
+        self.answered.add(call_id)
 
     @workflow.update
     async def cancel(self, reason: str) -> bool:
@@ -161,12 +171,11 @@ class SessionWorkflow:
                 self.known.update(result.stored)
                 if result.completed:  # the step ended the turn itself (no tools wanted)
                     return False
-                outputs = await asyncio.gather(*(workflow.execute_activity(
-                    "run_tool", ToolInput(sid, mid, step_id, call), result_type=ToolOutput,
-                    start_to_close_timeout=SHORT_TIMEOUT + timedelta(minutes=10), heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=INFRA_RETRIES,
-                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
-                    for call in result.tool_calls))
+                if all(kind == "run" for kind in result.kinds):
+                    outputs = await asyncio.gather(*(self._tool(ToolInput(sid, mid, step_id, call))
+                                                     for call in result.tool_calls))
+                else:
+                    outputs = await self._with_waits(sid, mid, step_id, iteration, started_at_seq, result)
                 stored = await workflow.execute_activity(
                     "record_tool_results", ToolResultsInput(sid, mid, step_id, result.tool_calls, list(outputs)),
                     result_type=list[int], start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
@@ -190,6 +199,49 @@ class SessionWorkflow:
                 await self._finish(FinishInput(sid, mid, "failed", code="internal_error",
                                                message="the turn could not be run on the workers; see their logs"))
         return False
+
+    async def _tool(self, request: ToolInput) -> ToolOutput:
+        return await workflow.execute_activity(
+            "run_tool", request, result_type=ToolOutput, start_to_close_timeout=TOOL_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=INFRA_RETRIES,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
+
+    async def _with_waits(self, sid: str, mid: str, step_id: str, iteration: int, started_at_seq: int,
+                          result: StepResult) -> list[ToolOutput]:
+        """A step some of whose calls wait for an approval or the client: the others run,
+        the calls are stored and asked for, and the workflow waits (any time, durably)
+        for the answers' signals; then the waited calls are settled."""
+        calls, kinds = result.tool_calls, result.kinds
+        ran = await asyncio.gather(*(self._tool(ToolInput(sid, mid, step_id, call))
+                                     for call, kind in zip(calls, kinds) if kind == "run"))
+        by_call = iter(ran)
+        outputs: list[ToolOutput | None] = [next(by_call) if kind == "run" else None for kind in kinds]
+        self.answered = set()
+        paused: PauseResult = await workflow.execute_activity(
+            "pause_step", PauseInput(sid, mid, step_id, iteration, started_at_seq, calls, kinds, outputs),
+            result_type=PauseResult, start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
+        await self._answers(WaitInput(sid, mid, step_id), paused)
+        await workflow.execute_activity("end_wait", WaitInput(sid, mid, step_id), start_to_close_timeout=SHORT_TIMEOUT,
+                                        retry_policy=INFRA_RETRIES)
+        waited = iter(await asyncio.gather(*(self._tool(ToolInput(sid, mid, step_id, call, waited=True))
+                                             for call, kind in zip(calls, kinds) if kind != "run")))
+        return [out if out is not None else next(waited) for out in outputs]
+
+    async def _answers(self, step: WaitInput, paused: PauseResult) -> None:
+        """Until every waiting call is answered or APPROVAL_TIMEOUT_SECONDS passed."""
+        waiting = set(paused.waiting)
+        deadline = workflow.now() + timedelta(seconds=paused.timeout_seconds) if paused.timeout_seconds else None
+        while not waiting <= self.answered:
+            left = ANSWER_POLL if deadline is None else min(ANSWER_POLL, deadline - workflow.now())
+            if left <= timedelta(0):
+                return
+            try:
+                await workflow.wait_condition(lambda: waiting <= self.answered, timeout=left)
+            except asyncio.TimeoutError:
+                still = await workflow.execute_local_activity(
+                    "still_waiting", step, result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT,
+                    retry_policy=INFRA_RETRIES)
+                self.answered |= waiting - set(still)
 
     async def _finish(self, finish: FinishInput) -> None:
         try:
