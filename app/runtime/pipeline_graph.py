@@ -71,7 +71,9 @@ def step_result(entry: dict[str, Any], outcome_status: str, output: str, usage: 
     if outcome_status == "completed":
         end_step(entry, "completed", now_iso, duration_ms, output=output)
     else:
-        error = error or {"code": outcome_status, "message": f"the turn ended {outcome_status}"}
+        ended = "waits for a tool call to be approved or answered; pipelines do not wait for people" \
+            if outcome_status.startswith("waiting_for_") else f"ended {outcome_status}"
+        error = error or {"code": outcome_status, "message": f"the turn {ended}"}
         end_step(entry, "failed", now_iso, duration_ms, output=output or None, error=error)
 
 
