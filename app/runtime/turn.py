@@ -10,9 +10,7 @@ every case the session leaves `running`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
-import json
 import logging
 import re
 import time
@@ -30,7 +28,8 @@ from app.metrics import Metrics
 from app.models import Agent, Message, Session
 from app.runtime import waits
 from app.runtime.capabilities import Tool
-from app.runtime.toolbox import CLIENT, RUN, Toolbox, kind_of
+from app.runtime.toolbox import Toolbox
+from app.runtime.turn_waits import WaitingCalls
 from app.runtime.history import StoredMessage, to_chat_history, turn_history
 from app.runtime.providers import ProviderClients
 from app.runtime.recording import record_until_stored
@@ -92,7 +91,7 @@ class TurnDeps:
     answers: waits.AnswerSignals = field(default_factory=waits.AnswerSignals)
 
 
-class Turn:
+class Turn(WaitingCalls):
     def __init__(self, deps: TurnDeps, session_id: str, message: StoredMessage, variables: dict[str, Any] | None = None,
                  session: Session | None = None):
         self.deps, self.session_id, self.message = deps, session_id, message
@@ -376,94 +375,6 @@ class Turn:
         outcomes = await asyncio.gather(*(self.run_tool(tools, call) for call in calls))
         await self.record_tool_results(calls, outcomes)
 
-    async def settle_calls(self, context: TurnContext, calls: list[ToolCall], iteration: int,
-                           started_at_seq: int) -> None:
-        """Run the step's tool calls; when some wait for an approval or the client, the
-        others run first, then the turn waits for the answers (app/runtime/waits.py)."""
-        kinds = [kind_of(context.tools.get(call.name)) for call in calls]
-        if all(kind == RUN for kind in kinds):
-            return await self.run_tools(context.tools, calls)
-        outputs = await asyncio.gather(*(self.run_tool(context.tools, c) for c, k in zip(calls, kinds) if k == RUN))
-        paused = await self.pause(calls, kinds, list(outputs), iteration, started_at_seq)
-        await self.finish_waiting(context, paused)
-
-    async def finish_waiting(self, context: TurnContext, paused: waits.PausedStep) -> None:
-        """In process: wait for the answers, then settle every call of the step."""
-        self.step_id = paused.step_id
-        await self.deps.answers.until_answered(self.session_id, paused.step_id, paused.expires_at)
-        rows = await self.end_wait(paused.step_id)
-        outcomes = await asyncio.gather(*(self.settle_waited(context.tools, row) for row in rows))
-        await self.record_tool_results([ToolCall(row.call_id, row.tool_name, _arguments_text(row.arguments))
-                                        for row in rows], list(outcomes))
-
-    async def pause(self, calls: list[ToolCall], kinds: list[str], outputs: list[tuple[Any, str | None]],
-                    iteration: int, started_at_seq: int) -> waits.PausedStep:
-        """Store the step's calls (those that ran, with their results), ask for the
-        answers, and tell whoever waits for the turn that it waits now."""
-        rows = await waits.step_rows(self.session_id, self.step_id)
-        if not rows:  # (a retried activity finds them stored)
-            timeout = self.settings.approval_timeout_seconds
-            expires_at = waits.now() + dt.timedelta(seconds=timeout) if timeout else None
-            ran = iter(outputs)
-            for position, (call, kind) in enumerate(zip(calls, kinds)):
-                result, error = next(ran) if kind == RUN else (None, None)
-                rows.append(waits.ToolCallWait(
-                    session_id=self.session_id, call_id=call.id, message_id=self.message.id, step_id=self.step_id,
-                    iteration=iteration, started_at_seq=started_at_seq, position=position, tool_name=call.name,
-                    arguments=parse_arguments(call)[0], kind=kind, expires_at=expires_at, result=result,
-                    error=error, status=waits.DONE if kind == RUN else waits.WAITING, created_at=waits.now()))
-            await waits.ToolCallWait.bulk_create(rows)
-        paused = waits.paused_step(rows)
-        expires = paused.expires_at.isoformat() if paused.expires_at else None
-        for row in paused.waiting:
-            await self.events.append(self.session_id, waits.CLIENT_REQUESTED if row.kind == CLIENT
-                                     else waits.APPROVAL_REQUESTED, {
-                "step_id": self.step_id, "tool_call_id": row.call_id, "tool_name": row.tool_name,
-                "arguments": row.arguments, "message_id": str(self.message.id), "expires_at": expires})
-        status = waits.status_for([row.kind for row in paused.waiting])
-        await self._set_status(status, None)
-        self.outcome.pending = [{"tool_call_id": r.call_id, "tool_name": r.tool_name, "arguments": r.arguments,
-                                 "kind": r.kind} for r in paused.waiting]
-        await self.events.append(self.session_id, waits.SESSION_WAITING, {
-            "message_id": str(self.message.id), "status": status, "expires_at": expires,
-            "tool_call_ids": [r.call_id for r in paused.waiting]})
-        if self.on_outcome is not None:  # AgentSpec invoke answers with the pending calls
-            self.on_outcome(dataclasses.replace(self.outcome, status=status))
-        return paused
-
-    async def end_wait(self, step_id: str) -> list[waits.ToolCallWait]:
-        """The answers are in (or their time is up): the turn runs again."""
-        for row in await waits.expire(self.session_id, step_id):
-            await self.events.append(self.session_id, waits.CALL_ANSWERED, {
-                "tool_call_id": row.call_id, "tool_name": row.tool_name, "decision": waits.EXPIRED})
-        await self._write_status("running", None)
-        return await waits.step_rows(self.session_id, step_id)
-
-    async def settle_waited(self, tools: dict[str, Tool], row: waits.ToolCallWait) -> tuple[Any, str | None]:
-        """A call of a step that waited: its result, running it if it was approved."""
-        call = ToolCall(row.call_id, row.tool_name, _arguments_text(row.arguments))
-        if row.kind == RUN or row.status == waits.DONE:
-            return row.result, row.error
-        if row.status == waits.APPROVED:
-            return await self.run_tool(tools, call)
-        waited = self.settings.approval_timeout_seconds or 0
-        if row.status == waits.ANSWERED:
-            result, error = row.result, row.error
-        elif row.kind == CLIENT:
-            result, error = None, f"the client sent no result for this call within {waited:g} s"
-        elif row.status == waits.EXPIRED:
-            result, error = None, f"not run: no one approved this call within {waited:g} s"
-        else:
-            result, error = None, "not run: the user denied this call" + (f" ({row.reason})" if row.reason else "")
-        base = {"step_id": row.step_id, "tool_call_id": row.call_id, "tool_name": row.tool_name,
-                "arguments": row.arguments}
-        await self.events.append(self.session_id, "tool.completed", {
-            **base, "result": result, "error": error, "decision": row.status,
-            "duration_ms": round((waits.now() - row.created_at).total_seconds() * 1000, 1)})
-        self.outcome.tool_calls.append({"id": row.call_id, "tool_name": row.tool_name, "input": row.arguments,
-                                        "output": result, "duration_ms": None, "error": error})
-        return result, error
-
     async def run_tool(self, tools: dict[str, Tool], call: ToolCall) -> tuple[Any, str | None]:
         arguments, _ = parse_arguments(call)
         base = {"step_id": self.step_id, "tool_call_id": call.id, "tool_name": call.name, "arguments": arguments}
@@ -554,7 +465,3 @@ class Turn:
         if dropped:
             data["dropped_message_ids"] = dropped
         await self.events.append(self.session_id, "session.cancelled", data)
-
-
-def _arguments_text(arguments: Any) -> str:
-    return arguments if isinstance(arguments, str) else json.dumps(arguments)
