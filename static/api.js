@@ -74,6 +74,10 @@ export const api = {
   events: (id, after = 0, limit = 500) => get(`/v1/sessions/${enc(id)}/events?after=${after}&limit=${limit}`),
   sendMessage: (id, text) => post(`/v1/sessions/${enc(id)}/messages`, { content: text }),
   cancel: (id) => post(`/v1/sessions/${enc(id)}/cancel`),
+  // Tool calls that wait for an approval or the client's result
+  toolCalls: async (id, status = 'waiting') => (await get(`/v1/sessions/${enc(id)}/tool-calls?status=${status}`)).data,
+  approveToolCall: (id, callId) => post(`/v1/sessions/${enc(id)}/tool-calls/${enc(callId)}/approve`),
+  denyToolCall: (id, callId, reason) => post(`/v1/sessions/${enc(id)}/tool-calls/${enc(callId)}/deny`, reason ? { reason } : {}),
 
   // Agents and capabilities
   listAgents: async (status = 'active') => (await get(`/v1/agents?status=${status}&limit=500`)).data,

@@ -69,10 +69,10 @@ export function relTime(iso) {
   return new Date(iso).toLocaleDateString();
 }
 
-/** A status pill; `testid` defaults to status-badge. */
+/** A status pill; `testid` defaults to status-badge. waiting_for_approval reads "waiting for approval". */
 export function badge(status, testid = 'status-badge') {
   return h('span', { class: `badge badge-${status || 'unknown'}`, 'data-testid': testid, 'data-status': status || '' },
-    status || 'unknown');
+    status ? String(status).replace(/_/g, ' ') : 'unknown');
 }
 
 export function toast(message, kind = 'info', ms = 4000) {

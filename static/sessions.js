@@ -5,6 +5,7 @@
 // current from /ws events.
 
 import { api } from './api.js';
+import { Approvals } from './approvals.js';
 import { badge, confirmButton, fmtDateTime, h, mount, relTime, toast } from './dom.js';
 import { normalizeEvent, Timeline } from './timeline.js';
 
@@ -23,6 +24,9 @@ function newerFirst(a, b) {
 export function sessionStatus(s) {
   return s.kind === 'agent' ? (s.runtime_status || s.status) : s.status;
 }
+
+/** A turn is under way: running, or paused on tool calls (waiting_for_approval / _client). */
+const turnUnderWay = (status) => status === 'running' || String(status).startsWith('waiting_for_');
 
 export class Sessions {
   constructor({ live, listEl, filterEl, newButton, dialog }) {
@@ -205,6 +209,8 @@ export class Sessions {
     this.close();
     this.openId = id;
     this.timeline = new Timeline();
+    const approvals = new Approvals(id);
+    this.timeline.onEvent = (e) => approvals.apply(e);
     const v = this.view = {
       title: h('h1', { class: 'session-title', 'data-testid': 'session-title' }, id),
       badges: h('div', { class: 'session-badges' }),
@@ -212,6 +218,7 @@ export class Sessions {
       actions: h('div', { class: 'session-actions' }),
       notice: h('div', { class: 'session-notice' }),
       chat: h('div', { class: 'chat-slot' }),
+      approvals,
       kind: null,
     };
     v.actions.append(confirmButton('Delete', 'Delete for good', () => this.remove(id), 'delete-session'));
@@ -219,8 +226,9 @@ export class Sessions {
       h('header', { class: 'session-head' },
         h('div', { class: 'session-head-main' }, h('div', { class: 'title-row' }, v.title, v.badges), v.meta),
         v.actions),
-      v.notice, this.timeline.el, v.chat));
+      v.notice, this.timeline.el, approvals.el, v.chat));
     this.renderList();
+    approvals.load();
     let session = this.sessions.get(id);
     if (!session) {
       try {
@@ -259,7 +267,7 @@ export class Sessions {
     if (s.kind === 'agent' && v.kind !== 'agent') this.renderChat();
     if (s.kind !== 'agent' && v.kind === 'agent') v.chat.replaceChildren();
     v.kind = s.kind;
-    if (v.cancel) v.cancel.disabled = status !== 'running';
+    if (v.cancel) v.cancel.disabled = !turnUnderWay(status);
   }
 
   renderChat() {
@@ -347,6 +355,7 @@ export class Sessions {
     mount(v.notice, h('div', { class: 'notice', 'data-testid': 'session-gone' }, text, ' ',
       h('a', { href: '#/sessions' }, 'Back to sessions')));
     v.chat.replaceChildren();
+    v.approvals.el.remove();
     v.actions.replaceChildren();
   }
 

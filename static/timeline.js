@@ -30,6 +30,7 @@ function messageText(content) {
 export class Timeline {
   constructor() {
     this.el = h('div', { class: 'timeline', 'data-testid': 'timeline', 'aria-live': 'polite' });
+    this.onEvent = null; // also told every event it applies, in order (the waiting tool calls)
     this.reset();
   }
 
@@ -70,6 +71,7 @@ export class Timeline {
       this.lastSeq = event.sequence;
       try {
         this.apply(event);
+        if (this.onEvent) this.onEvent(event);
       } catch (err) {
         console.error('cannot show event', event, err); // one odd event must not stop the timeline
       }
@@ -124,6 +126,12 @@ export class Timeline {
       case 'session.completed': return this.turnEnded('completed', this.completedText(d), e);
       case 'session.cancelled': return this.turnEnded('cancelled', 'Turn cancelled', e);
       case 'session.failed': return this.failed(d, e);
+      // --- tool calls that wait for a person's approval or the client's result
+      case 'tool.approval_requested': return this.marker('approval', `Approval requested: ${d.tool_name}`, e);
+      case 'tool.client_requested': return this.marker('waiting', `Waiting for the client to run ${d.tool_name}`, e);
+      case 'tool.call_answered': return this.marker(`answer-${d.decision}`, this.answeredText(d), e);
+      case 'session.waiting': return this.marker('waiting', d.status === 'waiting_for_client'
+        ? 'Turn paused: waiting for the client' : 'Turn paused: waiting for approval', e);
       // --- hook events reported by external agents
       case 'session_start': return this.marker('started', 'Session started', e);
       case 'session_stop': return this.stopped(d, e);
@@ -256,6 +264,12 @@ export class Timeline {
   marker(kind, text, e) {
     return this.add(h('div', { class: `marker marker-${kind}`, 'data-testid': 'marker', 'data-kind': kind },
       h('span', {}, text), h('time', {}, fmtTime(e.created_at))));
+  }
+
+  answeredText(d) {
+    const what = { approved: 'approved', denied: 'denied', expired: 'expired (no answer in time)' }[d.decision]
+      || d.decision || 'answered';
+    return `${d.tool_name}: ${what}${d.reason ? ` (${d.reason})` : ''}`;
   }
 
   completedText(d) {

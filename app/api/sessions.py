@@ -24,8 +24,10 @@ bp = Blueprint("sessions", __name__)
 NESTED = "/v1/agents/<agent_id>/sessions"
 FLAT = "/v1/sessions"
 
-# pending | running | failed for agent-loop sessions; running | finished for external ones.
-Status = Literal["pending", "running", "failed", "finished"]
+# pending | running | waiting_for_approval | waiting_for_client | failed for agent-loop
+# sessions (the waiting ones: a turn paused on a tool call, app/runtime/waits.py);
+# running | finished for external ones.
+Status = Literal["pending", "running", "waiting_for_approval", "waiting_for_client", "failed", "finished"]
 
 
 class SessionCreate(RequestBody):

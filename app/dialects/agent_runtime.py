@@ -1,7 +1,8 @@
 """The Agent Runtime dialect's view of sessions and events (seed 003 + reference).
 
 Sessions: `session_name` is the core `title`; agent-loop sessions read `running` while a
-turn runs and `finished` otherwise (pending or failed). Events: loop events are mapped
+turn runs (also while it waits for a tool call's approval or the client's result) and
+`finished` otherwise (pending or failed). Events: loop events are mapped
 to the hook-style names (session.started → session_start, tool.started → pre_tool, ...);
 events that external agents posted are already in this shape. The loop events with no
 Agent Runtime meaning (steps, deltas, tool_call/tool_result messages, which pre_tool and
@@ -33,10 +34,14 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+# Loop statuses of a turn that is still under way (waiting_for_*: app/runtime/waits.py).
+RUNNING_STATUSES = ("running", "waiting_for_approval", "waiting_for_client")
+
+
 def ar_status(session: Session) -> str:
     if session.kind == "external":
         return session.status
-    return "running" if session.status == "running" else "finished"
+    return "running" if session.status in RUNNING_STATUSES else "finished"
 
 
 def ar_session(session: Session) -> dict[str, Any]:

@@ -115,6 +115,67 @@ async def test_agent_loop_events_in_agent_runtime_shape(server, fake_llm):
     assert by_type["session_stop"][0]["exit_code"] == 0
 
 
+WAIT_TYPES = ("tool.approval_requested", "tool.client_requested", "session.waiting", "tool.call_answered")
+
+
+async def _collect(ws, until) -> list[dict]:
+    """Every message up to and including the first one `until` accepts."""
+    seen = [await next_message(ws)]
+    while not until(seen[-1]):
+        seen.append(await next_message(ws))
+    return seen
+
+
+async def test_a_tool_call_waiting_for_approval_is_carried_live(server, fake_llm):
+    """The request reaches /ws?events=all clients (the dashboard) as it is written, in the
+    shape of every core event; every client sees the session read waiting_for_approval
+    (`runtime_status`) while it stays `running` in the Agent Runtime view."""
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        agent = (await http.post("/v1/agents", json={"name": "Careful clock", "system_prompt": "p"})).json()
+        put = await http.put(f"/v1/agents/{agent['id']}/capabilities",
+                             json={"capabilities": [{"id": "current_time", "requires_approval": True}]})
+        assert put.status_code == 200, put.text
+        async with connect(ws_url(server)) as ws, connect(ws_url(server) + "?events=all") as ws_all:
+            await next_message(ws)
+            await next_message(ws_all)
+            sid = (await http.post(f"/v1/agents/{agent['id']}/sessions", json={"title": "ask first"})).json()["id"]
+            fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["Done."]))
+            await http.post(f"/v1/sessions/{sid}/messages", json={"content": "time?"})
+
+            def event(m, *types):
+                return m["type"] == "event" and m["data"]["session_id"] == sid and m["data"]["event_type"] in types
+
+            before = await _collect(ws_all, lambda m: event(m, "session.waiting"))
+            assert (await http.get(f"/sessions/{sid}")).json()["session"]["status"] == "running"
+            assert (await http.get(f"/v1/sessions/{sid}")).json()["status"] == "waiting_for_approval"
+            listed = (await http.get("/v1/sessions?status=waiting_for_approval")).json()["data"]
+            assert [s["id"] for s in listed] == [sid]
+            answer = await http.post(f"/v1/sessions/{sid}/tool-calls/c1/approve")
+            assert answer.status_code == 200, answer.text
+            after = await _collect(ws_all, lambda m: event(m, "session_stop"))
+            plain = await _collect(ws, lambda m: event(m, "session_stop"))
+
+    asked = next(m["data"] for m in before if event(m, "tool.approval_requested"))
+    assert asked["type"] == "tool.approval_requested" and asked["session_name"] == "ask first"
+    assert {k: asked["data"][k] for k in ("tool_call_id", "tool_name", "arguments")} == \
+        {"tool_call_id": "c1", "tool_name": "get_current_time", "arguments": {"timezone": "UTC"}}
+    assert asked["data"]["step_id"] and asked["data"]["message_id"]
+    assert before[-1]["data"]["data"]["status"] == "waiting_for_approval"
+    assert before[-1]["data"]["data"]["tool_call_ids"] == ["c1"]
+    answered = next(m["data"] for m in after if event(m, "tool.call_answered"))
+    assert answered["data"]["decision"] == "approved" and answered["data"]["tool_call_id"] == "c1"
+    assert [m["data"]["event_type"] for m in after if event(m, "pre_tool", "post_tool", "session_stop")] == \
+        ["pre_tool", "post_tool", "session_stop"]
+    assert after[-1]["data"]["exit_code"] == 0
+    for feed in (before + after, plain):  # every client hears of the status
+        statuses = [(m["session"]["status"], m["session"]["runtime_status"]) for m in feed
+                    if m["type"] == "session_updated" and m["session"]["session_id"] == sid]
+        assert ("running", "waiting_for_approval") in statuses and statuses[-1] == ("finished", "pending")
+    # A client of the five Agent Runtime types gets none of the new ones (as on REST).
+    assert not [m for m in plain if event(m, *WAIT_TYPES)]
+    assert [m["data"]["event_type"] for m in plain if event(m, "pre_tool", "post_tool")] == ["pre_tool", "post_tool"]
+
+
 async def test_clients_exact_requests_over_a_real_server(server):
     """A hook's first event for a session it never started, a child created with its
     parent, and a resumed run's PATCH + session_start + prompt, as /ws clients see them."""

@@ -1,0 +1,122 @@
+// Tool calls that wait (docs/api.md §3.9): the open session's calls waiting for a
+// person's approval (Approve / Deny, with an optional reason) or for the client's
+// result (shown only). Seeded with GET /v1/sessions/{id}/tool-calls?status=waiting when
+// the session opens, then kept current by the timeline's events, applied in sequence
+// order: tool.approval_requested / tool.client_requested add a call, tool.call_answered
+// and the end of the turn remove it.
+
+import { api } from './api.js';
+import { fmtTime, h, mount, prettyJson, toast } from './dom.js';
+
+const REQUESTS = { 'tool.approval_requested': 'approval', 'tool.client_requested': 'client' };
+const TURN_ENDS = new Set(['session.completed', 'session.failed', 'session.cancelled']);
+
+export class Approvals {
+  constructor(sessionId) {
+    this.sessionId = sessionId;
+    this.calls = new Map(); // tool_call_id -> {tool_call_id, tool_name, arguments, kind, expires_at}
+    this.closed = new Set(); // ids the log (or an answer from here) says no longer wait
+    this.el = h('section', { class: 'pending-calls', 'data-testid': 'pending-calls', 'aria-label': 'Tool calls waiting', hidden: true });
+  }
+
+  /** The calls that wait now; what the log already closed stays closed. */
+  async load() {
+    let rows;
+    try {
+      rows = await api.toolCalls(this.sessionId, 'waiting');
+    } catch (err) {
+      if (err.status !== 404) toast(`Cannot load the waiting tool calls: ${err.message}`, 'error');
+      return;
+    }
+    for (const row of rows) {
+      if (!this.closed.has(row.tool_call_id)) this.calls.set(row.tool_call_id, row);
+    }
+    this.render();
+  }
+
+  /** One event of the session's log (normalized), in sequence order. */
+  apply(e) {
+    const d = e.data || {};
+    if (REQUESTS[e.type]) {
+      this.closed.delete(d.tool_call_id); // (a model may reuse an id in a later turn)
+      this.calls.set(d.tool_call_id, { ...d, kind: REQUESTS[e.type] });
+    } else if (e.type === 'tool.call_answered') {
+      this.close(d.tool_call_id);
+    } else if (TURN_ENDS.has(e.type)) {
+      for (const id of [...this.calls.keys()]) this.close(id);
+    } else {
+      return;
+    }
+    this.render();
+  }
+
+  close(id) {
+    this.closed.add(id);
+    this.calls.delete(id);
+  }
+
+  render() {
+    this.el.hidden = this.calls.size === 0;
+    if (!this.calls.size) {
+      this.el.replaceChildren();
+      return;
+    }
+    const approvals = [...this.calls.values()].filter((c) => c.kind === 'approval').length;
+    mount(this.el,
+      h('div', { class: 'pending-title' }, approvals
+        ? `Waiting for your approval (${approvals})`
+        : 'Waiting for the client'),
+      [...this.calls.values()].map((call) => this.card(call)));
+  }
+
+  card(call) {
+    const approval = call.kind === 'approval';
+    return h('div', {
+      class: `pending-call pending-${call.kind}`, 'data-testid': 'pending-call',
+      'data-tool-call-id': call.tool_call_id, 'data-kind': call.kind,
+    },
+    h('div', { class: 'pending-head' },
+      h('span', { class: 'tool-name', 'data-testid': 'pending-call-name' }, call.tool_name || 'tool'),
+      h('span', { class: 'pending-kind', 'data-testid': 'pending-call-kind' },
+        approval ? 'needs approval' : 'waiting for the client'),
+      call.expires_at ? h('span', { class: 'muted' }, `expires ${fmtTime(call.expires_at)}`) : null),
+    h('pre', { class: 'json', 'data-testid': 'pending-call-arguments' }, prettyJson(call.arguments ?? {})),
+    approval ? this.answerButtons(call) : null);
+  }
+
+  answerButtons(call) {
+    const reason = h('input', {
+      class: 'pending-reason', 'data-testid': 'deny-reason', placeholder: 'Reason (optional, for Deny)',
+      maxlength: 2000, 'aria-label': 'Reason for denying',
+    });
+    const approve = h('button', { type: 'button', class: 'btn btn-primary btn-small', 'data-testid': 'approve-call' }, 'Approve');
+    const deny = h('button', { type: 'button', class: 'btn btn-danger btn-small', 'data-testid': 'deny-call' }, 'Deny');
+    const answer = async (decision) => {
+      approve.disabled = deny.disabled = reason.disabled = true;
+      try {
+        if (decision === 'approve') await api.approveToolCall(this.sessionId, call.tool_call_id);
+        else await api.denyToolCall(this.sessionId, call.tool_call_id, reason.value.trim());
+        toast(`${call.tool_name}: ${decision === 'approve' ? 'approved' : 'denied'}`, 'success');
+        this.close(call.tool_call_id);
+        this.render();
+      } catch (err) {
+        toast(`${decision === 'approve' ? 'Approve' : 'Deny'} failed: ${err.message}`, 'error');
+        if (err.status === 409 || err.status === 404) { // answered elsewhere, or gone: not waiting any more
+          this.close(call.tool_call_id);
+          this.render();
+        } else {
+          approve.disabled = deny.disabled = reason.disabled = false;
+        }
+      }
+    };
+    approve.addEventListener('click', () => answer('approve'));
+    deny.addEventListener('click', () => answer('deny'));
+    reason.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        answer('deny');
+      }
+    });
+    return h('div', { class: 'pending-actions' }, approve, reason, deny);
+  }
+}
