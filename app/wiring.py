@@ -25,9 +25,11 @@ from app.events.log import EventLog
 from app.events.ws import WebSocketHub
 from app.metrics import Metrics
 from app.models import LlmModel, LlmProvider
+from app.runtime.mcp import McpPool
 from app.runtime.providers import ProviderClients, import_sdks_in_background
 from app.runtime.resolution import ModelResolver
 from app.runtime.runner import Runner, TurnRunner
+from app.runtime.toolbox import Toolbox
 from app.runtime.turn import TurnDeps
 from app.secrets import SecretBox, mask_secret
 from app.services.agent_runtime import LiveFeed
@@ -47,12 +49,14 @@ class Runtime:
     runner: Runner
     hub: WebSocketHub
     metrics: Metrics
+    mcp: McpPool  # this process's MCP sessions (app/runtime/mcp/)
 
     @classmethod
     def build(cls, settings: Settings, box: SecretBox) -> Runtime:
         bus = build_bus(settings)
         events = build_event_log(settings, bus)
         clients = ProviderClients(settings, box)
+        mcp = McpPool(settings, box)
         feed = LiveFeed()
         hub = WebSocketHub(bus, feed, settings.subscriber_queue_size)
         metrics = Metrics()
@@ -63,11 +67,12 @@ class Runtime:
 
             runner = TemporalRunner(settings, bus)
         else:
-            runner = TurnRunner(TurnDeps(settings, events, clients, metrics, models))
+            runner = TurnRunner(TurnDeps(settings, events, clients, metrics, models, Toolbox(mcp)))
         metrics.watch(active_turns=lambda: runner.active_sessions,
                       sse=lambda: bus.subscriber_count() - bus.subscriber_count(ALL_SESSIONS),
                       ws=lambda: len(hub.connections))
-        return cls(settings, box, bus, events, clients, models, runner, hub, metrics)
+        return cls(settings, box, bus, events, clients, models, runner, hub, metrics,
+                   mcp)
 
     async def start(self) -> None:
         await self.bus.start()
@@ -89,6 +94,7 @@ class Runtime:
         await stop_runs(self)  # before the runner: a run's steps are turns
         await self.runner.shutdown()
         await self.hub.stop()
+        await self.mcp.close()  # after the runner: no turn calls a tool any more
         await self.clients.close()
         await self.bus.stop()
 
@@ -151,7 +157,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     models = ModelResolver()
     bus.on_control(MODELS_CHANGED, lambda _: models.forget())
     clients = ProviderClients(settings, box)
-    deps = TurnDeps(settings, build_event_log(settings, bus), clients, Metrics(), models)
+    mcp = McpPool(settings, box)  # this worker's MCP sessions: hand it to the turns' Toolbox
+    deps = TurnDeps(settings, build_event_log(settings, bus), clients, Metrics(), models, Toolbox(mcp))
     metrics_server = _serve_metrics(settings.worker_metrics_bind, deps.metrics) if settings.worker_metrics_bind else None
     try:
         client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
@@ -163,6 +170,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()
+        await mcp.close()
         await clients.close()
         await bus.stop()
         await close_db()

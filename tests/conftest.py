@@ -225,13 +225,15 @@ async def temporal_app_serving(temporal_settings):
     from temporalio.client import Client
 
     from app.runtime.temporal.worker import build_worker
+    from app.runtime.toolbox import Toolbox
     from app.runtime.turn import TurnDeps
     from app.services.agents import get_active_agent
 
     app = create_app(temporal_settings)
     async with app.test_app():
         runtime = app.extensions["runtime"]
-        deps = TurnDeps(temporal_settings, runtime.events, runtime.clients, runtime.metrics, runtime.models)
+        deps = TurnDeps(temporal_settings, runtime.events, runtime.clients, runtime.metrics, runtime.models,
+                        Toolbox(runtime.mcp))  # the app's MCP sessions serve the test's worker too
         client = await Client.connect(temporal_settings.temporal_address)  # a worker's may not be lazy
         async with build_worker(client, temporal_settings, deps, get_active_agent):
             yield app

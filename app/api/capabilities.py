@@ -1,4 +1,5 @@
-"""/v1/capabilities: the built-in registry of tool bundles."""
+"""/v1/capabilities: the built-in registry of tool bundles, and the tools of the MCP
+servers the caller can see (`mcp:<server>:<tool>`, `mcp:<server>:*`), listed live."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pydantic import BaseModel
 from quart import Blueprint
 from quart_schema import tag, validate_response
 
-from app.runtime.capabilities import REGISTRY
+from app.runtime.capabilities import REGISTRY, Capability
+from app.services.mcp_servers import mcp_capabilities
+from app.wiring import current_runtime
 
 bp = Blueprint("capabilities", __name__)
 
@@ -38,12 +41,16 @@ class CapabilityList(BaseModel):
 @tag(["Capabilities"])
 @validate_response(CapabilityList)
 async def list_capabilities():
-    """List the built-in capabilities with the JSON schema of each tool."""
-    data = [
-        CapabilityOut(
-            id=cap.id, name=cap.name, description=cap.description, status=cap.status,
-            tools=[ToolOut(name=t.name, description=t.description, parameters=t.parameters) for t in cap.tools],
-        )
-        for cap in REGISTRY.values()
-    ]
+    """List the built-in capabilities and the MCP servers' tools, with the JSON schema of
+    each tool; an MCP server that cannot be reached is `mcp:<server>:*`, status unavailable."""
+    runtime = current_runtime()
+    mcp = await mcp_capabilities(runtime.mcp, runtime.settings.mcp_connect_timeout_seconds)
+    data = [_out(cap) for cap in (*REGISTRY.values(), *mcp)]
     return CapabilityList(data=data, total=len(data), offset=0, limit=len(data))
+
+
+def _out(cap: Capability) -> CapabilityOut:
+    return CapabilityOut(
+        id=cap.id, name=cap.name, description=cap.description, status=cap.status,
+        tools=[ToolOut(name=t.name, description=t.description, parameters=t.parameters) for t in cap.tools],
+    )

@@ -34,7 +34,7 @@ ERROR_DESCRIPTIONS = {
     413: "The request body is larger than MAX_BODY_BYTES",
     429: "Too many attempts; wait for the number of seconds in Retry-After",
     500: "Internal error (the message quotes the request id); on routes that run a turn, also a turn that failed",
-    502: "The upstream provider (the LLM, or the OAuth provider) failed or refused",
+    502: "The upstream provider (the LLM, the OAuth provider, or an MCP server: `mcp_unavailable`) failed or refused",
     503: "The database (or another backing service) is unavailable, or no LLM model is configured for a turn",
 }
 # Routes throttled with app.auth.throttle.limit_attempts (app/api/auth.py).
@@ -42,7 +42,8 @@ RATE_LIMITED = {("post", "/v1/auth/register"), ("post", "/v1/auth/login"), ("get
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 # Endpoints that wait on a provider: AgentSpec's turns (app/dialects/agentspec.py
 # raise_for_failure) and the OAuth callback (app/auth/oauth.py).
-UPSTREAM_ENDPOINTS = {"agentspec.invoke", "agentspec.stream", "agentspec.continue_session", "auth.oauth_callback"}
+UPSTREAM_ENDPOINTS = {"agentspec.invoke", "agentspec.stream", "agentspec.continue_session", "auth.oauth_callback",
+                      "mcp_servers.list_mcp_server_tools"}
 
 # Routes that answer with a redirect (the browser's sign-in flow), not a body.
 REDIRECTS = {"/v1/auth/oauth/{provider}", "/v1/auth/oauth/{provider}/callback"}

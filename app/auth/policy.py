@@ -17,6 +17,7 @@ PUBLIC_ENDPOINTS = frozenset({
 SCOPES_BY_BLUEPRINT = {
     "agents": ("agents:read", "agents:write"),
     "capabilities": ("agents:read", "agents:write"),
+    "mcp_servers": ("agents:read", "agents:write"),  # stdio ones need an admin too (app/services/mcp_servers.py)
     "sessions": ("sessions:read", "sessions:write"),
     "messages": ("sessions:read", "sessions:write"),
     "tool_calls": ("sessions:read", "sessions:write"),  # approving a call lets a turn go on

@@ -70,6 +70,11 @@ async def api_key_url(client, h):
     return f"/v1/auth/api-keys/{key['id']}"
 
 
+async def mcp_server_url(client, h):
+    server = await created(client, h, "/v1/mcp-servers", {"name": "m", "transport": "http", "url": "http://127.0.0.1:1/mcp"})
+    return f"/v1/mcp-servers/{server['id']}"
+
+
 async def agent_runtime_session_url(client, h):
     await created(client, h, "/sessions", {"session_id": "ext-delete", "session_name": "x"})
     return "/sessions/ext-delete"
@@ -85,6 +90,7 @@ DELETABLE = {
     "/v1/llm-models/{model_id}": model_url,
     "/v1/pipelines/{name}": pipeline_url,
     "/v1/auth/api-keys/{key_id}": api_key_url,
+    "/v1/mcp-servers/{server_id}": mcp_server_url,
     "/sessions/{session_id}": agent_runtime_session_url,
 }
 

@@ -59,9 +59,10 @@ async def bobs(client, bob):
     agent = await (await client.post("/v1/agents", json={"name": "a", "system_prompt": "p"}, headers=h)).get_json()
     session = await (await client.post(f"/v1/agents/{agent['id']}/sessions", json={}, headers=h)).get_json()
     key = await (await client.post("/v1/auth/api-keys", json={"name": "k", "scopes": ["*"]}, headers=h)).get_json()
-    return {"agent_id": agent["id"], "session_id": session["id"], "provider_id": provider["id"],
+    mcp = await (await client.post("/v1/mcp-servers", json={"name": "m", "transport": "http", "url": "http://127.0.0.1:1/mcp"}, headers=h)).get_json()
+    return {"server_id": mcp["id"], "agent_id": agent["id"], "session_id": session["id"], "provider_id": provider["id"],
             "model_id": model["id"], "key_id": key["id"], "name": "swagger-ui.css", "provider": "google",
-            "agent_ref": agent["id"]}
+            "agent_ref": agent["id"], "call_id": "call_1"}
 
 
 def routes(app):

@@ -1,0 +1,85 @@
+"""Turns that call MCP tools, in both runner modes: the tool's result stored as
+`tool.completed` (an image as a reference only), and a server that cannot be reached
+simply left out of the turn. The model is the fake LLM, scripted."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from tests.fakes import Text, ToolCalls
+from tests.fakes.mcp_servers import PNG, listening_socket, stdio_command
+from tests.helpers import make_chat, messages, say, wait_for_event, wait_turns
+
+pytestmark = pytest.mark.both_modes
+
+
+@pytest.fixture
+def settings(settings):
+    return replace(settings, mcp_connect_timeout_seconds=5.0)
+
+
+async def create(client, body: dict) -> dict:
+    response = await client.post("/v1/mcp-servers", json=body)
+    assert response.status_code == 201, await response.get_json()
+    return await response.get_json()
+
+
+def stdio_body(name: str, variant: str = "normal") -> dict:
+    command, args = stdio_command(variant)
+    return {"name": name, "transport": "stdio", "command": command, "args": args}
+
+
+def closed_port_url() -> str:
+    with listening_socket() as sock:
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+
+
+async def test_a_turn_calls_an_mcp_tool_and_stores_its_result(client, fake_llm):
+    await create(client, stdio_body("calc"))
+    chat = await make_chat(client, fake_llm, capabilities=("mcp:calc:add", "mcp:calc:image"))
+    fake_llm.script(ToolCalls([("call_1", "calc__add", {"a": 2, "b": 3}), ("call_2", "calc__image", {})]),
+                    Text("2 + 3 = 5, and a picture."))
+    await say(client, chat["id"], "What is 2 + 3? Show me a picture.")
+    log = await wait_turns(client, chat["id"], timeout=20)
+    assert log[-1]["type"] == "session.completed", log[-1]
+    offered = {tool["function"]["name"] for tool in fake_llm.requests[0]["json"]["tools"]}
+    assert offered == {"calc__add", "calc__image"}
+    done = {e["data"]["tool_call_id"]: e["data"] for e in log if e["type"] == "tool.completed"}
+    assert done["call_1"]["error"] is None and done["call_1"]["result"] == {"result": 5}
+    assert done["call_2"]["result"] == {"type": "image", "mime_type": "image/png", "bytes": len(PNG)}
+    assert "iVBOR" not in json.dumps(log)  # the PNG's base64 never reaches the log
+    sent = [m for m in fake_llm.requests[-1]["json"]["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in sent] == ["call_1", "call_2"] and "5" in sent[0]["content"]
+    assert (await messages(client, chat["id"]))[-1]["content"] == {"text": "2 + 3 = 5, and a picture."}
+
+
+async def test_an_unreachable_server_leaves_its_tools_out_of_the_turn(client, fake_llm):
+    await create(client, {"name": "nowhere", "transport": "http", "url": closed_port_url()})
+    chat = await make_chat(client, fake_llm, capabilities=("current_time", "mcp:nowhere:*"))
+    fake_llm.script(Text("Fine without it."))
+    await say(client, chat["id"], "hi")
+    log = await wait_turns(client, chat["id"], timeout=20)
+    assert log[-1]["type"] == "session.completed"
+    offered = {tool["function"]["name"] for tool in fake_llm.requests[0]["json"]["tools"]}
+    assert offered == {"get_current_time"}
+
+
+async def test_an_mcp_tool_can_require_approval_for_the_whole_server(client, fake_llm):
+    await create(client, stdio_body("calc"))
+    chat = await make_chat(client, fake_llm, capabilities=())
+    response = await client.put(f"/v1/agents/{chat['agent_id']}/capabilities", json={
+        "capabilities": [{"id": "mcp:calc:*", "requires_approval": True}]})
+    assert response.status_code == 200, await response.get_json()
+    fake_llm.script(ToolCalls([("call_1", "calc__add", {"a": 20, "b": 22})]), Text("42."))
+    await say(client, chat["id"], "20 + 22?")
+    log = await wait_for_event(client, chat["id"], "session.waiting", timeout=20)
+    asked = next(e for e in log if e["type"] == "tool.approval_requested")["data"]
+    assert asked["tool_name"] == "calc__add" and not any(e["type"] == "tool.started" for e in log)
+    approved = await client.post(f"/v1/sessions/{chat['id']}/tool-calls/call_1/approve")
+    assert approved.status_code == 200
+    log = await wait_turns(client, chat["id"], timeout=20)
+    assert log[-1]["type"] == "session.completed"
+    assert next(e for e in log if e["type"] == "tool.completed")["data"]["result"] == {"result": 42}
