@@ -218,3 +218,22 @@ def test_a_waiting_call_survives_a_server_restart(live_server_factory, fake_llm,
     assert done["result"]["timezone"] == "UTC"
     assert [m["role"] for m in http.get(f"/v1/sessions/{sid}/messages").json()["data"]] == \
         ["user", "tool_call", "tool_result", "assistant"]
+
+
+async def test_two_calls_wait_in_one_step_and_each_is_answered_once(client, fake_llm):
+    chat = await approval_chat(client, fake_llm)
+    sid = chat["id"]
+    fake_llm.script(ToolCalls([("a", "get_current_time", {"timezone": "UTC"}),
+                               ("b", "get_current_time", {"timezone": "Asia/Tokyo"})]), Text(["Both done."]))
+    await say(client, sid, "two clocks")
+    pending = await waiting(client, sid)
+    assert sorted(p["tool_call_id"] for p in pending) == ["a", "b"]
+    assert (await client.post(f"/v1/sessions/{sid}/tool-calls/b/deny", json={})).status_code == 200
+    assert (await session(client, sid))["status"] == "waiting_for_approval"  # "a" still waits
+    assert (await client.post(f"/v1/sessions/{sid}/tool-calls/b/approve")).status_code == 409
+    assert (await client.post(f"/v1/sessions/{sid}/tool-calls/a/approve")).status_code == 200
+    log = await wait_turns(client, sid)
+    assert log[-1]["type"] == "session.completed"
+    results = [m["content"] for m in await messages(client, sid) if m["role"] == "tool_result"]
+    assert [r["tool_call_id"] for r in results] == ["a", "b"]
+    assert results[0]["error"] is None and "denied" in results[1]["error"]
