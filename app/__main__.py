@@ -9,9 +9,9 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from app.config import ConfigError, Settings
+from app.resources import require_database_driver, resource
 
 
 def _migrate(settings: Settings) -> None:
@@ -27,7 +27,6 @@ def _migrate(settings: Settings) -> None:
     print(f"migrations applied to {settings.effective_database_url.split('@')[-1]}")
 
 
-HYPERCORN_TOML = Path(__file__).resolve().parents[1] / "hypercorn.toml"
 ASGI_APP_PATH = "app.asgi:app"  # what each worker process of WORKERS > 1 loads
 STRAGGLER_GRACE_SECONDS = 5.0  # a worker still running this long after graceful_timeout is killed
 
@@ -78,7 +77,7 @@ def hypercorn_config(settings: Settings):
 
     from app.log_setup import AccessLogger
 
-    config = Config.from_toml(HYPERCORN_TOML)
+    config = Config.from_toml(resource("hypercorn.toml"))
     config.bind = [settings.bind]
     config.logger_class = AccessLogger
     if not settings.access_log:
@@ -297,7 +296,9 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m app {{{'|'.join(COMMANDS)}}}", file=sys.stderr)
         return 2
     try:
-        return COMMANDS[argv[0]](Settings.from_env()) or 0
+        settings = Settings.from_env()
+        require_database_driver(settings.effective_database_url)  # before binding or forking
+        return COMMANDS[argv[0]](settings) or 0
     except ConfigError as error:
         # Something the operator has to fix (a setting, a key file, a port in use): one
         # line saying what, no traceback.

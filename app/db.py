@@ -6,7 +6,6 @@ import logging
 import sqlite3
 from typing import Any
 
-import asyncpg
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
@@ -14,10 +13,19 @@ from tortoise.exceptions import BaseORMException, OperationalError
 from tortoise.migrations.api import migrate
 
 from app.config import Settings
+from app.resources import require_database_driver
+
+try:
+    import asyncpg
+except ImportError:  # no `postgres` extra: SQLite only (require_database_driver says so)
+    asyncpg = None
 
 log = logging.getLogger("app.db")
 
 APP_LABEL = "models"
+# The repository's migrations/ folder, packaged as app.migrations (setup.py). An editable
+# install maps the name onto the repository's folder, so `make makemigrations` writes there.
+MIGRATIONS = "app.migrations"
 
 
 class DatabaseUnavailable(OperationalError):
@@ -58,20 +66,8 @@ def unavailable(exc: BaseException, timeout: float | None = None) -> DatabaseUna
     if isinstance(exc, sqlite3.Error):
         reason = _SQLITE_REASONS.get((getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF)
         return DatabaseUnavailable(reason) if reason else None
-    if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):  # default_transaction_read_only, or a standby
-        return DatabaseUnavailable("read-only, so nothing can be saved")
-    if isinstance(exc, asyncpg.DiskFullError):
-        return DatabaseUnavailable("disk full, so nothing can be saved")
-    if isinstance(exc, (asyncpg.InvalidCatalogNameError, asyncpg.exceptions.DatabaseDroppedError)):
-        return DatabaseUnavailable("the database does not exist")
-    if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InsufficientResourcesError,
-                        asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.PostgresSystemError,
-                        asyncpg.InvalidAuthorizationSpecificationError)):
-        # Connection lost or refused, server shutting down or starting up, a backend
-        # terminated, out of connections, I/O trouble, statement_timeout, login refused.
-        return DatabaseUnavailable("connection refused or lost")
-    if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
-        return DatabaseUnavailable("connection refused or lost")  # not a misuse: the connection died
+    if asyncpg is not None and (reason := _postgres_reason(exc)):
+        return DatabaseUnavailable(reason)
     if isinstance(exc, BaseORMException):
         # Tortoise wraps some driver errors in its own (DBConnectionError for a database
         # that does not exist, OperationalError for a sqlite3 error): judge the driver's.
@@ -79,6 +75,25 @@ def unavailable(exc: BaseException, timeout: float | None = None) -> DatabaseUna
         return unavailable(inner, timeout) if inner is not None else None
     if isinstance(exc, OSError):  # the server's address refused or reset the connection
         return DatabaseUnavailable("connection refused or lost")
+    return None
+
+
+def _postgres_reason(exc: BaseException) -> str | None:
+    """unavailable()'s reason for an asyncpg error (the `postgres` extra is installed)."""
+    if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):  # default_transaction_read_only, or a standby
+        return "read-only, so nothing can be saved"
+    if isinstance(exc, asyncpg.DiskFullError):
+        return "disk full, so nothing can be saved"
+    if isinstance(exc, (asyncpg.InvalidCatalogNameError, asyncpg.exceptions.DatabaseDroppedError)):
+        return "the database does not exist"
+    if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InsufficientResourcesError,
+                        asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.PostgresSystemError,
+                        asyncpg.InvalidAuthorizationSpecificationError)):
+        # Connection lost or refused, server shutting down or starting up, a backend
+        # terminated, out of connections, I/O trouble, statement_timeout, login refused.
+        return "connection refused or lost"
+    if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
+        return "connection refused or lost"  # not a misuse: the connection died
     return None
 
 
@@ -91,7 +106,7 @@ def tortoise_config(database_url: str, timeout: float | None = None) -> dict[str
             APP_LABEL: {
                 "models": ["app.models"],
                 "default_connection": "default",
-                "migrations": "migrations",
+                "migrations": MIGRATIONS,
             }
         },
         "use_tz": True,
@@ -101,7 +116,9 @@ def tortoise_config(database_url: str, timeout: float | None = None) -> dict[str
 
 def connection_config(url: str, timeout: float | None = None) -> str | dict[str, Any]:
     """Tortoise's config for the URL, on our backends: app/db_sqlite.py for SQLite,
-    app/db_postgres.py for PostgreSQL through asyncpg. Both take `database_timeout`."""
+    app/db_postgres.py for PostgreSQL through asyncpg. Both take `database_timeout`.
+    A PostgreSQL URL without its driver installed is a ConfigError saying how to get it."""
+    require_database_driver(url)
     if url.startswith("sqlite://"):
         config = expand_db_url(with_sqlite_pragmas(url))
         config["engine"] = "app.db_sqlite"
@@ -151,5 +168,9 @@ async def close_db() -> None:
     await Tortoise.close_connections()
 
 
-# For the `tortoise` CLI (`make makemigrations`), configured in pyproject.toml.
+# For the `tortoise` CLI (`make makemigrations`, run at the top of the repository),
+# configured in pyproject.toml. It names the migrations by their folder, `migrations`, which
+# the CLI imports from the current folder: given the dotted name app.migrations, Tortoise
+# 1.1's CLI would create an empty app/migrations/ package beside the code and write there.
 TORTOISE_ORM = tortoise_config(Settings.from_env().effective_database_url)
+TORTOISE_ORM["apps"][APP_LABEL]["migrations"] = "migrations"

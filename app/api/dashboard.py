@@ -5,12 +5,12 @@ ETag/Last-Modified) instead of running a stale dashboard for hours after an upgr
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from quart import Blueprint, send_from_directory
 from quart_schema import hide
 
-STATIC = Path(__file__).resolve().parents[2] / "static"
+from app.resources import resource
+
+STATIC = resource("static")
 
 bp = Blueprint("dashboard", __name__)
 
