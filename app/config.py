@@ -118,7 +118,6 @@ class Settings:
     # The agent loop (runtime).
     llm_timeout_seconds: float = 60.0
     llm_max_retries: int = 2
-    llm_retry_backoff_seconds: float = 0.5
     max_iterations: int = 10
     tool_timeout_seconds: float = 30.0
     # A tool call waiting for an approval or a client's result is answered for them
@@ -225,7 +224,6 @@ class Settings:
             auto_migrate=_bool(env, "AUTO_MIGRATE", True),
             llm_timeout_seconds=_float(env, "LLM_TIMEOUT_SECONDS", 60.0),
             llm_max_retries=_int(env, "LLM_MAX_RETRIES", 2),
-            llm_retry_backoff_seconds=_float(env, "LLM_RETRY_BACKOFF_SECONDS", 0.5),
             max_iterations=_int(env, "MAX_ITERATIONS", 10, minimum=1),
             tool_timeout_seconds=_float(env, "TOOL_TIMEOUT_SECONDS", 30.0),
             approval_timeout_seconds=_float(env, "APPROVAL_TIMEOUT_SECONDS", 0.0) or None,

@@ -60,6 +60,14 @@ class ServiceUnavailable(ApiError):
     status, code = 503, "service_unavailable"
 
 
+class ProviderError(ApiError):
+    """A provider we call failed or answered something unusable: an LLM provider (codes
+    `provider_*`, most ending a turn rather than a request) or an OAuth sign-in provider
+    (`oauth_provider_error`)."""
+
+    status, code = 502, "provider_error"
+
+
 _HTTP_CODES = {
     400: "invalid_request",
     401: "unauthorized",

@@ -33,7 +33,8 @@ from app.runtime.toolbox import Toolbox
 from app.runtime.turn import TurnDeps
 from app.secrets import SecretBox, mask_secret
 from app.services.agent_runtime import LiveFeed
-from app.services.pipeline_runs import fail_interrupted_runs, stop_runs
+from app.services.pipeline_runs import fail_interrupted_runs
+from app.tasks import BackgroundTasks
 
 log = logging.getLogger("app.runtime")
 
@@ -50,12 +51,14 @@ class Runtime:
     hub: WebSocketHub
     metrics: Metrics
     mcp: McpPool  # this process's MCP sessions (app/runtime/mcp/)
+    tasks: BackgroundTasks  # the tasks nothing else awaits (pipeline runs, closing old clients)
 
     @classmethod
     def build(cls, settings: Settings, box: SecretBox) -> Runtime:
         bus = build_bus(settings)
         events = build_event_log(settings, bus)
-        clients = ProviderClients(settings, box)
+        tasks = BackgroundTasks()
+        clients = ProviderClients(settings, box, tasks)
         mcp = McpPool(settings, box)
         feed = LiveFeed()
         hub = WebSocketHub(bus, feed, settings.subscriber_queue_size)
@@ -72,7 +75,7 @@ class Runtime:
                       sse=lambda: bus.subscriber_count() - bus.subscriber_count(ALL_SESSIONS),
                       ws=lambda: len(hub.connections))
         return cls(settings, box, bus, events, clients, models, runner, hub, metrics,
-                   mcp)
+                   mcp, tasks)
 
     async def start(self) -> None:
         await self.bus.start()
@@ -91,7 +94,7 @@ class Runtime:
         self.hub.close_all()
 
     async def stop(self) -> None:
-        await stop_runs(self)  # before the runner: a run's steps are turns
+        await self.tasks.stop()  # before the runner: pipeline runs' steps are turns
         await self.runner.shutdown()
         await self.hub.stop()
         await self.mcp.close()  # after the runner: no turn calls a tool any more
@@ -156,7 +159,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     await bus.start()
     models = ModelResolver()
     bus.on_control(MODELS_CHANGED, lambda _: models.forget())
-    clients = ProviderClients(settings, box)
+    tasks = BackgroundTasks()
+    clients = ProviderClients(settings, box, tasks)
     mcp = McpPool(settings, box)  # this worker's MCP sessions: hand it to the turns' Toolbox
     deps = TurnDeps(settings, build_event_log(settings, bus), clients, Metrics(), models, Toolbox(mcp))
     metrics_server = _serve_metrics(settings.worker_metrics_bind, deps.metrics) if settings.worker_metrics_bind else None
@@ -171,6 +175,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         if metrics_server is not None:
             metrics_server.shutdown()
         await mcp.close()
+        await tasks.stop()
         await clients.close()
         await bus.stop()
         await close_db()

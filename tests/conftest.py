@@ -41,7 +41,6 @@ def settings(tmp_path, migrated_template) -> Settings:
         database_url=f"sqlite://{tmp_path}/db.sqlite3",
         log_level="WARNING",
         auto_migrate=False,
-        llm_retry_backoff_seconds=0.01,
         llm_timeout_seconds=10,
     )
 

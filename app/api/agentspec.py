@@ -12,6 +12,7 @@ from quart import Blueprint, Response
 from quart_schema import document_response, tag, validate_request
 
 from app.dialects.agentspec import STREAM_ENDS, StreamTranslator, continue_body, invoke_body, raise_for_failure
+from app.events.sse import SSE_HEADERS
 from app.wiring import current_runtime
 from app.services import agentspec as service
 
@@ -98,8 +99,7 @@ async def stream(agent_ref: str, data: TurnRequest):
                 if event.type in STREAM_ENDS:
                     return
 
-    response = Response(frames(), headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                           "X-Accel-Buffering": "no", "X-Session-ID": session.id})
+    response = Response(frames(), headers={**SSE_HEADERS, "X-Session-ID": session.id})
     response.timeout = None
     return response
 

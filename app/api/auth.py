@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from quart import Blueprint, Response, current_app, redirect, request
 from quart_schema import document_request, document_response, tag, validate_request, validate_response
 
-from app.api.common import RequestBody
+from app.api.common import Page, RequestBody
 from app.api.openapi import no_content
 from app.auth import oauth
 from app.auth.middleware import ACCESS_COOKIE, REFRESH_COOKIE
@@ -109,13 +109,6 @@ class KeyOut(BaseModel):
 
 class KeyCreated(KeyOut):
     key: str = Field(description="Shown only once")
-
-
-class KeyList(BaseModel):
-    data: list[KeyOut]
-    total: int
-    offset: int
-    limit: int
 
 
 class UserOut(BaseModel):
@@ -225,11 +218,11 @@ async def create_api_key(data: KeyCreate):
 
 @bp.get("/api-keys")
 @tag(["Auth"])
-@validate_response(KeyList)
+@validate_response(Page[KeyOut])
 async def list_api_keys():
     """Your API keys (prefix only)."""
     rows = await _enabled().list_api_keys(current_principal())
-    return KeyList(data=[KeyOut(**_key_fields(r)) for r in rows], total=len(rows), offset=0, limit=len(rows))
+    return Page[KeyOut](data=[KeyOut(**_key_fields(r)) for r in rows], total=len(rows), offset=0, limit=len(rows))
 
 
 @bp.delete("/api-keys/<key_id>")

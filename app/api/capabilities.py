@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from quart import Blueprint
 from quart_schema import tag, validate_response
 
+from app.api.common import Page
 from app.runtime.capabilities import REGISTRY, Capability
 from app.services.mcp_servers import mcp_capabilities
 from app.wiring import current_runtime
@@ -30,23 +31,16 @@ class CapabilityOut(BaseModel):
     tools: list[ToolOut]
 
 
-class CapabilityList(BaseModel):
-    data: list[CapabilityOut]
-    total: int
-    offset: int
-    limit: int
-
-
 @bp.get("/v1/capabilities")
 @tag(["Capabilities"])
-@validate_response(CapabilityList)
+@validate_response(Page[CapabilityOut])
 async def list_capabilities():
     """List the built-in capabilities and the MCP servers' tools, with the JSON schema of
     each tool; an MCP server that cannot be reached is `mcp:<server>:*`, status unavailable."""
     runtime = current_runtime()
     mcp = await mcp_capabilities(runtime.mcp, runtime.settings.mcp_connect_timeout_seconds)
     data = [_out(cap) for cap in (*REGISTRY.values(), *mcp)]
-    return CapabilityList(data=data, total=len(data), offset=0, limit=len(data))
+    return Page[CapabilityOut](data=data, total=len(data), offset=0, limit=len(data))
 
 
 def _out(cap: Capability) -> CapabilityOut:

@@ -16,7 +16,7 @@ from quart_schema import document_response, tag, validate_querystring
 
 from app.api.common import MAX_LIMIT, SEQUENCE_MAX, SequenceNumber
 from app.errors import InvalidRequest
-from app.events.sse import StreamOptions, session_stream
+from app.events.sse import SSE_HEADERS, StreamOptions, session_stream
 from app.wiring import current_runtime
 from app.services.sessions import get_session
 
@@ -27,7 +27,6 @@ FLAT = "/v1/sessions/<session_id>/events"
 ALIAS = "/v1/sessions/<session_id>/sse"
 
 LAST_EVENT_ID = re.compile(r"[0-9]{1,20}")
-SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class EventsQuery(BaseModel):

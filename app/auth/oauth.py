@@ -21,9 +21,9 @@ from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from tortoise.exceptions import IntegrityError
 
-from app.auth.tokens import now
 from app.config import Settings
-from app.errors import ApiError, Forbidden, InvalidRequest, NotFound
+from app.errors import Forbidden, InvalidRequest, NotFound, ProviderError
+from app.timeutil import utcnow
 from app.models import OAuthState, User
 
 try:  # the HTTP library authlib's httpx integration runs on (httpx2 since authlib 1.9)
@@ -49,10 +49,7 @@ class Identity:
     name: str | None
 
 
-class ProviderError(ApiError):
-    """The provider could not be reached or answered something unusable."""
-
-    status, code = 502, "oauth_provider_error"
+OAUTH_PROVIDER_ERROR = "oauth_provider_error"  # the provider could not be reached or answered something unusable
 
 
 def provider_config(settings: Settings, mode: str, provider: str) -> dict[str, str]:
@@ -80,7 +77,7 @@ def _client(config: Mapping[str, str], redirect_uri: str) -> AsyncOAuth2Client:
 
 async def begin(provider: str, config: Mapping[str, str], redirect_uri: str) -> str:
     """Store a new state with its PKCE verifier; the provider URL to send the browser to."""
-    await OAuthState.filter(created_at__lt=now() - STATE_TTL).delete()  # abandoned sign-ins
+    await OAuthState.filter(created_at__lt=utcnow() - STATE_TTL).delete()  # abandoned sign-ins
     state, verifier = secrets.token_urlsafe(32), generate_token(VERIFIER_LENGTH)
     await OAuthState.create(state=state, provider=provider, code_verifier=verifier)
     async with _client(config, redirect_uri) as client:
@@ -97,7 +94,7 @@ async def consume_state(state: str | None, provider: str) -> str:
     if row.provider != provider:
         raise InvalidRequest(f"this OAuth state was issued for '{row.provider}', not '{provider}'",
                              code="invalid_state")
-    if now() - row.created_at > STATE_TTL:
+    if utcnow() - row.created_at > STATE_TTL:
         raise InvalidRequest("the sign-in took longer than 10 minutes; start it again", code="invalid_state")
     return row.code_verifier
 
@@ -125,7 +122,7 @@ async def complete(provider: str, config: Mapping[str, str], redirect_uri: str,
                                  code="oauth_failed") from None
         except (TransportError, ValueError) as exc:
             log.warning("%s token endpoint failed: %s", provider, type(exc).__name__)
-            raise ProviderError(f"could not redeem the authorization code with {provider}") from None
+            raise ProviderError(f"could not redeem the authorization code with {provider}", code=OAUTH_PROVIDER_ERROR) from None
         return await FETCHERS[provider](client, config)
 
 
@@ -137,13 +134,13 @@ async def _get_json(client: AsyncOAuth2Client, url: str, provider: str, accept: 
         return response.json()
     except (TransportError, AuthlibBaseError, ValueError) as exc:
         log.warning("%s profile request failed: %s", provider, exc if isinstance(exc, ValueError) else type(exc).__name__)
-        raise ProviderError(f"could not read your profile from {provider}") from None
+        raise ProviderError(f"could not read your profile from {provider}", code=OAUTH_PROVIDER_ERROR) from None
 
 
 async def _google(client: AsyncOAuth2Client, config: Mapping[str, str]) -> Identity:
     info = await _get_json(client, config["userinfo_url"], "google")
     if not isinstance(info, dict) or not info.get("sub") or not info.get("email"):
-        raise ProviderError("google sent a profile without sub or email")
+        raise ProviderError("google sent a profile without sub or email", code=OAUTH_PROVIDER_ERROR)
     if info.get("email_verified") not in (True, "true"):
         raise Forbidden("your Google email address is not verified", code="email_not_verified")
     return Identity("google", str(info["sub"]), str(info["email"]), info.get("name") or None)
@@ -153,7 +150,7 @@ async def _github(client: AsyncOAuth2Client, config: Mapping[str, str]) -> Ident
     accept = "application/vnd.github+json"
     user = await _get_json(client, config["userinfo_url"], "github", accept)
     if not isinstance(user, dict) or user.get("id") is None:
-        raise ProviderError("github sent a profile without an id")
+        raise ProviderError("github sent a profile without an id", code=OAUTH_PROVIDER_ERROR)
     email = user.get("email")  # the public email, which GitHub only allows once verified
     if not email and config.get("emails_url"):
         emails = await _get_json(client, config["emails_url"], "github", accept)

@@ -16,11 +16,13 @@ from app.auth import passwords
 from app.auth.principal import Principal, effective_scopes
 from app.auth.tokens import (
     API_KEY_PREFIX, TokenError, decode_access_token, digest, issue_access_token, looks_like_jwt,
-    new_api_key, new_refresh_token, now,
+    new_api_key, new_refresh_token,
 )
 from app.config import ConfigError, Settings
 from app.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from app.models import ApiKey, RefreshToken, User
+from app.services.common import as_uuid
+from app.timeutil import utcnow
 
 log = logging.getLogger("app.auth")
 
@@ -125,7 +127,7 @@ class AuthService:
         refresh = new_refresh_token()
         ttl = self.settings.refresh_token_ttl_seconds
         await RefreshToken.create(user=user, family_id=family_id, token_hash=digest(refresh),
-                                  expires_at=now() + dt.timedelta(seconds=ttl))
+                                  expires_at=utcnow() + dt.timedelta(seconds=ttl))
         access = issue_access_token(self.secret, user.id, user.role, family_id, self.settings.access_token_ttl_seconds)
         return TokenPair(access, refresh, self.settings.access_token_ttl_seconds, ttl)
 
@@ -143,10 +145,10 @@ class AuthService:
                 await self._revoke_family(stored.family_id)
                 log.warning("refresh token reused for user %s: family revoked", stored.user_id)
                 problem = "refresh token already used; every session of this login was signed out"
-            elif stored.expires_at <= now():
+            elif stored.expires_at <= utcnow():
                 problem = "refresh token expired; log in again"
             else:
-                stored.revoked_at = now()
+                stored.revoked_at = utcnow()
                 await stored.save(update_fields=["revoked_at"])
                 pair = await self.issue(stored.user, stored.family_id)
         if problem:
@@ -164,7 +166,7 @@ class AuthService:
 
     @staticmethod
     async def _revoke_family(family_id: uuid.UUID) -> None:
-        await RefreshToken.filter(family_id=family_id, revoked_at__isnull=True).update(revoked_at=now())
+        await RefreshToken.filter(family_id=family_id, revoked_at__isnull=True).update(revoked_at=utcnow())
 
     # --- credentials -----------------------------------------------------------------
 
@@ -190,7 +192,7 @@ class AuthService:
         api_key = await ApiKey.get_or_none(key_hash=digest(key)).select_related("user")
         if api_key is None:
             raise Unauthorized("invalid or revoked API key")
-        moment = now()
+        moment = utcnow()
         if api_key.expires_at is not None and api_key.expires_at <= moment:
             raise Unauthorized("API key expired")
         if api_key.last_used_at is None or moment - api_key.last_used_at > LAST_USED_RESOLUTION:
@@ -210,7 +212,7 @@ class AuthService:
         requested = allowed if "*" in scopes else frozenset(scopes)
         if requested - allowed:
             raise Forbidden(f"scopes: a key cannot have more than its owner ({', '.join(sorted(requested - allowed))})")
-        if expires_at is not None and expires_at <= now():
+        if expires_at is not None and expires_at <= utcnow():
             raise InvalidRequest("expires_at: must be in the future")
         key = new_api_key()
         row = await ApiKey.create(user_id=principal.user_id, name=name, prefix=key[:12], key_hash=digest(key),
@@ -221,9 +223,7 @@ class AuthService:
         return list(await ApiKey.filter(user_id=principal.user_id).order_by("-created_at"))
 
     async def delete_api_key(self, principal: Principal, key_id: str) -> None:
-        try:
-            deleted = await ApiKey.filter(id=uuid.UUID(key_id), user_id=principal.user_id).delete()
-        except ValueError:
-            deleted = 0
+        parsed = as_uuid(key_id)
+        deleted = 0 if parsed is None else await ApiKey.filter(id=parsed, user_id=principal.user_id).delete()
         if not deleted:
             raise NotFound(f"API key '{key_id}' not found")

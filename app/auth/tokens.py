@@ -10,6 +10,8 @@ from typing import Any
 
 import jwt
 
+from app.timeutil import utcnow
+
 ALGORITHM = "HS256"
 API_KEY_PREFIX = "evr_"
 
@@ -18,12 +20,8 @@ class TokenError(Exception):
     pass
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def issue_access_token(secret: str, user_id: uuid.UUID, role: str, family_id: uuid.UUID, ttl_seconds: int) -> str:
-    issued = now()
+    issued = utcnow()
     claims = {"sub": str(user_id), "role": role, "fam": str(family_id), "typ": "access",
               "iat": issued, "exp": issued + dt.timedelta(seconds=ttl_seconds), "jti": uuid.uuid4().hex}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -18,6 +18,7 @@ from app.events.messages import RecentMessages
 from app.json_encoding import dumps
 from app.models import Event, Message, raw_sql
 from app.models.sequences import EVENT_INSERT, MESSAGE_INSERT, SequenceCounter, SessionRowCounter
+from app.timeutil import utcnow
 
 
 ONCE_LOOKBACK = 50  # append_once looks this far back among the session's events of the type
@@ -85,7 +86,7 @@ class EventLog:
             # Published after the statement committed: a reader that fills a gap from
             # the database then finds it. Order across writers is the sequence, which
             # subscribers restore (app/events/sse.py).
-            created_at = datetime.now(timezone.utc)
+            created_at = utcnow()
             row_id, sequence = await self.shared.insert_row(EVENT_INSERT, session_id, type, dumps(payload), created_at)
             event = LoggedEvent(row_id, session_id, sequence, type, payload, created_at)
             self.bus.publish(event)
@@ -93,7 +94,7 @@ class EventLog:
 
         async def store_then_publish(sequence: int) -> LoggedEvent:
             # Published under the session's lock, so live listeners see events in order.
-            created_at = datetime.now(timezone.utc)
+            created_at = utcnow()
             row_id = await raw_sql.insert_event(session_id, sequence, type, dumps(payload), created_at)
             event = LoggedEvent(row_id, session_id, sequence, type, payload, created_at)
             self.bus.publish(event)
@@ -120,7 +121,7 @@ class EventLog:
         if self.shared is None:
             return await self.message_numbers.insert(session_id, lambda sequence: Message.create(
                 id=message_id, session_id=session_id, sequence=sequence, role=role, content=content))
-        created_at = datetime.now(timezone.utc)
+        created_at = utcnow()
         (sequence,) = await self.shared.insert_row(MESSAGE_INSERT, session_id, message_id, role, dumps(content), created_at)
         return Message(id=message_id, session_id=session_id, sequence=sequence, role=role, content=content,
                        created_at=created_at)

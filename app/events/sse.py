@@ -16,6 +16,9 @@ from app.events.bus import EventBus
 from app.events.log import EventLog, LoggedEvent
 
 REPLAY_BATCH = 500
+# Every SSE response's headers (docs/api.md §4.4); no-buffering asks proxies (nginx) to pass
+# each frame on at once.
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @dataclass(frozen=True)

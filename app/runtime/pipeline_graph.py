@@ -9,6 +9,7 @@ library only, no clock, no I/O.
 
 from __future__ import annotations
 
+from graphlib import TopologicalSorter
 from typing import Any
 
 SEPARATOR = "\n\n"  # between the outputs of several dependencies, or of several sinks
@@ -17,23 +18,36 @@ Defs = dict[str, dict[str, Any]]
 Entries = dict[str, dict[str, Any]]
 
 
-def skip_blocked(defs: Defs, entries: Entries) -> None:
-    """Pending steps behind a failed or skipped one are skipped (transitively)."""
-    changed = True
-    while changed:
-        changed = False
-        for name, step in defs.items():
-            entry = entries[name]
-            if entry["status"] == "pending" and any(entries[d]["status"] in ("failed", "skipped")
-                                                    for d in step["depends_on"]):
-                entry["status"] = "skipped"
-                changed = True
+class Schedule:
+    """Which steps may start, by `graphlib.TopologicalSorter` over `depends_on`: `ready()`
+    gives the steps whose dependencies have all completed, in definition order, and
+    marks skipped (transitively) the ones behind a failed or skipped step; `done(name)`
+    reports a step that ended, which may make others ready."""
 
+    def __init__(self, defs: Defs, entries: Entries):
+        self.defs, self.entries = defs, entries
+        self.order = {name: i for i, name in enumerate(defs)}
+        self.sorter = TopologicalSorter({name: step["depends_on"] for name, step in defs.items()})
+        self.sorter.prepare()  # CycleError: stored pipelines were checked for cycles when saved
 
-def ready(defs: Defs, entries: Entries) -> list[str]:
-    """Pending steps whose dependencies have all completed, in definition order."""
-    return [name for name, step in defs.items() if entries[name]["status"] == "pending"
-            and all(entries[d]["status"] == "completed" for d in step["depends_on"])]
+    def ready(self) -> list[str]:
+        startable: list[str] = []
+        batch = self.sorter.get_ready()
+        while batch:
+            for name in batch:
+                entry = self.entries[name]
+                if entry["status"] == "pending" and any(self.entries[d]["status"] in ("failed", "skipped")
+                                                        for d in self.defs[name]["depends_on"]):
+                    entry["status"] = "skipped"
+                if entry["status"] == "pending":
+                    startable.append(name)
+                elif entry["status"] != "running":  # skipped, or ended already: what follows may go on
+                    self.sorter.done(name)
+            batch = self.sorter.get_ready()
+        return sorted(startable, key=self.order.__getitem__)
+
+    def done(self, name: str) -> None:
+        self.sorter.done(name)
 
 
 def input_for(step: dict[str, Any], entries: Entries, run_input: str | None) -> str:

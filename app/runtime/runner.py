@@ -9,7 +9,6 @@ at once.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections import deque
 from collections.abc import Awaitable
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 from app.models import Message, Session
 from app.runtime import waits
 from app.runtime.turn import Turn, TurnDeps, TurnOutcome
+from app.timeutil import utcnow
 
 log = logging.getLogger("app.runtime.runner")
 
@@ -155,7 +155,7 @@ async def fail_interrupted_sessions(deps: TurnDeps) -> int:
     message = "the server restarted while this turn was running; send the message again"
     for session_id in stuck:
         await Session.filter(id=session_id).update(status="failed", last_error=message,
-                                                   updated_at=dt.datetime.now(dt.timezone.utc))
+                                                   updated_at=utcnow())
         await deps.events.append(session_id, "session.failed", {"error": message, "code": "server_restarted"})
         await waits.cancel_open(session_id)
         deps.events.notify_session("session_updated", session_id)

@@ -10,12 +10,11 @@ every case the session leaves `running`.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,11 +35,11 @@ from app.runtime.recording import record_until_stored
 from app.runtime.providers.base import ChatAdapter, Finished, ProviderError, TextDelta, ToolCall, ToolSpec
 from app.runtime.resolution import ModelResolver, NoModel
 from app.runtime.tools import execute_tool, parse_arguments
+from app.timeutil import utcnow
 from app.events.messages import record_message
 
 log = logging.getLogger("app.runtime.turn")
 
-MAX_RETRY_DELAY = 30.0
 PLACEHOLDER = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
 
 
@@ -316,7 +315,9 @@ class Turn(WaitingCalls):
                                   self.settings.delta_flush_ms / 1000,
                                   self.settings.delta_flush_ms_per_1000_subscribers / 1000 / 1000)
         finished = Finished([], 0, 0, None)
-        async for item in self._stream_with_retries(adapter, model_id, system, history, specs):
+        # The SDK client retries 429/5xx/network errors itself (LLM_MAX_RETRIES), and only
+        # until the response begins: a retry after output would repeat text already seen.
+        async for item in adapter.stream(model_id, system, history, specs):
             await self._written()
             if isinstance(item, TextDelta):
                 self.partial.append(item.text)
@@ -348,28 +349,6 @@ class Turn(WaitingCalls):
                                  {"step_id": self.step_id, "usage": usage, "finish_reason": finished.finish_reason,
                                   "tool_calls": len(finished.tool_calls)})
         return finished
-
-    async def _stream_with_retries(self, adapter: ChatAdapter, model_id: str, system: str, history,
-                                   specs) -> AsyncIterator[TextDelta | Finished]:
-        """Retry 429/5xx/network errors with exponential backoff, but only before any
-        output was streamed: after that a retry would repeat text the client has seen."""
-        attempt = 0
-        while True:
-            produced = False
-            try:
-                async for item in adapter.stream(model_id, system, history, specs):
-                    produced = True
-                    yield item
-                return
-            except ProviderError as exc:
-                if not exc.retryable or produced or attempt >= self.settings.llm_max_retries:
-                    if attempt:
-                        exc.message += f" (after {attempt + 1} attempts)"
-                    raise
-                delay = exc.retry_after if exc.retry_after is not None else self.settings.llm_retry_backoff_seconds * 2 ** attempt
-                attempt += 1
-                log.warning("session %s: %s; retry %d in %.2fs", self.session_id, exc.message, attempt, delay)
-                await asyncio.sleep(min(delay, MAX_RETRY_DELAY))
 
     async def run_tools(self, tools: dict[str, Tool], calls: list[ToolCall]) -> None:
         outcomes = await asyncio.gather(*(self.run_tool(tools, call) for call in calls))
@@ -423,7 +402,7 @@ class Turn(WaitingCalls):
 
     async def _write_status(self, status: str, error: str | None) -> None:
         await Session.filter(id=self.session_id).update(status=status, last_error=error,
-                                                        updated_at=dt.datetime.now(dt.timezone.utc))
+                                                        updated_at=utcnow())
         self.events.notify_session("session_updated", self.session_id)
 
     async def completed(self, outcome: dict[str, Any]) -> None:

@@ -26,15 +26,12 @@ from app.events.log import EventLog, LoggedEvent
 from app.models import Message, Session, raw_sql
 from app.services.common import existing_key, fits_column
 from app.services.sessions import cancel_turn, delete_session as delete_core_session
+from app.timeutil import utcnow
 
 if TYPE_CHECKING:
     from app.wiring import Runtime
 
 NOT_FOUND = "Session not found"
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 SESSION_PAGE = 100  # sessions per page when the client names no limit (REST and /ws init)
@@ -178,7 +175,7 @@ async def _apply_transition(runtime: Runtime, session: Session, event_type: str)
     if event_type == "session_stop" and session.status != "finished":
         session.status = "finished"
     elif event_type == "session_start" and session.status == "finished":
-        session.status, session.last_resumed_at = "running", _now()  # a resumed session runs again
+        session.status, session.last_resumed_at = "running", utcnow()  # a resumed session runs again
     else:
         return
     await session.save(update_fields=["status", "last_resumed_at", "updated_at"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from typing import Any
 
 from app.errors import Conflict, InvalidRequest, NotFound
@@ -12,7 +10,7 @@ from app.models import Agent
 from app.runtime.capabilities import REGISTRY, unknown_capabilities
 from app.runtime.toolbox import MCP_PREFIX
 from app.services.mcp_servers import unknown_mcp_capabilities
-from app.services.common import existing_key, paginate
+from app.services.common import as_uuid, existing_key, paginate
 from app.services.llm import check_model_exists
 
 async def create_agent(fields: dict[str, Any]) -> Agent:
@@ -32,9 +30,8 @@ async def list_agents(status: str, offset: int, limit: int) -> tuple[list[Agent]
 async def get_agent(agent_ref: str) -> Agent:
     """By id, or by name (AgentSpec clients call agents by name). Names need not be
     unique: a name shared by several active agents is a 409 that lists their ids."""
-    try:
-        agent_id = uuid.UUID(str(agent_ref))
-    except ValueError:
+    agent_id = as_uuid(agent_ref)
+    if agent_id is None:
         name = existing_key(Agent, "name", agent_ref, f"agent '{agent_ref}' not found")
         matches = await visible(Agent.filter(name=name, status="active")).order_by("created_at").limit(10)
         if len(matches) > 1:

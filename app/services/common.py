@@ -14,14 +14,22 @@ from app.text import is_storable_text
 T = TypeVar("T")
 
 
-def parse_uuid(value: str | uuid.UUID, kind: str) -> uuid.UUID:
-    """An id that is not a UUID cannot exist: that is a 404, not a 500 or a 400."""
+def as_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
+    """The UUID `value` spells, or None (a name, or anything else)."""
     if isinstance(value, uuid.UUID):
         return value
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise NotFound(f"{kind} '{value}' not found") from None
+        return None
+
+
+def parse_uuid(value: str | uuid.UUID, kind: str) -> uuid.UUID:
+    """An id that is not a UUID cannot exist: that is a 404, not a 500 or a 400."""
+    parsed = as_uuid(value)
+    if parsed is None:
+        raise NotFound(f"{kind} '{value}' not found")
+    return parsed
 
 
 def fits_column(model: type[Model], field: str, value: str) -> bool:

@@ -5,8 +5,9 @@ a new session of its agent; the run's stored `steps` are updated as each step st
 and ends, so status polling shows progress. A failed step fails the run; the steps that
 depend on it (transitively) are skipped, independent ones still run.
 
-Runs execute in background tasks kept in `_TASKS` (so they are not garbage collected
-and outlive the request that started them); `stop_runs` ends them at shutdown.
+Runs execute in background tasks of the runtime's `BackgroundTasks` (app/tasks.py), in a
+group per pipeline: they outlive the request that started them, deleting the pipeline
+stops its runs, and `Runtime.stop` stops them all at shutdown.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app.models import Pipeline, PipelineRun
 from app.runtime import pipeline_graph as graph
 from app.services.sessions import create_session
 from app.services.turns import start_turn
+from app.timeutil import utcnow
 
 if TYPE_CHECKING:
     from app.wiring import Runtime
@@ -34,28 +36,13 @@ log = logging.getLogger("app.pipelines")
 STOP_WAIT_SECONDS = 5.0
 
 
-@dataclass
-class _Running:
-    runtime: Runtime
-    pipeline_id: uuid.UUID
-    task: asyncio.Task
-
-
-# Runs going on in this process, by run id (this also keeps their tasks alive).
-_TASKS: dict[uuid.UUID, _Running] = {}
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def usage_dict(input_tokens: int = 0, output_tokens: int = 0) -> dict[str, int]:
     return {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
 
 
 def describe_run(run: PipelineRun, pipeline_name: str) -> dict[str, Any]:
     """A run as the API shows it (run result, status, and the runs list share it)."""
-    end = run.finished_at or _now()
+    end = run.finished_at or utcnow()
     elapsed_ms = max(0, round((end - run.started_at).total_seconds() * 1000))
     return {
         "run_id": run.id, "pipeline": pipeline_name, "status": run.status, "steps": run.steps,
@@ -68,12 +55,13 @@ async def launch(runtime: Runtime, pipeline: Pipeline, run: PipelineRun) -> asyn
     """Execute a stored run in a background task that outlives the request (or, in
     temporal mode, in a workflow on the workers); the task resolves with the finished
     run as `describe_run` shows it."""
-    if runtime.settings.temporal:
-        return asyncio.create_task(_run_on_temporal(runtime, pipeline.name, run.id), name=f"pipeline-run:{run.id}")
-    task = asyncio.create_task(_RunExecution(runtime, pipeline, run).execute(), name=f"pipeline-run:{run.id}")
-    _TASKS[run.id] = _Running(runtime, pipeline.id, task)
-    task.add_done_callback(lambda t: _forget(run.id, t))
-    return task
+    run_it = _run_on_temporal(runtime, pipeline.name, run.id) if runtime.settings.temporal \
+        else _RunExecution(runtime, pipeline, run).execute()
+    return runtime.tasks.start(run_it, name=f"pipeline-run:{run.id}", group=_group(pipeline.id))
+
+
+def _group(pipeline_id: uuid.UUID) -> tuple[str, uuid.UUID]:
+    return ("pipeline-runs", pipeline_id)
 
 
 async def _run_on_temporal(runtime: Runtime, pipeline_name: str, run_id: uuid.UUID) -> dict[str, Any]:
@@ -91,7 +79,7 @@ async def stop_runs_of(runtime: Runtime, pipeline_id: uuid.UUID, reason: str) ->
         running = await PipelineRun.filter(pipeline_id=pipeline_id, status="running").values_list("id", flat=True)
         await runtime.runner.stop_pipeline_runs([str(r) for r in running], STOP_WAIT_SECONDS)
         return
-    await _stop_tasks([r.task for r in list(_TASKS.values()) if r.pipeline_id == pipeline_id], reason)
+    await runtime.tasks.stop(_group(pipeline_id), reason, STOP_WAIT_SECONDS)
 
 
 async def wait_run(task: asyncio.Task) -> dict[str, Any]:
@@ -107,37 +95,17 @@ async def wait_run(task: asyncio.Task) -> dict[str, Any]:
         raise
 
 
-def _forget(run_id: uuid.UUID, task: asyncio.Task) -> None:
-    _TASKS.pop(run_id, None)
-    if not task.cancelled() and task.exception() is not None:  # execute() catches everything; belt and braces
-        log.error("pipeline run %s crashed", run_id, exc_info=task.exception())
-
-
-async def stop_runs(runtime: Runtime, reason: str = "server shutting down") -> None:
-    """Stop this runtime's running runs (at shutdown, before the runner and the database go).
-    In temporal mode runs belong to the workers, and go on."""
-    await _stop_tasks([r.task for r in list(_TASKS.values()) if r.runtime is runtime], reason)
-
-
-async def _stop_tasks(tasks: list[asyncio.Task], reason: str) -> None:
-    tasks = [t for t in tasks if not t.done()]
-    for task in tasks:
-        task.cancel(reason)
-    if tasks:
-        await asyncio.wait(tasks, timeout=STOP_WAIT_SECONDS)
-
-
 async def fail_interrupted_runs() -> int:
     """At start-up: a run still `running` lost its tasks when the server stopped."""
     runs = await PipelineRun.filter(status="running")
     for run in runs:
         for entry in run.steps:
             if entry["status"] == "running":
-                entry.update(status="failed", finished_at=_now().isoformat(),
+                entry.update(status="failed", finished_at=utcnow().isoformat(),
                              error={"code": "server_restarted", "message": "the server restarted while this step was running"})
             elif entry["status"] == "pending":
                 entry["status"] = "skipped"
-        await PipelineRun.filter(id=run.id).update(status="failed", steps=run.steps, output="", finished_at=_now())
+        await PipelineRun.filter(id=run.id).update(status="failed", steps=run.steps, output="", finished_at=utcnow())
     return len(runs)
 
 
@@ -166,22 +134,22 @@ class _RunExecution:
         return describe_run(self.run, self.pipeline.name)
 
     async def _run_graph(self) -> None:
+        schedule = graph.Schedule(self.defs, self.entries)
         while True:
-            graph.skip_blocked(self.defs, self.entries)
-            for name in graph.ready(self.defs, self.entries):
-                self.entries[name]["status"] = "running"  # at once, so the next pass does not start it again
+            for name in schedule.ready():
+                self.entries[name]["status"] = "running"
                 self.workers[asyncio.create_task(self._run_step(self.defs[name]), name=f"pipeline-step:{name}")] = name
             if not self.workers:
                 break
             done, _ = await asyncio.wait(self.workers, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                del self.workers[task]
                 task.result()  # _run_step handles its own errors
+                schedule.done(self.workers.pop(task))
         await self._finish()
 
     async def _run_step(self, step: dict[str, Any]) -> None:
         entry = self.entries[step["name"]]
-        entry["started_at"] = _now().isoformat()
+        entry["started_at"] = utcnow().isoformat()
         started = time.monotonic()
         await self._save()
         try:
@@ -201,14 +169,14 @@ class _RunExecution:
             self._end(entry, started, "failed",
                       error={"code": "internal_error", "message": "internal error while running the step; see the server log"})
         else:
-            graph.step_result(entry, outcome.status, outcome.output, outcome.usage, outcome.error, _now().isoformat(),
+            graph.step_result(entry, outcome.status, outcome.output, outcome.usage, outcome.error, utcnow().isoformat(),
                               _ms_since(started))
         await self._save()
 
     @staticmethod
     def _end(entry: dict[str, Any], started: float, status: str, *, output: str | None = None,
              error: dict[str, str] | None = None) -> None:
-        graph.end_step(entry, status, _now().isoformat(), _ms_since(started), output=output, error=error)
+        graph.end_step(entry, status, utcnow().isoformat(), _ms_since(started), output=output, error=error)
 
     async def _save(self, **fields: Any) -> None:
         """Write the run's progress. Serialised, so the last write holds the latest state;
@@ -220,7 +188,7 @@ class _RunExecution:
 
     async def _finish(self) -> None:
         self.run.status, self.run.output = graph.conclude(self.defs, self.entries)
-        self.run.finished_at = _now()
+        self.run.finished_at = utcnow()
         await self._save(status=self.run.status, output=self.run.output, finished_at=self.run.finished_at)
         for entry in self.run.steps:
             self.runtime.metrics.pipeline_steps.labels(entry["status"]).inc()
@@ -236,7 +204,7 @@ class _RunExecution:
         if workers:
             await asyncio.wait(workers, timeout=STOP_WAIT_SECONDS)
         self.workers.clear()
-        graph.abort_entries(self.entries, code, reason, _now().isoformat(), duration_so_far)
+        graph.abort_entries(self.entries, code, reason, utcnow().isoformat(), duration_so_far)
         try:
             await self._finish()
         except Exception:  # e.g. the database is already gone
@@ -251,4 +219,4 @@ def duration_so_far(entry: dict[str, Any]) -> int | None:
     """A running step's duration until now, from its stored start."""
     if not entry["started_at"]:
         return None
-    return round((_now() - dt.datetime.fromisoformat(entry["started_at"])).total_seconds() * 1000)
+    return round((utcnow() - dt.datetime.fromisoformat(entry["started_at"])).total_seconds() * 1000)

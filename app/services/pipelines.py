@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING, Any
 
 from app.auth.principal import new_owner, visible
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.models import Pipeline, PipelineRun
 from app.services.agents import get_agent
-from app.services.common import existing_key, paginate, parse_uuid
+from app.services.common import as_uuid, existing_key, paginate, parse_uuid
 from app.services.pipeline_runs import launch, stop_runs_of, usage_dict
 
 if TYPE_CHECKING:
@@ -36,12 +37,8 @@ async def list_pipelines(offset: int, limit: int) -> tuple[list[Pipeline], int]:
 async def get_pipeline(ref: str) -> Pipeline:
     """By id, or by name (unique per owner; an admin who sees two owners' pipelines of
     that name gets their own, else a 409 listing the ids)."""
-    try:
-        pipeline_id = uuid.UUID(str(ref))
-    except ValueError:
-        pipeline = None
-    else:
-        pipeline = await visible(Pipeline.filter(id=pipeline_id)).first()
+    pipeline_id = as_uuid(ref)
+    pipeline = None if pipeline_id is None else await visible(Pipeline.filter(id=pipeline_id)).first()
     if pipeline is None:
         name = existing_key(Pipeline, "name", ref, f"pipeline '{ref}' not found")
         matches = await visible(Pipeline.filter(name=name)).order_by("created_at").limit(10)
@@ -114,31 +111,15 @@ async def _checked_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _find_cycle(steps: list[dict[str, Any]]) -> list[str] | None:
-    """One dependency cycle as [a, b, ..., a] (a depends on b ...), or None."""
-    deps = {s["name"]: s["depends_on"] for s in steps}
-    done: set[str] = set()
-    for start in deps:
-        if start in done:
-            continue
-        path: list[str] = []
-        on_path: set[str] = set()
-        stack = [(start, iter(deps[start]))]
-        path.append(start)
-        on_path.add(start)
-        while stack:
-            node, children = stack[-1]
-            child = next(children, None)
-            if child is None:
-                stack.pop()
-                path.pop()
-                on_path.discard(node)
-                done.add(node)
-            elif child in on_path:
-                return path[path.index(child):] + [child]
-            elif child not in done:
-                stack.append((child, iter(deps[child])))
-                path.append(child)
-                on_path.add(child)
+    """One dependency cycle as [a, b, ..., a] (a depends on b ...), from its earliest
+    step, or None."""
+    try:
+        TopologicalSorter({s["name"]: s["depends_on"] for s in steps}).prepare()
+    except CycleError as exc:
+        cycle = exc.args[1][:0:-1]  # graphlib's runs dependency first, and repeats its first node
+        order = {s["name"]: i for i, s in enumerate(steps)}
+        first = cycle.index(min(cycle, key=order.__getitem__))
+        return cycle[first:] + cycle[:first + 1]
     return None
 
 

@@ -11,7 +11,7 @@ from tortoise.functions import Count
 
 from app.models import Event, Message, Session, raw_sql
 from app.services.agents import get_active_agent, get_agent
-from app.services.common import existing_key, paginate
+from app.services.common import as_uuid, existing_key, paginate
 from app.services.llm import check_model_exists
 
 if TYPE_CHECKING:
@@ -56,19 +56,12 @@ async def _get_session(session_id: str, agent_id: str | None, with_turns: bool) 
         session, turns = await raw_sql.session_and_turns(key, *owner_restriction())
     else:
         session, turns = await raw_sql.session_with_agent(key, *owner_restriction()), 0
-    if session is not None and agent_id is not None and session.agent_id != _as_uuid(agent_id):
+    if session is not None and agent_id is not None and session.agent_id != as_uuid(agent_id):
         agent = await get_agent(agent_id)  # the path may name the agent instead
         session = session if session.agent_id == agent.id else None
     if session is None:
         raise NotFound(not_found)
     return session, turns
-
-
-def _as_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
 
 
 async def turn_counts(session_ids: list[str]) -> dict[str, int]:

@@ -68,8 +68,12 @@ class Error:
 
     status: int
     message: str = "fake error"
-    retry_after: float | None = None
+    retry_after: float | None = None  # sent as `retry-after` (seconds)
     sticky: bool = False
+    # Without `retry_after`, the fake asks for this short wait in `retry-after-ms` (as
+    # OpenAI does), which the SDKs honour before their own 0.5-8 s backoff: tests of
+    # retries take milliseconds. None sends no header (the SDK's backoff applies).
+    retry_after_ms: float | None = 10.0
 
 
 @dataclass
@@ -288,6 +292,8 @@ def _error_response(err: Error, body: dict) -> Response:
     resp = Response(json.dumps(body), status=err.status, content_type="application/json")
     if err.retry_after is not None:
         resp.headers["retry-after"] = f"{err.retry_after:g}"
+    elif err.retry_after_ms is not None:
+        resp.headers["retry-after-ms"] = f"{err.retry_after_ms:g}"
     return resp
 
 

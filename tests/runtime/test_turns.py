@@ -118,14 +118,16 @@ async def test_unknown_tool_and_bad_arguments_become_errors_the_model_sees(clien
     assert [m["tool_call_id"] for m in sent] == ["u", "j", "v", "z"] and "unknown tool" in sent[0]["content"]
 
 
-async def test_provider_500_is_retried_then_fails_clearly(client, fake_llm):
-    chat = await make_chat(client, fake_llm)
+@pytest.mark.parametrize("provider_type", ["openai", "anthropic"])
+async def test_provider_500_is_retried_then_fails_clearly(client, fake_llm, provider_type):
+    chat = await make_chat(client, fake_llm, provider_type=provider_type)
     fake_llm.script(Error(500, "upstream exploded", sticky=True))
     await say(client, chat["id"], "hello?")
     log = await wait_turns(client, chat["id"])
     failed = log[-1]
     assert failed["type"] == "session.failed" and failed["data"]["code"] == "provider_unavailable"
     assert "500" in failed["data"]["error"] and "upstream exploded" in failed["data"]["error"]
+    assert failed["data"]["error"].endswith("(after 3 attempts)")  # docs/api.md §4.3
     assert len(fake_llm.requests) == 3  # LLM_MAX_RETRIES=2: one try and two retries
     after = await session(client, chat["id"])
     assert after["status"] == "failed" and "500" in after["last_error"]

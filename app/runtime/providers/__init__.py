@@ -18,6 +18,7 @@ from app.config import Settings
 from app.models import LlmProvider
 from app.runtime.providers.base import ChatAdapter, ProviderError
 from app.secrets import SecretBox
+from app.tasks import BackgroundTasks
 
 log = logging.getLogger("app.runtime.providers")
 
@@ -28,20 +29,28 @@ KEYLESS_TYPES = ("ollama", "custom")  # local OpenAI-compatible servers often ne
 ADAPTER_MODULES = ("app.runtime.providers.openai_chat", "app.runtime.providers.anthropic_messages")
 
 
-def import_sdks() -> None:
+def import_sdks(*, log_failure: bool = False) -> None:
     """Import both SDKs (with their adapters). Together they take about 3 s on a small
     machine: most of `import app.main`'s time when they were imported with it."""
     started = time.monotonic()
-    for name in ADAPTER_MODULES:
-        importlib.import_module(name)
+    try:
+        for name in ADAPTER_MODULES:
+            importlib.import_module(name)
+    except Exception:
+        if not log_failure:
+            raise
+        log.exception("importing the provider SDKs failed; turns will fail until this is fixed")
+        return
     log.info("provider SDKs imported in %.1f s", time.monotonic() - started)
 
 
 def import_sdks_in_background() -> threading.Thread:
     """The server answers as soon as it has started while the SDKs load on a thread; a
     turn that needs one before it is loaded waits for that import (Python's import lock),
-    never imports it again."""
-    thread = threading.Thread(target=import_sdks, name="import-provider-sdks", daemon=True)
+    never imports it again. A thread, not a task of BackgroundTasks: an import cannot be
+    cancelled, and a daemon thread never holds up the process's exit; a failure is logged."""
+    thread = threading.Thread(target=import_sdks, kwargs={"log_failure": True}, name="import-provider-sdks",
+                              daemon=True)
     thread.start()
     return thread
 
@@ -51,7 +60,9 @@ def build_adapter(provider: LlmProvider, api_key: str | None, settings: Settings
         raise ProviderError(
             f"LLM provider '{provider.name}' has no API key; set one with PATCH /v1/llm-providers/{provider.id}",
             code="provider_not_configured")
-    common = {"timeout": settings.llm_timeout_seconds, "max_retries": 0}  # we retry ourselves
+    # The SDKs retry 429, 408, 409, 5xx, timeouts and connection errors, only before the
+    # response begins, with jitter, `retry-after-ms`, `Retry-After` and `x-should-retry`.
+    common = {"timeout": settings.llm_timeout_seconds, "max_retries": settings.llm_max_retries}
     kind = provider.provider_type
     # Imported here, not with this module: see import_sdks.
     if kind == "anthropic":
@@ -74,10 +85,12 @@ def build_adapter(provider: LlmProvider, api_key: str | None, settings: Settings
 
 
 class ProviderClients:
-    def __init__(self, settings: Settings, box: SecretBox):
+    def __init__(self, settings: Settings, box: SecretBox, tasks: BackgroundTasks):
         self.settings = settings
         self.box = box
+        self.tasks = tasks
         self._cache: dict[uuid.UUID, tuple[datetime, ChatAdapter]] = {}
+        self._retired: set[ChatAdapter] = set()  # replaced, closed a while later (or by close())
 
     def adapter_for(self, provider: LlmProvider) -> ChatAdapter:
         cached = self._cache.get(provider.id)
@@ -90,14 +103,20 @@ class ProviderClients:
         adapter = build_adapter(provider, api_key, self.settings)
         self._cache[provider.id] = (provider.updated_at, adapter)
         if cached is not None:  # let turns still using the old client finish, then close it
-            asyncio.get_running_loop().call_later(self.settings.llm_timeout_seconds,
-                                                  lambda: asyncio.ensure_future(cached[1].close()))
+            self._retired.add(cached[1])
+            self.tasks.start(self._close_later(cached[1]), name=f"close-provider-client:{provider.id}")
         return adapter
 
+    async def _close_later(self, adapter: ChatAdapter) -> None:
+        await asyncio.sleep(self.settings.llm_timeout_seconds)
+        self._retired.discard(adapter)
+        await adapter.close()
+
     async def close(self) -> None:
-        for _, adapter in self._cache.values():
+        for adapter in [*(adapter for _, adapter in self._cache.values()), *self._retired]:
             try:
                 await adapter.close()
             except Exception:  # closing is best effort at shutdown
                 log.debug("closing provider client failed", exc_info=True)
         self._cache.clear()
+        self._retired.clear()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal, Protocol
 
+from app.errors import ProviderError  # the one error type (also the OAuth providers')
 from app.text import storable_text
 
 
@@ -66,43 +67,20 @@ class Finished:
     finish_reason: str | None
 
 
-class ProviderError(Exception):
-    """A provider call failed. `retryable` errors (429, 5xx, network) may be tried again."""
-
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
-                 retry_after: float | None = None, code: str = "provider_error"):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.code = code
-
-
-def retry_after_seconds(headers) -> float | None:
-    try:
-        value = headers.get("retry-after") if headers is not None else None
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def error_from_status(provider: str, status: int, detail: str, headers=None) -> ProviderError:
+def error_from_status(provider: str, status: int, detail: str) -> ProviderError:
     """Turn an HTTP status from a provider into an error whose message says what to do."""
     if status in (401, 403):
         return ProviderError(
             f"{provider} rejected the API key ({status}): {detail}. Update it with PATCH /v1/llm-providers/{{id}}",
-            status=status, code="provider_auth_failed")
+            code="provider_auth_failed")
     if status == 404:
         return ProviderError(f"{provider} does not know this model or endpoint (404): {detail}",
-                             status=status, code="provider_model_not_found")
+                             code="provider_model_not_found")
     if status == 429:
-        return ProviderError(f"{provider} rate limit (429): {detail}", status=status, retryable=True,
-                             retry_after=retry_after_seconds(headers), code="provider_rate_limited")
+        return ProviderError(f"{provider} rate limit (429): {detail}", code="provider_rate_limited")
     if status >= 500:
-        return ProviderError(f"{provider} server error ({status}): {detail}", status=status, retryable=True,
-                             retry_after=retry_after_seconds(headers), code="provider_unavailable")
-    return ProviderError(f"{provider} refused the request ({status}): {detail}", status=status)
+        return ProviderError(f"{provider} server error ({status}): {detail}", code="provider_unavailable")
+    return ProviderError(f"{provider} refused the request ({status}): {detail}")
 
 
 def _sdk_error_detail(exc) -> str:
@@ -115,6 +93,17 @@ def _sdk_error_detail(exc) -> str:
     return exc.message
 
 
+def _attempts(exc) -> str:
+    """' (after N attempts)' when the SDK retried the request before it gave up. The SDKs
+    retry by themselves (429, 408, 409, 5xx, timeouts, connection errors; only until the
+    response begins, so never after output) and number each try in a request header."""
+    try:
+        retries = int(exc.request.headers.get("x-stainless-retry-count", 0))
+    except (AttributeError, TypeError, ValueError):
+        return ""
+    return f" (after {retries + 1} attempts)" if retries else ""
+
+
 @contextmanager
 def provider_errors(label: str, sdk: ModuleType) -> Iterator[None]:
     """Translate an SDK's exceptions (openai and anthropic name them alike) to ProviderError."""
@@ -122,14 +111,16 @@ def provider_errors(label: str, sdk: ModuleType) -> Iterator[None]:
         yield
     except sdk.APIStatusError as exc:
         if exc.status_code < 400:  # anthropic: an error event inside a stream that began 200
-            raise ProviderError(f"{label} failed while answering: {_sdk_error_detail(exc)}") from None
-        raise error_from_status(label, exc.status_code, _sdk_error_detail(exc), exc.response.headers) from None
-    except sdk.APITimeoutError:
-        raise ProviderError(f"{label} did not answer in time", retryable=True, code="provider_timeout") from None
+            raise ProviderError(f"{label} failed while answering: {_sdk_error_detail(exc)}{_attempts(exc)}") from None
+        error = error_from_status(label, exc.status_code, _sdk_error_detail(exc))
+        raise ProviderError(error.message + _attempts(exc), code=error.code) from None
+    except sdk.APITimeoutError as exc:
+        raise ProviderError(f"{label} did not answer in time{_attempts(exc)}", code="provider_timeout") from None
     except sdk.APIConnectionError as exc:
-        raise ProviderError(f"cannot reach {label}: {exc}", retryable=True, code="provider_unreachable") from None
+        raise ProviderError(f"cannot reach {label}: {exc}{_attempts(exc)}", code="provider_unreachable") from None
     except sdk.APIError as exc:  # openai: the base class, so last; an error event in a 200 stream
-        raise ProviderError(f"{label} failed while answering: {exc.message}", code="provider_error") from None
+        raise ProviderError(f"{label} failed while answering: {exc.message}{_attempts(exc)}",
+                            code="provider_error") from None
 
 
 class SdkAdapter:

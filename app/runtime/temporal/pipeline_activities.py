@@ -7,7 +7,6 @@ another one.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -25,6 +24,7 @@ from app.runtime.temporal.types import (
 )
 from app.runtime import pipeline_graph as graph
 from app.events.messages import record_message
+from app.timeutil import utcnow
 
 
 # Looks an active agent up by id or name, as its owner would (raises ApiError if none).
@@ -47,7 +47,7 @@ class PipelineActivities:
         """An update, not a save: a run whose pipeline was deleted meanwhile writes nothing."""
         fields = {"steps": progress.entries, "usage": graph.total_usage({e["name"]: e for e in progress.entries})}
         if progress.status is not None:
-            fields.update(status=progress.status, output=progress.output, finished_at=dt.datetime.now(dt.timezone.utc))
+            fields.update(status=progress.status, output=progress.output, finished_at=utcnow())
         await PipelineRun.filter(id=progress.run_id).update(**fields)
 
     @activity.defn(name="pipeline_step")

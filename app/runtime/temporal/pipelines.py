@@ -31,10 +31,10 @@ class PipelineRunWorkflow:
         self.defs = {s["name"]: s for s in plan.steps}
         self.entries = {e["name"]: e for e in plan.entries}
         steps: dict[asyncio.Task, str] = {}
+        schedule = graph.Schedule(self.defs, self.entries)
         try:
             while True:
-                graph.skip_blocked(self.defs, self.entries)
-                for name in graph.ready(self.defs, self.entries):
+                for name in schedule.ready():
                     self.entries[name].update(status="running", started_at=self._now(), session_id=str(workflow.uuid4()))
                     steps[asyncio.create_task(self._step(name))] = name
                 await self._save()
@@ -42,7 +42,9 @@ class PipelineRunWorkflow:
                     break
                 done, _ = await workflow.wait(list(steps), return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    self._record(steps.pop(task), task.result())
+                    name = steps.pop(task)
+                    self._record(name, task.result())
+                    schedule.done(name)
             status, output = graph.conclude(self.defs, self.entries)
             await self._save(status, output)
             return status
