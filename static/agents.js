@@ -1,25 +1,37 @@
+// @ts-check
 // Agents: the list (#/agents) and the create / edit form (#/agents/new, #/agents/<id>)
 // with capability picking and the default model.
 
 import { api } from './api.js';
 import { badge, confirmButton, field, fmtDateTime, formValues, h, mount, toast } from './dom.js';
+import { Pager } from './paging.js';
 
+/** @typedef {import('./api.js').Agent} Agent */
+/** @typedef {import('./api.js').Model} Model */
+/** @typedef {import('./scope.js').Scope} Scope */
+
+/** @param {Model} m */
 function modelLabel(m) {
   return `${m.provider_name} / ${m.display_name || m.model_id}${m.status === 'disabled' ? ' (disabled)' : ''}`;
 }
 
 export class Agents {
+  /** @param {{startSession: (agentId: string) => unknown}} options */
   constructor({ startSession }) {
     this.startSession = startSession; // (agentId) => opens the "New session" dialog
     this.showArchived = false;
   }
 
-  async list(main) {
+  /**
+   * @param {HTMLElement} main
+   * @param {Scope} scope
+   */
+  async list(main, scope) {
     const body = h('div', { class: 'card-body' }, h('p', { class: 'muted' }, 'Loading agents…'));
     const archived = h('input', { type: 'checkbox', 'data-testid': 'show-archived', checked: this.showArchived });
     archived.addEventListener('change', () => {
       this.showArchived = archived.checked;
-      this.list(main);
+      this.list(main, scope);
     });
     mount(main, h('section', { class: 'page', 'data-testid': 'agents-page' },
       h('div', { class: 'page-head' },
@@ -27,54 +39,83 @@ export class Agents {
         h('label', { class: 'inline-check' }, archived, 'Show archived'),
         h('a', { class: 'btn btn-primary', href: '#/agents/new', 'data-testid': 'new-agent' }, 'New agent')),
       h('div', { class: 'card' }, body)));
-    let agents;
+    const status = this.showArchived ? 'all' : 'active';
+    /** @type {import('./api.js').Page<Agent>} */
+    let first;
+    /** @type {Model[]} */
     let models;
     try {
-      [agents, models] = await Promise.all([api.listAgents(this.showArchived ? 'all' : 'active'), api.listModels()]);
+      [first, models] = await Promise.all([api.agentsPage(status, 0), api.listModels()]);
     } catch (err) {
-      mount(body, h('p', { class: 'form-error' }, `Cannot load agents: ${err.message}`));
+      if (!scope.disposed) mount(body, h('p', { class: 'form-error' }, `Cannot load agents: ${err.message}`));
       return;
     }
+    if (scope.disposed || !body.isConnected) return; // another view, or the list again (archived ticked)
     const modelNames = new Map(models.map((m) => [m.id, modelLabel(m)]));
-    if (!agents.length) {
+    if (!first.data.length) {
       mount(body, h('p', { class: 'muted' }, 'No agents yet. ', h('a', { href: '#/agents/new' }, 'Create the first one'), '.'));
       return;
     }
+    const rows = h('tbody', {});
+    const pager = new Pager({
+      load: (offset) => api.agentsPage(status, offset), row: (a) => this.row(a, modelNames), body: rows, scope,
+      testid: 'agents-more',
+    });
+    pager.add(first);
     mount(body, h('table', { class: 'table', 'data-testid': 'agent-table' },
       h('thead', {}, h('tr', {}, ['Name', 'Capabilities', 'Default model', 'Status', 'Updated', ''].map((t) => h('th', {}, t)))),
-      h('tbody', {}, agents.map((a) => h('tr', { 'data-testid': 'agent-row', 'data-agent-id': a.id },
-        h('td', {}, h('a', { href: `#/agents/${a.id}`, class: 'strong', 'data-testid': 'agent-name' }, a.name),
-          a.description ? h('div', { class: 'muted small' }, a.description) : null),
-        h('td', {}, a.capability_ids.length
-          ? a.capability_ids.map((c) => h('span', { class: 'chip' }, c))
-          : h('span', { class: 'muted' }, 'none')),
-        h('td', {}, a.default_model_id ? (modelNames.get(a.default_model_id) || a.default_model_id)
-          : h('span', { class: 'muted' }, 'provider default')),
-        h('td', {}, badge(a.status, 'agent-status')),
-        h('td', { class: 'muted small' }, fmtDateTime(a.updated_at)),
-        h('td', { class: 'row-actions' },
-          a.status === 'active'
-            ? h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'agent-start-session',
-              onclick: () => this.startSession(a.id) }, 'New session')
-            : null,
-          h('a', { class: 'btn btn-small', href: `#/agents/${a.id}` }, 'Edit')))))));
+      rows), pager.footer);
   }
 
-  async form(main, id) {
+  /**
+   * @param {Agent} a
+   * @param {Map<string, string>} modelNames
+   */
+  row(a, modelNames) {
+    return h('tr', { 'data-testid': 'agent-row', 'data-agent-id': a.id },
+      h('td', {}, h('a', { href: `#/agents/${a.id}`, class: 'strong', 'data-testid': 'agent-name' }, a.name),
+        a.description ? h('div', { class: 'muted small' }, a.description) : null),
+      h('td', {}, a.capability_ids.length
+        ? a.capability_ids.map((c) => h('span', { class: 'chip' }, c))
+        : h('span', { class: 'muted' }, 'none')),
+      h('td', {}, a.default_model_id ? (modelNames.get(a.default_model_id) || a.default_model_id)
+        : h('span', { class: 'muted' }, 'provider default')),
+      h('td', {}, badge(a.status, 'agent-status')),
+      h('td', { class: 'muted small' }, fmtDateTime(a.updated_at)),
+      h('td', { class: 'row-actions' },
+        a.status === 'active'
+          ? h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'agent-start-session',
+            onclick: () => this.startSession(a.id) }, 'New session')
+          : null,
+        h('a', { class: 'btn btn-small', href: `#/agents/${a.id}` }, 'Edit')));
+  }
+
+  /**
+   * @param {HTMLElement} main
+   * @param {string | null} id null: a new agent
+   * @param {Scope} scope
+   */
+  async form(main, id, scope) {
     const page = h('section', { class: 'page', 'data-testid': 'agent-page' },
       h('div', { class: 'page-head' }, h('h1', {}, id ? 'Edit agent' : 'New agent'),
         h('a', { class: 'btn', href: '#/agents' }, 'Back to agents')),
       h('p', { class: 'muted' }, 'Loading…'));
     mount(main, page);
+    /** @type {Agent | null} */
     let agent = null;
+    /** @type {import('./api.js').Capability[]} */
     let capabilities;
+    /** @type {Model[]} */
     let models;
     try {
       [agent, capabilities, models] = await Promise.all([id ? api.getAgent(id) : null, api.listCapabilities(), api.listModels()]);
     } catch (err) {
+      if (scope.disposed) return;
       mount(page, h('h1', {}, 'Agent'), h('p', { class: 'form-error' }, err.message), h('a', { href: '#/agents' }, 'Back to agents'));
       return;
     }
+    if (scope.disposed) return;
+    /** @type {Pick<Agent, 'name' | 'description' | 'system_prompt' | 'tags' | 'default_model_id' | 'capability_ids'>} */
     const a = agent || { name: '', description: '', system_prompt: '', tags: [], default_model_id: null, capability_ids: [] };
     const error = h('div', { class: 'form-error', 'data-testid': 'form-error', role: 'alert' });
     const chosen = new Set(a.capability_ids);
@@ -119,13 +160,20 @@ export class Agents {
     mount(page, page.firstChild, form);
   }
 
+  /**
+   * @param {HTMLFormElement} form
+   * @param {Agent | null} agent null: create one
+   * @param {HTMLElement} error
+   * @param {HTMLButtonElement} button
+   */
   async save(form, agent, error, button) {
     const v = formValues(form);
+    /** @type {Record<string, unknown>} */
     const body = {
       name: v.name.trim(),
       system_prompt: v.system_prompt,
       description: v.description.trim() || null,
-      tags: v.tags.split(',').map((t) => t.trim()).filter(Boolean),
+      tags: v.tags.split(',').map((/** @type {string} */ t) => t.trim()).filter(Boolean),
       default_model_id: v.default_model_id || null,
       capability_ids: v.capability_ids || [],
     };
@@ -153,6 +201,7 @@ export class Agents {
     }
   }
 
+  /** @param {Agent} agent */
   async archive(agent) {
     try {
       await api.archiveAgent(agent.id);

@@ -1,9 +1,12 @@
+// @ts-check
 // Entry point: wires the live feed, the sessions sidebar and the views, and routes on
 // location.hash:
 //   #/ or #/sessions          sessions home
 //   #/sessions/<id>           one session (timeline + chat)
 //   #/agents, #/agents/new, #/agents/<id>
 //   #/providers, #/providers/new, #/providers/<id>
+// Each view gets a Scope (scope.js) that ends with it: its timers and listeners stop
+// when the route changes.
 
 import { Agents } from './agents.js';
 import { request } from './api.js';
@@ -11,41 +14,62 @@ import { Auth } from './auth.js';
 import { h } from './dom.js';
 import { Live } from './live.js';
 import { Providers } from './providers.js';
+import { Scope } from './scope.js';
 import { Sessions } from './sessions.js';
 
-const main = document.getElementById('view');
+/**
+ * @template {Element} E
+ * @param {string} selector
+ * @param {new () => E} type
+ * @returns {E} the element index.html is known to have
+ */
+function the(selector, type) {
+  const el = document.querySelector(selector);
+  if (!(el instanceof type)) throw new Error(`index.html has no ${selector}`);
+  return el;
+}
+
+const main = the('#view', HTMLElement);
 const live = new Live();
 const sessions = new Sessions({
   live,
-  listEl: document.querySelector('[data-testid="session-list"]'),
-  filterEl: document.querySelector('[data-testid="session-filter"]'),
-  newButton: document.querySelector('[data-testid="new-session"]'),
-  dialog: document.getElementById('new-session-dialog'),
+  listEl: the('[data-testid="session-list"]', HTMLElement),
+  filterEl: the('[data-testid="session-filter"]', HTMLInputElement),
+  newButton: the('[data-testid="new-session"]', HTMLElement),
+  dialog: the('#new-session-dialog', HTMLDialogElement),
 });
 const agents = new Agents({ startSession: (agentId) => sessions.openNewDialog(agentId) });
 const providers = new Providers();
 
+/** @typedef {(match: RegExpMatchArray, scope: Scope) => unknown} Show */
+/** @type {[RegExp, Show, string][]} pattern, view, nav section */
 const routes = [
   [/^\/?(sessions)?\/?$/, () => sessions.showHome(main), 'sessions'],
-  [/^\/sessions\/(.+)$/, (m) => sessions.open(main, decodeURIComponent(m[1])), 'sessions'],
-  [/^\/agents\/?$/, () => { sessions.close(); return agents.list(main); }, 'agents'],
-  [/^\/agents\/new$/, () => { sessions.close(); return agents.form(main, null); }, 'agents'],
-  [/^\/agents\/([^/]+)$/, (m) => { sessions.close(); return agents.form(main, decodeURIComponent(m[1])); }, 'agents'],
-  [/^\/providers\/?$/, () => { sessions.close(); return providers.list(main); }, 'providers'],
-  [/^\/providers\/new$/, () => { sessions.close(); return providers.detail(main, null); }, 'providers'],
-  [/^\/providers\/([^/]+)$/, (m) => { sessions.close(); return providers.detail(main, decodeURIComponent(m[1])); }, 'providers'],
+  [/^\/sessions\/(.+)$/, (m, scope) => sessions.open(main, decodeURIComponent(m[1]), scope), 'sessions'],
+  [/^\/agents\/?$/, (m, scope) => agents.list(main, scope), 'agents'],
+  [/^\/agents\/new$/, (m, scope) => agents.form(main, null, scope), 'agents'],
+  [/^\/agents\/([^/]+)$/, (m, scope) => agents.form(main, decodeURIComponent(m[1]), scope), 'agents'],
+  [/^\/providers\/?$/, (m, scope) => providers.list(main, scope), 'providers'],
+  [/^\/providers\/new$/, (m, scope) => providers.detail(main, null, scope), 'providers'],
+  [/^\/providers\/([^/]+)$/, (m, scope) => providers.detail(main, decodeURIComponent(m[1]), scope), 'providers'],
 ];
+
+/** What the current view started; disposed of when the route changes. */
+let viewScope = new Scope();
 
 function route() {
   const path = location.hash.replace(/^#/, '') || '/';
   for (const [pattern, show, section] of routes) {
     const match = path.match(pattern);
     if (!match) continue;
+    viewScope.dispose();
+    viewScope = new Scope();
+    sessions.close();
     for (const link of document.querySelectorAll('[data-nav]')) {
-      link.classList.toggle('active', link.dataset.nav === section);
+      if (link instanceof HTMLElement) link.classList.toggle('active', link.dataset.nav === section);
     }
     document.body.dataset.section = section;
-    show(match);
+    show(match, viewScope);
     return;
   }
   location.hash = '#/';
@@ -53,34 +77,37 @@ function route() {
 
 // --- connection status in the top bar
 
-const statusEl = document.querySelector('[data-testid="connection-status"]');
-let countdown = null;
+const statusEl = the('[data-testid="connection-status"]', HTMLElement);
+const statusLabel = the('[data-testid="connection-status"] .conn-label', HTMLElement);
+/** @type {number | undefined} */
+let countdown;
 
+/** @param {{state: import('./live.js').LiveState, retryIn: number | null}} detail */
 function showConnection({ state, retryIn }) {
   clearInterval(countdown);
+  countdown = undefined;
   statusEl.dataset.state = state;
-  const label = statusEl.querySelector('.conn-label');
   const render = () => {
-    if (state === 'live') label.textContent = 'Live';
-    else if (state === 'connecting') label.textContent = 'Connecting…';
-    else if (state === 'reconnecting') label.textContent = 'Reconnecting…';
-    else if (state === 'stopped') label.textContent = 'Offline';
+    if (state === 'live') statusLabel.textContent = 'Live';
+    else if (state === 'connecting') statusLabel.textContent = 'Connecting…';
+    else if (state === 'reconnecting') statusLabel.textContent = 'Reconnecting…';
+    else if (state === 'stopped') statusLabel.textContent = 'Offline';
     else if (state === 'waiting') {
       const left = Math.max(0, Math.ceil((live.retryAt - Date.now()) / 1000));
-      label.textContent = `Offline · retry in ${left}s`;
-    } else label.textContent = state;
+      statusLabel.textContent = `Offline · retry in ${left}s`;
+    } else statusLabel.textContent = state;
   };
   render();
-  if (state === 'waiting' && retryIn > 1000) countdown = setInterval(render, 1000);
+  if (state === 'waiting' && retryIn && retryIn > 1000) countdown = window.setInterval(render, 1000);
 }
 
-live.addEventListener('state', (e) => showConnection(e.detail));
+live.addEventListener('state', (e) => showConnection(/** @type {CustomEvent} */ (e).detail));
 statusEl.addEventListener('click', () => live.reconnectNow());
 
 // --- configuration warnings (GET /health), e.g. no authentication on a public address:
 // shown above every view so whoever opens the dashboard sees them.
 
-const warningEl = document.querySelector('[data-testid="config-warning"]');
+const warningEl = the('[data-testid="config-warning"]', HTMLElement);
 
 async function showServerWarnings() {
   let health;
@@ -89,6 +116,7 @@ async function showServerWarnings() {
   } catch {
     return; // the server is unreachable: the connection status says so
   }
+  /** @type {string[]} */
   const warnings = health.warnings || [];
   warningEl.replaceChildren(...warnings.map((text) => h('p', { 'data-testid': 'config-warning-text' }, text)));
   warningEl.hidden = warnings.length === 0;
@@ -97,7 +125,7 @@ async function showServerWarnings() {
 // --- signing in (only when the server has auth on) and start
 
 const auth = new Auth();
-const userSlot = document.querySelector('[data-testid="user-slot"]');
+const userSlot = the('[data-testid="user-slot"]', HTMLElement);
 // A /ws handshake refused after the login expired: renew it (or ask to sign in) first.
 live.beforeRetry = () => (auth.enabled ? request('GET', '/v1/auth/me') : null);
 
@@ -110,6 +138,7 @@ function begin() {
 
 auth.addEventListener('signed-out', async () => {
   live.stop();
+  sessions.stop();
   auth.renderUser(userSlot);
   await auth.showLogin();
   begin();
@@ -129,12 +158,3 @@ async function start() {
 }
 
 start();
-
-// A small hook for debugging in the console and for the browser tests.
-window.__dashboard = {
-  live,
-  sessions,
-  auth,
-  get ws() { return live.ws; },
-  get state() { return live.state; },
-};

@@ -1,3 +1,4 @@
+// @ts-check
 // Tool calls that wait (docs/api.md §3.9): the open session's calls waiting for a
 // person's approval (Approve / Deny, with an optional reason) or for the client's
 // result (shown only). Seeded with GET /v1/sessions/{id}/tool-calls?status=waiting when
@@ -8,14 +9,20 @@
 import { api } from './api.js';
 import { fmtTime, h, mount, prettyJson, toast } from './dom.js';
 
+/** @typedef {import('./api.js').ToolCall} ToolCall */
+
+/** @type {Record<string, 'approval' | 'client'>} */
 const REQUESTS = { 'tool.approval_requested': 'approval', 'tool.client_requested': 'client' };
 const TURN_ENDS = new Set(['session.completed', 'session.failed', 'session.cancelled']);
 
 export class Approvals {
+  /** @param {string} sessionId */
   constructor(sessionId) {
     this.sessionId = sessionId;
-    this.calls = new Map(); // tool_call_id -> {tool_call_id, tool_name, arguments, kind, expires_at}
-    this.closed = new Set(); // ids the log (or an answer from here) says no longer wait
+    /** @type {Map<string, ToolCall>} tool_call_id -> the call (kind: approval or client) */
+    this.calls = new Map();
+    /** @type {Set<string>} ids the log (or an answer from here) says no longer wait */
+    this.closed = new Set();
     this.el = h('section', { class: 'pending-calls', 'data-testid': 'pending-calls', 'aria-label': 'Tool calls waiting', hidden: true });
   }
 
@@ -34,12 +41,15 @@ export class Approvals {
     this.render();
   }
 
-  /** One event of the session's log (normalized), in sequence order. */
+  /**
+   * One event of the session's log (normalized), in sequence order.
+   * @param {import('./timeline.js').TimelineEvent} e
+   */
   apply(e) {
     const d = e.data || {};
     if (REQUESTS[e.type]) {
       this.closed.delete(d.tool_call_id); // (a model may reuse an id in a later turn)
-      this.calls.set(d.tool_call_id, { ...d, kind: REQUESTS[e.type] });
+      this.calls.set(d.tool_call_id, /** @type {ToolCall} */ ({ ...d, kind: REQUESTS[e.type] }));
     } else if (e.type === 'tool.call_answered') {
       this.close(d.tool_call_id);
     } else if (TURN_ENDS.has(e.type)) {
@@ -50,6 +60,7 @@ export class Approvals {
     this.render();
   }
 
+  /** @param {string} id */
   close(id) {
     this.closed.add(id);
     this.calls.delete(id);
@@ -69,6 +80,7 @@ export class Approvals {
       [...this.calls.values()].map((call) => this.card(call)));
   }
 
+  /** @param {ToolCall} call */
   card(call) {
     const approval = call.kind === 'approval';
     return h('div', {
@@ -84,6 +96,7 @@ export class Approvals {
     approval ? this.answerButtons(call) : null);
   }
 
+  /** @param {ToolCall} call */
   answerButtons(call) {
     const reason = h('input', {
       class: 'pending-reason', 'data-testid': 'deny-reason', placeholder: 'Reason (optional, for Deny)',
@@ -91,6 +104,7 @@ export class Approvals {
     });
     const approve = h('button', { type: 'button', class: 'btn btn-primary btn-small', 'data-testid': 'approve-call' }, 'Approve');
     const deny = h('button', { type: 'button', class: 'btn btn-danger btn-small', 'data-testid': 'deny-call' }, 'Deny');
+    /** @param {'approve' | 'deny'} decision */
     const answer = async (decision) => {
       approve.disabled = deny.disabled = reason.disabled = true;
       try {

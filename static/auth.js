@@ -1,3 +1,4 @@
+// @ts-check
 // Signing in, when the server asks for it (AUTH_MODE admin or full). The login lives in
 // HttpOnly cookies the server sets (the page never sees a token); they also authenticate
 // the /ws handshake. An expired access token is renewed once through /v1/auth/refresh and
@@ -11,10 +12,14 @@ export class Auth extends EventTarget {
   constructor() {
     super();
     this.mode = 'none';
+    /** @type {{mode?: string} | null} */
     this.config = null;
+    /** @type {{email?: string, role?: string} | null} */
     this.me = null;
+    /** @type {Promise<boolean> | null} the refresh in flight */
     this.refreshing = null;
-    this.refreshes = 0;
+    /** @type {Promise<void> | null} the sign-in form on screen */
+    this.loginShown = null;
   }
 
   get enabled() {
@@ -24,8 +29,9 @@ export class Auth extends EventTarget {
   /** Resolves to true when the dashboard may start: auth is off, or the login is valid. */
   async init() {
     try {
-      this.config = await request('GET', '/v1/auth/config');
-      this.mode = this.config.mode || 'none';
+      const config = await request('GET', '/v1/auth/config');
+      this.config = config;
+      this.mode = config.mode || 'none';
     } catch {
       this.mode = 'none'; // a server without /v1/auth: nothing to sign in to
     }
@@ -55,12 +61,16 @@ export class Auth extends EventTarget {
   refresh() {
     if (!this.refreshing) {
       this.refreshing = request('POST', '/v1/auth/refresh')
-        .then(() => { this.refreshes += 1; return true; }, () => false)
+        .then(() => true, () => false)
         .finally(() => { this.refreshing = null; });
     }
     return this.refreshing;
   }
 
+  /**
+   * @param {string} email
+   * @param {string} password
+   */
   async login(email, password) {
     await request('POST', '/v1/auth/login', { email, password });
     this.me = await request('GET', '/v1/auth/me');
@@ -86,6 +96,7 @@ export class Auth extends EventTarget {
     return this.loginShown;
   }
 
+  /** @returns {Promise<void>} */
   loginForm() {
     return new Promise((resolve) => {
       const error = h('div', { class: 'form-error', 'data-testid': 'login-error', role: 'alert' });
@@ -127,6 +138,7 @@ export class Auth extends EventTarget {
   }
 
   /** "you@example.com · Sign out" in the top bar (nothing when auth is off). */
+  /** @param {HTMLElement} slot */
   renderUser(slot) {
     if (!this.enabled || !this.me) {
       slot.replaceChildren();

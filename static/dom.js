@@ -1,35 +1,64 @@
+// @ts-check
 // Small DOM helpers shared by every view. Text always goes in as text nodes, never as
 // HTML, so nothing a model, a tool or an external agent sends can inject markup.
 
-/** h('div', {class: 'x', 'data-testid': 'y', onclick: fn}, child, 'text', [more]) */
+/**
+ * A child for h() and mount(): nodes, text, nothing (null, undefined, false) or lists of them.
+ * @typedef {Node | string | number | null | undefined | false | ChildList} Child
+ * @typedef {ReadonlyArray<Child>} ChildList
+ */
+/** Attributes for h(): null, undefined and false leave one out; `onclick` etc. add listeners.
+ * @typedef {Record<string, any>} Attrs */
+
+/**
+ * h('div', {class: 'x', 'data-testid': 'y', onclick: fn}, child, 'text', [more])
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Attrs | null} [attrs]
+ * @param {...Child} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
+  /** @type {any} */
+  const any = el; // value / checked / selected / disabled exist on some elements only
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value == null || value === false) continue;
     if (key === 'class') el.className = value;
     else if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
-    else if (key === 'value' && 'value' in el) el.value = value;
-    else if (key === 'checked' || key === 'selected' || key === 'disabled') el[key] = Boolean(value);
+    else if (key === 'value' && 'value' in el) any.value = value;
+    else if (key === 'checked' || key === 'selected' || key === 'disabled') any[key] = Boolean(value);
     else el.setAttribute(key, value === true ? '' : String(value));
   }
   append(el, children);
   return el;
 }
 
+/**
+ * @param {Element} el
+ * @param {Child[]} children
+ */
 function append(el, children) {
-  for (const child of children.flat(Infinity)) {
+  for (const child of /** @type {unknown[]} */ (children).flat(Infinity)) {
     if (child == null || child === false) continue;
     el.append(child instanceof Node ? child : String(child));
   }
 }
 
-/** Replace an element's content. */
+/**
+ * Replace an element's content.
+ * @template {Element} E
+ * @param {E} el
+ * @param {...Child} children
+ * @returns {E}
+ */
 export function mount(el, ...children) {
   el.replaceChildren();
   append(el, children);
   return el;
 }
 
+/** @param {unknown} value */
 export function prettyJson(value) {
   if (value === undefined) return '';
   if (typeof value === 'string') {
@@ -46,18 +75,21 @@ export function prettyJson(value) {
   }
 }
 
+/** @param {string | null | undefined} iso */
 export function fmtTime(iso) {
   if (!iso) return '';
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
+/** @param {string | null | undefined} iso */
 export function fmtDateTime(iso) {
   if (!iso) return '';
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? '' : d.toLocaleString();
 }
 
+/** @param {string | null | undefined} iso */
 export function relTime(iso) {
   if (!iso) return '';
   const seconds = Math.round((Date.now() - new Date(iso).getTime()) / 1000);
@@ -69,16 +101,25 @@ export function relTime(iso) {
   return new Date(iso).toLocaleDateString();
 }
 
-/** A status pill; `testid` defaults to status-badge. waiting_for_approval reads "waiting for approval". */
+/**
+ * A status pill; `testid` defaults to status-badge. waiting_for_approval reads "waiting for approval".
+ * @param {string | null | undefined} status
+ * @param {string} [testid]
+ */
 export function badge(status, testid = 'status-badge') {
   return h('span', { class: `badge badge-${status || 'unknown'}`, 'data-testid': testid, 'data-status': status || '' },
     status ? String(status).replace(/_/g, ' ') : 'unknown');
 }
 
+/**
+ * @param {string} message
+ * @param {'info' | 'success' | 'error'} [kind]
+ * @param {number} [ms]
+ */
 export function toast(message, kind = 'info', ms = 4000) {
   const box = document.getElementById('toasts');
   if (!box) return;
-  while (box.children.length >= 3) box.firstChild.remove(); // a few at a time, newest last
+  while (box.firstChild && box.children.length >= 3) box.firstChild.remove(); // a few at a time, newest last
   const el = h('div', { class: `toast toast-${kind}`, 'data-testid': 'toast', role: kind === 'error' ? 'alert' : 'status' },
     message);
   el.title = 'Click to dismiss';
@@ -87,13 +128,25 @@ export function toast(message, kind = 'info', ms = 4000) {
   setTimeout(() => el.remove(), ms);
 }
 
-/** A labelled form field: field('Name', input, 'hint'). */
+/**
+ * A labelled form field: field('Name', input, 'hint').
+ * @param {string} label
+ * @param {Element} control
+ * @param {Child} [hint]
+ */
 export function field(label, control, hint) {
   return h('label', { class: 'field' }, h('span', { class: 'field-label' }, label), control,
     hint ? h('span', { class: 'field-hint' }, hint) : null);
 }
 
-/** A button that asks for a second click before doing something destructive. */
+/**
+ * A button that asks for a second click before doing something destructive.
+ * @param {string} label
+ * @param {string} confirmLabel
+ * @param {() => unknown} onConfirm
+ * @param {string} testid
+ * @param {string} [size]
+ */
 export function confirmButton(label, confirmLabel, onConfirm, testid, size = '') {
   const cls = size ? ` btn-${size}` : '';
   const wrap = h('span', { class: 'confirm-wrap' });
@@ -117,10 +170,16 @@ export function confirmButton(label, confirmLabel, onConfirm, testid, size = '')
   return wrap;
 }
 
-/** Form values by input name; checkboxes give booleans. */
+/**
+ * Form values by input name; checkboxes give booleans, checkbox groups (data-group) lists.
+ * @param {HTMLFormElement} form
+ * @returns {Record<string, any>}
+ */
 export function formValues(form) {
+  /** @type {Record<string, any>} */
   const out = {};
-  for (const el of form.elements) {
+  for (const control of form.elements) {
+    const el = /** @type {HTMLInputElement} */ (control);
     if (!el.name) continue;
     if (el.type === 'checkbox') {
       if (el.dataset.group) {

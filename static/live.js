@@ -1,3 +1,4 @@
+// @ts-check
 // The live feed: one WebSocket to /ws that reconnects with backoff (1, 2, 4, 8, 16, 30 s,
 // reset after a connection that stayed up), pings to notice dead connections, and reports
 // every server message and every state change as DOM events:
@@ -14,26 +15,42 @@ const SILENCE_LIMIT_MS = 45000; // nothing heard (not even a pong) for this long
 // `events=all`: also the loop events with no Agent Runtime type (message.delta streams the
 // text live; step.completed carries usage). The timeline applies events in sequence order
 // and would see the left-out ones as gaps.
+/** @param {string} [path] */
 export function liveUrl(path = '/ws?events=all') {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${location.host}${path}`;
 }
 
+/**
+ * A message from /ws (init, sessions, session_*, event, error, ...).
+ * @typedef {{type: string, [key: string]: any}} LiveMessage
+ * @typedef {'idle' | 'connecting' | 'reconnecting' | 'live' | 'waiting' | 'stopped'} LiveState
+ */
+
 export class Live extends EventTarget {
   constructor(url = liveUrl()) {
     super();
     this.url = url;
+    /** @type {WebSocket | null} */
     this.ws = null;
+    /** @type {LiveState} */
     this.state = 'idle';
     this.attempt = 0; // failures in a row
     this.connections = 0; // successful inits so far (the first one is not a "reconnect")
-    this.retryTimer = null;
-    this.goodTimer = null;
-    this.pingTimer = null;
+    /** @type {number | undefined} */
+    this.retryTimer = undefined;
+    /** @type {number | undefined} */
+    this.goodTimer = undefined;
+    /** @type {number | undefined} */
+    this.pingTimer = undefined;
     this.lastHeard = 0;
+    this.retryAt = 0;
+    /** @type {{code: number, reason: string} | null} */
+    this.lastClose = null;
     this.stopped = true;
     this.handshakeFailed = false; // the last socket closed before its init: maybe the login expired
-    this.beforeRetry = null; // optional async hook run before retrying after such a failure
+    /** @type {(() => unknown) | null} optional async hook run before retrying after such a failure */
+    this.beforeRetry = null;
     window.addEventListener('online', () => this.reconnectNow());
   }
 
@@ -63,12 +80,13 @@ export class Live extends EventTarget {
     this.retry();
   }
 
+  /** @param {LiveMessage} message */
   send(message) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
   }
 
   connect() {
-    this.retryTimer = null;
+    this.retryTimer = undefined;
     this.setState(this.connections ? 'reconnecting' : 'connecting');
     let ws;
     try {
@@ -81,11 +99,12 @@ export class Live extends EventTarget {
     let gotInit = false;
     ws.addEventListener('open', () => {
       this.lastHeard = Date.now();
-      this.pingTimer = setInterval(() => this.heartbeat(ws), PING_EVERY_MS);
+      this.pingTimer = window.setInterval(() => this.heartbeat(ws), PING_EVERY_MS);
     });
     ws.addEventListener('message', (event) => {
       if (ws !== this.ws) return;
       this.lastHeard = Date.now();
+      /** @type {LiveMessage} */
       let message;
       try {
         message = JSON.parse(event.data);
@@ -98,7 +117,7 @@ export class Live extends EventTarget {
         this.connections += 1;
         this.setState('live');
         clearTimeout(this.goodTimer);
-        this.goodTimer = setTimeout(() => { this.attempt = 0; }, GOOD_CONNECTION_MS);
+        this.goodTimer = window.setTimeout(() => { this.attempt = 0; }, GOOD_CONNECTION_MS);
       }
       this.dispatchEvent(new CustomEvent('message', { detail: message }));
     });
@@ -115,6 +134,7 @@ export class Live extends EventTarget {
     // 'error' is always followed by 'close'; nothing to do here.
   }
 
+  /** @param {WebSocket} ws */
   heartbeat(ws) {
     if (ws !== this.ws) return;
     if (Date.now() - this.lastHeard > SILENCE_LIMIT_MS) {
@@ -129,7 +149,7 @@ export class Live extends EventTarget {
     this.attempt += 1;
     this.retryAt = Date.now() + delay;
     this.setState('waiting', delay);
-    this.retryTimer = setTimeout(() => this.retry(), delay);
+    this.retryTimer = window.setTimeout(() => this.retry(), delay);
   }
 
   async retry() {
@@ -143,6 +163,10 @@ export class Live extends EventTarget {
     if (!this.stopped && !this.ws) this.connect();
   }
 
+  /**
+   * @param {LiveState} state
+   * @param {number | null} [retryIn]
+   */
   setState(state, retryIn = null) {
     this.state = state;
     this.dispatchEvent(new CustomEvent('state', { detail: { state, retryIn } }));

@@ -1,77 +1,84 @@
-// Sessions: the live list (sidebar), one session's view (header, timeline, chat box),
-// and the "New session" dialog. The list comes from /ws: `init` holds the newest page,
-// "Load more" asks the feed for the next one (`list_sessions`, answered in order with the
-// session_* messages); the open session's timeline is filled over REST and then kept
-// current from /ws events.
+// @ts-check
+// Sessions: routes the live feed to the sidebar (sessionlist.js) and to the open
+// session's view (header, timeline, waiting tool calls, chat box), and shows the sessions
+// home. The open session's timeline is filled over REST and then kept current from /ws
+// events; after a reconnect it catches up over REST once.
 
 import { api } from './api.js';
 import { Approvals } from './approvals.js';
-import { badge, confirmButton, fmtDateTime, h, mount, relTime, toast } from './dom.js';
+import { badge, confirmButton, fmtDateTime, h, mount, toast } from './dom.js';
+import { NewSessionDialog } from './newsession.js';
+import { SessionList, sessionStatus } from './sessionlist.js';
 import { normalizeEvent, Timeline } from './timeline.js';
 
-const PAGE = 500;
-const LIST_PAGE = 100; // sessions per "Load more"
+/** @typedef {import('./api.js').ArSession} ArSession */
+/** @typedef {import('./scope.js').Scope} Scope */
+/**
+ * The open session's elements.
+ * @typedef {{title: HTMLElement, badges: HTMLElement, meta: HTMLElement, actions: HTMLElement,
+ *   notice: HTMLElement, chat: HTMLElement, approvals: Approvals, kind: string | null, gone: boolean,
+ *   cancel: HTMLButtonElement | null}} SessionView
+ */
 
-/** Newest first, as the server pages: created_at, then id (byte order, like the server). */
-function newerFirst(a, b) {
-  const ta = String(a.created_at);
-  const tb = String(b.created_at);
-  if (ta !== tb) return ta < tb ? 1 : -1;
-  return a.session_id < b.session_id ? 1 : a.session_id > b.session_id ? -1 : 0;
-}
+const PAGE = 500; // events per REST request while catching up (paged by sequence)
 
-/** The status people care about: the loop's own status for agent sessions. */
-export function sessionStatus(s) {
-  return s.kind === 'agent' ? (s.runtime_status || s.status) : s.status;
-}
-
-/** A turn is under way: running, or paused on tool calls (waiting_for_approval / _client). */
+/** A turn is under way: running, or paused on tool calls (waiting_for_approval / _client). @param {string} status */
 const turnUnderWay = (status) => status === 'running' || String(status).startsWith('waiting_for_');
 
 export class Sessions {
+  /**
+   * @param {{live: import('./live.js').Live, listEl: HTMLElement, filterEl: HTMLInputElement,
+   *   newButton: HTMLElement, dialog: HTMLDialogElement}} options
+   */
   constructor({ live, listEl, filterEl, newButton, dialog }) {
     this.live = live;
-    this.listEl = listEl;
-    this.filterEl = filterEl;
-    this.dialog = dialog;
-    this.sessions = new Map();
+    this.list = new SessionList({ live, listEl, filterEl, onChange: () => this.renderHomeText() });
+    this.dialog = new NewSessionDialog(dialog);
     this.initialized = false; // a /ws init has been seen
-    this.next = null; // cursor of the next page of the list; null: every session is loaded
-    this.oldest = null; // the last session of the pages loaded so far
-    this.loadingMore = false;
+    /** @type {string | null} */
     this.openId = null;
-    this.view = null; // elements of the open session's view
+    /** @type {SessionView | null} elements of the open session's view */
+    this.view = null;
+    /** @type {Timeline | null} */
     this.timeline = null;
-    live.addEventListener('message', (e) => this.onLive(e.detail));
-    filterEl.addEventListener('input', () => this.renderList());
+    /** @type {HTMLElement | null} the home's "select a session" line, while the home shows */
+    this.homeText = null;
+    live.addEventListener('message', (e) => this.onLive(/** @type {CustomEvent} */ (e).detail));
     newButton.addEventListener('click', () => this.openNewDialog());
-    dialog.querySelector('form').addEventListener('submit', (e) => this.submitNew(e));
-    dialog.querySelector('[data-action="close"]').addEventListener('click', () => dialog.close());
-    setInterval(() => this.renderList(), 30000); // keep "2m ago" honest
+  }
+
+  /** @param {string | null} [agentId] */
+  openNewDialog(agentId = null) {
+    return this.dialog.open(agentId);
   }
 
   /** Until /ws says hello, show the list from REST so the page is useful at once. */
   async loadFallback() {
+    this.list.start();
     try {
-      const list = await api.listSessions();
-      if (this.initialized) return;
-      this.sessions = new Map(list.map((s) => [s.session_id, s]));
-      this.renderList();
+      const page = await api.listSessions();
+      if (!this.initialized) this.list.replaceAll(page, null);
     } catch (err) {
-      if (!this.initialized) this.listEl.replaceChildren(h('li', { class: 'muted' }, `Cannot load sessions: ${err.message}`));
+      if (!this.initialized) toast(`Cannot load sessions: ${err.message}`, 'error');
     }
+  }
+
+  /** Signed out: forget the list until the next sign-in. */
+  stop() {
+    this.initialized = false;
+    this.list.stop();
   }
 
   // --- the live feed
 
+  /** @param {import('./live.js').LiveMessage} msg */
   onLive(msg) {
     switch (msg.type) {
       case 'init':
         this.initialized = true;
-        this.sessions = new Map();
-        this.addPage(msg);
+        this.list.replaceAll(msg.sessions || [], msg.next);
         if (this.openId) {
-          const s = this.sessions.get(this.openId);
+          const s = this.list.get(this.openId);
           if (s) {
             this.renderHeader(s);
             this.catchUp(); // whatever happened while we were away, once
@@ -81,28 +88,18 @@ export class Sessions {
         }
         break;
       case 'sessions':
-        if (msg.before !== this.next) break; // an answer to an older request
-        this.addPage(msg);
+        if (msg.before === this.list.next) this.list.addPage(msg.sessions || [], msg.next); // else: an old answer
         break;
       case 'error':
-        if (msg.request !== 'list_sessions') break;
-        this.loadingMore = false;
-        this.renderList();
-        toast(`Cannot load more sessions: ${msg.detail}`, 'error');
+        if (msg.request === 'list_sessions') this.list.pageFailed(msg.detail);
         break;
       case 'session_created':
       case 'session_updated':
-        // One older than the pages loaded comes with its page; listing it now would put
-        // it after a gap of sessions not loaded yet.
-        if (this.sessions.has(msg.session.session_id) || !this.beyondLoaded(msg.session)) {
-          this.sessions.set(msg.session.session_id, msg.session);
-          this.renderList();
-        }
+        this.list.upsert(msg.session);
         if (msg.session.session_id === this.openId) this.renderHeader(msg.session);
         break;
       case 'session_deleted':
-        this.sessions.delete(msg.session_id);
-        this.renderList();
+        this.list.remove(msg.session_id);
         if (msg.session_id === this.openId) this.markGone();
         break;
       case 'event': {
@@ -117,101 +114,55 @@ export class Sessions {
     }
   }
 
-  // --- the list
+  // --- the home
 
-  /** A page from `init` or `sessions`: newer than anything after it in the feed. */
-  addPage(msg) {
-    const page = msg.sessions || [];
-    for (const s of page) this.sessions.set(s.session_id, s);
-    this.next = msg.next || null;
-    if (page.length) this.oldest = page[page.length - 1];
-    this.loadingMore = false;
-    this.renderList();
-  }
-
-  beyondLoaded(s) {
-    return Boolean(this.next && this.oldest) && newerFirst(s, this.oldest) > 0;
-  }
-
-  loadMore() {
-    if (!this.next || this.loadingMore) return;
-    if (this.live.state !== 'live') {
-      toast('Not connected; the list reloads when the live feed is back.', 'error');
-      return;
-    }
-    this.loadingMore = true;
-    this.live.send({ type: 'list_sessions', before: this.next, limit: LIST_PAGE });
-    this.renderList();
-  }
-
-  moreButton() {
-    if (!this.next) return null;
-    return h('li', { class: 'list-more' },
-      h('button', {
-        type: 'button', class: 'btn btn-small', 'data-testid': 'load-more', disabled: this.loadingMore,
-        onclick: () => this.loadMore(),
-      }, this.loadingMore ? 'Loading…' : 'Load more'));
-  }
-
-  renderList() {
-    const query = this.filterEl.value.trim().toLowerCase();
-    const items = [...this.sessions.values()]
-      .filter((s) => !query || [s.session_name, s.session_id, s.agent_name, s.kind]
-        .some((v) => v && String(v).toLowerCase().includes(query)))
-      .sort(newerFirst);
-    if (!items.length) {
-      mount(this.listEl, h('li', { class: 'muted list-empty' },
-        this.sessions.size ? 'No session matches the filter.' : 'No sessions yet. Start one with “New session”.'),
-      this.moreButton());
-      return;
-    }
-    mount(this.listEl, items.map((s) => {
-      const status = sessionStatus(s);
-      return h('li', {},
-        h('a', {
-          href: `#/sessions/${encodeURIComponent(s.session_id)}`, class: `session-item${s.session_id === this.openId ? ' active' : ''}`,
-          'data-testid': 'session-item', 'data-session-id': s.session_id, 'data-status': status,
-        },
-        h('div', { class: 'session-item-top' },
-          h('span', { class: 'session-item-name', 'data-testid': 'session-name' }, s.session_name || s.session_id),
-          badge(status, 'session-status')),
-        h('div', { class: 'session-item-meta' },
-          h('span', { class: `kind kind-${s.kind}` }, s.kind === 'agent' ? 'agent' : 'external'),
-          s.agent_name ? h('span', {}, s.agent_name) : null,
-          h('span', { class: 'muted', title: fmtDateTime(s.updated_at || s.created_at) }, relTime(s.updated_at || s.created_at)))));
-    }), this.moreButton());
-  }
-
-  // --- one session
-
+  /** @param {HTMLElement} main */
   showHome(main) {
-    this.close();
-    const count = this.sessions.size;
+    this.homeText = h('p', { class: 'muted', 'data-testid': 'home-text' });
     mount(main, h('section', { class: 'home', 'data-testid': 'home' },
       h('h1', {}, 'Sessions'),
-      h('p', { class: 'muted' }, count
-        ? 'Pick a session on the left to follow its timeline, or start a new one.'
-        : 'No sessions yet. Create an agent, then start a session with it.'),
+      this.homeText,
       h('div', { class: 'home-actions' },
         h('button', { type: 'button', class: 'btn btn-primary', onclick: () => this.openNewDialog() }, 'New session'),
         h('a', { class: 'btn', href: '#/agents/new' }, 'New agent'),
         h('a', { class: 'btn', href: '#/providers' }, 'LLM providers'))));
-    this.renderList();
+    this.renderHomeText();
   }
 
+  /** Follows the list: it may arrive (or empty) after the home is shown. */
+  renderHomeText() {
+    const el = this.homeText;
+    if (!el || !el.isConnected) return;
+    const { loaded, size } = this.list;
+    el.dataset.state = !loaded ? 'loading' : size ? 'select' : 'empty';
+    el.textContent = !loaded ? 'Loading sessions…'
+      : size ? 'Select a session on the left to follow its timeline, or start a new one.'
+        : 'No sessions yet. Create an agent, then start a session with it.';
+  }
+
+  // --- one session
+
+  /** The view is going away (the router calls this on every route change). */
   close() {
     this.openId = null;
     this.view = null;
     this.timeline = null;
+    this.homeText = null;
+    this.list.setActive(null);
   }
 
-  async open(main, id) {
-    this.close();
+  /**
+   * @param {HTMLElement} main
+   * @param {string} id
+   * @param {Scope} scope
+   */
+  async open(main, id, scope) {
     this.openId = id;
-    this.timeline = new Timeline();
+    const timeline = this.timeline = new Timeline();
     const approvals = new Approvals(id);
-    this.timeline.onEvent = (e) => approvals.apply(e);
-    const v = this.view = {
+    timeline.onEvent = (e) => approvals.apply(e);
+    /** @type {SessionView} */
+    const v = {
       title: h('h1', { class: 'session-title', 'data-testid': 'session-title' }, id),
       badges: h('div', { class: 'session-badges' }),
       meta: h('div', { class: 'session-meta' }),
@@ -220,31 +171,35 @@ export class Sessions {
       chat: h('div', { class: 'chat-slot' }),
       approvals,
       kind: null,
+      gone: false,
+      cancel: null,
     };
+    this.view = v;
     v.actions.append(confirmButton('Delete', 'Delete for good', () => this.remove(id), 'delete-session'));
     mount(main, h('section', { class: 'session-view', 'data-testid': 'session-view', 'data-session-id': id },
       h('header', { class: 'session-head' },
         h('div', { class: 'session-head-main' }, h('div', { class: 'title-row' }, v.title, v.badges), v.meta),
         v.actions),
-      v.notice, this.timeline.el, approvals.el, v.chat));
-    this.renderList();
+      v.notice, timeline.el, approvals.el, v.chat));
+    this.list.setActive(id);
     approvals.load();
-    let session = this.sessions.get(id);
+    let session = this.list.get(id);
     if (!session) {
       try {
         session = await api.getSession(id);
       } catch (err) {
-        if (this.openId !== id) return;
+        if (scope.disposed) return;
         if (err.status === 404) this.markGone('This session does not exist (it may have been deleted).');
         else toast(`Cannot load the session: ${err.message}`, 'error');
         return;
       }
-      if (this.openId !== id) return;
+      if (scope.disposed) return;
     }
     this.renderHeader(session);
     this.catchUp();
   }
 
+  /** @param {ArSession} s */
   renderHeader(s) {
     const v = this.view;
     if (!v || v.gone) return;
@@ -264,15 +219,17 @@ export class Sessions {
     } else if (!v.gone) {
       v.notice.replaceChildren();
     }
-    if (s.kind === 'agent' && v.kind !== 'agent') this.renderChat();
+    if (s.kind === 'agent' && v.kind !== 'agent') this.renderChat(v, s.session_id);
     if (s.kind !== 'agent' && v.kind === 'agent') v.chat.replaceChildren();
     v.kind = s.kind;
     if (v.cancel) v.cancel.disabled = !turnUnderWay(status);
   }
 
-  renderChat() {
-    const v = this.view;
-    const id = this.openId;
+  /**
+   * @param {SessionView} v
+   * @param {string} id
+   */
+  renderChat(v, id) {
     const input = h('textarea', {
       class: 'chat-input', 'data-testid': 'chat-input', rows: 2, placeholder: 'Message the agent…  (Enter to send, Shift+Enter for a new line)',
       'aria-label': 'Message',
@@ -338,7 +295,6 @@ export class Sessions {
         } while (page.data.length === PAGE);
         if (timeline.lastSeq === 0) timeline.setEmptyText('No events yet.');
       } while (timeline.catchAgain);
-      this.caughtUp = (this.caughtUp || 0) + 1; // for tests: how many catch-ups finished
     } catch (err) {
       if (this.timeline !== timeline) return;
       if (err.status === 404) this.markGone();
@@ -348,6 +304,7 @@ export class Sessions {
     }
   }
 
+  /** @param {string} [text] */
   markGone(text = 'This session was deleted.') {
     const v = this.view;
     if (!v || v.gone) return;
@@ -359,6 +316,7 @@ export class Sessions {
     v.actions.replaceChildren();
   }
 
+  /** @param {string} id */
   async remove(id) {
     try {
       await api.deleteSession(id);
@@ -368,55 +326,8 @@ export class Sessions {
         return;
       }
     }
-    this.sessions.delete(id);
-    this.renderList();
+    this.list.remove(id);
     toast('Session deleted', 'info');
     if (this.openId === id) location.hash = '#/sessions';
-  }
-
-  // --- "New session" dialog
-
-  async openNewDialog(agentId = null) {
-    const form = this.dialog.querySelector('form');
-    const select = form.elements.agent_id;
-    const error = form.querySelector('.form-error');
-    error.textContent = '';
-    form.elements.title.value = '';
-    mount(select, h('option', { value: '' }, 'Loading agents…'));
-    if (!this.dialog.open) this.dialog.showModal();
-    try {
-      const agents = await api.listAgents('active');
-      if (!agents.length) {
-        mount(select, h('option', { value: '' }, 'No agents yet'));
-        mount(error, 'Create an agent first: ', h('a', { href: '#/agents/new', 'data-action': 'close' }, 'New agent'));
-        error.querySelector('a').addEventListener('click', () => this.dialog.close());
-        return;
-      }
-      mount(select, agents.map((a) => h('option', { value: a.id, selected: a.id === agentId }, a.name)));
-    } catch (err) {
-      error.textContent = `Cannot load agents: ${err.message}`;
-    }
-  }
-
-  async submitNew(e) {
-    e.preventDefault();
-    const form = e.target;
-    const error = form.querySelector('.form-error');
-    const agentId = form.elements.agent_id.value;
-    if (!agentId) {
-      error.textContent = 'Pick an agent.';
-      return;
-    }
-    const button = form.querySelector('[type="submit"]');
-    button.disabled = true;
-    try {
-      const session = await api.createSession(agentId, form.elements.title.value.trim());
-      this.dialog.close();
-      location.hash = `#/sessions/${encodeURIComponent(session.id)}`;
-    } catch (err) {
-      error.textContent = err.message;
-    } finally {
-      button.disabled = false;
-    }
   }
 }

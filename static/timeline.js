@@ -1,36 +1,67 @@
+// @ts-check
 // A session's timeline: turns its event log into chat bubbles, tool cards, markers and
 // error banners. Events are applied strictly in `sequence` order, each at most once:
 // duplicates (the same event over REST and over /ws) are dropped, and an event that
 // arrives ahead of a gap waits in `pending` until the gap is filled by a REST catch-up.
 
-import { fmtTime, h, prettyJson } from './dom.js';
+import { fmtTime, h } from './dom.js';
+import { finishTool, toolCard } from './toolcards.js';
 
-/** One shape for both sources: REST /v1 events and /ws (Agent Runtime) events. */
+/**
+ * An event as the timeline applies it.
+ * @typedef {{id: string, session_id: string, sequence: number, type: string, data: Record<string, any>,
+ *   created_at?: string}} TimelineEvent
+ * @typedef {import('./toolcards.js').ToolEntry} ToolEntry
+ */
+
+/**
+ * One shape for both sources: REST /v1 events and /ws (Agent Runtime) events.
+ * @param {import('./api.js').RawEvent} e
+ * @returns {TimelineEvent}
+ */
 export function normalizeEvent(e) {
   return {
     id: e.id,
     session_id: e.session_id,
     sequence: e.sequence,
-    type: e.type || e.event_type,
+    type: e.type || e.event_type || '',
     data: e.data || {},
     created_at: e.created_at || e.timestamp,
   };
 }
 
+/** @param {unknown} content */
 function messageText(content) {
   if (content == null) return '';
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
     return content.filter((b) => b && (b.type || 'text') === 'text').map((b) => b.text || '').join('');
   }
-  if (typeof content === 'object' && typeof content.text === 'string') return content.text;
+  const block = /** @type {{text?: unknown}} */ (content);
+  if (typeof block === 'object' && typeof block.text === 'string') return block.text;
   return '';
 }
 
 export class Timeline {
   constructor() {
     this.el = h('div', { class: 'timeline', 'data-testid': 'timeline', 'aria-live': 'polite' });
-    this.onEvent = null; // also told every event it applies, in order (the waiting tool calls)
+    /** @type {((event: TimelineEvent) => void) | null} also told every event it applies, in order */
+    this.onEvent = null;
+    /** @type {HTMLElement | null} */
+    this.placeholder = null;
+    this.lastSeq = 0;
+    /** @type {Map<number, TimelineEvent>} sequence -> event, waiting for a gap to be filled */
+    this.pending = new Map();
+    /** @type {Map<string, HTMLElement>} message_id -> streaming assistant bubble */
+    this.bubbles = new Map();
+    /** @type {Map<string, ToolEntry>} tool_call_id -> card */
+    this.tools = new Map();
+    /** @type {ToolEntry[]} external pre_tool cards without an id, waiting for their post_tool */
+    this.openHookTools = [];
+    this.usage = { input: 0, output: 0, steps: 0 };
+    // One REST catch-up loop at a time (Sessions.catchUp); a call during it asks for another round.
+    this.catching = false;
+    this.catchAgain = false;
     this.reset();
   }
 
@@ -45,6 +76,7 @@ export class Timeline {
     this.usage = { input: 0, output: 0, steps: 0 };
   }
 
+  /** @param {string} text */
   setEmptyText(text) {
     if (this.placeholder) this.placeholder.textContent = text;
   }
@@ -53,7 +85,10 @@ export class Timeline {
     return this.pending.size > 0;
   }
 
-  /** Add events (any source, any order); those already shown or waiting are dropped. */
+  /**
+   * Add events (any source, any order); those already shown or waiting are dropped.
+   * @param {...TimelineEvent} events
+   */
   push(...events) {
     for (const event of events) {
       const seq = event.sequence;
@@ -65,8 +100,9 @@ export class Timeline {
   drain() {
     const stick = this.nearBottom();
     let applied = false;
-    while (this.pending.has(this.lastSeq + 1)) {
+    for (;;) {
       const event = this.pending.get(this.lastSeq + 1);
+      if (!event) break;
       this.pending.delete(event.sequence);
       this.lastSeq = event.sequence;
       try {
@@ -97,6 +133,11 @@ export class Timeline {
     this.el.scrollTop = this.el.scrollHeight;
   }
 
+  /**
+   * @template {Element} E
+   * @param {E} node
+   * @returns {E}
+   */
   add(node) {
     if (this.placeholder) {
       this.placeholder.remove();
@@ -106,6 +147,10 @@ export class Timeline {
     return node;
   }
 
+  /**
+   * @param {TimelineEvent} e
+   * @returns {unknown}
+   */
   apply(e) {
     const d = e.data;
     switch (e.type) {
@@ -144,6 +189,12 @@ export class Timeline {
 
   // --- messages
 
+  /**
+   * @param {'user' | 'assistant'} role
+   * @param {string} text
+   * @param {TimelineEvent} e
+   * @param {{messageId?: string | null, streaming?: boolean}} [options]
+   */
   bubble(role, text, e, { messageId = null, streaming = false } = {}) {
     const body = h('div', {
       class: `msg msg-${role}${streaming ? ' streaming' : ''}`, 'data-testid': `message-${role}`,
@@ -156,6 +207,11 @@ export class Timeline {
     return body;
   }
 
+  /**
+   * @param {string} messageId
+   * @param {string} text
+   * @param {TimelineEvent} e
+   */
   delta(messageId, text, e) {
     let body = this.bubbles.get(messageId);
     if (!body) {
@@ -165,6 +221,10 @@ export class Timeline {
     body.append(text); // a text node per delta: cheap, and textContent is the whole text so far
   }
 
+  /**
+   * @param {Record<string, any>} d
+   * @param {TimelineEvent} e
+   */
   created(d, e) {
     const text = messageText(d.content);
     if (d.role === 'user') return this.bubble('user', text, e, { messageId: d.message_id });
@@ -173,7 +233,7 @@ export class Timeline {
     this.bubbles.delete(d.message_id);
     if (body) {
       if (!text) {
-        body.parentElement.remove();
+        body.parentElement?.remove();
         return null;
       }
       body.textContent = text; // the stored text is the truth; replaces the streamed pieces
@@ -183,6 +243,10 @@ export class Timeline {
     return text ? this.bubble('assistant', text, e, { messageId: d.message_id }) : null;
   }
 
+  /**
+   * @param {HTMLElement} body
+   * @param {boolean} [interrupted]
+   */
   endStreaming(body, interrupted = false) {
     body.classList.remove('streaming');
     body.dataset.streaming = 'false';
@@ -191,53 +255,50 @@ export class Timeline {
 
   // --- tools
 
+  /**
+   * A tool card, added to the timeline.
+   * @param {string | null} key
+   * @param {string | undefined} name
+   * @param {unknown} input
+   * @param {TimelineEvent} e
+   */
   toolCard(key, name, input, e) {
-    const state = h('span', { class: 'tool-state', 'data-testid': 'tool-state' }, 'running');
-    const duration = h('span', { class: 'tool-duration' });
-    const result = h('div', { class: 'tool-section tool-result' },
-      h('div', { class: 'tool-label' }, 'Output'), h('div', { class: 'tool-waiting' }, 'waiting for the result…'));
-    const card = h('div', { class: 'tool-card', 'data-testid': 'tool-card', 'data-tool-call-id': key, 'data-state': 'running' },
-      h('div', { class: 'tool-head' },
-        h('span', { class: 'tool-icon', 'aria-hidden': 'true' }, '⚙'),
-        h('span', { class: 'tool-name', 'data-testid': 'tool-name' }, name || 'tool'),
-        state, duration, h('time', {}, fmtTime(e.created_at))),
-      h('div', { class: 'tool-body' },
-        h('div', { class: 'tool-section' }, h('div', { class: 'tool-label' }, 'Input'),
-          h('pre', { class: 'json', 'data-testid': 'tool-input' }, input == null ? '' : prettyJson(input))),
-        result));
-    const entry = { card, state, duration, result, name };
-    this.add(card);
+    const entry = toolCard(key, name, input, e.created_at);
+    this.add(entry.card);
     return entry;
   }
 
-  finishTool(entry, output, error, durationMs) {
-    const failed = error != null && error !== '';
-    entry.card.dataset.state = failed ? 'error' : 'ok';
-    entry.state.textContent = failed ? 'error' : 'done';
-    if (durationMs != null) entry.duration.textContent = `${durationMs} ms`;
-    const label = h('div', { class: 'tool-label' }, failed ? 'Error' : 'Output');
-    const body = failed
-      ? h('pre', { class: 'tool-error', 'data-testid': 'tool-error' }, typeof error === 'string' ? error : prettyJson(error))
-      : h('pre', { class: 'json', 'data-testid': 'tool-output' }, output === undefined ? '' : prettyJson(output));
-    entry.result.replaceChildren(label, body);
-    if (failed && output !== undefined && output !== null) {
-      entry.result.append(h('div', { class: 'tool-label' }, 'Output'),
-        h('pre', { class: 'json', 'data-testid': 'tool-output' }, prettyJson(output)));
-    }
-  }
-
+  /**
+   * @param {string} id
+   * @param {string} name
+   * @param {unknown} input
+   * @param {TimelineEvent} e
+   */
   toolStarted(id, name, input, e) {
     const entry = this.toolCard(id, name, input, e);
     if (id) this.tools.set(id, entry);
   }
 
+  /**
+   * @param {string} id
+   * @param {string} name
+   * @param {unknown} input
+   * @param {unknown} output
+   * @param {unknown} error
+   * @param {number | null | undefined} durationMs
+   * @param {TimelineEvent} e
+   */
   toolCompleted(id, name, input, output, error, durationMs, e) {
     let entry = id ? this.tools.get(id) : null;
     if (!entry) entry = this.toolCard(id, name, input, e);
     this.tools.delete(id);
-    this.finishTool(entry, output, error, durationMs);
+    finishTool(entry, output, error, durationMs);
   }
 
+  /**
+   * @param {Record<string, any>} d
+   * @param {TimelineEvent} e
+   */
   hookPreTool(d, e) {
     const id = d.tool_call_id || d.tool_use_id || null;
     const entry = this.toolCard(id, d.tool_name, d.tool_input, e);
@@ -245,6 +306,10 @@ export class Timeline {
     else this.openHookTools.push(entry);
   }
 
+  /**
+   * @param {Record<string, any>} d
+   * @param {TimelineEvent} e
+   */
   hookPostTool(d, e) {
     const id = d.tool_call_id || d.tool_use_id || null;
     let entry = id ? this.tools.get(id) : null;
@@ -256,22 +321,31 @@ export class Timeline {
     if (!entry) entry = this.toolCard(id, d.tool_name, d.tool_input, e);
     let error = d.error;
     if ((error == null || error === '') && d.exit_code != null && d.exit_code !== 0) error = `exit code ${d.exit_code}`;
-    this.finishTool(entry, d.tool_output, error, d.duration_ms);
+    finishTool(entry, d.tool_output, error, d.duration_ms);
   }
 
   // --- markers and errors
 
+  /**
+   * @param {string} kind
+   * @param {string} text
+   * @param {TimelineEvent} e
+   */
   marker(kind, text, e) {
     return this.add(h('div', { class: `marker marker-${kind}`, 'data-testid': 'marker', 'data-kind': kind },
       h('span', {}, text), h('time', {}, fmtTime(e.created_at))));
   }
 
+  /** @param {Record<string, any>} d */
   answeredText(d) {
-    const what = { approved: 'approved', denied: 'denied', expired: 'expired (no answer in time)' }[d.decision]
+    /** @type {Record<string, string>} */
+    const decisions = { approved: 'approved', denied: 'denied', expired: 'expired (no answer in time)' };
+    const what = decisions[d.decision]
       || d.decision || 'answered';
     return `${d.tool_name}: ${what}${d.reason ? ` (${d.reason})` : ''}`;
   }
 
+  /** @param {Record<string, any>} d */
   completedText(d) {
     const parts = ['Turn completed'];
     if (this.usage.steps) parts.push(`${this.usage.steps} step${this.usage.steps === 1 ? '' : 's'}`);
@@ -280,6 +354,11 @@ export class Timeline {
     return parts.join(' · ');
   }
 
+  /**
+   * @param {string} kind
+   * @param {string} text
+   * @param {TimelineEvent} e
+   */
   turnEnded(kind, text, e) {
     for (const body of this.bubbles.values()) this.endStreaming(body, kind !== 'completed');
     this.bubbles.clear();
@@ -291,6 +370,10 @@ export class Timeline {
     return this.marker(kind, text, e);
   }
 
+  /**
+   * @param {Record<string, any>} d
+   * @param {TimelineEvent} e
+   */
   failed(d, e) {
     this.turnEnded('failed', 'Turn failed', e);
     return this.add(h('div', { class: 'error-banner', 'data-testid': 'error-banner', role: 'alert' },
@@ -298,6 +381,10 @@ export class Timeline {
       h('span', { class: 'error-text' }, d.error || 'the turn failed')));
   }
 
+  /**
+   * @param {Record<string, any>} d
+   * @param {TimelineEvent} e
+   */
   stopped(d, e) {
     const failed = d.exit_code != null && d.exit_code !== 0;
     const detail = [d.reason, d.exit_code != null ? `exit code ${d.exit_code}` : null].filter(Boolean).join(', ');

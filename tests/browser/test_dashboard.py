@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.browser.chromium import playwright_or_skip
+from tests.browser.feed import Feed
 from tests.fakes import Error, Hang, Text, ToolCalls
 from tests.helpers import FAKE_KEY
 
@@ -246,13 +247,17 @@ def test_reconnect_catches_up_without_duplicates(page, rest):
                                                         tool_input={"path": "a"})))
     ok(rest.post(f"/sessions/{ext}/events", json=hook(ext, "post_tool", tool_name="Read", tool_use_id="t1",
                                                         tool_output="A")))
+    feed = Feed(page)
+    page.reload()
     item(page, ext).click()
     cards = page.get_by_test_id("tool-card")
     expect(cards).to_have_count(1)
     status = page.get_by_test_id("connection-status")
+    expect(status).to_have_attribute("data-state", "live")
+    assert len(feed.connections) == 1
 
     # Drop the connection; while the dashboard waits to reconnect (1 s), things happen.
-    page.evaluate("window.__dashboard.ws.close()")
+    feed.drop()
     expect(status).not_to_have_attribute("data-state", "live")
     for n in (2, 3):
         ok(rest.post(f"/sessions/{ext}/events", json=hook(ext, "pre_tool", tool_name="Read", tool_use_id=f"t{n}",
@@ -260,7 +265,7 @@ def test_reconnect_catches_up_without_duplicates(page, rest):
         ok(rest.post(f"/sessions/{ext}/events", json=hook(ext, "post_tool", tool_name="Read", tool_use_id=f"t{n}",
                                                             tool_output=f"content {n}")))
     ok(rest.post("/sessions", json={"session_id": "ext-born-offline", "session_name": "Born offline"}))
-    assert page.evaluate("window.__dashboard.state") != "live", "reconnected before the test posted its events"
+    assert status.get_attribute("data-state") != "live", "reconnected before the test posted its events"
 
     # It comes back by itself, refreshes the list and fetches what it missed, once.
     expect(status).to_have_attribute("data-state", "live")
@@ -276,7 +281,7 @@ def test_reconnect_catches_up_without_duplicates(page, rest):
     ok(rest.post(f"/sessions/{ext}/events", json=hook(ext, "message", role="assistant", content="all read")))
     expect(page.get_by_test_id("message-assistant")).to_have_text("all read")
     expect(cards).to_have_count(3)
-    assert page.evaluate("window.__dashboard.live.connections") == 2
+    assert len(feed.connections) == 2
 
 
 def test_long_session_list_loads_more_on_request(page, rest):
@@ -298,7 +303,7 @@ def test_long_session_list_loads_more_on_request(page, rest):
 
     page.get_by_test_id("load-more").click()
     expect(items).to_have_count(106)
-    expect(page.get_by_test_id("load-more")).to_have_count(0)  # that was the last page
+    expect(page.get_by_test_id("load-more")).to_be_hidden()  # that was the last page
     expect(items.last).to_have_attribute("data-session-id", "old-000")
     expect(item(page, "old-000").get_by_test_id("session-name")).to_have_text("Renamed while unloaded")
     ok(rest.delete("/sessions/old-002"))  # the live feed still applies to every loaded page
@@ -324,6 +329,9 @@ def test_sign_in_when_auth_is_on(browser, live_server_factory, fake_llm):
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        feed = Feed(page)
+        refreshed: list[int] = []  # statuses of the page's POST /v1/auth/refresh
+        page.on("response", lambda r: refreshed.append(r.status) if r.url.endswith("/v1/auth/refresh") else None)
         try:
             page.goto(server.url + "/")
             login = page.get_by_test_id("login-form")
@@ -350,11 +358,12 @@ def test_sign_in_when_auth_is_on(browser, live_server_factory, fake_llm):
             while any(c["name"] == "evr_access" for c in context.cookies()):
                 assert time.monotonic() < deadline, "the access cookie did not expire"
                 time.sleep(0.1)
-            page.evaluate("window.__dashboard.ws.close()")
+            feed.drop()
             expect(status).to_have_attribute("data-state", "live")
             page.get_by_test_id("nav-agents").click()
             expect(page.get_by_test_id("agent-row").filter(has_text="Guarded")).to_be_visible()
-            assert page.evaluate("window.__dashboard.auth.refreshes") >= 1
+            assert 200 in refreshed, refreshed
+            assert len(feed.connections) >= 2
 
             page.get_by_test_id("logout").click()
             expect(page.get_by_test_id("login-form")).to_be_visible()

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.browser.chromium import playwright_or_skip
+from tests.browser.feed import Feed
 from tests.fakes import Text, ToolCalls
 from tests.helpers import FAKE_KEY
 
@@ -138,16 +139,19 @@ def test_approve_and_deny_from_the_session_view(page, rest, fake_llm, server):
 def test_a_call_answered_elsewhere_shows_the_409(page, rest, fake_llm, server):
     agent = careful_agent(rest)
     sid = paused_session(rest, fake_llm, agent, "Answered twice", "call_x", "Done.")
+    feed = Feed(page)
     page.goto(f"{server.url}/#/sessions/{sid}")
+    page.reload()  # (the feed is routed from this load on)
     call = page.locator('[data-testid="pending-call"][data-tool-call-id="call_x"]')
     expect(call).to_be_visible()
-    # Offline, the page does not hear that someone else answered first.
-    page.evaluate("window.__dashboard.live.stop()")
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
+    # The page does not hear that someone else answered first.
+    feed.mute()
     ok(rest.post(f"/v1/sessions/{sid}/tool-calls/call_x/deny", json={"reason": "from the API"}))
     call.get_by_test_id("approve-call").click()
     expect(page.get_by_test_id("toast").filter(has_text="Approve failed")).to_contain_text("already answered")
     expect(call).to_have_count(0)
-    page.evaluate("window.__dashboard.live.start()")
+    feed.drop()  # it reconnects and catches up
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
     expect(page.locator('[data-testid="marker"][data-kind="answer-denied"]')).to_contain_text("from the API")
     expect(page.locator('[data-testid="marker"][data-kind="completed"]')).to_have_count(1)

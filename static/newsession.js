@@ -1,0 +1,61 @@
+// @ts-check
+// The "New session" dialog: pick an active agent, optionally a title; creating the session
+// opens it.
+
+import { api } from './api.js';
+import { h, mount } from './dom.js';
+
+export class NewSessionDialog {
+  /** @param {HTMLDialogElement} dialog the <dialog> in index.html */
+  constructor(dialog) {
+    this.dialog = dialog;
+    this.form = /** @type {HTMLFormElement} */ (dialog.querySelector('form'));
+    this.select = /** @type {HTMLSelectElement} */ (this.form.elements.namedItem('agent_id'));
+    this.title = /** @type {HTMLInputElement} */ (this.form.elements.namedItem('title'));
+    this.error = /** @type {HTMLElement} */ (this.form.querySelector('.form-error'));
+    this.form.addEventListener('submit', (e) => this.submit(e));
+    dialog.querySelector('[data-action="close"]')?.addEventListener('click', () => dialog.close());
+  }
+
+  /** @param {string | null} [agentId] the agent to preselect */
+  async open(agentId = null) {
+    const { select, error } = this;
+    error.textContent = '';
+    this.title.value = '';
+    mount(select, h('option', { value: '' }, 'Loading agents…'));
+    if (!this.dialog.open) this.dialog.showModal();
+    try {
+      const agents = await api.listAgents('active');
+      if (!agents.length) {
+        mount(select, h('option', { value: '' }, 'No agents yet'));
+        mount(error, 'Create an agent first: ',
+          h('a', { href: '#/agents/new', 'data-action': 'close', onclick: () => this.dialog.close() }, 'New agent'));
+        return;
+      }
+      mount(select, agents.map((a) => h('option', { value: a.id, selected: a.id === agentId }, a.name)));
+    } catch (err) {
+      error.textContent = `Cannot load agents: ${err.message}`;
+    }
+  }
+
+  /** @param {SubmitEvent} e */
+  async submit(e) {
+    e.preventDefault();
+    const agentId = this.select.value;
+    if (!agentId) {
+      this.error.textContent = 'Pick an agent.';
+      return;
+    }
+    const button = /** @type {HTMLButtonElement} */ (this.form.querySelector('[type="submit"]'));
+    button.disabled = true;
+    try {
+      const session = await api.createSession(agentId, this.title.value.trim());
+      this.dialog.close();
+      location.hash = `#/sessions/${encodeURIComponent(session.id)}`;
+    } catch (err) {
+      this.error.textContent = err.message;
+    } finally {
+      button.disabled = false;
+    }
+  }
+}
