@@ -72,7 +72,8 @@ def _serve(settings: Settings) -> int | None:
 
 
 def hypercorn_config(settings: Settings):
-    """hypercorn.toml, with BIND and ACCESS_LOG from the settings and our access logger."""
+    """hypercorn.toml, with BIND, ACCESS_LOG and GRACEFUL_TIMEOUT_SECONDS from the
+    settings and our access logger."""
     from hypercorn.config import Config
 
     from app.log_setup import AccessLogger
@@ -82,6 +83,8 @@ def hypercorn_config(settings: Settings):
     config.logger_class = AccessLogger
     if not settings.access_log:
         config.accesslog = None
+    if settings.graceful_timeout_seconds is not None:
+        config.graceful_timeout = settings.graceful_timeout_seconds
     return config
 
 

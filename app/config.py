@@ -104,6 +104,9 @@ class Settings:
     secrets_key: str | None = None
     log_level: str = "INFO"
     access_log: bool = True  # one line per request (Hypercorn's access log, with the request id)
+    # How long a stopping server waits for open requests (Hypercorn's graceful_timeout);
+    # None: hypercorn.toml's value.
+    graceful_timeout_seconds: float | None = None
     max_body_bytes: int = 1024 * 1024
     auto_migrate: bool = True
     # Where turns run: "inprocess" (this process; SQLite or PostgreSQL) or "temporal"
@@ -220,6 +223,8 @@ class Settings:
             secrets_key=env.get("SECRETS_KEY") or None,
             log_level=log_level,
             access_log=_bool(env, "ACCESS_LOG", True),
+            graceful_timeout_seconds=(_float(env, "GRACEFUL_TIMEOUT_SECONDS", 0.0)
+                                      if env.get("GRACEFUL_TIMEOUT_SECONDS") else None),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
             auto_migrate=_bool(env, "AUTO_MIGRATE", True),
             llm_timeout_seconds=_float(env, "LLM_TIMEOUT_SECONDS", 60.0),

@@ -50,8 +50,10 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(NOT_INHERITED)}
+        # A short graceful timeout: a test's server stops without waiting out the 5 s a
+        # browser's (or any client's) lingering connection would otherwise cost.
         self.env = {**inherited, "BIND": f"127.0.0.1:{self.port}", "DATA_DIR": str(data_dir),
-                    "LOG_LEVEL": "INFO", **env}
+                    "LOG_LEVEL": "INFO", "GRACEFUL_TIMEOUT_SECONDS": "0.5", **env}
         self.proc: subprocess.Popen | None = None
         self._log_file = None
 

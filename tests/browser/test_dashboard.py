@@ -39,18 +39,6 @@ RECORD_STREAM = """() => {
 
 
 @pytest.fixture
-def server(live_server_factory, fake_llm):
-    return live_server_factory({"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url,
-                                "OPENAI_MODEL": "fake-model"})
-
-
-@pytest.fixture
-def rest(server):
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()

@@ -16,7 +16,6 @@ import pytest
 from tests.browser.chromium import playwright_or_skip
 from tests.browser.feed import Feed
 from tests.fakes import Text, ToolCalls
-from tests.helpers import FAKE_KEY
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -24,18 +23,6 @@ expect = playwright_or_skip().expect
 
 WEATHER = {"name": "get_weather", "description": "The weather in a city, from the user's device.",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
-
-
-@pytest.fixture
-def server(live_server_factory, fake_llm):
-    return live_server_factory({"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url,
-                                "OPENAI_MODEL": "fake-model"})
-
-
-@pytest.fixture
-def rest(server):
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        yield client
 
 
 @pytest.fixture

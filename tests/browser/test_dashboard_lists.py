@@ -38,12 +38,6 @@ def server(live_server_factory):
 
 
 @pytest.fixture
-def rest(server):
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
 def open_page(browser, server):
     contexts = []
     errors: list[str] = []

@@ -85,17 +85,14 @@ async def test_two_tool_calls_run_concurrently_results_in_call_order(client, fak
     monkeypatch.setitem(capabilities.REGISTRY, "napper", napper)
     chat = await make_chat(client, fake_llm, capabilities=("napper",))
     fake_llm.script(ToolCalls([("a", "nap", {"seconds": 0.4}), ("b", "nap", {"seconds": 0.1})]), Text(["done"]))
-    started = time.monotonic()
     await say(client, chat["id"], "nap twice")
     log = await wait_turns(client, chat["id"])
-    elapsed = time.monotonic() - started
 
     tool_events = [(e["type"], e["data"]["tool_call_id"]) for e in log if e["type"].startswith("tool.")]
     # Both started before either ended. In which order is not fixed (docs/api.md §4.1, "all
     # calls of the step start together"): on Temporal each call is its own activity.
     assert sorted(tool_events[:2]) == [("tool.started", "a"), ("tool.started", "b")]
     assert tool_events[2:] == [("tool.completed", "b"), ("tool.completed", "a")]
-    assert elapsed < 0.45 + 1.0 and elapsed < 0.4 + 0.1 + 0.9  # not the 0.5 s a serial run needs, plus slack
     results = [m["content"]["tool_call_id"] for m in await messages(client, chat["id"]) if m["role"] == "tool_result"]
     assert results == ["a", "b"]
     tool_messages = [m for m in fake_llm.requests[-1]["json"]["messages"] if m["role"] == "tool"]
@@ -196,14 +193,16 @@ async def test_cancel_mid_stream_keeps_partial_text(client, fake_llm):
 
 async def test_cancel_drops_queued_turns(client, fake_llm):
     chat = await make_chat(client, fake_llm)
-    fake_llm.script(Hang(["..."], seconds=30))
+    fake_llm.script(Hang(["..."], seconds=30), Text(["third"]))
     await say(client, chat["id"], "first")
     await say(client, chat["id"], "second, queued")
     await wait_for_event(client, chat["id"], "message.delta")
     await client.post(f"/v1/agents/{chat['agent_id']}/sessions/{chat['id']}/cancel")
-    await asyncio.sleep(0.3)
-    log = await events(client, chat["id"])
-    assert [e["type"] for e in log].count("session.started") == 1 and len(fake_llm.requests) == 1
+    # Turns run in order, so had "second" stayed queued it would run before "third".
+    await say(client, chat["id"], "third")
+    log = await wait_turns(client, chat["id"], count=2)
+    assert [e["type"] for e in log].count("session.started") == 2 and len(fake_llm.requests) == 2
+    assert fake_llm.requests[-1]["json"]["messages"][-1]["content"] == "third"
 
 
 async def test_back_to_back_messages_run_in_order_one_at_a_time(client, fake_llm):
