@@ -1,56 +1,26 @@
-"""Settings, read once from the environment when the app is built.
+"""Settings, read once from the environment when the app is built (never at import).
 
+pydantic-settings reads and types them (docs/decisions.md, 154): each field is the
+variable of its name in capitals (LOG_LEVEL for log_level), an empty variable means
+its default, and the bad ones are refused together in one ConfigError naming each.
 Every variable here is listed in the README's configuration table; keep the two in step.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, \
+    model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 
 class ConfigError(ValueError):
     """An environment variable holds a value the server cannot use."""
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must be >= 0, got {value}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 # Well-known OAuth endpoints; each can be overridden (tests point them at a fake provider).
@@ -67,6 +37,19 @@ OAUTH_DEFAULTS = {
 }
 
 
+class OAuthClient(BaseModel):
+    """An enabled OAuth provider: its endpoints, and our client at it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    client_id: str
+    client_secret: SecretStr
+    authorize_url: str
+    token_url: str
+    userinfo_url: str
+    scope: str
+    emails_url: str | None = None  # GitHub: where a private email is found
+
+
 def _oauth(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """Providers with OAUTH_<NAME>_CLIENT_ID and _CLIENT_SECRET set are enabled."""
     enabled = {}
@@ -79,80 +62,129 @@ def _oauth(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return enabled
 
 
-def _host_port(env: Mapping[str, str], name: str) -> str:
-    raw = env.get(name) or ""
+def reveal(secret: SecretStr | None) -> str | None:
+    """A secret setting's text, where it is used (None: unset)."""
+    return None if secret is None else secret.get_secret_value()
+
+
+def _host_port(raw: str) -> str:
     host, _, port = raw.rpartition(":")
     if raw and not (host and port.isdigit() and 0 < int(port) < 65536):
-        raise ConfigError(f"{name} must be host:port, got {raw!r}")
+        raise ValueError("must be host:port")
     return raw
 
 
-def _list(env: Mapping[str, str], name: str) -> list[str]:
-    return [item.strip() for item in env.get(name, "").split(",") if item.strip()]
+def _comma_list(raw: Any) -> Any:
+    return [item.strip() for item in raw.split(",") if item.strip()] if isinstance(raw, str) else raw
 
 
-@dataclass(frozen=True)
-class Settings:
+def _folded(fold):
+    """A mode's spelling does not matter: LOG_LEVEL=debug, EVENT_LOOP=AsyncIO, RUNNER_MODE=in-process."""
+    return BeforeValidator(lambda raw: fold(raw) if isinstance(raw, str) else raw)
+
+
+Seconds = Annotated[float, Field(ge=0)]
+Count = Annotated[int, Field(ge=0)]
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], _folded(str.upper)]
+EventLoop = Annotated[Literal["uvloop", "asyncio"], _folded(str.lower)]
+AuthMode = Annotated[Literal["none", "admin", "full"], _folded(str.lower)]
+RunnerMode = Annotated[Literal["inprocess", "temporal"],
+                       _folded(lambda raw: raw.lower().replace("-", "").replace("_", ""))]
+
+
+class Settings(BaseSettings):
+    """Immutable; `settings.replace(name=value)` is a validated copy with changes (tests).
+    `Settings(...)` is the defaults and what it is given; only `from_env` reads variables."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", case_sensitive=False, env_ignore_empty=True)
+
     data_dir: Path = Path("data")
     database_url: str = ""  # empty means: SQLite file in data_dir
     # Longest one database call may take (connecting, waiting for a pooled connection or
     # a lock, the statement itself) before the API answers 503 database_unavailable.
-    database_timeout_seconds: float = 5.0
+    # 0 would fail every call.
+    database_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
     bind: str = "0.0.0.0:9000"
-    event_loop: str = "uvloop"  # uvloop | asyncio (python -m app serve)
-    cors_origins: list[str] = field(default_factory=list)
-    secrets_key: str | None = None
-    log_level: str = "INFO"
+    event_loop: EventLoop = "uvloop"  # python -m app serve
+    cors_origins: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = []  # comma-separated
+    secrets_key: SecretStr | None = None
+    log_level: LogLevel = "INFO"
     access_log: bool = True  # one line per request (Hypercorn's access log, with the request id)
     # How long a stopping server waits for open requests (Hypercorn's graceful_timeout);
     # None: hypercorn.toml's value.
-    graceful_timeout_seconds: float | None = None
-    max_body_bytes: int = 1024 * 1024
+    graceful_timeout_seconds: Seconds | None = None
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     auto_migrate: bool = True
     # Where turns run: "inprocess" (this process; SQLite or PostgreSQL) or "temporal"
     # (Temporal workflows on `python -m app worker` processes; PostgreSQL and Redis).
-    runner_mode: str = "inprocess"
+    runner_mode: RunnerMode = "inprocess"
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "agent-turns"
     redis_url: str = ""  # live events between processes; required in temporal mode
-    workers: int = 1  # Hypercorn worker processes of `serve` (more than one: temporal mode)
-    worker_metrics_bind: str = ""  # host:port where `python -m app worker` serves Prometheus metrics
+    workers: Annotated[int, Field(ge=1)] = 1  # Hypercorn worker processes of `serve` (more than one: temporal mode)
+    # host:port where `python -m app worker` serves Prometheus metrics; empty: none.
+    worker_metrics_bind: Annotated[str, AfterValidator(_host_port)] = ""
     # The agent loop (runtime).
-    llm_timeout_seconds: float = 60.0
-    llm_max_retries: int = 2
-    max_iterations: int = 10
-    tool_timeout_seconds: float = 30.0
+    llm_timeout_seconds: Seconds = 60.0
+    llm_max_retries: Count = 2
+    max_iterations: Annotated[int, Field(ge=1)] = 10
+    tool_timeout_seconds: Seconds = 30.0
     # A tool call waiting for an approval or a client's result is answered for them
-    # after this long (denied / an error result); None: it waits until answered.
-    approval_timeout_seconds: float | None = None
+    # after this long (denied / an error result); None (or 0): it waits until answered.
+    approval_timeout_seconds: Annotated[Seconds | None, AfterValidator(lambda value: value or None)] = None
     # Longest an MCP server may take to start, initialize and list its tools (app/runtime/mcp/).
-    mcp_connect_timeout_seconds: float = 10.0
+    mcp_connect_timeout_seconds: Seconds = 10.0
     # Live delivery (SSE / WebSocket).
-    sse_heartbeat_seconds: float = 15.0
-    sse_retry_ms: int = 2000
-    subscriber_queue_size: int = 1000
-    delta_flush_ms: int = 50
-    delta_flush_ms_per_1000_subscribers: int = 150
+    sse_heartbeat_seconds: Seconds = 15.0
+    sse_retry_ms: Count = 2000
+    subscriber_queue_size: Annotated[int, Field(ge=1)] = 1000
+    delta_flush_ms: Count = 50
+    delta_flush_ms_per_1000_subscribers: Count = 150
     # Authentication (app/auth).
-    auth_mode: str = "none"  # none | admin | full
+    auth_mode: AuthMode = "none"
     auth_admin_email: str | None = None
-    auth_admin_password: str | None = None
+    auth_admin_password: SecretStr | None = None
     auth_signup_enabled: bool = True  # full mode only
-    jwt_secret: str | None = None
-    access_token_ttl_seconds: int = 900
-    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    jwt_secret: SecretStr | None = None
+    access_token_ttl_seconds: Annotated[int, Field(ge=1)] = 900
+    refresh_token_ttl_seconds: Annotated[int, Field(ge=1)] = 30 * 24 * 3600
     cookie_secure: bool = False
     rate_limit_enabled: bool = True
-    oauth: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> endpoints and client
+    # provider -> endpoints and client, from OAUTH_<NAME>_* (see _oauth).
+    oauth: Annotated[dict[str, OAuthClient], NoDecode] = {}
     oauth_redirect_base_url: str | None = None
     # First-start providers (created only when no provider exists yet).
-    openai_api_key: str | None = None
+    openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
-    anthropic_api_key: str | None = None
+    anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
     anthropic_model: str = "claude-sonnet-4-5"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings,)  # the environment only through from_env: tests build settings of their own
+
+    @model_validator(mode="after")
+    def _modes_have_what_they_need(self) -> Settings:
+        problems = []
+        if self.auth_mode == "admin" and not (self.auth_admin_email and self.auth_admin_password):
+            problems.append("AUTH_MODE=admin needs AUTH_ADMIN_EMAIL and AUTH_ADMIN_PASSWORD")
+        if self.runner_mode == "temporal":
+            if not self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://")):
+                problems.append("RUNNER_MODE=temporal needs PostgreSQL: set DATABASE_URL=postgres://... "
+                                "(SQLite cannot be shared by API and worker processes)")
+            if not self.redis_url:
+                problems.append("RUNNER_MODE=temporal needs REDIS_URL (e.g. redis://127.0.0.1:6379/0) "
+                                "to carry live events between processes")
+        elif self.workers > 1:
+            problems.append("WORKERS > 1 needs RUNNER_MODE=temporal: in-process turns and live events "
+                            "live in one process")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @property
     def temporal(self) -> bool:
@@ -162,86 +194,69 @@ class Settings:
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite://{self.data_dir / 'runtime.sqlite3'}"
 
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with these fields changed, validated as the constructor validates
+        (so a plain string given for a secret becomes a SecretStr)."""
+        return type(self)(**{**{name: getattr(self, name) for name in type(self).model_fields}, **changes})
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings of these variables (default: this process's environment). A
+        ConfigError names every bad variable, with what it must be."""
         env = os.environ if env is None else env
-        log_level = env.get("LOG_LEVEL", "INFO").upper()
-        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {log_level!r}")
-        event_loop = (env.get("EVENT_LOOP") or "uvloop").lower()
-        if event_loop not in ("uvloop", "asyncio"):
-            raise ConfigError(f"EVENT_LOOP must be uvloop or asyncio, got {event_loop!r}")
-        auth_mode = (env.get("AUTH_MODE") or "none").lower()
-        if auth_mode not in ("none", "admin", "full"):
-            raise ConfigError(f"AUTH_MODE must be none, admin or full, got {auth_mode!r}")
-        if auth_mode == "admin" and not (env.get("AUTH_ADMIN_EMAIL") and env.get("AUTH_ADMIN_PASSWORD")):
-            raise ConfigError("AUTH_MODE=admin needs AUTH_ADMIN_EMAIL and AUTH_ADMIN_PASSWORD")
-        runner_mode = (env.get("RUNNER_MODE") or "inprocess").lower().replace("-", "").replace("_", "")
-        if runner_mode not in ("inprocess", "temporal"):
-            raise ConfigError(f"RUNNER_MODE must be inprocess or temporal, got {env.get('RUNNER_MODE')!r}")
-        workers = _int(env, "WORKERS", 1, minimum=1)
-        database_url = env.get("DATABASE_URL", "")
-        database_timeout = _float(env, "DATABASE_TIMEOUT_SECONDS", 5.0)
-        if not (database_timeout > 0 and math.isfinite(database_timeout)):  # 0 would fail every call
-            raise ConfigError(f"DATABASE_TIMEOUT_SECONDS must be a number of seconds > 0, got {database_timeout:g}")
-        redis_url = env.get("REDIS_URL", "")
-        if runner_mode == "temporal":
-            if not database_url.startswith(("postgres://", "postgresql://", "asyncpg://")):
-                raise ConfigError("RUNNER_MODE=temporal needs PostgreSQL: set DATABASE_URL=postgres://... "
-                                  "(SQLite cannot be shared by API and worker processes)")
-            if not redis_url:
-                raise ConfigError("RUNNER_MODE=temporal needs REDIS_URL (e.g. redis://127.0.0.1:6379/0) "
-                                  "to carry live events between processes")
-        elif workers > 1:
-            raise ConfigError("WORKERS > 1 needs RUNNER_MODE=temporal: in-process turns and live events "
-                              "live in one process")
-        return cls(
-            runner_mode=runner_mode,
-            temporal_address=env.get("TEMPORAL_ADDRESS") or "127.0.0.1:7233",
-            temporal_namespace=env.get("TEMPORAL_NAMESPACE") or "default",
-            temporal_task_queue=env.get("TEMPORAL_TASK_QUEUE") or "agent-turns",
-            redis_url=redis_url,
-            workers=workers,
-            worker_metrics_bind=_host_port(env, "WORKER_METRICS_BIND"),
-            auth_mode=auth_mode,
-            auth_admin_email=env.get("AUTH_ADMIN_EMAIL") or None,
-            auth_admin_password=env.get("AUTH_ADMIN_PASSWORD") or None,
-            auth_signup_enabled=_bool(env, "AUTH_SIGNUP_ENABLED", True),
-            jwt_secret=env.get("JWT_SECRET") or None,
-            access_token_ttl_seconds=_int(env, "ACCESS_TOKEN_TTL_SECONDS", 900, minimum=1),
-            refresh_token_ttl_seconds=_int(env, "REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600, minimum=1),
-            cookie_secure=_bool(env, "COOKIE_SECURE", False),
-            rate_limit_enabled=_bool(env, "RATE_LIMIT_ENABLED", True),
-            oauth=_oauth(env),
-            oauth_redirect_base_url=env.get("OAUTH_REDIRECT_BASE_URL") or None,
-            data_dir=Path(env.get("DATA_DIR") or "data"),
-            database_url=database_url,
-            database_timeout_seconds=database_timeout,
-            bind=env.get("BIND") or "0.0.0.0:9000",
-            event_loop=event_loop,
-            cors_origins=_list(env, "CORS_ORIGINS"),
-            secrets_key=env.get("SECRETS_KEY") or None,
-            log_level=log_level,
-            access_log=_bool(env, "ACCESS_LOG", True),
-            graceful_timeout_seconds=(_float(env, "GRACEFUL_TIMEOUT_SECONDS", 0.0)
-                                      if env.get("GRACEFUL_TIMEOUT_SECONDS") else None),
-            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
-            auto_migrate=_bool(env, "AUTO_MIGRATE", True),
-            llm_timeout_seconds=_float(env, "LLM_TIMEOUT_SECONDS", 60.0),
-            llm_max_retries=_int(env, "LLM_MAX_RETRIES", 2),
-            max_iterations=_int(env, "MAX_ITERATIONS", 10, minimum=1),
-            tool_timeout_seconds=_float(env, "TOOL_TIMEOUT_SECONDS", 30.0),
-            approval_timeout_seconds=_float(env, "APPROVAL_TIMEOUT_SECONDS", 0.0) or None,
-            mcp_connect_timeout_seconds=_float(env, "MCP_CONNECT_TIMEOUT_SECONDS", 10.0),
-            sse_heartbeat_seconds=_float(env, "SSE_HEARTBEAT_SECONDS", 15.0),
-            sse_retry_ms=_int(env, "SSE_RETRY_MS", 2000),
-            subscriber_queue_size=_int(env, "SUBSCRIBER_QUEUE_SIZE", 1000, minimum=1),
-            delta_flush_ms=_int(env, "DELTA_FLUSH_MS", 50),
-            delta_flush_ms_per_1000_subscribers=_int(env, "DELTA_FLUSH_MS_PER_1000_SUBSCRIBERS", 150),
-            openai_api_key=env.get("OPENAI_API_KEY") or None,
-            openai_base_url=env.get("OPENAI_BASE_URL") or None,
-            openai_model=env.get("OPENAI_MODEL") or "gpt-4o-mini",
-            anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
-            anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
-            anthropic_model=env.get("ANTHROPIC_MODEL") or "claude-sonnet-4-5",
-        )
+        values = _Environment(cls, env)()
+        values["oauth"] = _oauth(env)
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a mapping of our choice (os.environ
+    unless a test gives its own)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]):
+        self._env = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._env, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+_SECRETS = {"secrets_key", "auth_admin_password", "jwt_secret", "openai_api_key", "anthropic_api_key"}
+
+# What a variable must be, by pydantic's error type (with the error's context).
+_EXPECTED = {
+    "int_parsing": lambda ctx: "an integer",
+    "int_from_float": lambda ctx: "an integer",
+    "float_parsing": lambda ctx: "a number",
+    "finite_number": lambda ctx: "a finite number",
+    "bool_parsing": lambda ctx: "true or false",
+    "greater_than_equal": lambda ctx: f">= {ctx['ge']}",
+    "greater_than": lambda ctx: f"a number > {ctx['gt']:g}",
+    "literal_error": lambda ctx: ctx["expected"].replace("'", ""),
+}
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line naming each bad variable: "LOG_LEVEL must be DEBUG, ..., got 'loud'; ..."."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        if error["type"] == "none_required":  # the None branch of an optional setting: not news
+            continue
+        ctx = error.get("ctx") or {}
+        if not error["loc"]:  # a rule across variables (_modes_have_what_they_need)
+            problems.append(str(ctx.get("error", error["msg"])))
+            continue
+        field = str(error["loc"][0])
+        name = "OAUTH_*" if field == "oauth" else field.upper()
+        if error["type"] in _EXPECTED:
+            expected = "must be " + _EXPECTED[error["type"]](ctx)
+        elif error["type"] == "value_error":
+            expected = str(ctx.get("error", error["msg"]))
+        else:
+            expected = error["msg"].lower()
+        got = "" if field in _SECRETS or field == "oauth" else f", got {error['input']!r}"
+        problems.append(f"{name} {expected}{got}")
+    return "; ".join(dict.fromkeys(problems))  # a union type reports one value twice

@@ -168,9 +168,20 @@ async def close_db() -> None:
     await Tortoise.close_connections()
 
 
-# For the `tortoise` CLI (`make makemigrations`, run at the top of the repository),
-# configured in pyproject.toml. It names the migrations by their folder, `migrations`, which
-# the CLI imports from the current folder: given the dotted name app.migrations, Tortoise
-# 1.1's CLI would create an empty app/migrations/ package beside the code and write there.
-TORTOISE_ORM = tortoise_config(Settings.from_env().effective_database_url)
-TORTOISE_ORM["apps"][APP_LABEL]["migrations"] = "migrations"
+def cli_config() -> dict[str, Any]:
+    """For the `tortoise` CLI (`make makemigrations`, run at the top of the repository),
+    configured in pyproject.toml as app.db.TORTOISE_ORM. It names the migrations by their
+    folder, `migrations`, which the CLI imports from the current folder: given the dotted
+    name app.migrations, Tortoise 1.1's CLI would create an empty app/migrations/ package
+    beside the code and write there."""
+    config = tortoise_config(Settings.from_env().effective_database_url)
+    config["apps"][APP_LABEL]["migrations"] = "migrations"
+    return config
+
+
+def __getattr__(name: str) -> Any:
+    # TORTOISE_ORM is built when the CLI asks for it, not at import: importing the app
+    # reads no environment (create_app(settings) may be given settings of its own).
+    if name == "TORTOISE_ORM":
+        return cli_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ from app.api.responses import install_json_responses
 from app.api.openapi import RuntimeOpenAPIProvider
 from app.auth.middleware import register_auth
 from app.auth.service import AuthService
-from app.config import Settings
+from app.config import Settings, reveal
 from app.db import apply_migrations, close_db, open_db
 from app.errors import register_error_handlers
 from app.wiring import Runtime
@@ -30,13 +30,10 @@ def create_app(settings: Settings | None = None) -> Quart:
     app = Quart(__name__, static_folder=None)
     app.request_class = JsonRequest  # every JSON body through one strict parser
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.config["SETTINGS"] = settings
     app.config["STARTED_AT"] = time.monotonic()
-    app.extensions["settings"] = settings
-    box = SecretBox.from_settings(settings.secrets_key, settings.data_dir)
-    app.extensions["secret_box"] = box
+    box = SecretBox.from_settings(reveal(settings.secrets_key), settings.data_dir)
     runtime = Runtime.build(settings, box)
-    app.extensions["runtime"] = runtime
+    app.extensions["runtime"] = runtime  # reached through app.wiring.current_runtime(), settings included
 
     plain_make_response = app.make_response
     QuartSchema(
@@ -53,7 +50,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.before_request(assign_request_id)
     app.before_websocket(assign_request_id)
     register_websocket_origin_check(app, settings.cors_origins)  # before auth: a refused origin is told so
-    auth = AuthService(settings, settings.jwt_secret or load_or_create_key_file(settings.data_dir, "jwt.key", "JWT_SECRET"))
+    auth = AuthService(settings, reveal(settings.jwt_secret) or load_or_create_key_file(settings.data_dir, "jwt.key", "JWT_SECRET"))
     app.extensions["auth"] = auth
     register_auth(app, auth)
     runtime.metrics.instrument(app)

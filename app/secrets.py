@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from app.config import ConfigError, Settings
+from app.config import ConfigError, Settings, reveal
 
 log = logging.getLogger("app.secrets")
 
@@ -159,15 +159,15 @@ def key_material(given: str | None, data_dir: Path, name: str, setting: str) -> 
 
 def load_keys(settings: Settings) -> tuple[str, str]:
     """The secrets key and the JWT signing key, key files created where needed."""
-    return (key_material(settings.secrets_key, settings.data_dir, KEY_FILE, "SECRETS_KEY"),
-            key_material(settings.jwt_secret, settings.data_dir, JWT_KEY_FILE, "JWT_SECRET"))
+    return (key_material(reveal(settings.secrets_key), settings.data_dir, KEY_FILE, "SECRETS_KEY"),
+            key_material(reveal(settings.jwt_secret), settings.data_dir, JWT_KEY_FILE, "JWT_SECRET"))
 
 
 def check_keys(settings: Settings) -> None:
     """Refuse what load_keys would refuse, without creating any key file (for `migrate`,
     which may run where the keys are not kept)."""
-    for given, name, setting in ((settings.secrets_key, KEY_FILE, "SECRETS_KEY"),
-                                 (settings.jwt_secret, JWT_KEY_FILE, "JWT_SECRET")):
+    for given, name, setting in ((reveal(settings.secrets_key), KEY_FILE, "SECRETS_KEY"),
+                                 (reveal(settings.jwt_secret), JWT_KEY_FILE, "JWT_SECRET")):
         if given is None:
             read_key_file(settings.data_dir / name)
         else:

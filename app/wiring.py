@@ -16,9 +16,9 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from quart import current_app
+from quart import Quart, current_app
 
-from app.config import Settings
+from app.config import Settings, reveal
 from app.db import close_db, open_db
 from app.events.bus import ALL_SESSIONS, EventBus
 from app.events.log import EventLog
@@ -110,8 +110,8 @@ class Runtime:
         if await LlmProvider.exists():
             return
         s = self.settings
-        candidates = [("openai", "OpenAI", s.openai_api_key, s.openai_base_url, s.openai_model),
-                      ("anthropic", "Anthropic", s.anthropic_api_key, s.anthropic_base_url, s.anthropic_model)]
+        candidates = [("openai", "OpenAI", reveal(s.openai_api_key), s.openai_base_url, s.openai_model),
+                      ("anthropic", "Anthropic", reveal(s.anthropic_api_key), s.anthropic_base_url, s.anthropic_model)]
         first = True
         for kind, name, key, base_url, model_id in candidates:
             if not key:
@@ -140,8 +140,10 @@ def build_event_log(settings: Settings, bus: EventBus) -> EventLog:
                     single_writer=not settings.temporal)
 
 
-def current_runtime() -> Runtime:
-    return current_app.extensions["runtime"]
+def current_runtime(app: Quart | None = None) -> Runtime:
+    """The one way to the app's state (its settings are `.settings`): of the app serving
+    this request, or of `app` (tests, outside a request)."""
+    return (app or current_app).extensions["runtime"]
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
@@ -153,7 +155,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     from app.runtime.temporal.worker import build_worker
     from app.services.agents import get_active_agent
 
-    box = SecretBox.from_settings(settings.secrets_key, settings.data_dir)
+    box = SecretBox.from_settings(reveal(settings.secrets_key), settings.data_dir)
     await open_db(settings)
     bus = build_bus(settings)
     await bus.start()

@@ -8,7 +8,6 @@ import contextlib
 import os
 import shutil
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -151,7 +150,7 @@ def postgres_url():
 
 @pytest.fixture
 def pg_settings(settings, postgres_url) -> Settings:
-    return replace(settings, database_url=postgres_url, auto_migrate=True)
+    return settings.replace(database_url=postgres_url, auto_migrate=True)
 
 
 # --- Temporal and Redis (RUNNER_MODE=temporal) --------------------------------------
@@ -213,8 +212,8 @@ def pg_copy(pg_template):
 
 @pytest.fixture
 def temporal_settings(settings, pg_copy, redis_url, temporal_server, task_queue) -> Settings:
-    return replace(settings, runner_mode="temporal", database_url=pg_copy, redis_url=redis_url,
-                   temporal_address=temporal_server.address, temporal_task_queue=task_queue)
+    return settings.replace(runner_mode="temporal", database_url=pg_copy, redis_url=redis_url,
+                            temporal_address=temporal_server.address, temporal_task_queue=task_queue)
 
 
 @contextlib.asynccontextmanager

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +29,7 @@ def test_values_from_env():
     })
     assert settings.effective_database_url == "postgres://u@h:5432/db" and settings.bind == "127.0.0.1:1"
     assert settings.cors_origins == ["http://a", "http://b"] and settings.log_level == "DEBUG"
-    assert settings.max_body_bytes == 2048 and settings.secrets_key == "k"
+    assert settings.max_body_bytes == 2048 and settings.secrets_key.get_secret_value() == "k"
     assert settings.event_loop == "asyncio"
 
 
@@ -63,3 +66,43 @@ def test_temporal_mode_settings():
 def test_temporal_mode_refuses_what_cannot_work(env, says):
     with pytest.raises(ConfigError, match=says):
         Settings.from_env(env)
+
+
+def test_every_bad_variable_is_named_in_one_error():
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"LOG_LEVEL": "loud", "WORKERS": "0", "MAX_BODY_BYTES": "lots", "ACCESS_LOG": "maybe",
+                           "APPROVAL_TIMEOUT_SECONDS": "-1", "AUTH_MODE": "some"})
+    message = str(refused.value)
+    for says in ("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got 'LOUD'", "WORKERS must be >= 1",
+                 "MAX_BODY_BYTES must be an integer, got 'lots'", "ACCESS_LOG must be true or false, got 'maybe'",
+                 "APPROVAL_TIMEOUT_SECONDS must be >= 0", "AUTH_MODE must be none, admin or full, got 'some'"):
+        assert says in message
+    assert "\n" not in message  # `python -m app` prints it as one line
+
+
+def test_secrets_are_kept_out_of_sight():
+    settings = Settings.from_env({"SECRETS_KEY": "s3cret-key", "OAUTH_GOOGLE_CLIENT_ID": "id",
+                                  "OAUTH_GOOGLE_CLIENT_SECRET": "s3cret-client", "OAUTH_GOOGLE_SCOPE": "openid"})
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
+    google = settings.oauth["google"]
+    assert google.client_secret.get_secret_value() == "s3cret-client" and google.scope == "openid"
+    assert google.token_url == "https://oauth2.googleapis.com/token" and "github" not in settings.oauth
+
+
+def test_settings_are_immutable_and_replace_validates():
+    settings = Settings()
+    with pytest.raises(ValueError):
+        settings.log_level = "DEBUG"
+    changed = settings.replace(auth_mode="Admin", auth_admin_email="a@example.com", auth_admin_password="pw")
+    assert changed.auth_mode == "admin" and changed.auth_admin_password.get_secret_value() == "pw"
+    assert settings.auth_mode == "none"
+    with pytest.raises(ValueError, match="AUTH_MODE=admin needs"):
+        settings.replace(auth_mode="admin")
+
+
+def test_importing_the_app_reads_no_environment():
+    """create_app(settings) is given its settings: a bad variable must not stop the import."""
+    env = {**os.environ, "LOG_LEVEL": "loud", "WORKERS": "many"}
+    done = subprocess.run([sys.executable, "-c", "import app.main, app.db, app.__main__"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -16,7 +16,6 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -109,7 +108,7 @@ async def eventually_healthy(client, within: float = 10) -> None:
 
 @pytest.fixture
 def sqlite_settings(settings) -> Settings:
-    return replace(settings, database_timeout_seconds=TIMEOUT)
+    return settings.replace(database_timeout_seconds=TIMEOUT)
 
 
 def db_file(settings: Settings) -> Path:
@@ -235,7 +234,7 @@ def fill(folder: Path) -> Path:
 async def test_sqlite_on_a_full_disk(sqlite_settings, tmp_path):
     with small_tmpfs(tmp_path / "small") as disk:
         shutil.copy(db_file(sqlite_settings), disk / "db.sqlite3")
-        settings = replace(sqlite_settings, database_url=f"sqlite://{disk}/db.sqlite3")
+        settings = sqlite_settings.replace(database_url=f"sqlite://{disk}/db.sqlite3")
         async with serving(settings) as client:
             assert (await client.post("/v1/agents", json=AGENT)).status_code == 201
             filler = fill(disk)
@@ -258,7 +257,7 @@ def proxy(postgres_url):
 
 @pytest.fixture
 def proxied_settings(settings, postgres_url, proxy) -> Settings:
-    return replace(settings, database_url=proxy.url(postgres_url), auto_migrate=True, database_timeout_seconds=TIMEOUT)
+    return settings.replace(database_url=proxy.url(postgres_url), auto_migrate=True, database_timeout_seconds=TIMEOUT)
 
 
 async def pg_admin(sql: str, *args) -> None:

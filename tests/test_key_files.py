@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -74,7 +73,7 @@ def test_a_well_formed_key_file_is_used_as_is(settings):
 @pytest.mark.parametrize("field", ["secrets_key", "jwt_secret"])
 def test_a_blank_key_setting_is_refused(settings, field):
     with pytest.raises(ConfigError, match="blank"):
-        create_app(replace(settings, **{field: "  "}))
+        create_app(settings.replace(**{field: "  "}))
 
 
 def test_secrets_key_from_the_environment_keeps_its_rules(tmp_path):

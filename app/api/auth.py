@@ -18,6 +18,7 @@ from app.auth.principal import SCOPES, current_principal
 from app.auth.service import AuthService, TokenPair
 from app.auth.throttle import limit_attempts
 from app.errors import InvalidRequest, Unauthorized
+from app.wiring import current_runtime
 
 bp = Blueprint("auth", __name__, url_prefix="/v1/auth")
 
@@ -121,7 +122,7 @@ class UserOut(BaseModel):
 
 def _with_cookies(pair: TokenPair, status: int = 200) -> Response:
     """The dashboard's session: HttpOnly, SameSite=Lax cookies next to the JSON tokens."""
-    secure = current_app.config["SETTINGS"].cookie_secure
+    secure = current_runtime().settings.cookie_secure
     response = current_app.response_class(Tokens(**pair.body()).model_dump_json(), status=status,
                                           content_type="application/json")
     response.set_cookie(ACCESS_COOKIE, pair.access_token, max_age=pair.expires_in, httponly=True,
@@ -138,7 +139,7 @@ async def auth_config():
     """How to authenticate with this server."""
     service = _service()
     return AuthConfig(mode=service.mode, password_auth_enabled=service.mode != "none",
-                      oauth_providers=sorted(current_app.config["SETTINGS"].oauth) if service.mode == "full" else [],
+                      oauth_providers=sorted(current_runtime().settings.oauth) if service.mode == "full" else [],
                       signup_enabled=service.signup_enabled)
 
 
@@ -244,7 +245,7 @@ assert set(SCOPES) <= set(Scope.__args__)  # the request schema lists every scop
 
 def _oauth_provider(provider: str) -> tuple[dict[str, str], str]:
     """An enabled provider's settings and the redirect_uri (the same at start and callback)."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_runtime().settings
     config = oauth.provider_config(settings, _service().mode, provider)
     return config, oauth.callback_url(settings, request.host_url, provider)
 

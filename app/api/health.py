@@ -7,6 +7,7 @@ from quart import Blueprint, current_app
 from quart_schema import tag, validate_response
 
 from app import __version__
+from app.wiring import current_runtime
 
 bp = Blueprint("health", __name__)
 
@@ -25,6 +26,6 @@ class Health(BaseModel):
 @validate_response(Health)
 async def health():
     """Liveness, version, runner mode, auth mode and configuration warnings."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_runtime().settings
     return Health(status="ok", version=__version__, runner_mode="Temporal" if settings.temporal else "InProcess",
                   auth_mode=settings.auth_mode.capitalize(), warnings=current_app.extensions["auth"].warnings)

@@ -7,7 +7,7 @@ from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field, HttpUrl
-from quart import Blueprint, current_app, request
+from quart import Blueprint, request
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import INT32_MAX, Name, Page, PageQuery, PatchBody, RequestBody, page_of
@@ -30,7 +30,7 @@ Status = Literal["active", "disabled"]
 
 
 def _box():
-    return current_app.extensions["secret_box"]
+    return current_runtime().box
 
 
 class ProviderCreate(RequestBody):

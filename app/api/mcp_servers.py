@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field, HttpUrl, StringConstraints
-from quart import Blueprint, current_app
+from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import Page, PageQuery, PatchBody, RequestBody, page_of
@@ -34,7 +34,7 @@ Url = Annotated[HttpUrl, Field(max_length=2000, description="The streamable HTTP
 
 
 def _box():
-    return current_app.extensions["secret_box"]
+    return current_runtime().box
 
 
 class McpServerCreate(RequestBody):

@@ -14,6 +14,7 @@ from tortoise import Tortoise
 
 from app import __version__
 from app.db import DatabaseUnavailable
+from app.wiring import current_runtime
 
 bp = Blueprint("observability", __name__)
 
@@ -56,7 +57,7 @@ async def _database_probe() -> None:
 
 def _checks() -> dict:
     """The database always; in temporal mode also Redis (live events) and Temporal (turns)."""
-    runtime = current_app.extensions["runtime"]
+    runtime = current_runtime()
     checks = {"database": _database_probe}
     if runtime.settings.temporal:
         checks["redis"] = lambda: runtime.bus.ping(CHECK_SECONDS)
@@ -83,5 +84,5 @@ async def healthz():
 @tag(["Health"])
 async def metrics():
     """Prometheus text exposition."""
-    registry = current_app.extensions["runtime"].metrics.registry
+    registry = current_runtime().metrics.registry
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -15,6 +15,7 @@ from quart_schema import tag, validate_querystring, validate_request, validate_r
 
 from app.api.common import Name, OrmOut, Page, PageQuery, PatchBody, RequestBody, page_of
 from app.api.openapi import no_content
+from app.models.enums import PipelineRunStatus
 from app.dialects.agentspec import run_body, trigger_input
 from app.wiring import current_runtime
 from app.services import pipeline_runs as run_engine
@@ -219,7 +220,7 @@ async def run_pipeline(name: str, data: RunRequest):
     With "wait": false the answer is a 202 at once; poll GET /v1/pipelines/{name}/status."""
     pipeline, run, task = await service.start_run(current_runtime(), name, data.text)
     if not data.wait:
-        return RunStarted(run_id=run.id, pipeline=pipeline.name, status="running"), 202
+        return RunStarted(run_id=run.id, pipeline=pipeline.name, status=PipelineRunStatus.RUNNING), 202
     finished = await run_engine.wait_run(task)
     return RunOut.model_validate(run_body(finished, keyed=data.trigger is not None)), 200
 

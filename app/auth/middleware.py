@@ -13,11 +13,12 @@ from app.auth.policy import AUTHENTICATED, PUBLIC, QUERY_TOKEN_ENDPOINTS, requir
 from app.auth.principal import ANONYMOUS_ADMIN, Principal, set_principal
 from app.auth.service import AuthService
 from app.errors import Forbidden, Unauthorized
+from app.models.enums import UserRole
 
 ACCESS_COOKIE = "evr_access"
 REFRESH_COOKIE = "evr_refresh"
 
-NOBODY = Principal(None, "user", frozenset(), "public")
+NOBODY = Principal(None, UserRole.USER, frozenset(), "public")
 
 
 def credential_of(req) -> tuple[str | None, str]:

@@ -21,7 +21,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from tortoise.exceptions import IntegrityError
 
-from app.config import Settings
+from app.config import OAuthClient, Settings
 from app.errors import Forbidden, InvalidRequest, NotFound, ProviderError
 from app.timeutil import utcnow
 from app.models import OAuthState, User
@@ -52,7 +52,7 @@ class Identity:
 OAUTH_PROVIDER_ERROR = "oauth_provider_error"  # the provider could not be reached or answered something unusable
 
 
-def provider_config(settings: Settings, mode: str, provider: str) -> dict[str, str]:
+def provider_config(settings: Settings, mode: str, provider: str) -> OAuthClient:
     """The endpoints and client of an enabled provider; sign-in with OAuth is full mode only."""
     config = settings.oauth.get(provider) if mode == "full" else None
     if config is None or provider not in FETCHERS:
@@ -66,22 +66,22 @@ def callback_url(settings: Settings, host_url: str, provider: str) -> str:
     return f"{base}/v1/auth/oauth/{provider}/callback"
 
 
-def _client(config: Mapping[str, str], redirect_uri: str) -> AsyncOAuth2Client:
+def _client(config: OAuthClient, redirect_uri: str) -> AsyncOAuth2Client:
     return AsyncOAuth2Client(
-        client_id=config["client_id"], client_secret=config["client_secret"], scope=config.get("scope"),
+        client_id=config.client_id, client_secret=config.client_secret.get_secret_value(), scope=config.scope,
         redirect_uri=redirect_uri, code_challenge_method="S256",
         token_endpoint_auth_method="client_secret_post",  # what both Google and GitHub document
         timeout=HTTP_TIMEOUT_SECONDS,
     )
 
 
-async def begin(provider: str, config: Mapping[str, str], redirect_uri: str) -> str:
+async def begin(provider: str, config: OAuthClient, redirect_uri: str) -> str:
     """Store a new state with its PKCE verifier; the provider URL to send the browser to."""
     await OAuthState.filter(created_at__lt=utcnow() - STATE_TTL).delete()  # abandoned sign-ins
     state, verifier = secrets.token_urlsafe(32), generate_token(VERIFIER_LENGTH)
     await OAuthState.create(state=state, provider=provider, code_verifier=verifier)
     async with _client(config, redirect_uri) as client:
-        url, _ = client.create_authorization_url(config["authorize_url"], state=state, code_verifier=verifier)
+        url, _ = client.create_authorization_url(config.authorize_url, state=state, code_verifier=verifier)
     return url
 
 
@@ -99,7 +99,7 @@ async def consume_state(state: str | None, provider: str) -> str:
     return row.code_verifier
 
 
-async def complete(provider: str, config: Mapping[str, str], redirect_uri: str,
+async def complete(provider: str, config: OAuthClient, redirect_uri: str,
                    args: Mapping[str, str]) -> Identity:
     """Handle the provider's redirect back: check the state, redeem the code, read the profile."""
     if error := args.get("error"):
@@ -114,7 +114,7 @@ async def complete(provider: str, config: Mapping[str, str], redirect_uri: str,
         raise InvalidRequest("code: the provider sent no authorization code")
     async with _client(config, redirect_uri) as client:
         try:
-            await client.fetch_token(config["token_url"], grant_type="authorization_code", code=code,
+            await client.fetch_token(config.token_url, grant_type="authorization_code", code=code,
                                      code_verifier=verifier)
         except AuthlibBaseError as exc:  # the provider answered {"error": ...}
             log.warning("%s refused the authorization code: %s", provider, exc.error)
@@ -137,8 +137,8 @@ async def _get_json(client: AsyncOAuth2Client, url: str, provider: str, accept: 
         raise ProviderError(f"could not read your profile from {provider}", code=OAUTH_PROVIDER_ERROR) from None
 
 
-async def _google(client: AsyncOAuth2Client, config: Mapping[str, str]) -> Identity:
-    info = await _get_json(client, config["userinfo_url"], "google")
+async def _google(client: AsyncOAuth2Client, config: OAuthClient) -> Identity:
+    info = await _get_json(client, config.userinfo_url, "google")
     if not isinstance(info, dict) or not info.get("sub") or not info.get("email"):
         raise ProviderError("google sent a profile without sub or email", code=OAUTH_PROVIDER_ERROR)
     if info.get("email_verified") not in (True, "true"):
@@ -146,14 +146,14 @@ async def _google(client: AsyncOAuth2Client, config: Mapping[str, str]) -> Ident
     return Identity("google", str(info["sub"]), str(info["email"]), info.get("name") or None)
 
 
-async def _github(client: AsyncOAuth2Client, config: Mapping[str, str]) -> Identity:
+async def _github(client: AsyncOAuth2Client, config: OAuthClient) -> Identity:
     accept = "application/vnd.github+json"
-    user = await _get_json(client, config["userinfo_url"], "github", accept)
+    user = await _get_json(client, config.userinfo_url, "github", accept)
     if not isinstance(user, dict) or user.get("id") is None:
         raise ProviderError("github sent a profile without an id", code=OAUTH_PROVIDER_ERROR)
     email = user.get("email")  # the public email, which GitHub only allows once verified
-    if not email and config.get("emails_url"):
-        emails = await _get_json(client, config["emails_url"], "github", accept)
+    if not email and config.emails_url:
+        emails = await _get_json(client, config.emails_url, "github", accept)
         email = next((e.get("email") for e in emails if isinstance(e, dict) and e.get("primary") and e.get("verified")),
                      None) if isinstance(emails, list) else None
     if not email:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from tortoise.queryset import QuerySet
 
+from app.models.enums import UserRole
+
 SCOPES = ("agents:read", "agents:write", "sessions:read", "sessions:write", "llm:read", "llm:write", "admin")
 USER_SCOPES = frozenset(s for s in SCOPES if s != "admin")
 
@@ -20,7 +22,7 @@ USER_SCOPES = frozenset(s for s in SCOPES if s != "admin")
 @dataclass(frozen=True)
 class Principal:
     user_id: uuid.UUID | None
-    role: str  # admin | user
+    role: str  # a UserRole (from the row, or a token's claim)
     scopes: frozenset[str]
     via: str  # none (auth off) | jwt | cookie | api_key
     family_id: uuid.UUID | None = None  # the login this access token belongs to
@@ -32,10 +34,10 @@ class Principal:
     @property
     def sees_everything(self) -> bool:
         """Admins (with the admin scope) and the server without auth see all rows."""
-        return self.via == "none" or (self.role == "admin" and "admin" in self.scopes)
+        return self.via == "none" or (self.role == UserRole.ADMIN and "admin" in self.scopes)
 
 
-ANONYMOUS_ADMIN = Principal(None, "admin", frozenset(SCOPES), "none")  # AUTH_MODE=none
+ANONYMOUS_ADMIN = Principal(None, UserRole.ADMIN, frozenset(SCOPES), "none")  # AUTH_MODE=none
 
 _current: ContextVar[Principal] = ContextVar("principal", default=ANONYMOUS_ADMIN)
 
@@ -71,7 +73,7 @@ def new_owner() -> uuid.UUID | None:
 
 def effective_scopes(role: str, requested: list[str] | None) -> frozenset[str]:
     """What a user (or one of their keys) can do: '*' means all the owner has."""
-    owned = frozenset(SCOPES) if role == "admin" else USER_SCOPES
+    owned = frozenset(SCOPES) if role == UserRole.ADMIN else USER_SCOPES
     if requested is None or "*" in requested:
         return owned
     return frozenset(requested) & owned

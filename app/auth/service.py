@@ -18,9 +18,10 @@ from app.auth.tokens import (
     API_KEY_PREFIX, TokenError, decode_access_token, digest, issue_access_token, looks_like_jwt,
     new_api_key, new_refresh_token,
 )
-from app.config import ConfigError, Settings
+from app.config import ConfigError, Settings, reveal
 from app.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from app.models import ApiKey, RefreshToken, User
+from app.models.enums import UserRole
 from app.services.common import as_uuid
 from app.timeutil import utcnow
 
@@ -93,15 +94,15 @@ class AuthService:
 
     async def ensure_admin(self) -> None:
         """The admin from AUTH_ADMIN_EMAIL / AUTH_ADMIN_PASSWORD exists with that password."""
-        email, password = self.settings.auth_admin_email, self.settings.auth_admin_password
+        email, password = self.settings.auth_admin_email, reveal(self.settings.auth_admin_password)
         if self.mode == "none" or not (email and password):
             return
         user = await User.get_or_none(email=email.lower())
         if user is None:
-            await User.create(email=email.lower(), password_hash=await passwords.hash_password(password), role="admin")
+            await User.create(email=email.lower(), password_hash=await passwords.hash_password(password), role=UserRole.ADMIN)
             log.info("created the admin account %s", email.lower())
-        elif user.role != "admin" or not await passwords.verify_password(user.password_hash, password):
-            user.role, user.password_hash = "admin", await passwords.hash_password(password)
+        elif user.role != UserRole.ADMIN or not await passwords.verify_password(user.password_hash, password):
+            user.role, user.password_hash = UserRole.ADMIN, await passwords.hash_password(password)
             await user.save(update_fields=["role", "password_hash"])
 
     async def register(self, email: str, password: str, name: str | None) -> User:

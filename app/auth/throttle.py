@@ -21,6 +21,8 @@ from functools import wraps
 from quart import after_this_request, current_app
 from quart_rate_limiter import RateLimitExceeded
 
+from app.wiring import current_runtime
+
 KeyFunction = Callable[[], Awaitable[str]]
 
 # Above this many keys, the ones without a recent attempt are forgotten (after each
@@ -72,7 +74,7 @@ def limit_attempts(count: int, period_seconds: float, *key_functions: KeyFunctio
     def decorator(handler):
         @wraps(handler)
         async def limited(*args, **kwargs):
-            if current_app.config["SETTINGS"].rate_limit_enabled:
+            if current_runtime().settings.rate_limit_enabled:
                 log = current_app.extensions.setdefault(f"attempts:{handler.__name__}", AttemptLog(count, period_seconds))
                 keys = [await key() for key in key_functions]
                 try:

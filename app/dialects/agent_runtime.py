@@ -19,6 +19,7 @@ from typing import Any
 
 from app.events.log import LoggedEvent
 from app.models import Session
+from app.models.enums import SessionKind, SessionStatus
 
 AR_EVENT_TYPES = ("session_start", "pre_tool", "post_tool", "session_stop", "message")
 
@@ -35,13 +36,13 @@ def iso(value: datetime | None) -> str | None:
 
 
 # Loop statuses of a turn that is still under way (waiting_for_*: app/runtime/waits.py).
-RUNNING_STATUSES = ("running", "waiting_for_approval", "waiting_for_client")
+RUNNING_STATUSES = (SessionStatus.RUNNING, SessionStatus.WAITING_FOR_APPROVAL, SessionStatus.WAITING_FOR_CLIENT)
 
 
 def ar_status(session: Session) -> str:
-    if session.kind == "external":
+    if session.kind == SessionKind.EXTERNAL:
         return session.status
-    return "running" if session.status in RUNNING_STATUSES else "finished"
+    return SessionStatus.RUNNING if session.status in RUNNING_STATUSES else SessionStatus.FINISHED
 
 
 def ar_session(session: Session) -> dict[str, Any]:

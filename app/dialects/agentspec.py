@@ -18,6 +18,7 @@ from typing import Any
 from app.errors import ApiError
 from app.events.log import LoggedEvent, sse_frame
 from app.runtime import waits
+from app.runtime.toolbox import APPROVAL, CLIENT
 from app.runtime.turn import TurnOutcome
 
 TERMINAL = ("session.completed", "session.failed", "session.cancelled")
@@ -116,7 +117,7 @@ class StreamTranslator:
         elif kind in (waits.APPROVAL_REQUESTED, waits.CLIENT_REQUESTED):
             name, payload = "tool_call_waiting", {
                 "id": data.get("tool_call_id"), "name": data.get("tool_name"), "arguments": data.get("arguments"),
-                "kind": "client" if kind == waits.CLIENT_REQUESTED else "approval"}
+                "kind": CLIENT if kind == waits.CLIENT_REQUESTED else APPROVAL}
         elif kind == waits.SESSION_WAITING:  # the stream ends here; the turn goes on once answered
             name, payload = "waiting", {"session_id": self.session_id, "status": data.get("status"),
                                         "tool_call_ids": data.get("tool_call_ids", [])}

@@ -1,6 +1,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from app.models.enums import AgentStatus
+
 
 class Agent(Model):
     # A system prompt, a default model and a list of capabilities (tools).
@@ -21,7 +23,7 @@ class Agent(Model):
     capability_settings = fields.JSONField(default=dict, db_default="{}")
     # Tools the client runs: [{"name", "description", "parameters"}] (runtime/toolbox.py).
     client_tools = fields.JSONField(default=list, db_default="[]")
-    status = fields.CharField(max_length=16, default="active", db_index=True)  # active | archived
+    status = fields.CharEnumField(AgentStatus, max_length=16, default=AgentStatus.ACTIVE, db_index=True, description="")
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -1,6 +1,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from app.models.enums import UserRole
+
 
 class User(Model):
     # An account. In admin mode the single admin comes from the environment.
@@ -8,7 +10,7 @@ class User(Model):
     email = fields.CharField(max_length=320, unique=True)
     name = fields.CharField(max_length=200, null=True)
     password_hash = fields.CharField(max_length=200, null=True)  # argon2; null for OAuth-only users
-    role = fields.CharField(max_length=16, default="user")  # user | admin
+    role = fields.CharEnumField(UserRole, max_length=16, default=UserRole.USER, description="")
     oauth_provider = fields.CharField(max_length=32, null=True)
     oauth_subject = fields.CharField(max_length=200, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -1,6 +1,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from app.models.enums import LlmStatus
+
 
 class LlmProvider(Model):
     # Where model calls go. The API key is stored encrypted (see app/secrets.py).
@@ -16,7 +18,7 @@ class LlmProvider(Model):
     api_key_encrypted = fields.TextField(null=True)
     api_key_hint = fields.CharField(max_length=32, null=True)
     is_default = fields.BooleanField(default=False)
-    status = fields.CharField(max_length=16, default="active")  # active | disabled
+    status = fields.CharEnumField(LlmStatus, max_length=16, default=LlmStatus.ACTIVE, description="")
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -36,7 +38,7 @@ class LlmModel(Model):
     display_name = fields.CharField(max_length=200, null=True)
     context_window = fields.IntField(null=True)
     is_default = fields.BooleanField(default=False)
-    status = fields.CharField(max_length=16, default="active")  # active | disabled
+    status = fields.CharEnumField(LlmStatus, max_length=16, default=LlmStatus.ACTIVE, description="")
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

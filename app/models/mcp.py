@@ -1,6 +1,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from app.models.enums import McpTransport
+
 
 class McpServer(Model):
     # A Model Context Protocol server whose tools agents can be given (capability ids
@@ -11,7 +13,7 @@ class McpServer(Model):
     # Who made it (full auth mode); null when made without an account, which only admins see.
     owner = fields.ForeignKeyField("models.User", related_name="mcp_servers", null=True, on_delete=fields.CASCADE)
     name = fields.CharField(max_length=64, db_index=True)  # [a-z0-9_-], unique per owner
-    transport = fields.CharField(max_length=8)  # stdio | http
+    transport = fields.CharEnumField(McpTransport, max_length=8, description="")
     command = fields.TextField(null=True)  # stdio
     args = fields.JSONField(default=list)  # stdio
     env_encrypted = fields.TextField(null=True)  # stdio: a JSON object, encrypted

@@ -1,6 +1,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from app.models.enums import PipelineRunStatus
+
 
 class Pipeline(Model):
     # A named graph of steps; each step runs one agent. Steps are stored as a list of
@@ -25,7 +27,7 @@ class PipelineRun(Model):
     id = fields.UUIDField(primary_key=True)
     pipeline = fields.ForeignKeyField("models.Pipeline", related_name="runs", on_delete=fields.CASCADE)
     owner = fields.ForeignKeyField("models.User", related_name="pipeline_runs", null=True, on_delete=fields.CASCADE)
-    status = fields.CharField(max_length=16, default="running")  # running | completed | failed
+    status = fields.CharEnumField(PipelineRunStatus, max_length=16, default=PipelineRunStatus.RUNNING, description="")
     input = fields.TextField(null=True)
     output = fields.TextField(null=True)
     usage = fields.JSONField(default=dict)

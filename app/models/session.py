@@ -1,6 +1,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from app.models.enums import SessionKind, SessionStatus
+
 
 class Session(Model):
     # One conversation (agent loop) or one externally reported agent run.
@@ -16,7 +18,7 @@ class Session(Model):
     )
     # "agent": driven by this server's agent loop; "external": reported by an outside
     # agent through the Agent Runtime API (its status is running | finished).
-    kind = fields.CharField(max_length=16, default="agent", db_default="agent")
+    kind = fields.CharEnumField(SessionKind, max_length=16, default=SessionKind.AGENT, db_default="agent", description="")
     title = fields.CharField(max_length=500, null=True)  # the Agent Runtime's session_name
     project_dir = fields.CharField(max_length=1000, null=True)
     agent_name = fields.CharField(max_length=200, null=True)
@@ -31,7 +33,7 @@ class Session(Model):
     model = fields.ForeignKeyField(
         "models.LlmModel", related_name="sessions", null=True, on_delete=fields.SET_NULL
     )
-    status = fields.CharField(max_length=32, default="pending", db_index=True)
+    status = fields.CharEnumField(SessionStatus, max_length=32, default=SessionStatus.PENDING, db_index=True, description="")
     last_error = fields.TextField(null=True)
     usage = fields.JSONField(default=dict)
     # The last event and message numbers handed out, kept on PostgreSQL only (SQLite has

@@ -1,6 +1,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from app.models.enums import ToolCallKind, ToolCallStatus
+
 
 class ToolCallWait(Model):
     # One tool call of a step in which some call waits for someone outside the server:
@@ -19,10 +21,8 @@ class ToolCallWait(Model):
     position = fields.IntField()  # the call's place in the step
     tool_name = fields.CharField(max_length=200)
     arguments = fields.JSONField(null=True)
-    kind = fields.CharField(max_length=16)  # run | approval | client
-    # waiting (for an answer) | approved | denied | answered (a client's result) | done
-    # (the result is below) | cancelled (the turn ended first)
-    status = fields.CharField(max_length=16, db_index=True)
+    kind = fields.CharEnumField(ToolCallKind, max_length=16, description="")
+    status = fields.CharEnumField(ToolCallStatus, max_length=16, db_index=True, description="")
     reason = fields.TextField(null=True)  # a denial's reason
     result = fields.JSONField(null=True)
     error = fields.TextField(null=True)

@@ -14,6 +14,7 @@ from app.events.bus import EventBus, Subscription
 from app.events.log import EventLog, LoggedEvent
 from app.models import Event, Session
 from app.runtime import waits
+from app.runtime.toolbox import APPROVAL, CLIENT
 from app.runtime.turn import TurnOutcome
 
 # A terminal event missed on the bus (Redis down, a slow subscriber dropped) is found
@@ -81,7 +82,7 @@ async def outcome_from_log(session_id: str, message_id: str, terminal: LoggedEve
         elif event.type in (waits.APPROVAL_REQUESTED, waits.CLIENT_REQUESTED):
             outcome.pending.append({"tool_call_id": data.get("tool_call_id"), "tool_name": data.get("tool_name"),
                                     "arguments": data.get("arguments"),
-                                    "kind": "client" if event.type == waits.CLIENT_REQUESTED else "approval"})
+                                    "kind": CLIENT if event.type == waits.CLIENT_REQUESTED else APPROVAL})
         elif event.type == "tool.completed":
             outcome.tool_calls.append({"id": data.get("tool_call_id"), "tool_name": data.get("tool_name"),
                                        "input": data.get("arguments"), "output": data.get("result"),

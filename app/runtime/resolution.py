@@ -13,6 +13,7 @@ import time
 import uuid
 
 from app.models import Agent, LlmModel, LlmProvider, Session
+from app.models.enums import LlmStatus
 
 CACHE_SECONDS = 5.0
 MAX_CACHED = 1000
@@ -62,7 +63,7 @@ async def _lookup(session_model_id: uuid.UUID | None, agent_model_id: uuid.UUID 
             "and a model under it with \"is_default\": true (POST /v1/llm-providers/{id}/models)."
         )
     model = (await LlmModel.filter(provider_id=provider.id, is_default=True).select_related("provider").first()
-             or await LlmModel.filter(provider_id=provider.id, status="active").order_by("created_at").select_related("provider").first())
+             or await LlmModel.filter(provider_id=provider.id, status=LlmStatus.ACTIVE).order_by("created_at").select_related("provider").first())
     if model is None:
         raise NoModel(
             f"The default LLM provider '{provider.name}' has no models. Add one with "
@@ -73,11 +74,11 @@ async def _lookup(session_model_id: uuid.UUID | None, agent_model_id: uuid.UUID 
 
 def _usable(model: LlmModel) -> LlmModel:
     provider = model.provider
-    if provider.status != "active":
+    if provider.status != LlmStatus.ACTIVE:
         raise NoModel(
             f"LLM provider '{provider.name}' is disabled. Enable it with PATCH /v1/llm-providers/{provider.id} "
             "{\"status\": \"active\"} or choose a model of another provider."
         )
-    if model.status != "active":
+    if model.status != LlmStatus.ACTIVE:
         raise NoModel(f"LLM model '{model.model_id}' is disabled. Enable it with PATCH /v1/llm-models/{model.id}.")
     return model

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from app.models import Message, Session
+from app.models.enums import SessionKind, SessionStatus
 from app.runtime import waits
 from app.runtime.turn import Turn, TurnDeps, TurnOutcome
 from app.timeutil import utcnow
@@ -69,7 +70,7 @@ class TurnRunner:
         """Turns the last run of this server left `running` are failed: they are lost.
         Turns that waited for answers wait again: their state is stored."""
         await fail_interrupted_sessions(self.deps)
-        for session_id in await Session.filter(status__in=waits.WAITING_STATUSES, kind="agent") \
+        for session_id in await Session.filter(status__in=waits.WAITING_STATUSES, kind=SessionKind.AGENT) \
                 .values_list("id", flat=True):
             paused = await waits.latest_paused(session_id)
             message = paused and await Message.get_or_none(id=paused.message_id)
@@ -151,10 +152,10 @@ def _resolve(future: asyncio.Future, outcome: TurnOutcome) -> None:
 async def fail_interrupted_sessions(deps: TurnDeps) -> int:
     """At start-up: a session still `running` lost its turn when the server stopped."""
     # Only agent-loop sessions ran here; external ones are driven by their own agents.
-    stuck = await Session.filter(status="running", kind="agent").values_list("id", flat=True)
+    stuck = await Session.filter(status=SessionStatus.RUNNING, kind=SessionKind.AGENT).values_list("id", flat=True)
     message = "the server restarted while this turn was running; send the message again"
     for session_id in stuck:
-        await Session.filter(id=session_id).update(status="failed", last_error=message,
+        await Session.filter(id=session_id).update(status=SessionStatus.FAILED, last_error=message,
                                                    updated_at=utcnow())
         await deps.events.append(session_id, "session.failed", {"error": message, "code": "server_restarted"})
         await waits.cancel_open(session_id)

@@ -12,6 +12,7 @@ import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
+from app.models.enums import ToolCallKind
 from app.runtime.capabilities import REGISTRY, Tool
 
 if TYPE_CHECKING:
@@ -24,10 +25,10 @@ CLIENT_PREFIX = "client:"
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 # How a call is settled: at once, after a person approves it, or by the client.
-RUN, APPROVAL, CLIENT = "run", "approval", "client"
+RUN, APPROVAL, CLIENT = ToolCallKind.RUN, ToolCallKind.APPROVAL, ToolCallKind.CLIENT
 
 
-def kind_of(tool: Tool | None) -> str:
+def kind_of(tool: Tool | None) -> ToolCallKind:
     """An unknown tool runs at once (and answers the model with an error)."""
     if tool is None:
         return RUN

@@ -25,6 +25,7 @@ from app.events.messages import MessageRow
 from app.runtime.deltas import DeltaWriter
 from app.metrics import Metrics
 from app.models import Agent, Message, Session
+from app.models.enums import SessionStatus
 from app.runtime import waits
 from app.runtime.capabilities import Tool
 from app.runtime.toolbox import Toolbox
@@ -174,7 +175,7 @@ class Turn(WaitingCalls):
     async def _record_completion_again(self, outcome: dict[str, Any]) -> None:
         """completed(), again after an attempt that failed part way (see below)."""
         await self.settle(quiet=True)
-        await self._write_status("pending", None)
+        await self._write_status(SessionStatus.PENDING, None)
         await self.events.append_once(self.session_id, "session.completed", self._completed_data(outcome))
 
     async def _record_failure_again(self, message: str, code: str) -> None:
@@ -197,7 +198,7 @@ class Turn(WaitingCalls):
                 await self.events.append_once(self.session_id, "message.created", data)
             self.partial = []
             self.outcome.output = text
-        await self._write_status("failed", message)
+        await self._write_status(SessionStatus.FAILED, message)
         await self.events.append_once(self.session_id, "session.failed",
                                       {"error": message, "code": code, "message_id": str(self.message.id)})
 
@@ -217,7 +218,7 @@ class Turn(WaitingCalls):
         is made (see _write_behind)."""
         self._write_behind("session.started", {"message_id": str(self.message.id)})
         # Not an event, so the first delta need not wait for it; later statuses do.
-        self._running_written = asyncio.ensure_future(self._write_status("running", None))
+        self._running_written = asyncio.ensure_future(self._write_status(SessionStatus.RUNNING, None))
 
     def _write_behind(self, type: str, data: dict[str, Any]) -> None:
         """Log an event while the provider call is being made, after those already started.
@@ -390,7 +391,7 @@ class Turn(WaitingCalls):
             self.session_usage[key] = self.session_usage.get(key, 0) + value
         await Session.filter(id=self.session_id).update(usage=self.session_usage)
 
-    async def _set_status(self, status: str, error: str | None) -> None:
+    async def _set_status(self, status: SessionStatus, error: str | None) -> None:
         """The turn's final status, written after its `running` for sure."""
         running, self._running_written = self._running_written, None
         if running is not None:
@@ -400,14 +401,14 @@ class Turn(WaitingCalls):
                 log.exception("writing the running status of session %s failed", self.session_id)
         await self._write_status(status, error)
 
-    async def _write_status(self, status: str, error: str | None) -> None:
+    async def _write_status(self, status: SessionStatus, error: str | None) -> None:
         await Session.filter(id=self.session_id).update(status=status, last_error=error,
                                                         updated_at=utcnow())
         self.events.notify_session("session_updated", self.session_id)
 
     async def completed(self, outcome: dict[str, Any]) -> None:
         self.outcome.status, self.outcome.reason = "completed", outcome["reason"]
-        await self._set_status("pending", None)
+        await self._set_status(SessionStatus.PENDING, None)
         await self.events.append(self.session_id, "session.completed", self._completed_data(outcome))
 
     def _completed_data(self, outcome: dict[str, Any]) -> dict[str, Any]:
@@ -429,7 +430,7 @@ class Turn(WaitingCalls):
         self.outcome.status, self.outcome.error = "failed", {"code": code, "message": message}
         await self.keep_partial_text()
         await waits.cancel_open(self.session_id)
-        await self._set_status("failed", message)
+        await self._set_status(SessionStatus.FAILED, message)
         await self.events.append(self.session_id, "session.failed",
                                  {"error": message, "code": code, "message_id": str(self.message.id)})
 
@@ -439,7 +440,7 @@ class Turn(WaitingCalls):
         self.outcome.status, self.outcome.error = "cancelled", {"code": "cancelled", "message": reason}
         await self.keep_partial_text()
         await waits.cancel_open(self.session_id)
-        await self._set_status("pending", None)
+        await self._set_status(SessionStatus.PENDING, None)
         data = {"reason": reason, "message_id": str(self.message.id)}
         if dropped:
             data["dropped_message_ids"] = dropped

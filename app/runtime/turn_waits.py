@@ -10,6 +10,7 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
+from app.models.enums import SessionStatus
 from app.runtime import waits
 from app.runtime.capabilities import Tool
 from app.runtime.providers.base import ToolCall
@@ -83,7 +84,7 @@ class WaitingCalls:
         for row in await waits.expire(self.session_id, step_id):
             await self.events.append(self.session_id, waits.CALL_ANSWERED, {
                 "tool_call_id": row.call_id, "tool_name": row.tool_name, "decision": waits.EXPIRED})
-        await self._write_status("running", None)
+        await self._write_status(SessionStatus.RUNNING, None)
         return await waits.step_rows(self.session_id, step_id)
 
     async def settle_waited(self, tools: dict[str, Tool], row: waits.ToolCallWait) -> tuple[Any, str | None]:

@@ -16,11 +16,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 from app.models import ToolCallWait
+from app.models.enums import SessionStatus, ToolCallKind, ToolCallStatus
 
 # Row statuses. Answers: APPROVED / DENIED (an approval), ANSWERED (a client's result),
 # EXPIRED (APPROVAL_TIMEOUT_SECONDS passed), CANCELLED (the turn ended first).
 WAITING, APPROVED, DENIED, ANSWERED, EXPIRED, CANCELLED, DONE = (
-    "waiting", "approved", "denied", "answered", "expired", "cancelled", "done")
+    ToolCallStatus.WAITING, ToolCallStatus.APPROVED, ToolCallStatus.DENIED, ToolCallStatus.ANSWERED,
+    ToolCallStatus.EXPIRED, ToolCallStatus.CANCELLED, ToolCallStatus.DONE)
 
 # Event types (docs/api.md §4).
 APPROVAL_REQUESTED, CLIENT_REQUESTED = "tool.approval_requested", "tool.client_requested"
@@ -28,7 +30,7 @@ CALL_ANSWERED = "tool.call_answered"
 SESSION_WAITING = "session.waiting"
 
 # The session status while the turn waits: for a person if any approval is asked.
-WAITING_FOR_APPROVAL, WAITING_FOR_CLIENT = "waiting_for_approval", "waiting_for_client"
+WAITING_FOR_APPROVAL, WAITING_FOR_CLIENT = SessionStatus.WAITING_FOR_APPROVAL, SessionStatus.WAITING_FOR_CLIENT
 WAITING_STATUSES = (WAITING_FOR_APPROVAL, WAITING_FOR_CLIENT)
 
 
@@ -52,8 +54,8 @@ class PausedStep:
         return [row for row in self.rows if row.status == WAITING]
 
 
-def status_for(kinds: list[str]) -> str:
-    return WAITING_FOR_APPROVAL if "approval" in kinds else WAITING_FOR_CLIENT
+def status_for(kinds: list[str]) -> SessionStatus:
+    return WAITING_FOR_APPROVAL if ToolCallKind.APPROVAL in kinds else WAITING_FOR_CLIENT
 
 
 async def step_rows(session_id: str, step_id: str) -> list[ToolCallWait]:

@@ -24,6 +24,7 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.events.bus import SessionNotice
 from app.events.log import EventLog, LoggedEvent
 from app.models import Message, Session, raw_sql
+from app.models.enums import SessionKind, SessionStatus
 from app.services.common import existing_key, fits_column
 from app.services.sessions import cancel_turn, delete_session as delete_core_session
 from app.timeutil import utcnow
@@ -77,12 +78,12 @@ async def get_session(session_id: str) -> Session:
     return session
 
 
-async def create_session(runtime: Runtime, session_id: str, session_name: str, *, status: str = "running",
+async def create_session(runtime: Runtime, session_id: str, session_name: str, *, status: SessionStatus = SessionStatus.RUNNING,
                          implicit: bool = False, **optional: str | None) -> Session:
     """`optional`: project_dir, agent_name, parent_session_name."""
     if await Session.exists(id=session_id):  # ids are global: another user's id is taken too
         raise Conflict("Session already exists", code="session_exists")
-    await Session.create(id=session_id, kind="external", status=status, title=session_name, implicit=implicit,
+    await Session.create(id=session_id, kind=SessionKind.EXTERNAL, status=status, title=session_name, implicit=implicit,
                          owner_id=new_owner(), **optional)
     runtime.events.notify_session("session_created", session_id)
     return await get_session(session_id)
@@ -107,7 +108,7 @@ async def stop_session(runtime: Runtime, session_id: str) -> tuple[Session, bool
     """Stop an agent-loop session: cancel its running turn and drop queued ones. An
     external session is run by its own agent, which this server cannot stop (409)."""
     session = await get_session(session_id)
-    if session.kind == "external":
+    if session.kind == SessionKind.EXTERNAL:
         raise Conflict("External sessions are run by their own agent; stop it there (its session_stop "
                        "event finishes the session)", code="external_session")
     _, stopped = await cancel_turn(runtime.runner, session_id)
@@ -130,7 +131,7 @@ async def session_status(session_id: str) -> str:
 async def session_result(session_id: str) -> str:
     """The newest assistant text: 404 when there is none, 400 while still running."""
     session = await get_session(session_id)
-    if ar_session(session)["status"] != "finished":
+    if ar_session(session)["status"] != SessionStatus.FINISHED:
         raise InvalidRequest("Session not finished")
     message = await Message.filter(session_id=session_id, role="assistant").order_by("-sequence").first()
     if message is not None:
@@ -164,18 +165,18 @@ async def record_event(runtime: Runtime, payload: dict[str, Any],
     if not exists:
         optional = {k: payload[k] for k in ("project_dir", "agent_name", "parent_session_name") if k in payload}
         await create_session(runtime, session_id, payload["session_name"], implicit=event_type != "session_start",
-                             status="finished" if event_type == "session_stop" else "running", **optional)
-    elif session is not None and session.kind == "external":
+                             status=SessionStatus.FINISHED if event_type == "session_stop" else SessionStatus.RUNNING, **optional)
+    elif session is not None and session.kind == SessionKind.EXTERNAL:
         await _apply_transition(runtime, session, event_type)
     data = {k: v for k, v in payload.items() if k not in ("event_type", "session_id")}
     return await runtime.events.append(session_id, event_type, data)
 
 
 async def _apply_transition(runtime: Runtime, session: Session, event_type: str) -> None:
-    if event_type == "session_stop" and session.status != "finished":
-        session.status = "finished"
-    elif event_type == "session_start" and session.status == "finished":
-        session.status, session.last_resumed_at = "running", utcnow()  # a resumed session runs again
+    if event_type == "session_stop" and session.status != SessionStatus.FINISHED:
+        session.status = SessionStatus.FINISHED
+    elif event_type == "session_start" and session.status == SessionStatus.FINISHED:
+        session.status, session.last_resumed_at = SessionStatus.RUNNING, utcnow()  # a resumed session runs again
     else:
         return
     await session.save(update_fields=["status", "last_resumed_at", "updated_at"])

@@ -7,6 +7,7 @@ from typing import Any
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.auth.principal import new_owner, visible
 from app.models import Agent
+from app.models.enums import AgentStatus
 from app.runtime.capabilities import REGISTRY, unknown_capabilities
 from app.runtime.toolbox import MCP_PREFIX
 from app.services.mcp_servers import unknown_mcp_capabilities
@@ -33,7 +34,7 @@ async def get_agent(agent_ref: str) -> Agent:
     agent_id = as_uuid(agent_ref)
     if agent_id is None:
         name = existing_key(Agent, "name", agent_ref, f"agent '{agent_ref}' not found")
-        matches = await visible(Agent.filter(name=name, status="active")).order_by("created_at").limit(10)
+        matches = await visible(Agent.filter(name=name, status=AgentStatus.ACTIVE)).order_by("created_at").limit(10)
         if len(matches) > 1:
             ids = ", ".join(str(a.id) for a in matches)
             raise Conflict(f"agent name '{agent_ref}' is ambiguous; use one of these ids: {ids}", code="ambiguous_agent_name")
@@ -47,7 +48,7 @@ async def get_agent(agent_ref: str) -> Agent:
 
 async def get_active_agent(agent_id: str) -> Agent:
     agent = await get_agent(agent_id)
-    if agent.status == "archived":
+    if agent.status == AgentStatus.ARCHIVED:
         raise Conflict(f"agent '{agent_id}' is archived; new sessions cannot be started on it", code="agent_archived")
     return agent
 
@@ -69,8 +70,8 @@ async def update_agent(agent_id: str, changes: dict[str, Any]) -> Agent:
 
 async def archive_agent(agent_id: str) -> Agent:
     agent = await get_agent(agent_id)
-    if agent.status != "archived":
-        agent.status = "archived"
+    if agent.status != AgentStatus.ARCHIVED:
+        agent.status = AgentStatus.ARCHIVED
         await agent.save(update_fields=["status", "updated_at"])
     return agent
 

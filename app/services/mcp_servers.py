@@ -17,6 +17,7 @@ from typing import Any
 from app.auth.principal import current_principal, new_owner, visible
 from app.errors import ApiError, Conflict, Forbidden, InvalidRequest, NotFound
 from app.models import McpServer
+from app.models.enums import McpTransport
 from app.runtime.capabilities import Capability
 from app.runtime.mcp import ALL_TOOLS, PREFIX, McpPool, McpUnavailable, split_capability_id
 from app.secrets import SecretBox, mask_secret
@@ -35,7 +36,7 @@ class McpServerUnavailable(ApiError):
 # --- CRUD ------------------------------------------------------------------------------
 
 async def create_server(fields: dict[str, Any], box: SecretBox) -> McpServer:
-    if fields["transport"] == "stdio":
+    if fields["transport"] == McpTransport.STDIO:
         _require_admin("create a stdio MCP server")
     owner = new_owner()
     await _check_name_free(fields["name"], owner)
@@ -62,12 +63,12 @@ async def update_server(server_id: str, changes: dict[str, Any], box: SecretBox,
     server = await get_server(server_id)
     transport = changes.get("transport", server.transport)
     _check_transport_fields(transport, changes)
-    if transport == "stdio" and (transport != server.transport or any(key in changes for key in STDIO_FIELDS)):
+    if transport == McpTransport.STDIO and (transport != server.transport or any(key in changes for key in STDIO_FIELDS)):
         _require_admin("make a server run a command (stdio: command, args, env)")
     if changes.get("name", server.name) != server.name:
         await _check_name_free(changes["name"], server.owner_id)
     if transport != server.transport:  # the old transport's settings no longer apply
-        other = HTTP_FIELDS if transport == "stdio" else STDIO_FIELDS
+        other = HTTP_FIELDS if transport == McpTransport.STDIO else STDIO_FIELDS
         changes = {**{key: _CLEARED[key] for key in other}, **changes}
     for key in ("name", "transport", "enabled"):
         if key in changes:
@@ -98,18 +99,18 @@ async def _check_name_free(name: str, owner: uuid.UUID | None) -> None:
         raise Conflict(f"an MCP server named '{name}' already exists; choose another name or update that one")
 
 
-def _check_transport_fields(transport: str, fields: dict[str, Any]) -> None:
+def _check_transport_fields(transport: McpTransport, fields: dict[str, Any]) -> None:
     """Settings of the other transport are a mistake worth saying (null clears them)."""
-    other = HTTP_FIELDS if transport == "stdio" else STDIO_FIELDS
+    other = HTTP_FIELDS if transport == McpTransport.STDIO else STDIO_FIELDS
     for key in other:
         if fields.get(key) not in (None, [], {}):
-            raise InvalidRequest(f"{key}: only for transport '{'http' if transport == 'stdio' else 'stdio'}'")
+            raise InvalidRequest(f"{key}: only for transport '{McpTransport.HTTP if transport == McpTransport.STDIO else McpTransport.STDIO}'")
 
 
 def _check_complete(server: McpServer) -> None:
-    if server.transport == "stdio" and not server.command:
+    if server.transport == McpTransport.STDIO and not server.command:
         raise InvalidRequest("command: required for transport 'stdio'")
-    if server.transport == "http" and not server.url:
+    if server.transport == McpTransport.HTTP and not server.url:
         raise InvalidRequest("url: required for transport 'http'")
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.errors import ApiError, Conflict
 from app.models import Pipeline, PipelineRun
+from app.models.enums import PipelineRunStatus
 from app.runtime import pipeline_graph as graph
 from app.services.sessions import create_session
 from app.services.turns import start_turn
@@ -76,7 +77,7 @@ async def _run_on_temporal(runtime: Runtime, pipeline_name: str, run_id: uuid.UU
 
 async def stop_runs_of(runtime: Runtime, pipeline_id: uuid.UUID, reason: str) -> None:
     if runtime.settings.temporal:
-        running = await PipelineRun.filter(pipeline_id=pipeline_id, status="running").values_list("id", flat=True)
+        running = await PipelineRun.filter(pipeline_id=pipeline_id, status=PipelineRunStatus.RUNNING).values_list("id", flat=True)
         await runtime.runner.stop_pipeline_runs([str(r) for r in running], STOP_WAIT_SECONDS)
         return
     await runtime.tasks.stop(_group(pipeline_id), reason, STOP_WAIT_SECONDS)
@@ -97,7 +98,7 @@ async def wait_run(task: asyncio.Task) -> dict[str, Any]:
 
 async def fail_interrupted_runs() -> int:
     """At start-up: a run still `running` lost its tasks when the server stopped."""
-    runs = await PipelineRun.filter(status="running")
+    runs = await PipelineRun.filter(status=PipelineRunStatus.RUNNING)
     for run in runs:
         for entry in run.steps:
             if entry["status"] == "running":
@@ -105,7 +106,7 @@ async def fail_interrupted_runs() -> int:
                              error={"code": "server_restarted", "message": "the server restarted while this step was running"})
             elif entry["status"] == "pending":
                 entry["status"] = "skipped"
-        await PipelineRun.filter(id=run.id).update(status="failed", steps=run.steps, output="", finished_at=utcnow())
+        await PipelineRun.filter(id=run.id).update(status=PipelineRunStatus.FAILED, steps=run.steps, output="", finished_at=utcnow())
     return len(runs)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from app.auth.principal import new_owner, visible
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.models import Pipeline, PipelineRun
+from app.models.enums import AgentStatus, PipelineRunStatus
 from app.services.agents import get_agent
 from app.services.common import as_uuid, existing_key, paginate, parse_uuid
 from app.services.pipeline_runs import launch, stop_runs_of, usage_dict
@@ -105,7 +106,7 @@ async def _checked_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
             agent = await get_agent(step["agent"])
         except (NotFound, Conflict) as exc:
             raise InvalidRequest(f"steps[{i}] ('{step['name']}'): {exc.message}") from None
-        if agent.status == "archived":
+        if agent.status == AgentStatus.ARCHIVED:
             raise InvalidRequest(f"steps[{i}] ('{step['name']}'): agent '{step['agent']}' is archived")
     return checked
 
@@ -156,6 +157,6 @@ async def start_run(runtime: Runtime, ref: str, text: str) -> tuple[Pipeline, Pi
     steps = [{"name": s["name"], "agent": s["agent"], "status": "pending", "output": None, "usage": usage_dict(),
               "duration_ms": None, "session_id": None, "started_at": None, "finished_at": None, "error": None}
              for s in pipeline.steps]
-    run = await PipelineRun.create(pipeline=pipeline, owner_id=new_owner(), status="running", input=text,
+    run = await PipelineRun.create(pipeline=pipeline, owner_id=new_owner(), status=PipelineRunStatus.RUNNING, input=text,
                                    steps=steps, usage=usage_dict())
     return pipeline, run, await launch(runtime, pipeline, run)

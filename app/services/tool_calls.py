@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from app.errors import Conflict, NotFound
 from app.models import ToolCallWait
 from app.runtime import waits
-from app.runtime.toolbox import APPROVAL, CLIENT
+from app.runtime.toolbox import APPROVAL, CLIENT, RUN
 from app.services.sessions import get_session
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ ANSWERS = {"approve": (APPROVAL, waits.APPROVED), "deny": (APPROVAL, waits.DENIE
 async def list_calls(session_id: str, status: str | None) -> list[ToolCallWait]:
     """The session's calls that waited (or wait, with status=waiting), newest step first."""
     session = await get_session(session_id)
-    query = ToolCallWait.filter(session_id=session.id).exclude(kind="run")
+    query = ToolCallWait.filter(session_id=session.id).exclude(kind=RUN)
     if status:
         query = query.filter(status=status)
     return await query.order_by("-created_at", "position").limit(200)

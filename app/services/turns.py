@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.errors import Conflict, InvalidRequest, ServiceUnavailable
 from app.models import Message, Session
+from app.models.enums import SessionKind, SessionStatus
 from app.runtime.turn import TurnOutcome, missing_variables
 from app.events.messages import record_message
 from app.services.sessions import get_session
@@ -29,7 +30,7 @@ def check_variables(system_prompt: str, variables: dict[str, Any] | None) -> Non
 async def start_turn(runtime: Runtime, session: Session, text: str, variables: dict[str, Any] | None = None,
                      *, require_variables: bool = False) -> tuple[Message, Awaitable[TurnOutcome]]:
     """`require_variables`: every {{name}} in the system prompt must be given (AgentSpec)."""
-    if session.kind == "external":
+    if session.kind == SessionKind.EXTERNAL:
         raise Conflict(f"session '{session.id}' is reported by an external agent; it does not run turns here",
                        code="external_session")
     if require_variables and session.agent_id is not None:
@@ -42,7 +43,7 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
         # be answered, rather than leave it looking queued.
         error = "the turn could not be queued (the runner is unreachable); send the message again"
         log.exception("could not queue the turn for session %s", session.id)
-        await Session.filter(id=session.id).update(status="failed", last_error=error)
+        await Session.filter(id=session.id).update(status=SessionStatus.FAILED, last_error=error)
         await runtime.events.append(session.id, "session.failed",
                                     {"error": error, "code": "runner_unavailable", "message_id": str(message.id)})
         runtime.events.notify_session("session_updated", session.id)

@@ -238,13 +238,12 @@ async def test_bad_session_paging_is_400_in_detail_shape(client, query):
 @pytest.fixture
 async def full_auth(settings):
     """An app in AUTH_MODE=full (as tests/auth) with alice, bob and the admin logged in."""
-    from dataclasses import replace
 
     from app.main import create_app
     from tests.auth.conftest import ADMIN, login, register
 
-    app = create_app(replace(settings, auth_mode="full", auth_admin_email=ADMIN[0], auth_admin_password=ADMIN[1],
-                             rate_limit_enabled=False, jwt_secret="test-jwt-secret-0123456789abcdef"))
+    app = create_app(settings.replace(auth_mode="full", auth_admin_email=ADMIN[0], auth_admin_password=ADMIN[1],
+                                      rate_limit_enabled=False, jwt_secret="test-jwt-secret-0123456789abcdef"))
     async with app.test_app():
         client = app.test_client(use_cookies=False)
         users = {"alice": await register(client, "alice@example.com"), "bob": await register(client, "bob@example.com"),

@@ -4,7 +4,6 @@ and nothing is written. The store-level cases run on SQLite and on PostgreSQL.""
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import pytest
 
@@ -136,7 +135,7 @@ async def test_path_ids_longer_than_stored_are_not_found(client, path, status, d
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store_client(request, settings):
     if request.param == "postgres":
-        settings = replace(settings, database_url=request.getfixturevalue("pg_copy"))
+        settings = settings.replace(database_url=request.getfixturevalue("pg_copy"))
     app = create_app(settings)
     async with app.test_app():
         yield app.test_client()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -49,7 +48,7 @@ def test_same_origin_rule(origin, scheme, host, same):
 
 @pytest.fixture
 async def cors_client(settings):
-    app = create_app(replace(settings, cors_origins=[LISTED]))
+    app = create_app(settings.replace(cors_origins=[LISTED]))
     async with app.test_app():
         yield app.test_client()
 
@@ -88,8 +87,8 @@ async def test_test_client_http_cors_unchanged(cors_client):
 
 
 async def test_test_client_origin_is_checked_before_auth_and_does_not_replace_it(settings):
-    app = create_app(replace(settings, cors_origins=[LISTED], auth_mode="admin", auth_admin_email="admin@example.com",
-                             auth_admin_password="admin-password-1", jwt_secret="test-jwt-secret-0123456789abcdef"))
+    app = create_app(settings.replace(cors_origins=[LISTED], auth_mode="admin", auth_admin_email="admin@example.com",
+                                      auth_admin_password="admin-password-1", jwt_secret="test-jwt-secret-0123456789abcdef"))
     async with app.test_app():
         client = app.test_client()
         # A page of another site is told the real reason, whatever credential it has...

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import replace
 
 import pytest
 
@@ -38,7 +37,7 @@ async def test_no_auth_on_a_reachable_address_is_warned_about(settings, caplog, 
     caplog.set_level(logging.WARNING, logger="app.auth")
     changes = {"auth_admin_email": "admin@example.com", "auth_admin_password": "admin-password-1"} \
         if auth_mode != "none" else {}
-    app = create_app(replace(settings, bind=bind, auth_mode=auth_mode, **changes))
+    app = create_app(settings.replace(bind=bind, auth_mode=auth_mode, **changes))
     logged = [r for r in caplog.records if r.name == "app.auth" and FULL_CONTROL in r.getMessage()]
     async with app.test_app():
         warnings = (await (await app.test_client().get("/health")).get_json())["warnings"]

@@ -7,7 +7,6 @@ turns calling MCP tools tests/runtime/test_mcp_turns.py's."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -18,7 +17,7 @@ SECRET = "tok-0123456789-very-secret"
 
 @pytest.fixture
 def settings(settings):
-    return replace(settings, mcp_connect_timeout_seconds=5.0)
+    return settings.replace(mcp_connect_timeout_seconds=5.0)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ body's fields for a 200. Each is checked by deleting a resource made for it."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
 import pytest
 
@@ -15,8 +14,8 @@ ADMIN = ("admin@example.com", "admin-password-1")
 @pytest.fixture
 def settings(settings):
     # Admin mode: API keys exist only with authentication on.
-    return replace(settings, auth_mode="admin", auth_admin_email=ADMIN[0], auth_admin_password=ADMIN[1],
-                   rate_limit_enabled=False, jwt_secret="test-jwt-secret-0123456789abcdef")
+    return settings.replace(auth_mode="admin", auth_admin_email=ADMIN[0], auth_admin_password=ADMIN[1],
+                            rate_limit_enabled=False, jwt_secret="test-jwt-secret-0123456789abcdef")
 
 
 async def created(client, headers, path: str, body: dict) -> dict:

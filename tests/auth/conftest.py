@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 
@@ -23,8 +23,8 @@ class Account:
 
 @pytest.fixture
 def settings(settings):
-    return replace(settings, auth_mode="full", auth_admin_email=ADMIN[0], auth_admin_password=ADMIN[1],
-                   rate_limit_enabled=False, jwt_secret="test-jwt-secret-0123456789abcdef")
+    return settings.replace(auth_mode="full", auth_admin_email=ADMIN[0], auth_admin_password=ADMIN[1],
+                            rate_limit_enabled=False, jwt_secret="test-jwt-secret-0123456789abcdef")
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ async def app_factory(settings):
     started = []
 
     async def make(**changes):
-        app = create_app(replace(settings, **changes))
+        app = create_app(settings.replace(**changes))
         context = app.test_app()
         await context.__aenter__()
         started.append(context)

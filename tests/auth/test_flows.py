@@ -81,7 +81,7 @@ async def test_cookie_session_for_the_dashboard(app):
 async def test_expired_and_forged_tokens(client, alice, settings):
     claims = jwt.decode(alice.access, options={"verify_signature": False})
     past = {**claims, "exp": dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)}
-    expired = jwt.encode(past, settings.jwt_secret, algorithm="HS256")
+    expired = jwt.encode(past, settings.jwt_secret.get_secret_value(), algorithm="HS256")
     response = await client.get("/v1/agents", headers={"Authorization": f"Bearer {expired}"})
     assert response.status_code == 401 and "expired" in (await response.get_json())["error"]["message"]
     forged = jwt.encode({**claims, "role": "admin"}, "another-secret", algorithm="HS256")
@@ -99,7 +99,7 @@ async def test_a_signed_token_whose_ids_are_not_uuids_is_refused(client, alice, 
     """Signed with the server's own key (a leaked key, an older version's token): still a
     401 in the /v1 error shape, not a 500."""
     claims = {**jwt.decode(alice.access, options={"verify_signature": False}), **changes}
-    response = await client.get("/v1/agents", headers=_bearer(claims, settings.jwt_secret))
+    response = await client.get("/v1/agents", headers=_bearer(claims, settings.jwt_secret.get_secret_value()))
     assert response.status_code == 401
     assert await response.get_json() == {"error": {"code": "unauthorized", "message": "invalid access token"},
                                          "message": "invalid access token", "status": 401}
@@ -109,11 +109,11 @@ async def test_a_token_naming_another_users_login_is_refused(client, alice, bob,
     """`fam` (the login) must be `sub`'s own: Bob's live login does not vouch for Alice."""
     alices = jwt.decode(alice.access, options={"verify_signature": False})
     bobs = jwt.decode(bob.access, options={"verify_signature": False})
-    response = await client.get("/v1/agents", headers=_bearer({**alices, "fam": bobs["fam"]}, settings.jwt_secret))
+    response = await client.get("/v1/agents", headers=_bearer({**alices, "fam": bobs["fam"]}, settings.jwt_secret.get_secret_value()))
     assert response.status_code == 401
     assert (await response.get_json())["error"]["code"] == "unauthorized"
     # The same claims with Alice's own login are accepted: only the family made the difference.
-    assert (await client.get("/v1/agents", headers=_bearer(alices, settings.jwt_secret))).status_code == 200
+    assert (await client.get("/v1/agents", headers=_bearer(alices, settings.jwt_secret.get_secret_value()))).status_code == 200
 
 
 async def test_api_key_life_cycle_and_every_header_form(client, alice):

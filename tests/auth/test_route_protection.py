@@ -16,6 +16,7 @@ from quart.testing.connections import WebsocketResponseError
 
 from app.auth.policy import AUTHENTICATED, PUBLIC, required_scope
 from app.auth.principal import SCOPES
+from app.wiring import current_runtime
 from tests.auth.conftest import make_key
 
 # Bodies that pass validation, so a 404 comes from the ownership check, not from a 400.
@@ -82,7 +83,7 @@ async def call(client, method, path, headers=None, body=None):
 
 
 async def test_every_route_is_protected(app, client, alice, bobs):
-    secret = app.config["SETTINGS"].jwt_secret
+    secret = current_runtime(app).settings.jwt_secret.get_secret_value()
     claims = jwt.decode(alice.access, options={"verify_signature": False})
     expired = jwt.encode({**claims, "exp": dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5)}, secret, algorithm="HS256")
     revoked_key = await make_key(client, alice, ["*"])

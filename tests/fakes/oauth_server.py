@@ -2,7 +2,7 @@
 enough that the app's authorization-code flow with PKCE really has to be right.
 
     with FakeOAuth() as fake:
-        settings = replace(settings, oauth={"google": fake.google_config(), "github": fake.github_config()})
+        settings = settings.replace(oauth={"google": fake.google_config(), "github": fake.github_config()})
         fake.google_user["email_verified"] = False      # configure the profile
         fake.deny = "access_denied"                     # or make /authorize refuse
 

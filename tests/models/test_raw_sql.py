@@ -4,7 +4,6 @@ same rows, the same owner rule, the same errors."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
 import pytest
 from tortoise.exceptions import IntegrityError
@@ -19,7 +18,7 @@ from app.models import Agent, Event, Message, Session, User, raw_sql
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database(request, settings):
     if request.param == "postgres":
-        settings = replace(settings, database_url=request.getfixturevalue("postgres_url"))
+        settings = settings.replace(database_url=request.getfixturevalue("postgres_url"))
         await apply_migrations(settings)
     await open_db(settings)
     try:

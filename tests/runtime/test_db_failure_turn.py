@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import pytest
@@ -34,14 +34,14 @@ def fault(request, settings):
     """sqlite: another process holds the write lock (every write waits DATABASE_TIMEOUT_SECONDS,
     then fails; reads still work). postgres: the server goes away (connections reset,
     new ones refused) and comes back."""
-    settings = replace(settings, database_timeout_seconds=TIMEOUT)
+    settings = settings.replace(database_timeout_seconds=TIMEOUT)
     if request.param == "sqlite":
         with contextlib.closing(WriteLock(db_file(settings))) as lock:
             yield Fault(settings, lock.take, lock.give_back)
         return
     postgres_url = request.getfixturevalue("postgres_url")
     with TcpProxy("127.0.0.1", 5432) as proxy:
-        yield Fault(replace(settings, database_url=proxy.url(postgres_url), auto_migrate=True),
+        yield Fault(settings.replace(database_url=proxy.url(postgres_url), auto_migrate=True),
                     proxy.refuse, proxy.forward)
 
 
@@ -183,7 +183,7 @@ async def test_turn_whose_end_cannot_be_written_completes_once_it_can(app, clien
 async def test_a_caller_waiting_for_the_turn_is_answered_while_its_end_waits(settings, fake_llm):
     """AgentSpec `continue` waits for the turn: it gets the failure at once, not when the
     database is back (the end is written then)."""
-    settings = replace(settings, database_timeout_seconds=TIMEOUT)
+    settings = settings.replace(database_timeout_seconds=TIMEOUT)
     with contextlib.closing(WriteLock(db_file(settings))) as lock:
         await _answered_while_its_end_waits(settings, lock, fake_llm)
 

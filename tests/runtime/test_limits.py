@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import pytest
 
@@ -12,7 +11,7 @@ from tests.helpers import make_chat, say, session, wait_turns
 
 @pytest.fixture
 def settings(settings):
-    return replace(settings, max_iterations=2)
+    return settings.replace(max_iterations=2)
 
 
 async def test_iteration_limit_is_said_in_an_event(client, fake_llm):

@@ -11,7 +11,6 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import replace
 
 import pytest
 
@@ -22,17 +21,18 @@ from app.runtime.mcp.results import tool_result
 from app.runtime.providers.base import ToolCall
 from app.runtime.tools import execute_tool
 from app.secrets import SecretBox, mask_secret
+from app.wiring import current_runtime
 from tests.fakes.mcp_servers import PNG, HttpMcpServer, listening_socket, stdio_command
 
 
 @pytest.fixture
 def settings(settings):
-    return replace(settings, mcp_connect_timeout_seconds=5.0)
+    return settings.replace(mcp_connect_timeout_seconds=5.0)
 
 
 @pytest.fixture
 async def pool(app, settings):
-    pool = McpPool(settings, app.extensions["secret_box"])
+    pool = McpPool(settings, current_runtime(app).box)
     yield pool
     await pool.close()
 
@@ -154,7 +154,7 @@ async def test_close_stops_every_process(pool):
 
 async def test_env_is_decrypted_and_merged_onto_a_minimal_environment(pool, app, monkeypatch):
     monkeypatch.setenv("SERVER_ONLY_SECRET", "must-not-leak")
-    await stdio_server("envy", "normal", app.extensions["secret_box"], env={"API_TOKEN": "tok-123456789"})
+    await stdio_server("envy", "normal", current_runtime(app).box, env={"API_TOKEN": "tok-123456789"})
     tools = await pool.tools_for(None, ["mcp:envy:env"])
     assert await tools["envy__env"].invoke({"name": "API_TOKEN"}) == {"result": "tok-123456789"}
     assert await tools["envy__env"].invoke({"name": "SERVER_ONLY_SECRET"}) == {"result": ""}

@@ -5,7 +5,6 @@ simply left out of the turn. The model is the fake LLM, scripted."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.both_modes
 
 @pytest.fixture
 def settings(settings):
-    return replace(settings, mcp_connect_timeout_seconds=5.0)
+    return settings.replace(mcp_connect_timeout_seconds=5.0)
 
 
 async def create(client, body: dict) -> dict:

@@ -4,7 +4,6 @@ be queued is a clear 503 and the log says it will not be answered."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from app.main import create_app
 from tests.helpers import events, make_chat, session
@@ -21,7 +20,7 @@ async def test_healthz_checks_every_part(temporal_app):
 
 
 async def test_temporal_unreachable(temporal_settings, fake_llm):
-    settings = replace(temporal_settings, temporal_address=f"127.0.0.1:{free_port()}")  # nothing listens
+    settings = temporal_settings.replace(temporal_address=f"127.0.0.1:{free_port()}")  # nothing listens
     app = create_app(settings)
     async with app.test_app():
         client = app.test_client()
@@ -44,7 +43,7 @@ async def test_temporal_unreachable(temporal_settings, fake_llm):
 
 
 async def test_redis_unreachable(temporal_settings):
-    settings = replace(temporal_settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    settings = temporal_settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     app = create_app(settings)
     async with app.test_app():
         response = await app.test_client().get("/healthz")

@@ -32,6 +32,7 @@ from mcp import ClientSession, McpError, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from app.models.enums import McpTransport
 from app.runtime.mcp.http import WatchedTransport
 
 log = logging.getLogger("app.runtime.mcp")
@@ -60,7 +61,7 @@ class ServerConfig:
     id: uuid.UUID
     name: str
     version: datetime  # the row's updated_at: an edit anywhere makes a new version
-    transport: str
+    transport: McpTransport
     command: str | None = None
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
@@ -173,7 +174,7 @@ class Connection:
 
     async def _transport(self, stack: AsyncExitStack) -> tuple[Any, Any]:
         config = self.config
-        if config.transport == "stdio":
+        if config.transport == McpTransport.STDIO:
             # env is merged by the SDK onto a minimal inherited one (HOME, PATH, SHELL, TERM, USER, LOGNAME).
             params = StdioServerParameters(command=config.command or "", args=config.args, env=config.env)
             return await stack.enter_async_context(stdio_client(params))

@@ -17,6 +17,7 @@ from app.auth.principal import ANONYMOUS_ADMIN, SCOPES, USER_SCOPES, Principal, 
 from app.errors import ApiError
 from app.events.log import EventLog
 from app.models import Agent, Message, PipelineRun, Session, User
+from app.models.enums import UserRole
 from app.runtime.outcome import await_outcome
 from app.runtime.temporal.activities import heartbeating
 from app.runtime.temporal.types import (
@@ -95,6 +96,6 @@ async def _act_as(owner_id: str | None) -> None:
         set_principal(ANONYMOUS_ADMIN)
         return
     user = await User.get_or_none(id=owner_id)
-    admin = user is not None and user.role == "admin"
-    set_principal(Principal(uuid.UUID(owner_id), "admin" if admin else "user",
+    admin = user is not None and user.role == UserRole.ADMIN
+    set_principal(Principal(uuid.UUID(owner_id), UserRole.ADMIN if admin else UserRole.USER,
                             frozenset(SCOPES) if admin else USER_SCOPES, "worker"))
