@@ -84,8 +84,14 @@ system-deps:
 test: install-test system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# What `make test` checks before the tests (issue 15 adds ruff and mypy over app/ here).
-lint: lint-js
+# What `make test` checks before the tests: ruff over app/ and tests/, mypy over app/
+# (settings in pyproject.toml; docs/decisions.md, 157) and the dashboard's JavaScript.
+lint: lint-py lint-js
+
+.PHONY: lint-py
+lint-py: install-test
+	$(BIN)/ruff check app tests
+	$(BIN)/mypy app
 
 # Type-check the dashboard's JavaScript (static/*.js: `// @ts-check` and JSDoc) with
 # TypeScript from npm (tools/js); nothing is built. `npm ci` runs only when node_modules

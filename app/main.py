@@ -11,16 +11,16 @@ from app import __version__
 from app.api import register_blueprints
 from app.api.cors import apply_http_cors, register_websocket_origin_check
 from app.api.json_body import JsonRequest
-from app.api.responses import install_json_responses
 from app.api.openapi import RuntimeOpenAPIProvider
+from app.api.responses import install_json_responses
 from app.auth.middleware import register_auth
 from app.auth.service import AuthService
 from app.config import Settings, reveal
 from app.db import apply_migrations, close_db, open_db
 from app.errors import register_error_handlers
-from app.wiring import Runtime
 from app.log_setup import assign_request_id, configure_logging, request_id_header
 from app.secrets import SecretBox, load_or_create_key_file
+from app.wiring import Runtime
 
 
 def create_app(settings: Settings | None = None) -> Quart:

@@ -7,4 +7,4 @@ import datetime as dt
 
 def utcnow() -> dt.datetime:
     """Now, in UTC and timezone-aware (as every stored timestamp is)."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

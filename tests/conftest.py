@@ -15,9 +15,9 @@ import pytest
 from app.config import Settings
 from app.db import apply_migrations
 from app.main import create_app
-from tests.live_server import LiveServer, accepts_tcp
 from tests.fakes import FakeLLM
 from tests.helpers import FAKE_KEY
+from tests.live_server import LiveServer, accepts_tcp
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")

@@ -3,8 +3,23 @@
 from quart import Quart
 
 from app.api import (
-    agent_runtime, agents, agentspec, auth, capabilities, dashboard, docs, events, health, llm, mcp_servers, messages,
-    observability, pipelines, sessions, tool_calls, ws,
+    agent_runtime,
+    agents,
+    agentspec,
+    auth,
+    capabilities,
+    dashboard,
+    docs,
+    events,
+    health,
+    llm,
+    mcp_servers,
+    messages,
+    observability,
+    pipelines,
+    sessions,
+    tool_calls,
+    ws,
 )
 
 BLUEPRINTS = (health.bp, docs.bp, auth.bp, agents.bp, sessions.bp, messages.bp, events.bp, llm.bp, capabilities.bp,

@@ -3,7 +3,7 @@ agents report to. A thin translation over the core sessions and event log."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -12,8 +12,8 @@ from quart_schema import tag, validate_querystring, validate_request
 
 from app.api.common import INT64_MAX, MAX_LIMIT, SequenceNumber
 from app.dialects.agent_runtime import ar_event, ar_session, session_page
-from app.wiring import current_runtime
 from app.services import agent_runtime as service
+from app.wiring import current_runtime
 
 bp = Blueprint("agent_runtime", __name__)
 
@@ -51,9 +51,9 @@ class AgentRuntimeMetadataPatch(BaseModel):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
+            return value.replace(tzinfo=UTC)
         try:
-            return value.astimezone(timezone.utc)
+            return value.astimezone(UTC)
         except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: a 400 here, not a 500 in the driver
             raise ValueError("out of range") from None
 

@@ -13,8 +13,8 @@ from quart_schema import document_response, tag, validate_request
 
 from app.dialects.agentspec import STREAM_ENDS, StreamTranslator, continue_body, invoke_body, raise_for_failure
 from app.events.sse import SSE_HEADERS
-from app.wiring import current_runtime
 from app.services import agentspec as service
+from app.wiring import current_runtime
 
 bp = Blueprint("agentspec", __name__, url_prefix="/v1/agents/<agent_ref>")
 

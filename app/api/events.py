@@ -17,8 +17,8 @@ from quart_schema import document_response, tag, validate_querystring
 from app.api.common import MAX_LIMIT, SEQUENCE_MAX, SequenceNumber
 from app.errors import InvalidRequest
 from app.events.sse import SSE_HEADERS, StreamOptions, session_stream
-from app.wiring import current_runtime
 from app.services.sessions import get_session
+from app.wiring import current_runtime
 
 bp = Blueprint("events", __name__)
 

@@ -12,8 +12,8 @@ from quart_schema import tag, validate_querystring, validate_request, validate_r
 
 from app.api.common import INT32_MAX, Name, Page, PageQuery, PatchBody, RequestBody, page_of
 from app.api.openapi import no_content
-from app.wiring import current_runtime
 from app.services import llm as service
+from app.wiring import current_runtime
 
 bp = Blueprint("llm", __name__)
 

@@ -8,13 +8,19 @@ from uuid import UUID
 
 from pydantic import Field, RootModel, ValidationError, field_validator
 from quart import Blueprint, request
-from quart_schema import (RequestSchemaValidationError, document_request, document_response, tag, validate_querystring,
-                          validate_response)
+from quart_schema import (
+    RequestSchemaValidationError,
+    document_request,
+    document_response,
+    tag,
+    validate_querystring,
+    validate_response,
+)
 
 from app.api.common import OrmOut, Page, PageQuery, RequestBody, page_of
-from app.wiring import current_runtime
 from app.services import messages as service
 from app.services import turns
+from app.wiring import current_runtime
 
 bp = Blueprint("messages", __name__)
 

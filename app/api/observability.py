@@ -72,7 +72,7 @@ async def healthz():
     """ok, or 503 degraded with the failing checks."""
     uptime = round(time.monotonic() - current_app.config["STARTED_AT"], 1)
     checks = _checks()
-    results = dict(zip(checks, await asyncio.gather(*(_check(probe) for probe in checks.values()))))
+    results = dict(zip(checks, await asyncio.gather(*(_check(probe) for probe in checks.values())), strict=True))
     healthy = all(result == "ok" for result in results.values())
     body = {"status": "ok" if healthy else "degraded", "version": __version__, "uptime_seconds": uptime}
     if len(results) > 1 or not healthy:

@@ -285,7 +285,7 @@ def merge_same_urls(paths: dict[str, dict]) -> dict[str, dict]:
             merged[path] = dict(operations)
             continue
         template = template_of[shape]
-        renames = {old[1:-1]: new[1:-1] for old, new in zip(PARAMETER.findall(path), PARAMETER.findall(template))}
+        renames = {old[1:-1]: new[1:-1] for old, new in zip(PARAMETER.findall(path), PARAMETER.findall(template), strict=True)}
         for method, operation in operations.items():
             if method in merged[template]:
                 raise ValueError(f"{method.upper()} {path} and {template} are the same URL")

@@ -15,11 +15,11 @@ from quart_schema import tag, validate_querystring, validate_request, validate_r
 
 from app.api.common import Name, OrmOut, Page, PageQuery, PatchBody, RequestBody, page_of
 from app.api.openapi import no_content
-from app.models.enums import PipelineRunStatus
 from app.dialects.agentspec import run_body, trigger_input
-from app.wiring import current_runtime
+from app.models.enums import PipelineRunStatus
 from app.services import pipeline_runs as run_engine
 from app.services import pipelines as service
+from app.wiring import current_runtime
 
 bp = Blueprint("pipelines", __name__, url_prefix="/v1/pipelines")
 

@@ -16,8 +16,8 @@ from quart_schema import document_request, tag, validate_querystring, validate_r
 
 from app.api.common import Page, PageQuery, PatchBody, RequestBody, Tags, optional_body, page_of
 from app.api.openapi import no_content
-from app.wiring import current_runtime
 from app.services import sessions as service
+from app.wiring import current_runtime
 
 bp = Blueprint("sessions", __name__)
 

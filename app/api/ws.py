@@ -26,8 +26,8 @@ from app.auth.principal import current_principal
 from app.dialects.agent_runtime import session_page
 from app.errors import InvalidRequest, describe_validation_error
 from app.json_encoding import dumps
-from app.wiring import current_runtime
 from app.services import agent_runtime as service
+from app.wiring import current_runtime
 
 log = logging.getLogger("app.api.ws")
 
@@ -108,7 +108,7 @@ async def live_feed():
         else:
             for task in done:
                 task.result()  # re-raise a receive error (the client went away)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.info("/ws client too slow and not reading; dropped")
     finally:
         hub.disconnect(connection)

@@ -23,8 +23,8 @@ from tortoise.exceptions import IntegrityError
 
 from app.config import OAuthClient, Settings
 from app.errors import Forbidden, InvalidRequest, NotFound, ProviderError
-from app.timeutil import utcnow
 from app.models import OAuthState, User
+from app.timeutil import utcnow
 
 try:  # the HTTP library authlib's httpx integration runs on (httpx2 since authlib 1.9)
     from httpx2 import HTTPError as TransportError

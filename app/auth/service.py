@@ -15,8 +15,14 @@ from tortoise.transactions import in_transaction
 from app.auth import passwords
 from app.auth.principal import Principal, effective_scopes
 from app.auth.tokens import (
-    API_KEY_PREFIX, TokenError, decode_access_token, digest, issue_access_token, looks_like_jwt,
-    new_api_key, new_refresh_token,
+    API_KEY_PREFIX,
+    TokenError,
+    decode_access_token,
+    digest,
+    issue_access_token,
+    looks_like_jwt,
+    new_api_key,
+    new_refresh_token,
 )
 from app.config import ConfigError, Settings, reveal
 from app.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized

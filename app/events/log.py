@@ -20,7 +20,6 @@ from app.models import Event, Message, raw_sql
 from app.models.sequences import EVENT_INSERT, MESSAGE_INSERT, SequenceCounter, SessionRowCounter
 from app.timeutil import utcnow
 
-
 ONCE_LOOKBACK = 50  # append_once looks this far back among the session's events of the type
 
 

@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+import uuid
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -24,7 +28,10 @@ class RefreshToken(Model):
     # Stored as a SHA-256 hash. Rotation links tokens in a family: reusing a token
     # that was already rotated (a sign of theft) revokes the whole family.
     id = fields.UUIDField(primary_key=True)
-    user = fields.ForeignKeyField("models.User", related_name="refresh_tokens", on_delete=fields.CASCADE)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="refresh_tokens", on_delete=fields.CASCADE
+    )
+    user_id: uuid.UUID
     family_id = fields.UUIDField(db_index=True)
     token_hash = fields.CharField(max_length=64, unique=True)
     expires_at = fields.DatetimeField()
@@ -38,11 +45,14 @@ class RefreshToken(Model):
 class ApiKey(Model):
     # "evr_" + 64 hex characters, shown once; only its SHA-256 hash and a prefix are kept.
     id = fields.UUIDField(primary_key=True)
-    user = fields.ForeignKeyField("models.User", related_name="api_keys", on_delete=fields.CASCADE)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="api_keys", on_delete=fields.CASCADE
+    )
+    user_id: uuid.UUID
     name = fields.CharField(max_length=200)
     prefix = fields.CharField(max_length=16)
     key_hash = fields.CharField(max_length=64, unique=True)
-    scopes = fields.JSONField(default=list)
+    scopes: fields.JSONField[list[str]] = fields.JSONField(default=list)
     expires_at = fields.DatetimeField(null=True)
     last_used_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)

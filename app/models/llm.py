@@ -1,7 +1,15 @@
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
 
 from app.models.enums import LlmStatus
+
+if TYPE_CHECKING:
+    from app.models.auth import User
 
 
 class LlmProvider(Model):
@@ -10,7 +18,10 @@ class LlmProvider(Model):
     id = fields.UUIDField(primary_key=True)
     # Who made it (full auth mode); null when made without an account (modes none/admin, or
     # from the environment), which only admins see.
-    owner = fields.ForeignKeyField("models.User", related_name="llm_providers", null=True, on_delete=fields.CASCADE)
+    owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="llm_providers", null=True, on_delete=fields.CASCADE
+    )
+    owner_id: uuid.UUID | None
     name = fields.CharField(max_length=200)
     provider_type = fields.CharField(max_length=32)  # openai|anthropic|azure_openai|ollama|custom
     base_url = fields.CharField(max_length=500, null=True)
@@ -32,8 +43,14 @@ class LlmModel(Model):
     id = fields.UUIDField(primary_key=True)
     # Who made it (full auth mode); null when made without an account (modes none/admin, or
     # from the environment), which only admins see.
-    owner = fields.ForeignKeyField("models.User", related_name="llm_models", null=True, on_delete=fields.CASCADE)
-    provider = fields.ForeignKeyField("models.LlmProvider", related_name="models", on_delete=fields.CASCADE)
+    owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="llm_models", null=True, on_delete=fields.CASCADE
+    )
+    owner_id: uuid.UUID | None
+    provider: fields.ForeignKeyRelation[LlmProvider] = fields.ForeignKeyField(
+        "models.LlmProvider", related_name="models", on_delete=fields.CASCADE
+    )
+    provider_id: uuid.UUID
     model_id = fields.CharField(max_length=200)
     display_name = fields.CharField(max_length=200, null=True)
     context_window = fields.IntField(null=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -71,7 +71,7 @@ async def _session_row(session_id: str, restrict_to_owner: bool, owner: uuid.UUI
     rows = await _one_session(_session_with_agent_sql(with_turns), session_id, restrict_to_owner, owner)
     if not rows:
         return None, {}
-    row = dict(zip(rows[0].keys(), rows[0]))  # 4x faster than dict(sqlite3.Row), which looks each name up
+    row = dict(zip(rows[0].keys(), rows[0], strict=True))  # 4x faster than dict(sqlite3.Row), which looks each name up
     session = Session._init_from_db(**{k: v for k, v in row.items() if not k.startswith(AGENT_PREFIX)})
     agent = None
     if row[AGENT_PREFIX + "id"] is not None:
@@ -161,7 +161,7 @@ def decode_timestamp(value: Any) -> datetime:
     without an offset, as Tortoise reads it."""
     if not isinstance(value, datetime):
         value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 EVENT_INSERT = "INSERT INTO events (session_id, sequence, type, data, created_at) VALUES (?, ?, ?, ?, ?)"

@@ -1,7 +1,17 @@
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
 from tortoise import fields
 from tortoise.models import Model
 
 from app.models.enums import SessionKind, SessionStatus
+
+if TYPE_CHECKING:
+    from app.models.agent import Agent
+    from app.models.auth import User
+    from app.models.llm import LlmModel
 
 
 class Session(Model):
@@ -12,10 +22,14 @@ class Session(Model):
     id = fields.CharField(max_length=128, primary_key=True)
     # Who made it (full auth mode); null when made without an account (modes none/admin, or
     # from the environment), which only admins see.
-    owner = fields.ForeignKeyField("models.User", related_name="sessions", null=True, on_delete=fields.CASCADE)
-    agent = fields.ForeignKeyField(
+    owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="sessions", null=True, on_delete=fields.CASCADE
+    )
+    owner_id: uuid.UUID | None
+    agent: fields.ForeignKeyNullableRelation[Agent] = fields.ForeignKeyField(
         "models.Agent", related_name="sessions", null=True, on_delete=fields.CASCADE
     )
+    agent_id: uuid.UUID | None
     # "agent": driven by this server's agent loop; "external": reported by an outside
     # agent through the Agent Runtime API (its status is running | finished).
     kind = fields.CharEnumField(SessionKind, max_length=16, default=SessionKind.AGENT, db_default="agent", description="")
@@ -28,14 +42,15 @@ class Session(Model):
     # session_start (hooks installed mid-session, a lost first event): its start, and
     # maybe earlier events, were never seen.
     implicit = fields.BooleanField(default=False, db_default=False)
-    tags = fields.JSONField(default=list)
-    metadata = fields.JSONField(default=dict, db_default="{}")  # free-form, set by AgentSpec clients
-    model = fields.ForeignKeyField(
+    tags: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    metadata: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict, db_default="{}")  # free-form, set by AgentSpec clients
+    model: fields.ForeignKeyNullableRelation[LlmModel] = fields.ForeignKeyField(
         "models.LlmModel", related_name="sessions", null=True, on_delete=fields.SET_NULL
     )
+    model_id: uuid.UUID | None
     status = fields.CharEnumField(SessionStatus, max_length=32, default=SessionStatus.PENDING, db_index=True, description="")
     last_error = fields.TextField(null=True)
-    usage = fields.JSONField(default=dict)
+    usage: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     # The last event and message numbers handed out, kept on PostgreSQL only (SQLite has
     # one writing process, which numbers from memory): see app/models/sequences.py.
     event_seq = fields.IntField(default=0, db_default=0)

@@ -1,7 +1,14 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from tortoise import fields
 from tortoise.models import Model
 
 from app.models.enums import ToolCallKind, ToolCallStatus
+
+if TYPE_CHECKING:
+    from app.models.session import Session
 
 
 class ToolCallWait(Model):
@@ -12,7 +19,10 @@ class ToolCallWait(Model):
     # runner) or on another worker (Temporal). Steps without waits write no rows.
 
     id = fields.UUIDField(primary_key=True)
-    session = fields.ForeignKeyField("models.Session", related_name="tool_call_waits", on_delete=fields.CASCADE)
+    session: fields.ForeignKeyRelation[Session] = fields.ForeignKeyField(
+        "models.Session", related_name="tool_call_waits", on_delete=fields.CASCADE
+    )
+    session_id: str
     call_id = fields.CharField(max_length=200)  # the model's id for the call
     message_id = fields.UUIDField()  # the user message the turn answers
     step_id = fields.CharField(max_length=64)
@@ -20,11 +30,11 @@ class ToolCallWait(Model):
     started_at_seq = fields.IntField()  # the turn's history start (see runtime/history.py)
     position = fields.IntField()  # the call's place in the step
     tool_name = fields.CharField(max_length=200)
-    arguments = fields.JSONField(null=True)
+    arguments: fields.JSONField[Any] = fields.JSONField(null=True)
     kind = fields.CharEnumField(ToolCallKind, max_length=16, description="")
     status = fields.CharEnumField(ToolCallStatus, max_length=16, db_index=True, description="")
     reason = fields.TextField(null=True)  # a denial's reason
-    result = fields.JSONField(null=True)
+    result: fields.JSONField[Any] = fields.JSONField(null=True)
     error = fields.TextField(null=True)
     expires_at = fields.DatetimeField(null=True)  # APPROVAL_TIMEOUT_SECONDS after the request
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -39,7 +39,7 @@ class Tool:
 
     @classmethod
     def builtin(cls, name: str, description: str, args_model: type[BaseModel],
-                run: Callable[[Any], Awaitable[Any]]) -> "Tool":
+                run: Callable[[Any], Awaitable[Any]]) -> Tool:
         schema = args_model.model_json_schema()
         schema.pop("title", None)
 

@@ -41,7 +41,7 @@ async def execute_tool(tools: dict[str, Tool], call: ToolCall, timeout: float) -
         return None, f"invalid arguments: {describe_validation_error(exc)}"
     except ToolError as exc:
         return None, storable_text(str(exc))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None, f"tool '{call.name}' timed out after {timeout:g} s"
     except Exception as exc:  # a tool bug must not crash the turn
         log.exception("tool %s failed", call.name)

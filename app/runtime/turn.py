@@ -21,23 +21,22 @@ from typing import Any
 from app.config import Settings
 from app.db import DatabaseUnavailable
 from app.events.log import EventLog
-from app.events.messages import MessageRow
-from app.runtime.deltas import DeltaWriter
+from app.events.messages import MessageRow, record_message
 from app.metrics import Metrics
 from app.models import Agent, Message, Session
 from app.models.enums import SessionStatus
 from app.runtime import waits
 from app.runtime.capabilities import Tool
-from app.runtime.toolbox import Toolbox
-from app.runtime.turn_waits import WaitingCalls
+from app.runtime.deltas import DeltaWriter
 from app.runtime.history import StoredMessage, to_chat_history, turn_history
 from app.runtime.providers import ProviderClients
-from app.runtime.recording import record_until_stored
 from app.runtime.providers.base import ChatAdapter, Finished, ProviderError, TextDelta, ToolCall, ToolSpec
+from app.runtime.recording import record_until_stored
 from app.runtime.resolution import ModelResolver, NoModel
+from app.runtime.toolbox import Toolbox
 from app.runtime.tools import execute_tool, parse_arguments
+from app.runtime.turn_waits import WaitingCalls
 from app.timeutil import utcnow
-from app.events.messages import record_message
 
 log = logging.getLogger("app.runtime.turn")
 
@@ -371,7 +370,7 @@ class Turn(WaitingCalls):
         return result, error
 
     async def record_tool_results(self, calls: list[ToolCall], outcomes: list[tuple[Any, str | None]]) -> None:
-        for call, (result, error) in zip(calls, outcomes):  # results go back in call order
+        for call, (result, error) in zip(calls, outcomes, strict=True):  # results go back in call order
             await self._record("tool_result",
                                {"tool_call_id": call.id, "name": call.name, "result": result, "error": error},
                                step_id=self.step_id)

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from app.models.enums import SessionStatus
@@ -18,11 +19,33 @@ from app.runtime.toolbox import CLIENT, RUN, kind_of
 from app.runtime.tools import parse_arguments
 
 if TYPE_CHECKING:
-    from app.runtime.turn import TurnContext
+    from collections.abc import Callable
+
+    from app.config import Settings
+    from app.events.log import EventLog
+    from app.runtime.history import StoredMessage
+    from app.runtime.turn import TurnContext, TurnDeps, TurnOutcome
 
 
 class WaitingCalls:
     """Mixed into Turn (app/runtime/turn.py), whose state and writers it uses."""
+
+    if TYPE_CHECKING:  # Turn's, declared here for the type checker only
+        deps: TurnDeps
+        session_id: str
+        message: StoredMessage
+        outcome: TurnOutcome
+        events: EventLog
+        settings: Settings
+        step_id: str | None
+        on_outcome: Callable[[TurnOutcome], None] | None
+
+        async def run_tools(self, tools: dict[str, Tool], calls: list[ToolCall]) -> None: ...
+        async def run_tool(self, tools: dict[str, Tool], call: ToolCall) -> tuple[Any, str | None]: ...
+        async def record_tool_results(self, calls: list[ToolCall],
+                                      outcomes: list[tuple[Any, str | None]]) -> None: ...
+        async def _set_status(self, status: SessionStatus, error: str | None) -> None: ...
+        async def _write_status(self, status: SessionStatus, error: str | None) -> None: ...
 
     async def settle_calls(self, context: TurnContext, calls: list[ToolCall], iteration: int,
                            started_at_seq: int) -> None:
@@ -31,7 +54,7 @@ class WaitingCalls:
         kinds = [kind_of(context.tools.get(call.name)) for call in calls]
         if all(kind == RUN for kind in kinds):
             return await self.run_tools(context.tools, calls)
-        outputs = await asyncio.gather(*(self.run_tool(context.tools, c) for c, k in zip(calls, kinds) if k == RUN))
+        outputs = await asyncio.gather(*(self.run_tool(context.tools, c) for c, k in zip(calls, kinds, strict=True) if k == RUN))
         paused = await self.pause(calls, kinds, list(outputs), iteration, started_at_seq)
         await self.finish_waiting(context, paused)
 
@@ -44,16 +67,17 @@ class WaitingCalls:
         await self.record_tool_results([ToolCall(row.call_id, row.tool_name, _arguments_text(row.arguments))
                                         for row in rows], list(outcomes))
 
-    async def pause(self, calls: list[ToolCall], kinds: list[str], outputs: list[tuple[Any, str | None]],
+    async def pause(self, calls: list[ToolCall], kinds: Sequence[str], outputs: list[tuple[Any, str | None]],
                     iteration: int, started_at_seq: int) -> waits.PausedStep:
         """Store the step's calls (those that ran, with their results), ask for the
         answers, and tell whoever waits for the turn that it waits now."""
+        assert self.step_id is not None  # set when the step began (turn.py)
         rows = await waits.step_rows(self.session_id, self.step_id)
         if not rows:  # (a retried activity finds them stored)
             timeout = self.settings.approval_timeout_seconds
             expires_at = waits.now() + dt.timedelta(seconds=timeout) if timeout else None
             ran = iter(outputs)
-            for position, (call, kind) in enumerate(zip(calls, kinds)):
+            for position, (call, kind) in enumerate(zip(calls, kinds, strict=True)):
                 result, error = next(ran) if kind == RUN else (None, None)
                 rows.append(waits.ToolCallWait(
                     session_id=self.session_id, call_id=call.id, message_id=self.message.id, step_id=self.step_id,

@@ -35,7 +35,7 @@ WAITING_STATUSES = (WAITING_FOR_APPROVAL, WAITING_FOR_CLIENT)
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass

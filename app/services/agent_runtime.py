@@ -17,16 +17,23 @@ from typing import TYPE_CHECKING, Any
 
 from tortoise.expressions import Q
 
-from app.dialects.agent_runtime import (AR_EVENT_TYPES, MAPPED_CORE_TYPES, ar_event, ar_session, has_ar_meaning,
-                                        message_text)
 from app.auth.principal import new_owner, owner_restriction, visible
+from app.dialects.agent_runtime import (
+    AR_EVENT_TYPES,
+    MAPPED_CORE_TYPES,
+    ar_event,
+    ar_session,
+    has_ar_meaning,
+    message_text,
+)
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.events.bus import SessionNotice
 from app.events.log import EventLog, LoggedEvent
 from app.models import Message, Session, raw_sql
 from app.models.enums import SessionKind, SessionStatus
 from app.services.common import existing_key, fits_column
-from app.services.sessions import cancel_turn, delete_session as delete_core_session
+from app.services.sessions import cancel_turn
+from app.services.sessions import delete_session as delete_core_session
 from app.timeutil import utcnow
 
 if TYPE_CHECKING:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.errors import Conflict, InvalidRequest, NotFound
 from app.auth.principal import new_owner, visible
+from app.errors import Conflict, InvalidRequest, NotFound
 from app.models import Agent
 from app.models.enums import AgentStatus
 from app.runtime.capabilities import REGISTRY, unknown_capabilities
 from app.runtime.toolbox import MCP_PREFIX
-from app.services.mcp_servers import unknown_mcp_capabilities
 from app.services.common import as_uuid, existing_key, paginate
 from app.services.llm import check_model_exists
+from app.services.mcp_servers import unknown_mcp_capabilities
+
 
 async def create_agent(fields: dict[str, Any]) -> Agent:
     await check_model_exists(fields.get("default_model_id"), "default_model_id")

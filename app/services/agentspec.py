@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from app.events.bus import Subscription
 from app.models import Message, Session
 from app.runtime.turn import TurnOutcome
-from app.services.sessions import create_session, get_session, turn_count
 from app.services.agents import get_active_agent
+from app.services.sessions import create_session, get_session, turn_count
 from app.services.turns import check_variables, start_turn
 
 if TYPE_CHECKING:

@@ -160,7 +160,7 @@ async def _capabilities_of(server: McpServer, pool: McpPool, timeout: float) -> 
     title = f"MCP server {server.name}"
     try:
         tools = await asyncio.wait_for(pool.catalog(server), timeout)
-    except (McpUnavailable, asyncio.TimeoutError) as exc:
+    except (TimeoutError, McpUnavailable) as exc:
         reason = str(exc) or f"no answer within {timeout:g} s"
         return [Capability(everything, title, f"Cannot be reached: {reason}", "unavailable")]
     each = [Capability(tool.capability_id, f"{split_capability_id(tool.capability_id)[1]} ({server.name})",

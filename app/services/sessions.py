@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from app.auth.principal import new_owner, owner_restriction, visible
-from app.errors import NotFound
 from tortoise.functions import Count
 
+from app.auth.principal import new_owner, owner_restriction, visible
+from app.errors import NotFound
 from app.models import Event, Message, Session, raw_sql
 from app.services.agents import get_active_agent, get_agent
 from app.services.common import as_uuid, existing_key, paginate
@@ -16,8 +16,8 @@ from app.services.llm import check_model_exists
 
 if TYPE_CHECKING:
     from app.events.log import EventLog
-    from app.wiring import Runtime
     from app.runtime.runner import TurnRunner
+    from app.wiring import Runtime
 
 
 async def create_session(events: EventLog, agent_id: str, fields: dict[str, Any]) -> Session:

@@ -9,10 +9,10 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from app.errors import Conflict, InvalidRequest, ServiceUnavailable
+from app.events.messages import record_message
 from app.models import Message, Session
 from app.models.enums import SessionKind, SessionStatus
 from app.runtime.turn import TurnOutcome, missing_variables
-from app.events.messages import record_message
 from app.services.sessions import get_session
 
 log = logging.getLogger("app.services.turns")

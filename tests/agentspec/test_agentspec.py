@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 import asyncio
 import json
+
+import pytest
 
 from tests.fakes import Error, Text, ToolCalls
 from tests.helpers import make_chat, messages, wait_turns
@@ -161,7 +161,7 @@ async def test_healthz_and_metrics_move_with_traffic(client, fake_llm):
     text = await (await client.get("/v1/metrics")).get_data(as_text=True)
 
     def value(line_start: str) -> float:
-        return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(line_start))
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
 
     assert value('agentspec_requests_total{method="POST",route="/v1/agents/<agent_ref>/invoke",status="200"}') == 1
     assert value('agentspec_requests_total{method="GET",route="/v1/agents/<agent_id>",status="404"}') == 1

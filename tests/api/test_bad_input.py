@@ -4,7 +4,6 @@ and nothing is written. The store-level cases run on SQLite and on PostgreSQL.""
 
 from __future__ import annotations
 
-
 import pytest
 
 from app.main import create_app

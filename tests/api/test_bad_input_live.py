@@ -8,7 +8,6 @@ import socket
 import time
 
 import httpx
-import pytest
 from quart import Blueprint
 
 from app.main import create_app

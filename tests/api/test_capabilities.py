@@ -25,9 +25,9 @@ async def test_current_time_honours_timezone_and_format():
     tokyo = await get_current_time(CurrentTimeArgs(timezone="Asia/Tokyo"))
     assert dt.datetime.fromisoformat(tokyo["time"]).utcoffset() == dt.timedelta(hours=9)
     unix = await get_current_time(CurrentTimeArgs(format="unix"))
-    assert abs(unix["time"] - dt.datetime.now(dt.timezone.utc).timestamp()) < 5
+    assert abs(unix["time"] - dt.datetime.now(dt.UTC).timestamp()) < 5
     human = await get_current_time(CurrentTimeArgs(timezone="Europe/Paris", format="human"))
-    assert str(dt.datetime.now(dt.timezone.utc).year) in human["time"]
+    assert str(dt.datetime.now(dt.UTC).year) in human["time"]
     with pytest.raises(ToolError, match="unknown timezone"):
         await get_current_time(CurrentTimeArgs(timezone="Mars/Olympus"))
 

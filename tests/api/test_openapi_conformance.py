@@ -15,7 +15,9 @@ import pytest
 from pydantic import BaseModel
 from quart_schema.conversion import model_schema
 from quart_schema.validation import (
-    QUART_SCHEMA_QUERYSTRING_ATTRIBUTE, QUART_SCHEMA_REQUEST_ATTRIBUTE, QUART_SCHEMA_RESPONSE_ATTRIBUTE,
+    QUART_SCHEMA_QUERYSTRING_ATTRIBUTE,
+    QUART_SCHEMA_REQUEST_ATTRIBUTE,
+    QUART_SCHEMA_RESPONSE_ATTRIBUTE,
 )
 
 from app.api.openapi import ERROR_DESCRIPTIONS, JSON_RESPONSES

@@ -14,9 +14,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.api.test_agent_runtime import full_auth  # noqa: F401  (a fixture: an app in AUTH_MODE=full)
-from tests.live_server import LiveServer
 from tests.fakes import Text, ToolCalls
 from tests.helpers import FAKE_KEY
+from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.both_modes  # in process and on Temporal (tests/conftest.py)
 
@@ -406,7 +406,7 @@ async def test_a_page_read_before_a_delete_reaches_the_client_before_the_delete(
     assert second == {"type": "session_deleted", "session_id": "p-001"}
 
 
-async def test_list_sessions_pages_only_what_the_user_may_see(full_auth):
+async def test_list_sessions_pages_only_what_the_user_may_see(full_auth):  # noqa: F811 (the fixture imported above)
     client, headers = full_auth
     await _create(client, ["alice-1", "alice-2", "alice-3"], headers["alice"])
     await _create(client, ["bob-1", "bob-2"], headers["bob"])
@@ -426,7 +426,7 @@ def _newest_first(sessions: list[dict]) -> bool:
     from datetime import datetime
 
     keys = [(datetime.fromisoformat(s["created_at"]), s["session_id"]) for s in sessions]
-    return all(a > b for a, b in zip(keys, keys[1:]))
+    return all(a > b for a, b in zip(keys, keys[1:], strict=False))
 
 
 async def test_paging_over_a_real_websocket(server):

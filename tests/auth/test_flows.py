@@ -80,7 +80,7 @@ async def test_cookie_session_for_the_dashboard(app):
 
 async def test_expired_and_forged_tokens(client, alice, settings):
     claims = jwt.decode(alice.access, options={"verify_signature": False})
-    past = {**claims, "exp": dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)}
+    past = {**claims, "exp": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)}
     expired = jwt.encode(past, settings.jwt_secret.get_secret_value(), algorithm="HS256")
     response = await client.get("/v1/agents", headers={"Authorization": f"Bearer {expired}"})
     assert response.status_code == 401 and "expired" in (await response.get_json())["error"]["message"]
@@ -148,7 +148,7 @@ async def test_scopes_are_enforced_and_never_exceed_the_owner(client, alice, adm
 
 
 async def test_expired_key_and_unknown_scope(client, alice):
-    soon = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).isoformat()
+    soon = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat()
     past = await client.post("/v1/auth/api-keys", json={"name": "x", "scopes": ["*"], "expires_at": soon}, headers=alice.headers)
     assert past.status_code == 400
     assert (await client.post("/v1/auth/api-keys", json={"name": "x", "scopes": ["root"]}, headers=alice.headers)).status_code == 400

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+
 from tests.auth.conftest import ADMIN, PASSWORD, register
 from tests.fakes import Text
 

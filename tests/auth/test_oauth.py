@@ -215,7 +215,7 @@ async def test_a_state_for_another_provider_is_refused_and_used_up(web):
 
 async def test_an_expired_state_is_refused(web):
     path, query = await authorize(web, "google")
-    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=11)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=11)
     await OAuthState.filter(state=query["state"]).update(created_at=old)
     response = await callback(web, path, query)
     assert response.status_code == 400 and "10 minutes" in (await error_of(response))["message"]

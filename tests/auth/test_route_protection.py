@@ -85,7 +85,7 @@ async def call(client, method, path, headers=None, body=None):
 async def test_every_route_is_protected(app, client, alice, bobs):
     secret = current_runtime(app).settings.jwt_secret.get_secret_value()
     claims = jwt.decode(alice.access, options={"verify_signature": False})
-    expired = jwt.encode({**claims, "exp": dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5)}, secret, algorithm="HS256")
+    expired = jwt.encode({**claims, "exp": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)}, secret, algorithm="HS256")
     revoked_key = await make_key(client, alice, ["*"])
     keys = (await (await client.get("/v1/auth/api-keys", headers=alice.headers)).get_json())["data"]
     await client.delete(f"/v1/auth/api-keys/{keys[0]['id']}", headers=alice.headers)

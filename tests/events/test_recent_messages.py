@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.models import Message
 from app.events.messages import record_message
+from app.models import Message
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import asyncio
 import socket
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as redis
@@ -27,7 +27,7 @@ needs_redis = pytest.mark.skipif(not accepts_tcp("127.0.0.1", 6379), reason="no 
 def event(sequence: int, session_id: str = "s1") -> LoggedEvent:
     return LoggedEvent(1000 + sequence, session_id, sequence, "message.delta",
                        {"session_id": session_id, "delta": f"d{sequence}", "nested": {"n": [1, None, "x"]}},
-                       datetime.now(timezone.utc))
+                       datetime.now(UTC))
 
 
 async def eventually(condition, timeout: float = 5.0) -> None:

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tests.fakes import Hang, Text
-from tests.live_server import LiveServer
 from tests.helpers import FAKE_KEY
+from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.both_modes  # in process and on Temporal (tests/conftest.py)
 

@@ -20,8 +20,9 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Union
+from typing import Any
 
 from quart import Quart, Response, request
 
@@ -55,7 +56,7 @@ class ToolCalls:
     """Tool calls: (call_id, tool_name, arguments). A str argument is sent
     verbatim, so tests can feed malformed JSON to the code under test."""
 
-    calls: list[tuple[str, str, Union[dict, str]]]
+    calls: list[tuple[str, str, dict | str]]
     text: str = ""  # streamed before the calls when non-empty
     input_tokens: int = 10
     output_tokens: int = 5
@@ -100,7 +101,7 @@ class Broken:
         self.first_chunks = _as_list(self.first_chunks)
 
 
-Reply = Union[Text, ToolCalls, Error, Hang, Broken]
+Reply = Text | ToolCalls | Error | Hang | Broken
 
 # Real error "type"s per status (OpenAI: type, code; Anthropic: error.type).
 _OPENAI_ERRORS = {
@@ -203,7 +204,7 @@ class FakeLLM(ThreadedServer):
     def anthropic_base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"  # the SDK appends /v1/messages
 
-    def script(self, *replies: Reply) -> "FakeLLM":
+    def script(self, *replies: Reply) -> FakeLLM:
         with self._lock:
             self._queue.extend(replies)
         return self

@@ -7,8 +7,17 @@ from typing import get_args
 
 from app.api import agents, llm, mcp_servers, pipelines, sessions, tool_calls
 from app.models import Agent, LlmModel, LlmProvider, McpServer, PipelineRun, Session, ToolCallWait, User
-from app.models.enums import (AgentStatus, LlmStatus, McpTransport, PipelineRunStatus, SessionKind, SessionStatus,
-                              ToolCallKind, ToolCallStatus, UserRole)
+from app.models.enums import (
+    AgentStatus,
+    LlmStatus,
+    McpTransport,
+    PipelineRunStatus,
+    SessionKind,
+    SessionStatus,
+    ToolCallKind,
+    ToolCallStatus,
+    UserRole,
+)
 
 
 def values(literal) -> set[str]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 
@@ -69,7 +69,7 @@ class Recorded(logging.Handler):
 
     async def wait_for(self, text: str, timeout: float) -> None:
         async with asyncio.timeout(timeout):
-            while not any(text in said for said in self.said):
+            while not any(text in said for said in self.said):  # noqa: ASYNC110 (log records arrive from a logging handler)
                 await asyncio.sleep(0.05)
 
     def __enter__(self) -> Recorded:

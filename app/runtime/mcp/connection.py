@@ -204,7 +204,7 @@ class Connection:
             tools, cursor = [], None
             while True:
                 params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-                page = await self._guarded(lambda: session.list_tools(params=params))
+                page = await self._guarded(lambda params=params: session.list_tools(params=params))
                 tools.extend(page.tools)
                 cursor = page.nextCursor
                 if not cursor:
@@ -270,7 +270,7 @@ class Connection:
         """Wait until the first of these is done (or the timeout). The waits started here
         are cancelled then; futures passed in are the caller's to settle."""
         futures = [asyncio.ensure_future(a) for a in awaitables]
-        started = [f for f, a in zip(futures, awaitables) if f is not a]
+        started = [f for f, a in zip(futures, awaitables, strict=True) if f is not a]
         try:
             await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:

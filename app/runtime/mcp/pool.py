@@ -25,7 +25,12 @@ from app.config import Settings
 from app.models import McpServer
 from app.runtime.capabilities import Tool, ToolError
 from app.runtime.mcp.connection import (
-    Connection, ConnectionLost, McpUnavailable, NotDelivered, ServerConfig, describe,
+    Connection,
+    ConnectionLost,
+    McpUnavailable,
+    NotDelivered,
+    ServerConfig,
+    describe,
 )
 from app.runtime.mcp.ids import parse_capability_ids
 from app.runtime.mcp.results import capability_id, error_text, model_name, tool_result
@@ -60,7 +65,7 @@ class McpPool:
         connection = await self._connection(server.id, server.updated_at, server)
         try:
             listed = await asyncio.wait_for(connection.list_tools(), self._timeout)
-        except (asyncio.TimeoutError, NotDelivered, ConnectionLost, McpError) as exc:
+        except (TimeoutError, NotDelivered, ConnectionLost, McpError) as exc:
             await self._drop(connection)
             timed_out = isinstance(exc, asyncio.TimeoutError)
             reason = f"no tool list within {self._timeout:g} s" if timed_out else describe(exc)

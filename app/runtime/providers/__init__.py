@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from datetime import datetime
+from typing import Any
 
 from app.config import Settings
 from app.models import LlmProvider
@@ -62,7 +63,7 @@ def build_adapter(provider: LlmProvider, api_key: str | None, settings: Settings
             code="provider_not_configured")
     # The SDKs retry 429, 408, 409, 5xx, timeouts and connection errors, only before the
     # response begins, with jitter, `retry-after-ms`, `Retry-After` and `x-should-retry`.
-    common = {"timeout": settings.llm_timeout_seconds, "max_retries": settings.llm_max_retries}
+    common: dict[str, Any] = {"timeout": settings.llm_timeout_seconds, "max_retries": settings.llm_max_retries}
     kind = provider.provider_type
     # Imported here, not with this module: see import_sdks.
     if kind == "anthropic":
@@ -70,14 +71,16 @@ def build_adapter(provider: LlmProvider, api_key: str | None, settings: Settings
 
         from app.runtime.providers.anthropic_messages import AnthropicMessagesAdapter
 
-        client = anthropic.AsyncAnthropic(api_key=api_key, base_url=provider.base_url or None, **common)
-        return AnthropicMessagesAdapter(client, label=f"Anthropic provider '{provider.name}'")
+        anthropic_client = anthropic.AsyncAnthropic(api_key=api_key, base_url=provider.base_url or None, **common)
+        return AnthropicMessagesAdapter(anthropic_client, label=f"Anthropic provider '{provider.name}'")
     import openai
 
     from app.runtime.providers.openai_chat import OpenAIChatAdapter
 
+    client: openai.AsyncOpenAI
     if kind == "azure_openai":
-        client = openai.AsyncAzureOpenAI(api_key=api_key, azure_endpoint=provider.base_url,
+        # The SDK takes None (then reads AZURE_OPENAI_ENDPOINT), though its overloads say str.
+        client = openai.AsyncAzureOpenAI(api_key=api_key, azure_endpoint=provider.base_url,  # type: ignore[arg-type]
                                          api_version=provider.api_version or AZURE_DEFAULT_API_VERSION, **common)
     else:
         client = openai.AsyncOpenAI(api_key=api_key or "not-needed", base_url=provider.base_url or None, **common)

@@ -9,7 +9,14 @@ from typing import Any
 import anthropic
 
 from app.runtime.providers.base import (
-    ChatMessage, Finished, ProviderError, SdkAdapter, TextDelta, ToolCall, ToolSpec, provider_errors,
+    ChatMessage,
+    Finished,
+    ProviderError,
+    SdkAdapter,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    provider_errors,
 )
 
 # Anthropic requires max_tokens on every call; this is a ceiling, not a target.

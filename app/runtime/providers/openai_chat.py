@@ -9,7 +9,13 @@ from typing import Any
 import openai
 
 from app.runtime.providers.base import (
-    ChatMessage, Finished, SdkAdapter, TextDelta, ToolCall, ToolSpec, provider_errors,
+    ChatMessage,
+    Finished,
+    SdkAdapter,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    provider_errors,
 )
 
 

@@ -22,17 +22,26 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from tortoise.exceptions import IntegrityError
 
-from app.models import Event, Message, Session, ToolCallWait
 from app.events.messages import MessageRow
+from app.models import Event, Message, Session, ToolCallWait
 from app.runtime import waits
-from app.runtime.toolbox import kind_of
 from app.runtime.outcome import find_terminal
 from app.runtime.providers.base import ProviderError, ToolCall
 from app.runtime.resolution import NoModel
 from app.runtime.temporal.types import (
-    SESSION_GONE, EarlierInput, FinishInput, PauseInput, PauseResult, StepInput, StepResult, ToolInput, ToolOutput,
-    ToolResultsInput, WaitInput,
+    SESSION_GONE,
+    EarlierInput,
+    FinishInput,
+    PauseInput,
+    PauseResult,
+    StepInput,
+    StepResult,
+    ToolInput,
+    ToolOutput,
+    ToolResultsInput,
+    WaitInput,
 )
+from app.runtime.toolbox import kind_of
 from app.runtime.turn import Turn, TurnDeps
 
 log = logging.getLogger("app.runtime.temporal")
@@ -180,7 +189,7 @@ class TurnActivities:
         recent = await Message.filter(session_id=request.session_id, role="tool_result") \
             .order_by("-sequence").limit(len(request.calls)).values_list("content", flat=True)
         done = {c.get("tool_call_id") for c in recent}
-        pairs = [(ToolCall(**call), (out.result, out.error)) for call, out in zip(request.calls, request.outputs)
+        pairs = [(ToolCall(**call), (out.result, out.error)) for call, out in zip(request.calls, request.outputs, strict=True)
                  if call["id"] not in done]
         await turn.record_tool_results([c for c, _ in pairs], [o for _, o in pairs])
         return turn.stored_sequences

@@ -16,17 +16,22 @@ from temporalio.exceptions import ApplicationError
 from app.auth.principal import ANONYMOUS_ADMIN, SCOPES, USER_SCOPES, Principal, set_principal
 from app.errors import ApiError
 from app.events.log import EventLog
+from app.events.messages import record_message
 from app.models import Agent, Message, PipelineRun, Session, User
 from app.models.enums import UserRole
+from app.runtime import pipeline_graph as graph
 from app.runtime.outcome import await_outcome
 from app.runtime.temporal.activities import heartbeating
 from app.runtime.temporal.types import (
-    PipelineStep, PipelineStepOutcome, RunPlan, RunProgress, SessionState, TurnRequest, workflow_id,
+    PipelineStep,
+    PipelineStepOutcome,
+    RunPlan,
+    RunProgress,
+    SessionState,
+    TurnRequest,
+    workflow_id,
 )
-from app.runtime import pipeline_graph as graph
-from app.events.messages import record_message
 from app.timeutil import utcnow
-
 
 # Looks an active agent up by id or name, as its owner would (raises ApiError if none).
 FindAgent = Callable[[str], Awaitable[Agent]]

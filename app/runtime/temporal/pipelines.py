@@ -13,8 +13,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from app.runtime.temporal.types import PipelineStep, PipelineStepOutcome, RunPlan, RunProgress
     from app.runtime import pipeline_graph as graph
+    from app.runtime.temporal.types import PipelineStep, PipelineStepOutcome, RunPlan, RunProgress
 
 from app.runtime.temporal.workflows import HEARTBEAT_TIMEOUT, INFRA_RETRIES, SHORT_TIMEOUT
 

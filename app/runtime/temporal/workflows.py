@@ -18,8 +18,19 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from app.runtime.temporal.types import (
-        SESSION_GONE, EarlierInput, FinishInput, PauseInput, PauseResult, SessionState, StepInput, StepResult,
-        ToolInput, ToolOutput, ToolResultsInput, TurnRequest, WaitInput,
+        SESSION_GONE,
+        EarlierInput,
+        FinishInput,
+        PauseInput,
+        PauseResult,
+        SessionState,
+        StepInput,
+        StepResult,
+        ToolInput,
+        ToolOutput,
+        ToolResultsInput,
+        TurnRequest,
+        WaitInput,
     )
 
 # A session with no message for this long ends its workflow; the next message starts
@@ -66,7 +77,7 @@ class SessionWorkflow:
         while True:
             try:
                 await workflow.wait_condition(lambda: bool(self.queue) or bool(self.dropped), timeout=IDLE_END)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if not self.queue:
                     return
             if self.dropped and not self.queue:  # cancelled while nothing ran
@@ -114,7 +125,7 @@ class SessionWorkflow:
             task.cancel()
             try:
                 await workflow.wait_condition(lambda: task.done(), timeout=CANCEL_WAIT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return stopping or bool(self.dropped)
 
@@ -137,7 +148,7 @@ class SessionWorkflow:
                 try:
                     await workflow.wait_condition(lambda: self.seen >= set(earlier) or bool(self.dropped),
                                                   timeout=LATE_SIGNAL_WAIT)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             if not self.queue:  # cancelled meanwhile
                 return None
@@ -213,7 +224,7 @@ class SessionWorkflow:
         for the answers' signals; then the waited calls are settled."""
         calls, kinds = result.tool_calls, result.kinds
         ran = await asyncio.gather(*(self._tool(ToolInput(sid, mid, step_id, call))
-                                     for call, kind in zip(calls, kinds) if kind == "run"))
+                                     for call, kind in zip(calls, kinds, strict=True) if kind == "run"))
         by_call = iter(ran)
         outputs: list[ToolOutput | None] = [next(by_call) if kind == "run" else None for kind in kinds]
         self.answered = set()
@@ -224,7 +235,7 @@ class SessionWorkflow:
         await workflow.execute_activity("end_wait", WaitInput(sid, mid, step_id), start_to_close_timeout=SHORT_TIMEOUT,
                                         retry_policy=INFRA_RETRIES)
         waited = iter(await asyncio.gather(*(self._tool(ToolInput(sid, mid, step_id, call, waited=True))
-                                             for call, kind in zip(calls, kinds) if kind != "run")))
+                                             for call, kind in zip(calls, kinds, strict=True) if kind != "run")))
         return [out if out is not None else next(waited) for out in outputs]
 
     async def _answers(self, step: WaitInput, paused: PauseResult) -> None:
@@ -237,7 +248,7 @@ class SessionWorkflow:
                 return
             try:
                 await workflow.wait_condition(lambda: waiting <= self.answered, timeout=left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 still = await workflow.execute_local_activity(
                     "still_waiting", step, result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT,
                     retry_policy=INFRA_RETRIES)
