@@ -7,7 +7,7 @@
 // and the end of the turn remove it.
 
 import { api } from './api.js';
-import { fmtTime, h, mount, prettyJson, toast } from './dom.js';
+import { fmtTime, h, prettyJson, toast } from './dom.js';
 
 /** @typedef {import('./api.js').ToolCall} ToolCall */
 
@@ -24,6 +24,10 @@ export class Approvals {
     /** @type {Set<string>} ids the log (or an answer from here) says no longer wait */
     this.closed = new Set();
     this.el = h('section', { class: 'pending-calls', 'data-testid': 'pending-calls', 'aria-label': 'Tool calls waiting', hidden: true });
+    this.title = h('div', { class: 'pending-title' });
+    this.el.append(this.title);
+    /** @type {Map<string, HTMLElement>} tool_call_id -> its card, kept while the call waits */
+    this.cards = new Map();
   }
 
   /** The calls that wait now; what the log already closed stays closed. */
@@ -66,18 +70,25 @@ export class Approvals {
     this.calls.delete(id);
   }
 
+  /** Keyed: a card stays the same element while its call waits (a reason being typed,
+   * a button being clicked, are not lost to an unrelated event's redraw). */
   render() {
     this.el.hidden = this.calls.size === 0;
-    if (!this.calls.size) {
-      this.el.replaceChildren();
-      return;
+    for (const [id, card] of this.cards) {
+      if (!this.calls.has(id)) {
+        card.remove();
+        this.cards.delete(id);
+      }
     }
     const approvals = [...this.calls.values()].filter((c) => c.kind === 'approval').length;
-    mount(this.el,
-      h('div', { class: 'pending-title' }, approvals
-        ? `Waiting for your approval (${approvals})`
-        : 'Waiting for the client'),
-      [...this.calls.values()].map((call) => this.card(call)));
+    this.title.textContent = approvals ? `Waiting for your approval (${approvals})` : 'Waiting for the client';
+    for (const call of this.calls.values()) {
+      if (!this.cards.has(call.tool_call_id)) {
+        const card = this.card(call);
+        this.cards.set(call.tool_call_id, card);
+        this.el.append(card);
+      }
+    }
   }
 
   /** @param {ToolCall} call */
