@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from tests.browser.chromium import playwright_or_skip
-from tests.browser.feed import Feed
 from tests.fakes import Text, ToolCalls
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -126,20 +125,21 @@ def test_approve_and_deny_from_the_session_view(page, rest, fake_llm, server):
 def test_a_call_answered_elsewhere_shows_the_409(page, rest, fake_llm, server):
     agent = careful_agent(rest)
     sid = paused_session(rest, fake_llm, agent, "Answered twice", "call_x", "Done.")
-    feed = Feed(page)
     page.goto(f"{server.url}/#/sessions/{sid}")
-    page.reload()  # (the feed is routed from this load on)
     call = page.locator('[data-testid="pending-call"][data-tool-call-id="call_x"]')
     expect(call).to_be_visible()
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
-    # The page does not hear that someone else answered first.
-    feed.mute()
-    ok(rest.post(f"/v1/sessions/{sid}/tool-calls/call_x/deny", json={"reason": "from the API"}))
+
+    # Someone else denies the call just before this page's Approve reaches the server:
+    # the race is made certain (a muted live feed was not: under load the page could
+    # reconnect, learn of the denial and drop the call before the click).
+    def deny_first(route):
+        ok(rest.post(f"/v1/sessions/{sid}/tool-calls/call_x/deny", json={"reason": "from the API"}))
+        route.continue_()
+
+    page.route(f"**/v1/sessions/{sid}/tool-calls/call_x/approve", deny_first)
     call.get_by_test_id("approve-call").click()
     expect(page.get_by_test_id("toast").filter(has_text="Approve failed")).to_contain_text("already answered")
     expect(call).to_have_count(0)
-    feed.drop()  # it reconnects and catches up
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
     expect(page.locator('[data-testid="marker"][data-kind="answer-denied"]')).to_contain_text("from the API")
     expect(page.locator('[data-testid="marker"][data-kind="completed"]')).to_have_count(1)
     expect(page.get_by_test_id("pending-call")).to_have_count(0)

@@ -46,6 +46,10 @@ INFRA_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backof
 MODEL_CALL_TIMEOUT = timedelta(minutes=30)  # the whole step, provider retries included
 SHORT_TIMEOUT = timedelta(minutes=2)
 CANCEL_WAIT = timedelta(seconds=5)
+# A cancel that reaches a turn waiting for tool call answers can be lost: the wait is
+# temporalio's wait_condition, an asyncio.wait_for, which on Python 3.11 may drop a
+# task cancellation. A turn still waiting this long after a cancel is cancelled again.
+CANCEL_AGAIN_AFTER = timedelta(seconds=1)
 LATE_SIGNAL_WAIT = timedelta(seconds=2)
 # A tool call's answer arrives as a signal; should one be lost (an API process died
 # between storing the answer and signalling), the database is asked at this interval.
@@ -67,6 +71,7 @@ class SessionWorkflow:
         # user message whose signal is still on the way (see _next).
         self.known: set[int] = set()
         self.answered: set[str] = set()  # tool call ids answered (signals) in the running turn
+        self.waiting_for_answers = False  # the running turn is in _answers
 
     @workflow.run
     async def run(self, state: SessionState) -> None:
@@ -123,6 +128,13 @@ class SessionWorkflow:
             self.cancel_reason = reason
         if stopping:
             task.cancel()
+            for _ in range(int(CANCEL_WAIT / CANCEL_AGAIN_AFTER) - 1):
+                try:
+                    await workflow.wait_condition(lambda: task.done() or not self.waiting_for_answers,
+                                                  timeout=CANCEL_AGAIN_AFTER)
+                    break
+                except TimeoutError:
+                    task.cancel()  # only ever while it still waits for answers (see CANCEL_AGAIN_AFTER)
             try:
                 await workflow.wait_condition(lambda: task.done(), timeout=CANCEL_WAIT)
             except TimeoutError:
@@ -242,17 +254,21 @@ class SessionWorkflow:
         """Until every waiting call is answered or APPROVAL_TIMEOUT_SECONDS passed."""
         waiting = set(paused.waiting)
         deadline = workflow.now() + timedelta(seconds=paused.timeout_seconds) if paused.timeout_seconds else None
-        while not waiting <= self.answered:
-            left = ANSWER_POLL if deadline is None else min(ANSWER_POLL, deadline - workflow.now())
-            if left <= timedelta(0):
-                return
-            try:
-                await workflow.wait_condition(lambda: waiting <= self.answered, timeout=left)
-            except TimeoutError:
-                still = await workflow.execute_local_activity(
-                    "still_waiting", step, result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT,
-                    retry_policy=INFRA_RETRIES)
-                self.answered |= waiting - set(still)
+        self.waiting_for_answers = True
+        try:
+            while not waiting <= self.answered:
+                left = ANSWER_POLL if deadline is None else min(ANSWER_POLL, deadline - workflow.now())
+                if left <= timedelta(0):
+                    return
+                try:
+                    await workflow.wait_condition(lambda: waiting <= self.answered, timeout=left)
+                except TimeoutError:
+                    still = await workflow.execute_local_activity(
+                        "still_waiting", step, result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT,
+                        retry_policy=INFRA_RETRIES)
+                    self.answered |= waiting - set(still)
+        finally:
+            self.waiting_for_answers = False
 
     async def _finish(self, finish: FinishInput) -> None:
         try:
