@@ -17,6 +17,7 @@ from app.runtime.capabilities import Tool
 from app.runtime.providers.base import ToolCall
 from app.runtime.toolbox import CLIENT, RUN, kind_of
 from app.runtime.tools import parse_arguments
+from app.timeutil import utcnow
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -75,7 +76,7 @@ class WaitingCalls:
         rows = await waits.step_rows(self.session_id, self.step_id)
         if not rows:  # (a retried activity finds them stored)
             timeout = self.settings.approval_timeout_seconds
-            expires_at = waits.now() + dt.timedelta(seconds=timeout) if timeout else None
+            expires_at = utcnow() + dt.timedelta(seconds=timeout) if timeout else None
             ran = iter(outputs)
             for position, (call, kind) in enumerate(zip(calls, kinds, strict=True)):
                 result, error = next(ran) if kind == RUN else (None, None)
@@ -83,7 +84,7 @@ class WaitingCalls:
                     session_id=self.session_id, call_id=call.id, message_id=self.message.id, step_id=self.step_id,
                     iteration=iteration, started_at_seq=started_at_seq, position=position, tool_name=call.name,
                     arguments=parse_arguments(call)[0], kind=kind, expires_at=expires_at, result=result,
-                    error=error, status=waits.DONE if kind == RUN else waits.WAITING, created_at=waits.now()))
+                    error=error, status=waits.DONE if kind == RUN else waits.WAITING, created_at=utcnow()))
             await waits.ToolCallWait.bulk_create(rows)
         paused = waits.paused_step(rows)
         expires = paused.expires_at.isoformat() if paused.expires_at else None
@@ -131,7 +132,7 @@ class WaitingCalls:
                 "arguments": row.arguments}
         await self.events.append(self.session_id, "tool.completed", {
             **base, "result": result, "error": error, "decision": row.status,
-            "duration_ms": round((waits.now() - row.created_at).total_seconds() * 1000, 1)})
+            "duration_ms": round((utcnow() - row.created_at).total_seconds() * 1000, 1)})
         self.outcome.tool_calls.append({"id": row.call_id, "tool_name": row.tool_name, "input": row.arguments,
                                         "output": result, "duration_ms": None, "error": error})
         return result, error

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from app.models import ToolCallWait
 from app.models.enums import SessionStatus, ToolCallKind, ToolCallStatus
+from app.timeutil import utcnow
 
 # Row statuses. Answers: APPROVED / DENIED (an approval), ANSWERED (a client's result),
 # EXPIRED (APPROVAL_TIMEOUT_SECONDS passed), CANCELLED (the turn ended first).
@@ -33,9 +34,6 @@ SESSION_WAITING = "session.waiting"
 WAITING_FOR_APPROVAL, WAITING_FOR_CLIENT = SessionStatus.WAITING_FOR_APPROVAL, SessionStatus.WAITING_FOR_CLIENT
 WAITING_STATUSES = (WAITING_FOR_APPROVAL, WAITING_FOR_CLIENT)
 
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -84,13 +82,13 @@ async def expire(session_id: str, step_id: str) -> list[ToolCallWait]:
     rows = await ToolCallWait.filter(session_id=session_id, step_id=step_id, status=WAITING)
     if rows:
         await ToolCallWait.filter(id__in=[r.id for r in rows], status=WAITING).update(status=EXPIRED,
-                                                                                        answered_at=now())
+                                                                                        answered_at=utcnow())
     return rows
 
 
 async def cancel_open(session_id: str) -> None:
     """The turn ended while calls waited: they can no longer be answered."""
-    await ToolCallWait.filter(session_id=session_id, status=WAITING).update(status=CANCELLED, answered_at=now())
+    await ToolCallWait.filter(session_id=session_id, status=WAITING).update(status=CANCELLED, answered_at=utcnow())
 
 
 class AnswerSignals:
@@ -115,7 +113,7 @@ class AnswerSignals:
                 event.clear()  # before reading: an answer written after the read sets it again
                 if not await still_waiting(session_id, step_id):
                     return
-                remaining = (expires_at - now()).total_seconds() if expires_at else poll_seconds
+                remaining = (expires_at - utcnow()).total_seconds() if expires_at else poll_seconds
                 if remaining <= 0:
                     return
                 try:

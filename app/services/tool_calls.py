@@ -10,6 +10,7 @@ from app.models import ToolCallWait
 from app.runtime import waits
 from app.runtime.toolbox import APPROVAL, CLIENT, RUN
 from app.services.sessions import get_session
+from app.timeutil import utcnow
 
 if TYPE_CHECKING:
     from app.wiring import Runtime
@@ -36,12 +37,11 @@ async def answer(runtime: Runtime, session_id: str, call_id: str, action: str, *
     if row is None or row.kind != kind:
         what = "an approval" if kind == APPROVAL else "a client result"
         raise NotFound(f"no tool call '{call_id}' waiting for {what} in session '{session.id}'")
-    written = await ToolCallWait.filter(id=row.id, status=waits.WAITING).update(status=status, answered_at=waits.now(),
-                                                                               **fields)
-    if not written:
-        await row.refresh_from_db()
+    answer = {"status": status, "answered_at": utcnow(), **fields}
+    if not await ToolCallWait.filter(id=row.id, status=waits.WAITING).update(**answer):
+        await row.refresh_from_db()  # what the earlier answer was
         raise Conflict(f"tool call '{call_id}' was already answered (status {row.status})", code="already_answered")
-    await row.refresh_from_db()
+    row.update_from_dict(answer)  # as written: no second read
     data = {"tool_call_id": call_id, "tool_name": row.tool_name, "decision": status}
     if fields.get("reason"):
         data["reason"] = fields["reason"]
