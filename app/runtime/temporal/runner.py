@@ -25,13 +25,19 @@ class TemporalRunner:
     def __init__(self, settings: Settings, bus: EventBus):
         self.settings = settings
         self.bus = bus
-        self.client: Client | None = None
+        self._client: Client | None = None
         self._waiters: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         # Lazy: the API starts (and /healthz reports it) while Temporal is unreachable.
-        self.client = await Client.connect(self.settings.temporal_address, namespace=self.settings.temporal_namespace,
+        self._client = await Client.connect(self.settings.temporal_address, namespace=self.settings.temporal_namespace,
                                            lazy=True)
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("TemporalRunner.start() was not called")
+        return self._client
 
     async def submit(self, session_id: str, message: Message, variables: dict[str, Any] | None = None,
                      session: Session | None = None) -> LaterOutcome:

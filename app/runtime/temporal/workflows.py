@@ -46,10 +46,6 @@ INFRA_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backof
 MODEL_CALL_TIMEOUT = timedelta(minutes=30)  # the whole step, provider retries included
 SHORT_TIMEOUT = timedelta(minutes=2)
 CANCEL_WAIT = timedelta(seconds=5)
-# A cancel that reaches a turn waiting for tool call answers can be lost: the wait is
-# temporalio's wait_condition, an asyncio.wait_for, which on Python 3.11 may drop a
-# task cancellation. A turn still waiting this long after a cancel is cancelled again.
-CANCEL_AGAIN_AFTER = timedelta(seconds=1)
 LATE_SIGNAL_WAIT = timedelta(seconds=2)
 # A tool call's answer arrives as a signal; should one be lost (an API process died
 # between storing the answer and signalling), the database is asked at this interval.
@@ -71,7 +67,11 @@ class SessionWorkflow:
         # user message whose signal is still on the way (see _next).
         self.known: set[int] = set()
         self.answered: set[str] = set()  # tool call ids answered (signals) in the running turn
-        self.waiting_for_answers = False  # the running turn is in _answers
+        # Set by a cancel of the running turn. Cancelling the turn's task is not enough: an
+        # activity that completes in the same workflow task as the cancel returns its
+        # result and the cancellation is gone (the SDK shields activity results). So the
+        # turn also checks this flag after each activity (_stop_if_asked).
+        self.stop_asked = False
 
     @workflow.run
     async def run(self, state: SessionState) -> None:
@@ -93,7 +93,7 @@ class SessionWorkflow:
             if self.current is None:
                 continue
             self.last_started = max(self.last_started, self.current.sequence)
-            self.cancel_reason = None
+            self.cancel_reason, self.stop_asked = None, False
             self.turn_task = asyncio.create_task(self._turn(self.current))
             gone = await self.turn_task
             self.current, self.turn_task = None, None
@@ -126,15 +126,9 @@ class SessionWorkflow:
         stopping = task is not None and not task.done()
         if stopping or self.dropped:
             self.cancel_reason = reason
-        if stopping:
+        if task is not None and stopping:
+            self.stop_asked = True
             task.cancel()
-            for _ in range(int(CANCEL_WAIT / CANCEL_AGAIN_AFTER) - 1):
-                try:
-                    await workflow.wait_condition(lambda: task.done() or not self.waiting_for_answers,
-                                                  timeout=CANCEL_AGAIN_AFTER)
-                    break
-                except TimeoutError:
-                    task.cancel()  # only ever while it still waits for answers (see CANCEL_AGAIN_AFTER)
             try:
                 await workflow.wait_condition(lambda: task.done(), timeout=CANCEL_WAIT)
             except TimeoutError:
@@ -190,6 +184,7 @@ class SessionWorkflow:
                     cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
                 if result.gone:
                     return True
+                self._stop_if_asked()
                 started_at_seq, limit = result.started_at_seq, result.max_iterations
                 self.known.update(result.stored)
                 if result.completed:  # the step ended the turn itself (no tools wanted)
@@ -199,10 +194,12 @@ class SessionWorkflow:
                                                      for call in result.tool_calls))
                 else:
                     outputs = await self._with_waits(sid, mid, step_id, iteration, started_at_seq, result)
+                self._stop_if_asked()
                 stored = await workflow.execute_activity(
                     "record_tool_results", ToolResultsInput(sid, mid, step_id, result.tool_calls, list(outputs)),
                     result_type=list[int], start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
                 self.known.update(stored)
+                self._stop_if_asked()
             await self._finish(FinishInput(sid, mid, "completed", outcome={"reason": "max_iterations"}))
         except asyncio.CancelledError:
             await self._finish(FinishInput(sid, mid, "cancelled", message=self.cancel_reason or "cancelled by request",
@@ -222,6 +219,10 @@ class SessionWorkflow:
                 await self._finish(FinishInput(sid, mid, "failed", code="internal_error",
                                                message="the turn could not be run on the workers; see their logs"))
         return False
+
+    def _stop_if_asked(self) -> None:
+        if self.stop_asked:
+            raise asyncio.CancelledError
 
     async def _tool(self, request: ToolInput) -> ToolOutput:
         return await workflow.execute_activity(
@@ -243,6 +244,7 @@ class SessionWorkflow:
         paused: PauseResult = await workflow.execute_activity(
             "pause_step", PauseInput(sid, mid, step_id, iteration, started_at_seq, calls, kinds, outputs),
             result_type=PauseResult, start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
+        self._stop_if_asked()
         await self._answers(WaitInput(sid, mid, step_id), paused)
         await workflow.execute_activity("end_wait", WaitInput(sid, mid, step_id), start_to_close_timeout=SHORT_TIMEOUT,
                                         retry_policy=INFRA_RETRIES)
@@ -254,21 +256,18 @@ class SessionWorkflow:
         """Until every waiting call is answered or APPROVAL_TIMEOUT_SECONDS passed."""
         waiting = set(paused.waiting)
         deadline = workflow.now() + timedelta(seconds=paused.timeout_seconds) if paused.timeout_seconds else None
-        self.waiting_for_answers = True
-        try:
-            while not waiting <= self.answered:
-                left = ANSWER_POLL if deadline is None else min(ANSWER_POLL, deadline - workflow.now())
-                if left <= timedelta(0):
-                    return
-                try:
-                    await workflow.wait_condition(lambda: waiting <= self.answered, timeout=left)
-                except TimeoutError:
-                    still = await workflow.execute_local_activity(
-                        "still_waiting", step, result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT,
-                        retry_policy=INFRA_RETRIES)
-                    self.answered |= waiting - set(still)
-        finally:
-            self.waiting_for_answers = False
+        while not waiting <= self.answered:
+            left = ANSWER_POLL if deadline is None else min(ANSWER_POLL, deadline - workflow.now())
+            if left <= timedelta(0):
+                return
+            try:
+                await workflow.wait_condition(lambda: waiting <= self.answered or self.stop_asked, timeout=left)
+            except TimeoutError:
+                still = await workflow.execute_local_activity(
+                    "still_waiting", step, result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT,
+                    retry_policy=INFRA_RETRIES)
+                self.answered |= waiting - set(still)
+            self._stop_if_asked()
 
     async def _finish(self, finish: FinishInput) -> None:
         try:
