@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("app.events.bus")
 
-ALL_SESSIONS = "*"
+# The key of listeners to every session: one no session id can be (every id has at least one
+# character). It was "*", which an Agent Runtime client may choose as its session's id: that
+# session's stream then got every session's events, and deleting it ended the /ws hub's feed.
+ALL_SESSIONS = ""
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,10 @@ class EventBus:
 
     async def stop(self) -> None:
         """Flush and disconnect (nothing, in memory)."""
+
+    async def ping(self, timeout: float) -> bool:
+        """For health checks: does what carries events answer (in memory: always)?"""
+        return True
 
     def subscribe(self, session_id: str = ALL_SESSIONS, *, maxsize: int | None = None) -> Subscription:
         """Listen to one session's events, or to every session's with ALL_SESSIONS."""

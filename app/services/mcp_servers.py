@@ -26,7 +26,7 @@ from app.services.common import paginate, parse_uuid
 STDIO_FIELDS = ("command", "args", "env")
 HTTP_FIELDS = ("url", "headers")
 # What a field left over from the other transport is reset to when the transport changes.
-_CLEARED = {"command": None, "args": [], "env": None, "url": None, "headers": None}
+_CLEARED: dict[str, Any] = {"command": None, "args": [], "env": None, "url": None, "headers": None}
 
 
 class McpServerUnavailable(ApiError):
@@ -163,7 +163,8 @@ async def _capabilities_of(server: McpServer, pool: McpPool, timeout: float) -> 
     except (TimeoutError, McpUnavailable) as exc:
         reason = str(exc) or f"no answer within {timeout:g} s"
         return [Capability(everything, title, f"Cannot be reached: {reason}", "unavailable")]
-    each = [Capability(tool.capability_id, f"{split_capability_id(tool.capability_id)[1]} ({server.name})",
+    # The tool's own name: all after `mcp:<server>:` (split_capability_id refuses names with white space)
+    each = [Capability(tool.capability_id, f"{tool.capability_id.split(':', 2)[2]} ({server.name})",
                        tool.description, tools=(tool,)) for tool in tools]
     return [Capability(everything, title, f"All {len(tools)} tools of the MCP server '{server.name}'",
                        tools=tuple(tools)), *each]

@@ -137,6 +137,14 @@ async def test_capabilities_list_mcp_tools_and_unreachable_servers(client):
     assert "Cannot be reached" in nowhere["description"]
 
 
+async def test_a_tool_name_with_white_space_does_not_break_the_capability_list(client):
+    await create(client, stdio_body("odd", "odd_names"))
+    response = await client.get("/v1/capabilities")
+    assert response.status_code == 200
+    by_id = {cap["id"]: cap for cap in (await response.get_json())["data"]}
+    assert by_id["mcp:odd:look up"]["name"] == "look up (odd)"
+
+
 async def test_agents_take_mcp_capabilities_of_servers_they_can_see(client):
     await create(client, stdio_body())
     ok = await client.post("/v1/agents", json={"name": "a", "system_prompt": "p",

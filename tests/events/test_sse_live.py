@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 
 import httpx
@@ -138,6 +139,30 @@ def test_bad_last_event_id_and_unknown_session(server):
     response = httpx.get(f"{server.url}/v1/sessions/{sid}/events", headers={"Last-Event-ID": "abc"}, timeout=5)
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
     assert httpx.get(f"{server.url}/v1/sessions/nope/events", timeout=5).status_code == 404
+
+
+def test_a_session_named_star_streams_only_its_own_events(server):
+    """`*` is a valid Agent Runtime session id; the bus once used it as its "every
+    session" key, so this session's stream carried every other session's events."""
+    def hook(sid: str, tool: str) -> None:
+        event = {"event_type": "pre_tool", "session_id": sid, "session_name": "n", "tool_name": tool,
+                 "timestamp": "2025-11-16T10:30:16.000000Z"}
+        assert httpx.post(f"{server.url}/sessions/{sid}/events", json=event, timeout=5).json()["ok"] is True
+
+    for sid in ("*", "next-to-star"):
+        assert httpx.post(f"{server.url}/sessions", json={"session_id": sid, "session_name": "n"}, timeout=5).status_code == 200
+    frames: list[dict] = []
+    reader = threading.Thread(target=lambda: frames.extend(read_sse(
+        f"{server.url}/v1/sessions/*/events", stop=lambda f: f.get("data", {}).get("tool_name") == "Last")))
+    reader.start()
+    time.sleep(0.5)  # the stream is open (an event missed here would still be replayed from the log)
+    hook("next-to-star", "Elsewhere")
+    httpx.post(f"{server.url}/v1/agents", json={"name": "a notice on the bus"}, timeout=5)
+    hook("*", "Last")
+    reader.join(timeout=15)
+    assert not reader.is_alive()
+    tools = [f["data"].get("tool_name") for f in events_only(frames)]
+    assert tools[-1] == "Last" and "Elsewhere" not in tools, tools
 
 
 def test_client_disconnect_does_not_affect_the_turn(server, fake_llm):

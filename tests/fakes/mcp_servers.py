@@ -28,7 +28,7 @@ import anyio
 from mcp.server.fastmcp import FastMCP, Image
 
 ROOT = Path(__file__).resolve().parents[2]
-VARIANTS = ("normal", "hang", "crash", "error")
+VARIANTS = ("normal", "hang", "crash", "error", "odd_names")
 # A 1x1 transparent PNG.
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c6360000002000005000106a3c5bd0000000049454e44ae426082")
@@ -87,6 +87,12 @@ def build(variant: str) -> FastMCP:
         def fail(reason: str = "boom") -> str:
             """Always fails."""
             raise ValueError(f"it failed: {reason}")
+
+    elif variant == "odd_names":
+        @server.tool(name="look up")
+        def look_up(text: str) -> str:
+            """A tool whose name has a space in it (MCP allows any name)."""
+            return text
 
     return server
 
