@@ -69,6 +69,7 @@ def _serve(settings: Settings) -> int | None:
             raise
 
     _run_loop(main(), settings.event_loop)
+    return None
 
 
 def hypercorn_config(settings: Settings):
@@ -227,7 +228,8 @@ def run_worker(config, sockets, shutdown_event) -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     worker = uvloop_worker if config.worker_class == "uvloop" else asyncio_worker
-    worker(config=config, sockets=sockets, shutdown_event=stop)
+    # Hypercorn annotates a multiprocessing Event but only polls its is_set(), which _StopWhen has.
+    worker(config=config, sockets=sockets, shutdown_event=stop)  # type: ignore[arg-type]
 
 
 def _worker_class(event_loop: str) -> str:

@@ -119,9 +119,12 @@ class TimedTransactionContext(TransactionContextPooled):
     server rolls back what a closed connection left open, and a rollback sent to a
     database that does not answer would wait out another time limit."""
 
+    client: TimedTransactionWrapper  # as _in_transaction below makes it
+
     async def __aenter__(self):
         await self.ensure_connection()
         pool = self.client._parent._pool
+        assert pool is not None  # ensure_connection made it
         async with _Limit(self.client.database_timeout):
             self.client._connection = await pool.acquire()
         try:

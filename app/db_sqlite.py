@@ -53,7 +53,7 @@ def runs_inline(fn, args: tuple) -> bool:
         return True
     if head.startswith("SELECT") and sql.rstrip().upper().endswith("LIMIT ?"):
         params = args[1] if len(args) > 1 else None
-        return bool(params) and isinstance(params[-1], int) and params[-1] <= 2
+        return bool(params and isinstance(params[-1], int) and params[-1] <= 2)
     return False
 
 
@@ -165,7 +165,8 @@ class InlineWritesSqliteClient(SqliteClient):
             # and it never waits for a lock by itself (timeout=0, see above).
             connector = partial(sqlite3.connect, self.filename, isolation_level=None, check_same_thread=False,
                                 timeout=0)
-            connection = await InlineWritesConnection(connector, 64)
+            connection = InlineWritesConnection(connector, 64)
+            await connection  # starts its thread and connects (awaited, it is typed as its base class)
             connection.timeout = self.database_timeout
             try:
                 connection._conn.row_factory = sqlite3.Row

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from quart import Quart, g, has_request_context, request, websocket
 from quart_schema import RequestSchemaValidationError
 from tortoise.exceptions import IntegrityError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.db import DatabaseUnavailable
 
@@ -160,7 +160,7 @@ def register_error_handlers(app: Quart) -> None:
         status = exc.code or 500
         code = _HTTP_CODES.get(status, "http_error")
         headers = {name: value for name, value in exc.get_headers() if name in ("Allow", "Retry-After")}
-        if status == 405 and getattr(exc, "valid_methods", None):
+        if status == 405 and isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             headers["Allow"] = ", ".join(exc.valid_methods)
         if status == 413:
             # The rest of the body was never read, so this connection cannot carry another

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from quart import Quart, current_app
 
@@ -35,6 +36,9 @@ from app.secrets import SecretBox, mask_secret
 from app.services.agent_runtime import LiveFeed
 from app.services.pipeline_runs import fail_interrupted_runs
 from app.tasks import BackgroundTasks
+
+if TYPE_CHECKING:
+    from app.runtime.temporal.runner import TemporalRunner
 
 log = logging.getLogger("app.runtime")
 
@@ -65,6 +69,7 @@ class Runtime:
         metrics = Metrics()
         models = ModelResolver()
         bus.on_control(MODELS_CHANGED, lambda _: models.forget())
+        runner: Runner
         if settings.temporal:
             from app.runtime.temporal.runner import TemporalRunner  # only this mode needs temporalio
 
@@ -86,6 +91,14 @@ class Runtime:
         await self._providers_from_environment()
         if not self.settings.temporal:  # there, turns (and their SDK calls) run on the workers
             import_sdks_in_background()
+
+    @property
+    def temporal_runner(self) -> TemporalRunner:
+        """The runner in temporal mode, which also runs pipeline runs and has a Temporal client."""
+        from app.runtime.temporal.runner import TemporalRunner
+
+        assert isinstance(self.runner, TemporalRunner), "not in temporal mode"
+        return self.runner
 
     def end_streams(self) -> None:
         """Shutdown has begun: end SSE streams and /ws feeds now, so the server stops

@@ -179,5 +179,6 @@ async def set_agent_capabilities(agent_id: str, data: CapabilityIds):
         settings = {c.id: c.model_dump(exclude={"id"}, exclude_defaults=True) for c in data.capabilities}
         agent = await service.set_capabilities(agent_id, [c.id for c in data.capabilities], settings)
     else:
+        assert data.capability_ids is not None  # _one_list: one of the two lists is sent
         agent = await service.set_capabilities(agent_id, data.capability_ids)
     return AgentCapabilities.of(agent)

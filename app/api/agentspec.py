@@ -12,6 +12,7 @@ from quart import Blueprint, Response
 from quart_schema import document_response, tag, validate_request
 
 from app.dialects.agentspec import STREAM_ENDS, StreamTranslator, continue_body, invoke_body, raise_for_failure
+from app.events.log import LoggedEvent
 from app.events.sse import SSE_HEADERS
 from app.services import agentspec as service
 from app.wiring import current_runtime
@@ -91,6 +92,7 @@ async def stream(agent_ref: str, data: TurnRequest):
         with subscription:
             ours = False
             while (event := await subscription.get()) is not None:
+                assert isinstance(event, LoggedEvent)  # a session's subscription gets no notices
                 ours = ours or (event.type == "session.started" and event.data.get("message_id") == str(message.id))
                 if not ours:
                     continue

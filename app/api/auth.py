@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, get_args
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -17,6 +17,7 @@ from app.auth.middleware import ACCESS_COOKIE, REFRESH_COOKIE
 from app.auth.principal import SCOPES, current_principal
 from app.auth.service import AuthService, TokenPair
 from app.auth.throttle import limit_attempts
+from app.config import OAuthClient
 from app.errors import InvalidRequest, Unauthorized
 from app.wiring import current_runtime
 
@@ -240,10 +241,10 @@ def _key_fields(row) -> dict:
             "expires_at": row.expires_at, "last_used_at": row.last_used_at, "created_at": row.created_at}
 
 
-assert set(SCOPES) <= set(Scope.__args__)  # the request schema lists every scope
+assert set(SCOPES) <= set(get_args(Scope))  # the request schema lists every scope
 
 
-def _oauth_provider(provider: str) -> tuple[dict[str, str], str]:
+def _oauth_provider(provider: str) -> tuple[OAuthClient, str]:
     """An enabled provider's settings and the redirect_uri (the same at start and callback)."""
     settings = current_runtime().settings
     config = oauth.provider_config(settings, _service().mode, provider)

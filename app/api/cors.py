@@ -19,9 +19,11 @@ behind a proxy that terminates TLS or rewrites Host the public origin must be li
 from __future__ import annotations
 
 import logging
+from typing import cast
 from urllib.parse import urlsplit
 
 from quart import Quart, websocket
+from quart.typing import WebsocketCallable
 from quart_cors import cors, cors_exempt
 
 from app.errors import Forbidden
@@ -93,4 +95,5 @@ def apply_http_cors(app: Quart, origins: list[str]) -> None:
     cors(app, allow_origin=origins, expose_headers=EXPOSE_HEADERS)
     for rule in app.url_map.iter_rules():
         if rule.websocket:
-            cors_exempt(app.view_functions[rule.endpoint])
+            # Quart's view_functions keeps Flask's annotation (Flask's return types)
+            cors_exempt(cast(WebsocketCallable, app.view_functions[rule.endpoint]))

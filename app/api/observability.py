@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,8 +21,10 @@ bp = Blueprint("observability", __name__)
 
 CHECK_SECONDS = 1.5  # each check; they run at once, so /healthz answers within 2 s
 
+Probe = Callable[[], Awaitable[object]]  # fails, or answers False, when unhealthy
 
-async def _check(probe) -> str:
+
+async def _check(probe: Probe) -> str:
     # Its own task, given up on at the deadline without waiting for it to wind down
     # (as wait_for would): a probe stuck on a connection that does not answer may take
     # its time to let go, and the answer must not wait for that.
@@ -55,13 +58,13 @@ async def _database_probe() -> None:
         await check_writable()
 
 
-def _checks() -> dict:
+def _checks() -> dict[str, Probe]:
     """The database always; in temporal mode also Redis (live events) and Temporal (turns)."""
     runtime = current_runtime()
-    checks = {"database": _database_probe}
+    checks: dict[str, Probe] = {"database": _database_probe}
     if runtime.settings.temporal:
         checks["redis"] = lambda: runtime.bus.ping(CHECK_SECONDS)
-        checks["temporal"] = lambda: runtime.runner.client.service_client.check_health(
+        checks["temporal"] = lambda: runtime.temporal_runner.client.service_client.check_health(
             timeout=timedelta(seconds=CHECK_SECONDS))
     return checks
 

@@ -220,7 +220,7 @@ async def run_pipeline(name: str, data: RunRequest):
     With "wait": false the answer is a 202 at once; poll GET /v1/pipelines/{name}/status."""
     pipeline, run, task = await service.start_run(current_runtime(), name, data.text)
     if not data.wait:
-        return RunStarted(run_id=run.id, pipeline=pipeline.name, status=PipelineRunStatus.RUNNING), 202
+        return RunStarted(run_id=run.id, pipeline=pipeline.name, status=PipelineRunStatus.RUNNING.value), 202
     finished = await run_engine.wait_run(task)
     return RunOut.model_validate(run_body(finished, keyed=data.trigger is not None)), 200
 

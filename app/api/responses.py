@@ -27,6 +27,8 @@ MIMETYPE = "application/json"
 class JsonProvider(DefaultJSONProvider):
     """`app.json`: Quart's `jsonify` and dict responses, encoded by orjson."""
 
+    _app: Quart  # Flask's provider types it as Flask's app, whose response class takes no body
+
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         return dumps(obj)
 
@@ -53,4 +55,4 @@ def install_json_responses(app: Quart, plain_make_response) -> None:
             return await plain_make_response(result)
         return await schema_make_response(result)
 
-    app.make_response = make_response
+    app.make_response = make_response  # type: ignore[method-assign]  # on this app only, as quart-schema does

@@ -80,8 +80,8 @@ class SessionOut(BaseModel):
         agent = getattr(s, "_agent", None)  # loaded by the services (select_related)
         return cls(id=s.id, session_id=s.id, kind=s.kind, agent_id=s.agent_id, agent=agent.name if agent else None,
                    title=s.title, metadata=s.metadata or {}, tags=s.tags, model_id=s.model_id, status=s.status,
-                   last_error=s.last_error, usage=s.usage or {}, turns=turns, created_at=s.created_at,
-                   updated_at=s.updated_at, last_active_at=s.updated_at)
+                   last_error=s.last_error, usage=SessionUsage.model_validate(s.usage or {}), turns=turns,
+                   created_at=s.created_at, updated_at=s.updated_at, last_active_at=s.updated_at)
 
 
 class SessionPage(Page[SessionOut]):

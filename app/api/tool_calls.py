@@ -4,7 +4,7 @@ result the client computes (docs/api.md §3.9)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 from quart import Blueprint
@@ -19,13 +19,14 @@ bp = Blueprint("tool_calls", __name__)
 
 CALL = "/v1/sessions/<session_id>/tool-calls/<call_id>"
 Status = Literal["waiting", "approved", "denied", "answered", "expired", "cancelled"]
+Kind = Literal["approval", "client"]  # calls that waited: never `run` (nor its status `done`)
 
 
 class ToolCallOut(BaseModel):
     tool_call_id: str
     tool_name: str
     arguments: Any
-    kind: Literal["approval", "client"]
+    kind: Kind
     status: Status
     reason: str | None
     result: Any
@@ -38,8 +39,10 @@ class ToolCallOut(BaseModel):
 
     @classmethod
     def of(cls, row: ToolCallWait) -> ToolCallOut:
-        return cls(tool_call_id=row.call_id, tool_name=row.tool_name, arguments=row.arguments, kind=row.kind,
-                   status=row.status, reason=row.reason, result=row.result, error=row.error, step_id=row.step_id,
+        # Narrower than the row's enums (see Kind); pydantic checks them here.
+        return cls(tool_call_id=row.call_id, tool_name=row.tool_name, arguments=row.arguments,
+                   kind=cast(Kind, row.kind), status=cast(Status, row.status), reason=row.reason, result=row.result,
+                   error=row.error, step_id=row.step_id,
                    message_id=str(row.message_id), requested_at=row.created_at, expires_at=row.expires_at,
                    answered_at=row.answered_at)
 

@@ -26,6 +26,7 @@ from app.errors import Forbidden, InvalidRequest, NotFound, ProviderError
 from app.models import OAuthState, User
 from app.timeutil import utcnow
 
+TransportError: type[Exception]  # whichever of the two below authlib runs on
 try:  # the HTTP library authlib's httpx integration runs on (httpx2 since authlib 1.9)
     from httpx2 import HTTPError as TransportError
 except ImportError:  # pragma: no cover - older authlib on plain httpx

@@ -24,7 +24,7 @@ from app.auth.tokens import (
     new_api_key,
     new_refresh_token,
 )
-from app.config import ConfigError, Settings, reveal
+from app.config import AuthMode, ConfigError, Settings, reveal
 from app.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from app.models import ApiKey, RefreshToken, User
 from app.models.enums import UserRole
@@ -89,7 +89,7 @@ class AuthService:
             log.warning("%s", warning)
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> AuthMode:
         return self.settings.auth_mode
 
     @property
@@ -124,6 +124,8 @@ class AuthService:
         user = await User.get_or_none(email=email.lower())
         if not await passwords.verify_password(user.password_hash if user else None, password):
             raise Unauthorized(BAD_LOGIN, code="invalid_credentials")
+        # verify_password refuses a missing user, and a user without a password
+        assert user is not None and user.password_hash is not None
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = await passwords.hash_password(password)
             await user.save(update_fields=["password_hash"])
@@ -145,7 +147,8 @@ class AuthService:
         The transaction must commit that revocation, so errors are raised after it."""
         problem, pair = None, None
         async with in_transaction():
-            stored = await RefreshToken.get_or_none(token_hash=digest(refresh_token)).select_for_update().select_related("user")
+            stored = await RefreshToken.filter(token_hash=digest(refresh_token)).select_for_update() \
+                .select_related("user").get_or_none()
             if stored is None:
                 problem = "invalid refresh token"
             elif stored.revoked_at is not None:
@@ -160,6 +163,7 @@ class AuthService:
                 pair = await self.issue(stored.user, stored.family_id)
         if problem:
             raise Unauthorized(problem)
+        assert pair is not None  # no problem: a pair was issued
         return pair
 
     async def logout(self, principal: Principal, refresh_token: str | None) -> None:

@@ -80,6 +80,8 @@ def limit_attempts(count: int, period_seconds: float, *key_functions: KeyFunctio
                 try:
                     remaining, reset = log.take(keys)
                 except RateLimitExceeded as refused:
+                    # seconds, as take() raised it (werkzeug's 429 also allows a datetime or None)
+                    assert isinstance(refused.retry_after, int)
                     _headers(count, 0, refused.retry_after)
                     raise
                 _headers(count, remaining, reset)

@@ -118,6 +118,7 @@ class EventLog:
     async def insert_message(self, session_id: str, message_id, role: str, content: dict[str, Any]) -> Message:
         """Store a message with the session's next number (not announced: see record_message)."""
         if self.shared is None:
+            assert isinstance(self.message_numbers, SequenceCounter)  # no shared counter: numbered here
             return await self.message_numbers.insert(session_id, lambda sequence: Message.create(
                 id=message_id, session_id=session_id, sequence=sequence, role=role, content=content))
         created_at = utcnow()

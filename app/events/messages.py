@@ -20,7 +20,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from app.models import Message
-from app.models.sequences import SequenceCounter
+from app.models.sequences import SequenceCounter, SessionRowCounter
 
 if TYPE_CHECKING:
     from app.events.log import EventLog
@@ -47,7 +47,7 @@ def _last_sequence(rows: list[MessageRow]) -> int:
 
 
 class RecentMessages:
-    def __init__(self, numbers: SequenceCounter, max_sessions: int = MAX_SESSIONS):
+    def __init__(self, numbers: SequenceCounter | SessionRowCounter, max_sessions: int = MAX_SESSIONS):
         self.numbers = numbers
         self.max_sessions = max_sessions
         self._rows: OrderedDict[str, list[MessageRow]] = OrderedDict()

@@ -65,6 +65,7 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
                     if live.overflowed:  # dropped for falling behind: reconnect and catch up
                         yield b": too slow, reconnect with Last-Event-ID\n\n"
                     return  # otherwise the session was deleted
+                assert isinstance(event, LoggedEvent)  # a session's subscription gets no notices
                 # The next one in line is the common case, taken without a coroutine (this
                 # runs per subscriber per event); repeats and gaps go through in_order.
                 for due in (event,) if event.sequence == last + 1 else await log.in_order(last, event):

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Protocol
 
 from app.events.bus import ALL_SESSIONS, EventBus, SessionNotice
@@ -109,7 +110,7 @@ class WebSocketHub:
             if connection.sees_everything or (owner is not None and connection.owner == owner):
                 connection.offer(encoded)
 
-    async def _in_order(self, item: LoggedEvent | SessionNotice) -> list[LoggedEvent | SessionNotice]:
+    async def _in_order(self, item: LoggedEvent | SessionNotice) -> Sequence[LoggedEvent | SessionNotice]:
         """Events of a session in sequence order, once each. With several processes
         writing (temporal mode), events reach this process through Redis from different
         publishers, so one can overtake another, or be lost: a gap is filled from the

@@ -26,7 +26,7 @@ class LlmProvider(Model):
     provider_type = fields.CharField(max_length=32)  # openai|anthropic|azure_openai|ollama|custom
     base_url = fields.CharField(max_length=500, null=True)
     api_version = fields.CharField(max_length=50, null=True)  # azure_openai only
-    api_key_encrypted = fields.TextField(null=True)
+    api_key_encrypted: str | None = fields.TextField(null=True)  # as an instance holds it (Tortoise: never null)
     api_key_hint = fields.CharField(max_length=32, null=True)
     is_default = fields.BooleanField(default=False)
     status = fields.CharEnumField(LlmStatus, max_length=16, default=LlmStatus.ACTIVE, description="")

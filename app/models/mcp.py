@@ -27,10 +27,11 @@ class McpServer(Model):
     transport = fields.CharEnumField(McpTransport, max_length=8, description="")
     command = fields.TextField(null=True)  # stdio
     args: fields.JSONField[list[str]] = fields.JSONField(default=list)  # stdio
-    env_encrypted = fields.TextField(null=True)  # stdio: a JSON object, encrypted
+    # Typed for what an instance holds (Tortoise types every TextField as never null).
+    env_encrypted: str | None = fields.TextField(null=True)  # stdio: a JSON object, encrypted
     env_hints: fields.JSONField[dict[str, str]] = fields.JSONField(default=dict)  # name -> masked value
     url = fields.CharField(max_length=2000, null=True)  # http (streamable HTTP)
-    headers_encrypted = fields.TextField(null=True)  # http: a JSON object, encrypted
+    headers_encrypted: str | None = fields.TextField(null=True)  # http: a JSON object, encrypted
     header_hints: fields.JSONField[dict[str, str]] = fields.JSONField(default=dict)
     enabled = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from tortoise import connections
+from tortoise.models import Model
 
 from app.models import Agent, Session
 
@@ -41,7 +42,7 @@ async def _rows(sql: str, params: list[Any]) -> list[Any]:
     return rows
 
 
-def _columns(model: type, alias: str, prefix: str = "") -> str:
+def _columns(model: type[Model], alias: str, prefix: str = "") -> str:
     return ", ".join(f'{alias}."{c}" AS "{prefix}{c}"' for c in sorted(model._meta.db_fields))
 
 
@@ -131,6 +132,7 @@ async def event_total(session_id: str, types: Collection[str] | None = None,
 
 
 def _type_filters(types: Collection[str] | None, exclude: Collection[str] | None) -> tuple[str, list[Any]]:
+    params: list[Any]
     sql, params = "", []
     if types:
         sql, params = sql + f" AND type IN ({', '.join('?' * len(types))})", params + list(types)

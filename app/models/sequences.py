@@ -31,8 +31,8 @@ class SequenceCounter:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def _read_last(self, session_id: str) -> int:
-        values = await self.model.filter(session_id=session_id).order_by("-sequence").limit(1).values_list("sequence", flat=True)
-        return values[0] if values else 0
+        rows = await self.model.filter(session_id=session_id).order_by("-sequence").limit(1).values_list("sequence")
+        return rows[0][0] if rows else 0
 
     async def insert(self, session_id: str, create: Callable[[int], Awaitable[T]]) -> T:
         """Call `create(sequence)` with the session's next number; returns its result."""

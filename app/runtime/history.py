@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from app.runtime.providers.base import ChatMessage, ToolCall
@@ -21,12 +22,20 @@ def _result_text(content: dict) -> tuple[str, bool]:
 
 
 class StoredMessage(Protocol):
-    """What the history needs of a message: a Message or a MessageRow."""
+    """What the history needs of a message: a Message or a MessageRow (read only: a
+    MessageRow is a named tuple)."""
 
-    id: uuid.UUID
-    sequence: int
-    role: str
-    content: dict[str, Any]
+    @property
+    def id(self) -> uuid.UUID | None: ...  # None: no message (a Turn only finishing a cancel, temporal mode)
+
+    @property
+    def sequence(self) -> int: ...
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def content(self) -> dict[str, Any]: ...
 
 
 def to_chat_history(messages: list[StoredMessage]) -> list[ChatMessage]:
@@ -69,7 +78,7 @@ def _answer_unanswered_calls(history: list[ChatMessage]) -> list[ChatMessage]:
     return out
 
 
-def turn_history(messages: list[StoredMessage], current: StoredMessage, started_at_seq: int) -> list[StoredMessage]:
+def turn_history(messages: Sequence[StoredMessage], current: StoredMessage, started_at_seq: int) -> list[StoredMessage]:
     """What the model sees in the turn answering `current`.
 
     `started_at_seq` is the session's last message sequence when the turn began. Before

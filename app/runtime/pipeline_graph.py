@@ -79,7 +79,7 @@ def end_step(entry: dict[str, Any], status: str, now_iso: str, duration_ms: int 
 
 
 def step_result(entry: dict[str, Any], outcome_status: str, output: str, usage: dict[str, int],
-                error: dict[str, str] | None, now_iso: str, duration_ms: int) -> None:
+                error: dict[str, str] | None, now_iso: str, duration_ms: int | None) -> None:
     """Record a finished turn in its step's entry: completed, or failed with the turn's error."""
     entry["usage"] = {**usage, "total_tokens": usage.get("input_tokens", 0) + usage.get("output_tokens", 0)}
     if outcome_status == "completed":

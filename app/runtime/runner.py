@@ -70,10 +70,12 @@ class TurnRunner:
         """Turns the last run of this server left `running` are failed: they are lost.
         Turns that waited for answers wait again: their state is stored."""
         await fail_interrupted_sessions(self.deps)
-        for session_id in await Session.filter(status__in=waits.WAITING_STATUSES, kind=SessionKind.AGENT) \
-                .values_list("id", flat=True):
+        # ids: flat values (Tortoise types every values_list row as a tuple)
+        waiting: list[Any] = await Session.filter(status__in=waits.WAITING_STATUSES, kind=SessionKind.AGENT) \
+            .values_list("id", flat=True)
+        for session_id in waiting:
             paused = await waits.latest_paused(session_id)
-            message = paused and await Message.get_or_none(id=paused.message_id)
+            message = await Message.get_or_none(id=paused.message_id) if paused is not None else None
             if message is None:
                 continue
             self._enqueue(session_id, QueuedTurn(message, None, asyncio.get_running_loop().create_future(),
@@ -152,7 +154,9 @@ def _resolve(future: asyncio.Future, outcome: TurnOutcome) -> None:
 async def fail_interrupted_sessions(deps: TurnDeps) -> int:
     """At start-up: a session still `running` lost its turn when the server stopped."""
     # Only agent-loop sessions ran here; external ones are driven by their own agents.
-    stuck = await Session.filter(status=SessionStatus.RUNNING, kind=SessionKind.AGENT).values_list("id", flat=True)
+    # ids: flat values (Tortoise types every values_list row as a tuple)
+    stuck: list[Any] = await Session.filter(status=SessionStatus.RUNNING, kind=SessionKind.AGENT) \
+        .values_list("id", flat=True)
     message = "the server restarted while this turn was running; send the message again"
     for session_id in stuck:
         await Session.filter(id=session_id).update(status=SessionStatus.FAILED, last_error=message,

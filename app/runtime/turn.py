@@ -306,7 +306,7 @@ class Turn(WaitingCalls):
     async def _step(self, adapter: ChatAdapter, model_id: str, system: str, history, specs, iteration: int,
                     step_id: str | None = None, message_id: uuid.UUID | None = None, attempt: int = 1) -> Finished:
         self.step_id, self.message_id = step_id or str(uuid.uuid4()), message_id or uuid.uuid4()
-        delta_data = {"step_id": self.step_id, "message_id": str(self.message_id)}
+        delta_data: dict[str, Any] = {"step_id": self.step_id, "message_id": str(self.message_id)}
         if attempt == 1:
             self._write_behind("step.started", {"step_id": self.step_id, "iteration": iteration, "model": model_id})
         else:  # a retried step (temporal runner): readers drop what they got of this message so far
@@ -330,7 +330,7 @@ class Turn(WaitingCalls):
         text, self.partial = "".join(self.partial), []
         # The step's first stored message gets the step's message id, so a retried step
         # (temporal runner) can tell that its output is already stored.
-        first_id = self.message_id
+        first_id: uuid.UUID | None = self.message_id
         if text or not finished.tool_calls:
             await self._record("assistant", {"text": text}, message_id=first_id, step_id=self.step_id)
             self.outcome.output = text
@@ -440,7 +440,7 @@ class Turn(WaitingCalls):
         await self.keep_partial_text()
         await waits.cancel_open(self.session_id)
         await self._set_status(SessionStatus.PENDING, None)
-        data = {"reason": reason, "message_id": str(self.message.id)}
+        data: dict[str, Any] = {"reason": reason, "message_id": str(self.message.id)}
         if dropped:
             data["dropped_message_ids"] = dropped
         await self.events.append(self.session_id, "session.cancelled", data)

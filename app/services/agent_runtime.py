@@ -90,8 +90,9 @@ async def create_session(runtime: Runtime, session_id: str, session_name: str, *
     """`optional`: project_dir, agent_name, parent_session_name."""
     if await Session.exists(id=session_id):  # ids are global: another user's id is taken too
         raise Conflict("Session already exists", code="session_exists")
+    columns: dict[str, Any] = dict(optional)  # not to be taken for create()'s using_db
     await Session.create(id=session_id, kind=SessionKind.EXTERNAL, status=status, title=session_name, implicit=implicit,
-                         owner_id=new_owner(), **optional)
+                         owner_id=new_owner(), **columns)
     runtime.events.notify_session("session_created", session_id)
     return await get_session(session_id)
 

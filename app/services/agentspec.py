@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 async def _session_for(runtime: Runtime, agent_ref: str, session_id: str | None, variables: dict[str, Any] | None,
                        must_exist: bool = False) -> Session:
     if session_id is not None or must_exist:
+        assert session_id is not None  # must_exist: a continue, whose path names the session
         return await get_session(session_id, agent_ref)
     agent = await get_active_agent(agent_ref)
     check_variables(agent.system_prompt, variables)  # before creating anything

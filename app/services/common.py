@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
+from tortoise.fields import CharField
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from app.errors import NotFound
 from app.text import is_storable_text
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Model)
 
 
 def as_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
@@ -35,7 +36,9 @@ def parse_uuid(value: str | uuid.UUID, kind: str) -> uuid.UUID:
 def fits_column(model: type[Model], field: str, value: str) -> bool:
     """Whether the column can hold `value` at all: Tortoise validates filter values against
     the column's length (and raised), PostgreSQL refuses NUL in text: both were 500s."""
-    return len(value) <= model._meta.fields_map[field].max_length and is_storable_text(value)
+    column = model._meta.fields_map[field]
+    assert isinstance(column, CharField)  # a column of bounded text
+    return len(value) <= column.max_length and is_storable_text(value)
 
 
 def existing_key(model: type[Model], field: str, value: str, not_found: str) -> str:

@@ -66,7 +66,7 @@ def _group(pipeline_id: uuid.UUID) -> tuple[str, uuid.UUID]:
 
 
 async def _run_on_temporal(runtime: Runtime, pipeline_name: str, run_id: uuid.UUID) -> dict[str, Any]:
-    finished = await (await runtime.runner.start_pipeline_run(str(run_id)))
+    finished = await (await runtime.temporal_runner.start_pipeline_run(str(run_id)))
     run = await PipelineRun.get_or_none(id=run_id)
     if not finished or run is None:
         raise asyncio.CancelledError("the run was stopped")
@@ -78,7 +78,7 @@ async def _run_on_temporal(runtime: Runtime, pipeline_name: str, run_id: uuid.UU
 async def stop_runs_of(runtime: Runtime, pipeline_id: uuid.UUID, reason: str) -> None:
     if runtime.settings.temporal:
         running = await PipelineRun.filter(pipeline_id=pipeline_id, status=PipelineRunStatus.RUNNING).values_list("id", flat=True)
-        await runtime.runner.stop_pipeline_runs([str(r) for r in running], STOP_WAIT_SECONDS)
+        await runtime.temporal_runner.stop_pipeline_runs([str(r) for r in running], STOP_WAIT_SECONDS)
         return
     await runtime.tasks.stop(_group(pipeline_id), reason, STOP_WAIT_SECONDS)
 
@@ -188,7 +188,8 @@ class _RunExecution:
                                                             **fields)
 
     async def _finish(self) -> None:
-        self.run.status, self.run.output = graph.conclude(self.defs, self.entries)
+        status, self.run.output = graph.conclude(self.defs, self.entries)
+        self.run.status = PipelineRunStatus(status)
         self.run.finished_at = utcnow()
         await self._save(status=self.run.status, output=self.run.output, finished_at=self.run.finished_at)
         for entry in self.run.steps:

@@ -16,7 +16,7 @@ from app.services.llm import check_model_exists
 
 if TYPE_CHECKING:
     from app.events.log import EventLog
-    from app.runtime.runner import TurnRunner
+    from app.runtime.runner import Runner
     from app.wiring import Runtime
 
 
@@ -101,7 +101,7 @@ async def delete_session(runtime: Runtime, session_id: str, agent_id: str | None
     return events_count
 
 
-async def cancel_turn(runner: TurnRunner, session_id: str, agent_id: str | None = None) -> tuple[Session, bool]:
+async def cancel_turn(runner: Runner, session_id: str, agent_id: str | None = None) -> tuple[Session, bool]:
     """Cancel the running turn and drop queued ones; harmless when the session is idle.
 
     Returns the session as it is afterwards and whether a turn was stopped."""

@@ -34,7 +34,9 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
         raise Conflict(f"session '{session.id}' is reported by an external agent; it does not run turns here",
                        code="external_session")
     if require_variables and session.agent_id is not None:
-        check_variables((await session.agent).system_prompt, variables)
+        agent = session.agent  # the joined row, or (not fetched yet) an awaitable of it
+        assert agent is not None  # agent_id is set
+        check_variables((await agent).system_prompt, variables)
     message = await record_message(runtime.events, session.id, "user", {"text": text})
     try:
         done = await runtime.runner.submit(session.id, message, variables, session)

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -158,7 +159,9 @@ class Connection:
         try:
             async with AsyncExitStack() as stack:
                 read, write = await self._transport(stack)
-                session = ClientSession(_WatchedStream(read, self._stop.set), write, message_handler=self._on_message)
+                # The SDK annotates anyio's stream class, but only enters and iterates it, as _WatchedStream does.
+                session = ClientSession(_WatchedStream(read, self._stop.set), write,  # type: ignore[arg-type]
+                                        message_handler=self._on_message)
                 await stack.enter_async_context(session)
                 await session.initialize()
                 self._session = session
@@ -201,10 +204,12 @@ class Connection:
     async def list_tools(self) -> list[types.Tool]:
         if self.tools is None:
             session = self._live_session()
-            tools, cursor = [], None
+            tools: list[types.Tool] = []
+            cursor: str | None = None
             while True:
-                params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-                page = await self._guarded(lambda params=params: session.list_tools(params=params))
+                params: types.PaginatedRequestParams | None = types.PaginatedRequestParams(cursor=cursor) \
+                    if cursor else None
+                page = await self._guarded(partial(session.list_tools, params=params))
                 tools.extend(page.tools)
                 cursor = page.nextCursor
                 if not cursor:
@@ -226,9 +231,10 @@ class Connection:
         return await self._guarded(request, taken)
 
     def _live_session(self) -> ClientSession:
-        if not self.alive:
+        session = self._session
+        if session is None or not self.alive:
             raise NotDelivered("the session has ended")
-        return self._session
+        return session
 
     async def _guarded(self, request: Callable[[], Awaitable[T]], request_ids: list[Any] | None = None) -> T:
         """Run one request, ending as soon as the session does."""

@@ -29,6 +29,6 @@ def parse_capability_ids(capability_ids: list[str]) -> dict[str, set[str] | None
         server, tool = parts
         if tool == ALL_TOOLS:
             wanted[server] = None
-        elif server not in wanted or wanted[server] is not None:
-            wanted.setdefault(server, set()).add(tool)
+        elif (tools := wanted.setdefault(server, set())) is not None:  # None: all its tools already
+            tools.add(tool)
     return wanted

@@ -34,6 +34,7 @@ def _tool_input(arguments: str) -> Any:
 def to_anthropic_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     """Anthropic wants alternating roles and tool results as user content blocks."""
     out: list[dict[str, Any]] = []
+    blocks: list[dict[str, Any]]
     for m in messages:
         if m.role == "user":
             role, blocks = "user", [{"type": "text", "text": m.text}]

@@ -186,7 +186,8 @@ class TurnActivities:
         """Returns the numbers of the messages it stored."""
         turn, _, _ = await self._turn(request.session_id, request.message_id)
         turn.step_id = request.step_id
-        recent = await Message.filter(session_id=request.session_id, role="tool_result") \
+        # contents: flat values (Tortoise types every values_list row as a tuple)
+        recent: list[Any] = await Message.filter(session_id=request.session_id, role="tool_result") \
             .order_by("-sequence").limit(len(request.calls)).values_list("content", flat=True)
         done = {c.get("tool_call_id") for c in recent}
         pairs = [(ToolCall(**call), (out.result, out.error)) for call, out in zip(request.calls, request.outputs, strict=True)
@@ -241,7 +242,7 @@ class TurnActivities:
 
 
 class _NoMessage:
-    id = None
+    id: uuid.UUID | None = None
     sequence = 0
     role = "user"
     content: dict = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -51,7 +52,8 @@ class PipelineActivities:
     @activity.defn(name="save_pipeline_run")
     async def save_pipeline_run(self, progress: RunProgress) -> None:
         """An update, not a save: a run whose pipeline was deleted meanwhile writes nothing."""
-        fields = {"steps": progress.entries, "usage": graph.total_usage({e["name"]: e for e in progress.entries})}
+        fields: dict[str, Any] = {"steps": progress.entries,
+                                  "usage": graph.total_usage({e["name"]: e for e in progress.entries})}
         if progress.status is not None:
             fields.update(status=progress.status, output=progress.output, finished_at=utcnow())
         await PipelineRun.filter(id=progress.run_id).update(**fields)
