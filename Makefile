@@ -10,7 +10,9 @@ UV := $(BIN)/uv
 UV_VERSION := 0.13.9
 # The pinned, hash-checked versions in requirements/*.txt (made by `make lock` from
 # pyproject.toml), then this project itself, editable, without resolving anything again.
-INSTALL_LOCKED = $(UV) pip install --quiet --python $(BIN)/python --require-hashes -r
+# --compile-bytecode: the .pyc files are written now, so a process starts fast even where
+# PYTHONDONTWRITEBYTECODE is set (it is on our CI machines), and the tests start many processes.
+INSTALL_LOCKED = $(UV) pip install --quiet --compile-bytecode --python $(BIN)/python --require-hashes -r
 INSTALL_PROJECT = $(UV) pip install --quiet --python $(BIN)/python --no-deps -e . && $(UV) pip check --quiet --python $(BIN)/python
 
 $(BIN)/python:
@@ -81,8 +83,10 @@ system-deps:
 	  else echo "warning: missing$$missing; tests needing them will be skipped"; fi; \
 	fi
 
+# PYTHONDONTWRITEBYTECODE is emptied for the run: the servers and workers the tests start
+# then import app/ from .pyc files (gitignored) instead of compiling it each time.
 test: install-test system-deps lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # What `make test` checks before the tests: ruff over app/ and tests/, mypy over app/
 # (settings in pyproject.toml; docs/decisions.md, 157) and the dashboard's JavaScript.
