@@ -19,11 +19,8 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -34,6 +31,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from app.models.enums import McpTransport
+from app.runtime.mcp.base import ConnectionLost, McpUnavailable, NotDelivered, ServerConfig, describe
 from app.runtime.mcp.http import WatchedTransport
 
 log = logging.getLogger("app.runtime.mcp")
@@ -41,43 +39,6 @@ log = logging.getLogger("app.runtime.mcp")
 T = TypeVar("T")
 CLOSE_GRACE_SECONDS = 5.0  # stdio_client waits 2 s for a clean exit, then SIGTERM, then SIGKILL
 SESSION_TERMINATED = 32600  # what the SDK answers when an HTTP server no longer knows the session (404)
-
-
-class McpUnavailable(Exception):
-    """The server cannot be started, reached, or does not answer in time."""
-
-
-class NotDelivered(Exception):
-    """The request never reached the server (its session had already ended)."""
-
-
-class ConnectionLost(Exception):
-    """The session ended while the server had the request."""
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """A server's settings, secrets decrypted, as one connection was opened with them."""
-
-    id: uuid.UUID
-    name: str
-    version: datetime  # the row's updated_at: an edit anywhere makes a new version
-    transport: McpTransport
-    command: str | None = None
-    args: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    url: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def describe(exc: BaseException | None) -> str:
-    """A short reason from an error (the first one of an exception group)."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    if exc is None:
-        return "unknown error"
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _never_reached(exc: BaseException | None) -> bool:

@@ -17,24 +17,20 @@ import logging
 import uuid
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
-
-from mcp import McpError, types
+from typing import TYPE_CHECKING, Any
 
 from app.config import Settings
 from app.models import McpServer
 from app.runtime.capabilities import Tool, ToolError
-from app.runtime.mcp.connection import (
-    Connection,
-    ConnectionLost,
-    McpUnavailable,
-    NotDelivered,
-    ServerConfig,
-    describe,
-)
+from app.runtime.mcp.base import ConnectionLost, McpUnavailable, NotDelivered, ServerConfig, describe
 from app.runtime.mcp.ids import parse_capability_ids
 from app.runtime.mcp.results import capability_id, error_text, model_name, tool_result
 from app.secrets import SecretBox
+
+if TYPE_CHECKING:  # the SDK is imported on first use (see base.py)
+    from mcp import types
+
+    from app.runtime.mcp.connection import Connection
 
 log = logging.getLogger("app.runtime.mcp")
 
@@ -62,6 +58,8 @@ class McpPool:
     async def catalog(self, server: McpServer) -> list[Tool]:
         """All of a server's tools, listed live (cached for the session's life);
         McpUnavailable when it cannot be reached."""
+        from mcp import McpError
+
         connection = await self._connection(server.id, server.updated_at, server)
         try:
             listed = await asyncio.wait_for(connection.list_tools(), self._timeout)
@@ -80,6 +78,8 @@ class McpPool:
 
     async def call(self, config: ServerConfig, tool: str, arguments: Any) -> Any:
         """Call a tool; anything the model should hear of raises ToolError."""
+        from mcp import McpError
+
         if not isinstance(arguments, dict):
             raise ToolError("arguments must be a JSON object")
         for attempt in (1, 2):
@@ -149,6 +149,8 @@ class McpPool:
                 raise McpUnavailable("the server was deleted")
             if self._closed:
                 raise McpUnavailable("the server is shutting down")
+            from app.runtime.mcp.connection import Connection
+
             connection = Connection(self._config(row), self._timeout)
             await connection.open()
             if self._closed:  # shutdown began while it connected: close() did not see it

@@ -19,9 +19,10 @@ import binascii
 import hashlib
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp import types
+if TYPE_CHECKING:  # the SDK is imported on first use (see base.py)
+    from mcp import types
 
 MAX_NAME = 64
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
@@ -51,6 +52,8 @@ def decoded_size(data: str) -> int:
 
 def _block(block: Any) -> dict[str, Any]:
     """One content block as stored: text as is, anything binary as a reference."""
+    from mcp import types
+
     if isinstance(block, types.TextContent):
         return {"type": "text", "text": block.text}
     if isinstance(block, (types.ImageContent, types.AudioContent)):
@@ -67,6 +70,8 @@ def _block(block: Any) -> dict[str, Any]:
 
 
 def error_text(result: types.CallToolResult) -> str:
+    from mcp import types
+
     texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
     return "\n".join(texts).strip() or "the tool reported an error"
 
