@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from tortoise import Tortoise
@@ -149,8 +151,35 @@ def _prepare(settings: Settings) -> str:
 
 async def apply_migrations(settings: Settings) -> None:
     """Bring the schema up to date with the files in migrations/ (idempotent)."""
-    await migrate(config=tortoise_config(_prepare(settings)))
-    await Tortoise.close_connections()
+    url = _prepare(settings)
+    async with _one_migrator_at_a_time(url):
+        await migrate(config=tortoise_config(url))
+        await Tortoise.close_connections()
+
+
+# pg_advisory_lock's key for migrations: any constant no other lock of ours uses.
+MIGRATION_LOCK_KEY = 7_243_105_001
+
+
+@asynccontextmanager
+async def _one_migrator_at_a_time(url: str) -> AsyncIterator[None]:
+    """On PostgreSQL, hold an advisory lock while migrating: API processes started together
+    (the replicas of a deployment, `make run-cluster`) would otherwise apply the same
+    migration at once, and all but one fail at start-up ("relation ... already exists").
+    The others wait, then find nothing left to do. The lock lives on a connection of its
+    own and ends with it, even if this process dies."""
+    if url.startswith("sqlite://") or asyncpg is None:
+        yield
+        return
+    credentials = expand_db_url(url)["credentials"]
+    connection = await asyncpg.connect(
+        host=credentials.get("host"), port=credentials.get("port"), user=credentials.get("user"),
+        password=credentials.get("password"), database=credentials.get("database"), ssl=credentials.get("ssl"))
+    try:
+        await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        yield
+    finally:
+        await connection.close()
 
 
 async def open_db(settings: Settings) -> None:

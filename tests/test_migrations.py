@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from tortoise import Tortoise
@@ -10,6 +13,7 @@ from tortoise.migrations.autodetector import MigrationAutodetector
 
 from app.config import Settings
 from app.db import APP_LABEL, apply_migrations, tortoise_config
+from tests.live_server import NOT_INHERITED, ROOT
 
 
 async def _pending_changes(url: str) -> list:
@@ -95,3 +99,14 @@ async def test_upgrade_keeps_rows_written_by_an_older_schema(tmp_path):
     await apply_migrations(settings)
     with sqlite3.connect(db) as conn:
         assert conn.execute("select kind, owner_id from sessions where id = 's-old'").fetchone() == ("agent", None)
+
+
+def test_api_processes_started_together_migrate_one_at_a_time(postgres_url, tmp_path):
+    """Replicas started at once on an empty PostgreSQL database: each `python -m app
+    migrate` succeeds (one applies the migrations while the others wait for its lock)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(NOT_INHERITED)}
+    env |= {"DATABASE_URL": postgres_url, "DATA_DIR": str(tmp_path)}
+    processes = [subprocess.Popen([sys.executable, "-m", "app", "migrate"], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(3)]
+    outputs = [process.communicate(timeout=120)[0].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0], "\n".join(outputs)
