@@ -29,18 +29,27 @@ class WorkerProcess:
         self.env = {**inherited, "LOG_LEVEL": "INFO", **env}
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
+        self._offset = 0
 
     def start(self, timeout: float = 20.0) -> WorkerProcess:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> WorkerProcess:
+        """Start the process without waiting for it to poll."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "app", "worker"], cwd=ROOT, env=self.env,
                                          stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 20.0) -> WorkerProcess:
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.log()}")
-            if "polling task queue" in self.log()[offset:]:
+            if "polling task queue" in self.log()[self._offset:]:
                 return self
             time.sleep(0.1)
         raise RuntimeError(f"worker did not start:\n{self.log()}")
@@ -69,16 +78,24 @@ class Cluster:
         self.apis: list[LiveServer] = []
         self.workers: list[WorkerProcess] = []
 
-    def add_api(self, **extra: str) -> LiveServer:
-        index = len(self.apis)
-        server = LiveServer({**self.env, **extra}, self.folder)
-        server.log_path = self.folder / f"api-{index}.log"
-        self.apis.append(server.start())
+    def start(self, apis: int, workers: int, **worker_env: str) -> tuple[list[LiveServer], list[WorkerProcess]]:
+        """Launch API servers and workers all at once, then wait until each is ready: each
+        takes seconds to import and connect, and they need not take turns doing it."""
+        new_apis = [self._api() for _ in range(apis)]
+        new_workers = [self._worker(**worker_env) for _ in range(workers)]
+        for process in [*new_apis, *new_workers]:
+            process.wait_ready(timeout=30)
+        return new_apis, new_workers
+
+    def _api(self) -> LiveServer:
+        server = LiveServer(self.env, self.folder)
+        server.log_path = self.folder / f"api-{len(self.apis)}.log"
+        self.apis.append(server.launch())
         return server
 
-    def add_worker(self, **extra: str) -> WorkerProcess:
+    def _worker(self, **extra: str) -> WorkerProcess:
         worker = WorkerProcess({**self.env, **extra}, self.folder / f"worker-{len(self.workers)}.log")
-        self.workers.append(worker.start())
+        self.workers.append(worker.launch())
         return worker
 
     def restart_api(self, server: LiveServer) -> None:

@@ -58,10 +58,18 @@ class LiveServer:
         self._log_file = None
 
     def start(self, timeout: float = 20.0) -> LiveServer:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> LiveServer:
+        """Start the process without waiting for it (see tests/cluster.py: several start at once)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=self.env,
                                      stdout=self._log_file, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 20.0) -> LiveServer:
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -89,8 +89,7 @@ async def read_sse(url: str, until: str, into: list[dict], ready: asyncio.Event)
 
 
 async def test_a_turn_posted_to_one_api_streams_live_on_the_other(cluster, fake_llm):
-    a, b = cluster.add_api(), cluster.add_api()
-    cluster.add_worker()
+    (a, b), _ = cluster.start(apis=2, workers=1)
     session_id = await make_session(a.url, fake_llm)
     fake_llm.script(Text(["one ", "two ", "three ", "four"], delay=0.3))
 
@@ -142,8 +141,7 @@ def turns_in_order(log: list[dict], user_messages: list[dict]) -> None:
 
 
 async def test_concurrent_messages_through_two_apis_run_one_at_a_time_in_order(cluster, fake_llm):
-    a, b = cluster.add_api(), cluster.add_api()
-    cluster.add_worker(), cluster.add_worker()
+    (a, b), _ = cluster.start(apis=2, workers=2)
     session_id = await make_session(a.url, fake_llm)
     fake_llm.script(*[Text([f"answer {i}", "."], delay=0.02) for i in range(20)])
 
@@ -158,8 +156,7 @@ async def test_concurrent_messages_through_two_apis_run_one_at_a_time_in_order(c
 
 
 async def test_cancel_through_the_other_api(cluster, fake_llm):
-    a, b = cluster.add_api(), cluster.add_api()
-    cluster.add_worker()
+    (a, b), _ = cluster.start(apis=2, workers=1)
     session_id = await make_session(a.url, fake_llm)
     fake_llm.script(Text([f"word{i} " for i in range(100)], delay=0.1))
     await post(a.url, session_id, "talk for a while")
@@ -197,8 +194,7 @@ async def running_worker_pid(temporal_address: str, session_id: str) -> int:
 
 
 async def test_kill_9_of_the_worker_mid_stream_the_other_finishes_the_turn(cluster, fake_llm, temporal_server):
-    a = cluster.add_api()
-    workers = [cluster.add_worker(), cluster.add_worker()]
+    (a,), workers = cluster.start(apis=1, workers=2)
     session_id = await make_session(a.url, fake_llm)
     fake_llm.script(Text([f"slow{i} " for i in range(60)], delay=0.1), Text(["the ", "final ", "answer"]))
     await post(a.url, session_id, "answer slowly")
@@ -230,8 +226,7 @@ async def test_kill_9_of_the_worker_mid_stream_the_other_finishes_the_turn(clust
 
 
 async def test_rolling_restart_of_every_process_loses_no_turn(cluster, fake_llm):
-    apis = [cluster.add_api(), cluster.add_api()]
-    workers = [cluster.add_worker(), cluster.add_worker()]
+    apis, workers = cluster.start(apis=2, workers=2)
     sessions = [await make_session(apis[0].url, fake_llm) for _ in range(1)]
     sessions += [await _another_session(apis[0].url) for _ in range(19)]
     fake_llm.script(*[Text([f"reply {i} ", "in ", "parts"], delay=0.15) for i in range(40)])
@@ -260,8 +255,7 @@ async def _another_session(api_url: str) -> str:
 
 
 async def test_a_pipeline_run_survives_killed_workers_and_a_restarted_api(cluster, fake_llm):
-    a, b = cluster.add_api(), cluster.add_api()
-    workers = [cluster.add_worker(), cluster.add_worker()]
+    (a, b), workers = cluster.start(apis=2, workers=2)
     await make_session(a.url, fake_llm)  # the provider, model and agent "Helper"
     fake_llm.script(*[Text([f"step {i} ", "says ", "hello"], delay=0.3) for i in range(6)])
     async with httpx.AsyncClient(base_url=a.url, timeout=10) as http:
@@ -300,8 +294,7 @@ async def test_a_pipeline_run_survives_killed_workers_and_a_restarted_api(cluste
 async def test_hook_events_and_a_turn_from_four_processes_number_one_log(cluster, fake_llm):
     """Two APIs take Agent Runtime hook events for a session while a worker streams its
     turn: every writer shares one gap-free sequence."""
-    a, b = cluster.add_api(), cluster.add_api()
-    cluster.add_worker(), cluster.add_worker()
+    (a, b), _ = cluster.start(apis=2, workers=2)
     session_id = await make_session(a.url, fake_llm)
     fake_llm.script(Text([f"w{i} " for i in range(30)], delay=0.03))
     await post(a.url, session_id, "stream while others write")
@@ -321,8 +314,7 @@ async def test_hook_events_and_a_turn_from_four_processes_number_one_log(cluster
 
 
 async def test_a_model_change_through_one_api_reaches_the_workers_at_once(cluster, fake_llm):
-    a, b = cluster.add_api(), cluster.add_api()
-    cluster.add_worker()
+    (a, b), _ = cluster.start(apis=2, workers=1)
     session_id = await make_session(a.url, fake_llm)
     await post(a.url, session_id, "first")
     await wait_terminal(a.url, session_id, 1)
@@ -341,9 +333,8 @@ async def test_a_model_change_through_one_api_reaches_the_workers_at_once(cluste
 async def test_a_worker_serves_the_counters_of_the_turns_it_ran(cluster, fake_llm):
     from tests.live_server import free_port
 
-    a = cluster.add_api()
     port = free_port()
-    cluster.add_worker(WORKER_METRICS_BIND=f"127.0.0.1:{port}")
+    (a,), _ = cluster.start(apis=1, workers=1, WORKER_METRICS_BIND=f"127.0.0.1:{port}")
     session_id = await make_session(a.url, fake_llm)
     fake_llm.script(Text(["one"], input_tokens=7, output_tokens=3), Text(["two"], input_tokens=7, output_tokens=3))
     await post(a.url, session_id, "first")

@@ -84,7 +84,7 @@ async def test_expired_and_forged_tokens(client, alice, settings):
     expired = jwt.encode(past, settings.jwt_secret.get_secret_value(), algorithm="HS256")
     response = await client.get("/v1/agents", headers={"Authorization": f"Bearer {expired}"})
     assert response.status_code == 401 and "expired" in (await response.get_json())["error"]["message"]
-    forged = jwt.encode({**claims, "role": "admin"}, "another-secret", algorithm="HS256")
+    forged = jwt.encode({**claims, "role": "admin"}, "another-secret-long-enough-for-hs256", algorithm="HS256")
     assert (await client.get("/v1/agents", headers={"Authorization": f"Bearer {forged}"})).status_code == 401
     none_alg = jwt.encode(claims, None, algorithm="none")
     assert (await client.get("/v1/agents", headers={"Authorization": f"Bearer {none_alg}"})).status_code == 401
