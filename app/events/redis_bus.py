@@ -53,12 +53,16 @@ class RedisEventBus(EventBus):
     def __init__(self, redis_url: str, queue_size: int = 1000, *,
                  prefix: str = "agent-runtime", outbox_size: int = 10_000):
         super().__init__(queue_size)
-        self.channel = f"{prefix}:bus"
         # Each message names the bus that sent it: that bus delivered it locally already.
         self.origin = uuid.uuid4().hex
         # Our loops reconnect with backoff, so redis-py fails fast; named for CLIENT LIST.
         self._redis = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2,
                                            socket_keepalive=True, client_name=f"agent-runtime-bus-{self.origin}")
+        # Pub/sub channels belong to the whole Redis server, not to a database: the channel
+        # names REDIS_URL's database, so deployments that share a server on databases of
+        # their own (as one keeps apart keys) do not get each other's events and notices.
+        database = self._redis.connection_pool.connection_kwargs.get("db", 0)
+        self.channel = f"{prefix}:{database}:bus"
         # Bounded: while Redis is down the oldest messages are dropped (counted in
         # `dropped`). The newest matter most to a live view; gaps are read from the log.
         self._outbox: deque[str] = deque(maxlen=outbox_size)

@@ -76,6 +76,26 @@ async def test_an_event_reaches_the_other_process_once_and_its_own_subscribers_o
 
 
 @needs_redis
+async def test_buses_on_two_databases_of_one_server_do_not_hear_each_other(prefix):
+    """Pub/sub ignores the database number; two deployments that share a Redis server on
+    databases of their own must not see each other's sessions."""
+    buses = [RedisEventBus(f"redis://127.0.0.1:6379/{db}", prefix=prefix) for db in (1, 2, 2)]
+    for bus in buses:
+        await bus.start()
+    try:
+        one, two, two_too = buses
+        on_one, on_two_too = one.subscribe(ALL_SESSIONS), two_too.subscribe(ALL_SESSIONS)
+        theirs, ours = event(1, "theirs"), event(2, "ours")
+        two.publish(theirs)
+        assert await on_two_too.get(5) == theirs  # same database: it crosses
+        one.publish(ours)  # after theirs on the server: had theirs crossed, it came first
+        assert await on_one.get(5) == ours and on_one.get_ready() == []
+    finally:
+        for bus in buses:
+            await bus.stop()
+
+
+@needs_redis
 async def test_order_holds_for_500_events_back_to_back(buses):
     a, b = buses
     on_b, on_a = b.subscribe("s1", maxsize=1000), a.subscribe("s1", maxsize=1000)
