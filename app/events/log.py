@@ -101,15 +101,16 @@ class EventLog:
 
         return await self.event_numbers.insert(session_id, store_then_publish)
 
-    async def append_once(self, session_id: str, type: str, data: dict[str, Any]) -> LoggedEvent:
-        """append(), unless the log has this event already: one of `type` naming the same
-        `message_id`. For writing again after a write whose answer was lost (the database
-        connection dropped or timed out after the statement was sent): it may have been
-        stored but never published, so one found is published now (subscribers drop what
-        they have seen by its sequence)."""
+    async def append_once(self, session_id: str, type: str, data: dict[str, Any],
+                          key: str = "message_id") -> LoggedEvent:
+        """append(), unless the log has this event already: one of `type` with the same
+        `data[key]`. For writing again after a write whose answer was lost (the database
+        connection dropped or timed out after the statement was sent), or a retried
+        activity: it may have been stored but never published, so one found is published
+        now (subscribers drop what they have seen by its sequence)."""
         recent = await Event.filter(session_id=session_id, type=type).order_by("-sequence").limit(ONCE_LOOKBACK)
         for row in recent:
-            if (row.data or {}).get("message_id") == data.get("message_id"):
+            if (row.data or {}).get(key) == data.get(key):
                 event = LoggedEvent.from_row(row)
                 self.bus.publish(event)
                 return event

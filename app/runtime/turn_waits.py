@@ -74,7 +74,10 @@ class WaitingCalls:
         answers, and tell whoever waits for the turn that it waits now."""
         assert self.step_id is not None  # set when the step began (turn.py)
         rows = await waits.step_rows(self.session_id, self.step_id)
-        if not rows:  # (a retried activity finds them stored)
+        # A retried activity (temporal mode) finds the rows stored, and maybe some of the
+        # events below logged: those are not logged twice.
+        retried = bool(rows)
+        if not retried:
             timeout = self.settings.approval_timeout_seconds
             expires_at = utcnow() + dt.timedelta(seconds=timeout) if timeout else None
             ran = iter(outputs)
@@ -88,18 +91,22 @@ class WaitingCalls:
             await waits.ToolCallWait.bulk_create(rows)
         paused = waits.paused_step(rows)
         expires = paused.expires_at.isoformat() if paused.expires_at else None
+        def append(type: str, data: dict[str, Any], key: str):
+            return self.events.append_once(self.session_id, type, data, key) if retried \
+                else self.events.append(self.session_id, type, data)
+
         for row in paused.waiting:
-            await self.events.append(self.session_id, waits.CLIENT_REQUESTED if row.kind == CLIENT
-                                     else waits.APPROVAL_REQUESTED, {
+            await append(waits.CLIENT_REQUESTED if row.kind == CLIENT else waits.APPROVAL_REQUESTED, {
                 "step_id": self.step_id, "tool_call_id": row.call_id, "tool_name": row.tool_name,
-                "arguments": row.arguments, "message_id": str(self.message.id), "expires_at": expires})
+                "arguments": row.arguments, "message_id": str(self.message.id), "expires_at": expires},
+                "tool_call_id")
         status = waits.status_for([row.kind for row in paused.waiting])
         await self._set_status(status, None)
         self.outcome.pending = [{"tool_call_id": r.call_id, "tool_name": r.tool_name, "arguments": r.arguments,
                                  "kind": r.kind} for r in paused.waiting]
-        await self.events.append(self.session_id, waits.SESSION_WAITING, {
-            "message_id": str(self.message.id), "status": status, "expires_at": expires,
-            "tool_call_ids": [r.call_id for r in paused.waiting]})
+        await append(waits.SESSION_WAITING, {
+            "message_id": str(self.message.id), "step_id": self.step_id, "status": status, "expires_at": expires,
+            "tool_call_ids": [r.call_id for r in paused.waiting]}, "step_id")
         if self.on_outcome is not None:  # AgentSpec invoke answers with the pending calls
             self.on_outcome(dataclasses.replace(self.outcome, status=status))
         return paused
