@@ -58,3 +58,22 @@ async def messages(client, session_id: str) -> list[dict]:
 
 async def session(client, session_id: str) -> dict:
     return await (await client.get(f"/v1/sessions/{session_id}")).get_json()
+
+
+async def approval_chat(client, fake_llm, *, client_tools=()):
+    """A chat whose agent must have each current_time call approved (and may declare client tools)."""
+    chat = await make_chat(client, fake_llm)
+    agent_id = chat["agent_id"]
+    response = await client.put(f"/v1/agents/{agent_id}/capabilities", json={
+        "capabilities": [{"id": "current_time", "requires_approval": True}]})
+    assert response.status_code == 200, await response.get_json()
+    if client_tools:
+        response = await client.patch(f"/v1/agents/{agent_id}", json={"client_tools": list(client_tools)})
+        assert response.status_code == 200, await response.get_json()
+    return chat
+
+
+async def waiting(client, sid: str) -> list[dict]:
+    """The session's waiting tool calls, once the turn has paused for them."""
+    await wait_for_event(client, sid, "session.waiting")
+    return (await (await client.get(f"/v1/sessions/{sid}/tool-calls?status=waiting")).get_json())["data"]

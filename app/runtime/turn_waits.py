@@ -91,6 +91,7 @@ class WaitingCalls:
             await waits.ToolCallWait.bulk_create(rows)
         paused = waits.paused_step(rows)
         expires = paused.expires_at.isoformat() if paused.expires_at else None
+
         def append(type: str, data: dict[str, Any], key: str):
             return self.events.append_once(self.session_id, type, data, key) if retried \
                 else self.events.append(self.session_id, type, data)

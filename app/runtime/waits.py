@@ -35,7 +35,6 @@ WAITING_FOR_APPROVAL, WAITING_FOR_CLIENT = SessionStatus.WAITING_FOR_APPROVAL, S
 WAITING_STATUSES = (WAITING_FOR_APPROVAL, WAITING_FOR_CLIENT)
 
 
-
 @dataclass
 class PausedStep:
     """A step whose calls wait: what the turn needs to go on after the answers."""

@@ -9,8 +9,7 @@ from app.runtime.temporal.activities import TurnActivities
 from app.runtime.temporal.types import FinishInput, PauseInput
 from app.runtime.turn import TurnDeps
 from tests.fakes import Text, ToolCalls
-from tests.helpers import events, make_chat, say, wait_turns
-from tests.runtime.test_tool_waits import approval_chat, waiting
+from tests.helpers import approval_chat, events, make_chat, say, wait_turns, waiting
 
 
 async def test_a_cancel_after_the_turn_ended_writes_only_the_dropped_messages_end(temporal_app, fake_llm):

@@ -14,29 +14,22 @@ import httpx
 import pytest
 
 from tests.fakes import Text, ToolCalls
-from tests.helpers import FAKE_KEY, events, make_chat, messages, say, session, wait_for_event, wait_turns
+from tests.helpers import (
+    FAKE_KEY,
+    approval_chat,
+    events,
+    make_chat,
+    messages,
+    say,
+    session,
+    wait_turns,
+    waiting,
+)
 
 pytestmark = pytest.mark.both_modes
 
 WEATHER = {"name": "get_weather", "description": "The weather in a city, from the user's device.",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
-
-
-async def approval_chat(client, fake_llm, *, client_tools=()):
-    chat = await make_chat(client, fake_llm)
-    agent_id = chat["agent_id"]
-    response = await client.put(f"/v1/agents/{agent_id}/capabilities", json={
-        "capabilities": [{"id": "current_time", "requires_approval": True}]})
-    assert response.status_code == 200, await response.get_json()
-    if client_tools:
-        response = await client.patch(f"/v1/agents/{agent_id}", json={"client_tools": list(client_tools)})
-        assert response.status_code == 200, await response.get_json()
-    return chat
-
-
-async def waiting(client, sid: str) -> list[dict]:
-    await wait_for_event(client, sid, "session.waiting")
-    return (await (await client.get(f"/v1/sessions/{sid}/tool-calls?status=waiting")).get_json())["data"]
 
 
 def tool_text(fake_llm, call_id: str) -> str:
