@@ -250,6 +250,14 @@ async def test_sqlite_on_a_full_disk(sqlite_settings, tmp_path):
 # --- PostgreSQL -----------------------------------------------------------------------
 
 @pytest.fixture
+def postgres_url(pg_copy) -> str:
+    """A migrated copy of the test run's template database (dropped afterwards): migrating
+    a new database through the proxy can outlast the test app's 6 s start-up limit on a
+    loaded machine (the suite runs on two workers)."""
+    return pg_copy
+
+
+@pytest.fixture
 def proxy(postgres_url):
     with TcpProxy("127.0.0.1", 5432) as proxy:
         yield proxy
