@@ -259,6 +259,19 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds_tree(pid: int) -> float:
+    """CPU time of a process and of the processes it started (Hypercorn's workers run in
+    a child of the `hypercorn` command), those still running."""
+    total = cpu_seconds(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                total += cpu_seconds_tree(int(child))
+            except FileNotFoundError:  # ended meanwhile
+                pass
+    return total
+
+
 def start_profiler(py_spy: str | None, pid: int, name: str) -> subprocess.Popen | None:
     """Optional: sample a process with py-spy into bench/results/<name>.folded (collapsed stacks)."""
     if not py_spy:

@@ -18,7 +18,9 @@ turn then hangs the same way, so there is always a turn running ahead.)
 Each route: `wrk -t2 -c16 -d<duration>s --latency` (POSTs from a Lua script, the same
 body each time); --rounds rounds (default 2) cycle through all routes; the table shows
 the median req/s, each round's figure, wrk's p50/p99 of the last round, non-2xx and socket
-errors (a route with any is marked "!!"), the ratio to bare Quart, and to the anchor.
+errors (a route with any is marked "!!"), the ratio to bare Quart, and to the anchor,
+and the CPU time each server spent per request (all its threads and child processes,
+from /proc): steadier than req/s on a shared machine, where neighbours take the cores.
 
 Deep sessions (--deep, default on): before our server starts, two external sessions
 with 1,000 and 100,000 events are written straight into its SQLite file in the format the
@@ -53,8 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
-from bench.common import (ROOT, FakeProvider, LiveServer, Server, cpu_split, make_agent, new_session, pin,  # noqa: E402
-                          placement, save_json, table)
+from bench.common import (ROOT, FakeProvider, LiveServer, Server, cpu_seconds_tree, cpu_split, make_agent,  # noqa: E402
+                          new_session, pin, placement, save_json, table)
 from tests.live_server import accepts_tcp, free_port  # noqa: E402
 
 HOOK_TYPES = ("pre_tool", "post_tool", "message")
@@ -207,6 +209,16 @@ def wrk(url: str, duration: float, body: dict | None, tmp: Path) -> dict:
             "requests": int(re.search(r"(\d+) requests in", out).group(1))}
 
 
+def wrk_with_cpu(url: str, duration: float, body: dict | None, tmp: Path, pid: int | None) -> dict:
+    """wrk(), plus the CPU time the server (all its threads and child processes) spent per request:
+    steadier than req/s on a shared machine, whose neighbours take turns on the cores."""
+    before = cpu_seconds_tree(pid) if pid else None
+    result = wrk(url, duration, body, tmp)
+    if before is not None and result["requests"]:
+        result["cpu_us_per_request"] = (cpu_seconds_tree(pid) - before) / result["requests"] * 1e6
+    return result
+
+
 # --- SSE resume ----------------------------------------------------------------------
 
 async def sse_resume_ms(base: str, session_id: str, after: int) -> float:
@@ -245,7 +257,7 @@ async def run(args) -> dict:
         server.start()
         pin(server.proc.pid, fake.proc.pid)  # also moves this process (and so wrk) off the server's CPU
         bare_port = free_port()
-        procs.append(start_proc(f"{sys.executable} -m hypercorn -c hypercorn.toml -k uvloop -b 127.0.0.1:{bare_port} "
+        procs.append(start_proc(f"exec {sys.executable} -m hypercorn -c hypercorn.toml -k uvloop -b 127.0.0.1:{bare_port} "
                                 "bench.bare_quart:app", bare_port, tmp / "bare.log"))
         anchor = args.anchor
         if args.anchor_cmd:
@@ -284,9 +296,10 @@ async def run(args) -> dict:
             routes += [(f"{sid} GET events ?after={n // 2}&limit=100", ours, f"/sessions/{sid}/events?after={n // 2}&limit=100", None)
                        for sid, n in DEEP.items()]
         runs: dict[str, list[dict]] = {label: [] for label, *_ in routes}
+        pids = {ours: server.proc.pid, bare: procs[0].pid, anchor: procs[1].pid if args.anchor_cmd else None}
         for r in range(args.rounds):
             for label, base, path, body in routes:
-                runs[label].append(wrk(base + path, args.duration, body, tmp))
+                runs[label].append(wrk_with_cpu(base + path, args.duration, body, tmp, pids[base]))
                 print(f"round {r + 1}: {label}: {runs[label][-1]['rps']:.0f} req/s", file=sys.stderr, flush=True)
         sse = {sid: await sse_resume_ms(ours, sid, n // 2) for sid, n in DEEP.items()} if args.deep else {}
     finally:
@@ -314,14 +327,17 @@ def render(result: dict) -> str:
         last = r["runs"][-1]
         errors = sum(x["non2xx"] + x["socket_errors"] for x in r["runs"])
         vs_anchor = rps(anchor_of[label]) if label in anchor_of else None
+        cpu = [x["cpu_us_per_request"] for x in r["runs"] if "cpu_us_per_request" in x]
         rows.append([("!! " if errors else "") + label, r["rps_median"], " ".join(f"{x['rps']:.0f}" for x in r["runs"]),
+                     f"{statistics.median(cpu):.0f}" if cpu else "",
                      last["p50_ms"], last["p99_ms"], sum(x["non2xx"] for x in r["runs"]),
                      sum(x["socket_errors"] for x in r["runs"]), r["rps_median"] / hello,
                      f"{r['rps_median'] / vs_anchor:.2f}" if vs_anchor else ""])
     c = result["config"]
     lines = [f"wrk {c['wrk']} -d{c['duration_s']:g}s, {c['rounds']} round(s); {c['cpus']}",
-             "p50/p99: wrk's, last round; !! = a route with non-2xx responses or socket errors", "",
-             table(["route", "req/s (median)", "each round", "p50 ms", "p99 ms", "non-2xx", "socket err",
+             "p50/p99: wrk's, last round; !! = a route with non-2xx responses or socket errors",
+             "CPU us/req: the server's CPU time (all threads and child processes) per request, median of the rounds", "",
+             table(["route", "req/s (median)", "each round", "CPU us/req", "p50 ms", "p99 ms", "non-2xx", "socket err",
                     "x bare", "x anchor"], rows)]
 
     def aim(text: str, value: float, limit: float) -> str:
