@@ -51,7 +51,7 @@ def runs_inline(fn, args: tuple) -> bool:
     head = sql.lstrip()[:9].upper()
     if head.startswith(INLINE):
         return True
-    if head.startswith("SELECT") and sql.rstrip().upper().endswith("LIMIT ?"):
+    if head.startswith("SELECT") and sql[-12:].rstrip().upper().endswith("LIMIT ?"):  # the tail: a lookup's SQL is 1.5 KB
         params = args[1] if len(args) > 1 else None
         return bool(params and isinstance(params[-1], int) and params[-1] <= 2)
     return False

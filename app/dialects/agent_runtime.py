@@ -10,11 +10,15 @@ post_tool already show) keep their core type as `event_type`, and only clients t
 for every event get them (`has_ar_meaning`): a client of seed 003 knows five types and
 would show the rest as raw JSON. Every event also carries its core `type`, `sequence`
 and raw `data`, so one translation serves REST and /ws alike.
+
+Timestamps stay datetimes in these dicts: the one JSON encoder (app/json_encoding.py,
+orjson with OPT_UTC_Z), which every consumer of them uses (REST, /ws, Redis), writes
+"2026-11-30T12:34:49.783671Z" in C, as `isoformat().replace("+00:00", "Z")` did in
+1.6 µs a call here: a sixth of the shaping of a page of 100 events.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from app.events.log import LoggedEvent
@@ -29,10 +33,6 @@ MAPPED_CORE_TYPES = ("session.started", "tool.started", "tool.completed", "messa
                      "session.completed", "session.failed", "session.cancelled")
 
 STOP_CODES = {"session.completed": (0, "completed"), "session.failed": (1, "failed"), "session.cancelled": (130, "cancelled")}
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 # Loop statuses of a turn that is still under way (waiting_for_*: app/runtime/waits.py).
@@ -53,10 +53,10 @@ def ar_session(session: Session) -> dict[str, Any]:
         "session_id": session.id,
         "session_name": session.title or (agent.name if agent else session.id),
         "status": ar_status(session),
-        "created_at": iso(session.created_at),
+        "created_at": session.created_at,
         "project_dir": session.project_dir,
         "agent_name": session.agent_name or (agent.name if agent else None),
-        "last_resumed_at": iso(session.last_resumed_at),
+        "last_resumed_at": session.last_resumed_at,
         "parent_session_name": session.parent_session_name,
         # True: created by an event for a session never started here (its start was not seen).
         "implicit": session.implicit,
@@ -65,7 +65,7 @@ def ar_session(session: Session) -> dict[str, Any]:
         "agent_id": str(session.agent_id) if session.agent_id else None,
         "runtime_status": session.status,
         "last_error": session.last_error,
-        "updated_at": iso(session.updated_at),
+        "updated_at": session.updated_at,
     }
 
 
@@ -123,7 +123,7 @@ def ar_event(event: LoggedEvent, name: str) -> dict[str, Any]:
     event_type, fields = _mapped_fields(event)
     return {
         "session_name": name,
-        "timestamp": iso(event.created_at),
+        "timestamp": event.created_at,
         **fields,
         "id": event.id,
         "event_type": event_type,

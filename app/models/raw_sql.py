@@ -42,19 +42,31 @@ async def _rows(sql: str, params: list[Any]) -> list[Any]:
     return rows
 
 
+@cache
+def _field_names(model: type[Model]) -> tuple[str, ...]:
+    return tuple(sorted(model._meta.db_fields))
+
+
 def _columns(model: type[Model], alias: str, prefix: str = "") -> str:
-    return ", ".join(f'{alias}."{c}" AS "{prefix}{c}"' for c in sorted(model._meta.db_fields))
+    return ", ".join(f'{alias}."{c}" AS "{prefix}{c}"' for c in _field_names(model))
 
 
 async def _one_session(sql: str, session_id: str, restrict_to_owner: bool, owner: uuid.UUID | None) -> list[Any]:
     """`sql` (selecting from `sessions s`, ending in WHERE s.id = ?) for one session,
     narrowed to `owner`'s row when `restrict_to_owner`; LIMIT 1, so SQLite runs it on the
     loop's thread (app/db_sqlite.py)."""
-    params: list[Any] = [session_id]
-    if restrict_to_owner:
-        sql += " AND s.owner_id IS NULL" if owner is None else " AND s.owner_id = ?"
-        params += [] if owner is None else [str(owner)]
-    return await _rows(sql + " LIMIT ?", [*params, 1])
+    if not restrict_to_owner:
+        return await _rows(_limited(sql, ""), [session_id, 1])
+    if owner is None:
+        return await _rows(_limited(sql, " AND s.owner_id IS NULL"), [session_id, 1])
+    return await _rows(_limited(sql, " AND s.owner_id = ?"), [session_id, str(owner), 1])
+
+
+@cache
+def _limited(sql: str, condition: str) -> str:
+    """One string per statement (built once): sqlite3 and asyncpg look their prepared
+    statements up by the text."""
+    return sql + condition + " LIMIT ?"
 
 
 # Built on first use: Tortoise adds the foreign keys' `*_id` columns to a model's fields
@@ -68,17 +80,21 @@ def _session_with_agent_sql(with_turns: bool) -> str:
 
 
 async def _session_row(session_id: str, restrict_to_owner: bool, owner: uuid.UUID | None,
-                       with_turns: bool) -> tuple[Session | None, dict[str, Any]]:
+                       with_turns: bool) -> tuple[Session | None, int]:
+    """The session (its agent loaded) and, `with_turns`, its number of user messages."""
     rows = await _one_session(_session_with_agent_sql(with_turns), session_id, restrict_to_owner, owner)
     if not rows:
-        return None, {}
-    row = dict(zip(rows[0].keys(), rows[0], strict=True))  # 4x faster than dict(sqlite3.Row), which looks each name up
-    session = Session._init_from_db(**{k: v for k, v in row.items() if not k.startswith(AGENT_PREFIX)})
+        return None, 0
+    values = tuple(rows[0])  # by position, in _columns' order: no lookups by name (sqlite3.Row's are slow)
+    session_fields, agent_fields = _field_names(Session), _field_names(Agent)
+    split = len(session_fields)
+    session = Session._init_from_db(**dict(zip(session_fields, values[:split], strict=True)))
+    agent_values = values[split:split + len(agent_fields)]
     agent = None
-    if row[AGENT_PREFIX + "id"] is not None:
-        agent = Agent._init_from_db(**{k[len(AGENT_PREFIX):]: v for k, v in row.items() if k.startswith(AGENT_PREFIX)})
+    if agent_values[agent_fields.index("id")] is not None:
+        agent = Agent._init_from_db(**dict(zip(agent_fields, agent_values, strict=True)))
     object.__setattr__(session, "_agent", agent)  # as select_related leaves it
-    return session, row
+    return session, values[-1] if with_turns else 0
 
 
 async def session_with_agent(session_id: str, restrict_to_owner: bool = False,
@@ -96,8 +112,7 @@ async def session_exists(session_id: str, restrict_to_owner: bool = False, owner
 async def session_and_turns(session_id: str, restrict_to_owner: bool = False,
                             owner: uuid.UUID | None = None) -> tuple[Session | None, int]:
     """session_with_agent(), and its number of user messages, in one statement."""
-    session, row = await _session_row(session_id, restrict_to_owner, owner, with_turns=True)
-    return session, row.get("turns", 0)
+    return await _session_row(session_id, restrict_to_owner, owner, with_turns=True)
 
 
 # Columns in LoggedEvent's order (app/events/log.py reads the rows by position).
