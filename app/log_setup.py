@@ -6,9 +6,11 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from hypercorn.logging import Logger as HypercornLogger
-from quart import g, has_request_context, request, websocket
+from quart import g, has_request_context, websocket
 
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -58,16 +60,20 @@ def configure_logging(level: str) -> None:
             logger.addFilter(SingleLineFilter())
 
 
-async def assign_request_id() -> None:  # async: Quart runs sync hooks in a thread pool
-    """Reuse a well-formed incoming X-Request-ID (so callers can correlate), else make one."""
-    source = request if has_request_context() else websocket
-    incoming = source.headers.get("X-Request-ID", "")
-    g.request_id = incoming if _REQUEST_ID_OK.match(incoming) else uuid.uuid4().hex
+def request_id_for(scope: Mapping[str, Any]) -> str:
+    """A well-formed incoming X-Request-ID (so callers can correlate), else a new one.
+    Read from the ASGI scope: werkzeug's `headers.get` raises and catches an exception
+    for every header a request lacks, and most lack this one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":  # ASGI servers (and Quart's test client) lower-case names
+            incoming = value.decode("latin-1")
+            return incoming if _REQUEST_ID_OK.match(incoming) else uuid.uuid4().hex
+    return uuid.uuid4().hex
 
 
-async def request_id_header(response):
-    response.headers["X-Request-ID"] = getattr(g, "request_id", "-")
-    return response
+async def assign_websocket_request_id() -> None:  # async: Quart runs sync hooks in a thread pool
+    """HTTP requests get theirs in app/api/request_hooks.py."""
+    g.request_id = request_id_for(websocket.scope)
 
 
 class AccessLogger(HypercornLogger):

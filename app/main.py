@@ -12,13 +12,14 @@ from app.api import register_blueprints
 from app.api.cors import apply_http_cors, register_websocket_origin_check
 from app.api.json_body import JsonRequest
 from app.api.openapi import RuntimeOpenAPIProvider
+from app.api.request_hooks import install_request_hooks
 from app.api.responses import install_json_responses
-from app.auth.middleware import register_auth
+from app.auth.middleware import register_websocket_auth
 from app.auth.service import AuthService
 from app.config import Settings, reveal
 from app.db import apply_migrations, close_db, open_db
 from app.errors import register_error_handlers
-from app.log_setup import assign_request_id, configure_logging, request_id_header
+from app.log_setup import assign_websocket_request_id, configure_logging
 from app.secrets import SecretBox, load_or_create_key_file
 from app.wiring import Runtime
 
@@ -46,17 +47,15 @@ def create_app(settings: Settings | None = None) -> Quart:
         openapi_provider_class=RuntimeOpenAPIProvider,
     )
     install_json_responses(app, plain_make_response)
-    # First of all hooks, so even a request refused by auth or the rate limiter has an id.
-    app.before_request(assign_request_id)
-    app.before_websocket(assign_request_id)
-    register_websocket_origin_check(app, settings.cors_origins)  # before auth: a refused origin is told so
     auth = AuthService(settings, reveal(settings.jwt_secret) or load_or_create_key_file(settings.data_dir, "jwt.key", "JWT_SECRET"))
     app.extensions["auth"] = auth
-    register_auth(app, auth)
-    runtime.metrics.instrument(app)
+    install_request_hooks(app, auth, runtime.metrics)  # request id, metrics, auth, security headers
+    # First of the WebSocket hooks, so even a handshake refused by auth has an id.
+    app.before_websocket(assign_websocket_request_id)
+    register_websocket_origin_check(app, settings.cors_origins)  # before auth: a refused origin is told so
+    register_websocket_auth(app, auth)
     register_blueprints(app)
     register_error_handlers(app)
-    app.after_request(request_id_header)
     apply_http_cors(app, settings.cors_origins)
 
     @app.before_serving

@@ -7,7 +7,7 @@ dashboard's HttpOnly cookie, and (streams only) `?access_token=`.
 
 from __future__ import annotations
 
-from quart import Quart, request, websocket
+from quart import Quart, websocket
 
 from app.auth.policy import AUTHENTICATED, PUBLIC, QUERY_TOKEN_ENDPOINTS, required_scope
 from app.auth.principal import ANONYMOUS_ADMIN, Principal, set_principal
@@ -65,19 +65,21 @@ PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inl
             "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
-def register_auth(app: Quart, service: AuthService) -> None:
-    @app.before_request
-    async def _authenticate_request() -> None:
-        await authenticate(request, service)
+def add_security_headers(response) -> None:
+    """The headers above, where the handler did not set its own. Looked up once in a set
+    of the response's names: werkzeug's `setdefault` raises and catches an exception for
+    each header that is missing, which is every one of them on most responses."""
+    present = {name.lower() for name, _ in response.headers.items()}
+    for name, value in SECURITY_HEADERS.items():
+        if name.lower() not in present:
+            response.headers.add(name, value)
+    if response.mimetype == "text/html" and "content-security-policy" not in present:
+        response.headers.add("Content-Security-Policy", PAGE_CSP)
+
+
+def register_websocket_auth(app: Quart, service: AuthService) -> None:
+    """HTTP requests are authenticated in app/api/request_hooks.py."""
 
     @app.before_websocket
     async def _authenticate_websocket() -> None:
         await authenticate(websocket, service)  # raising here refuses the handshake (401/403)
-
-    @app.after_request
-    async def _security_headers(response):
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if response.mimetype == "text/html":
-            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
-        return response
