@@ -31,7 +31,10 @@ def install_request_hooks(app: Quart, auth: AuthService, metrics: Metrics) -> No
     @app.after_request
     async def _after_request(response):
         add_security_headers(response)
-        response.headers["X-Request-ID"] = g.request_id
+        # getattr: should anything ever fail before the hook above, the response still goes out.
+        response.headers["X-Request-ID"] = getattr(g, "request_id", "-")
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.count_request(request.method, route, response.status_code, time.perf_counter() - g.started)
+        started = getattr(g, "started", None)
+        metrics.count_request(request.method, route, response.status_code,
+                              None if started is None else time.perf_counter() - started)
         return response
