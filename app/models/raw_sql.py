@@ -24,8 +24,6 @@ from tortoise.models import Model
 
 from app.models import Agent, Session
 
-AGENT_PREFIX = "agent."
-
 
 @cache
 def _dialect_sql(sql: str, dialect: str) -> str:
@@ -47,19 +45,20 @@ def _field_names(model: type[Model]) -> tuple[str, ...]:
     return tuple(sorted(model._meta.db_fields))
 
 
-def _columns(model: type[Model], alias: str, prefix: str = "") -> str:
-    return ", ".join(f'{alias}."{c}" AS "{prefix}{c}"' for c in _field_names(model))
+def _columns(model: type[Model], alias: str) -> str:
+    """The model's columns in _field_names' order: rows are read by position."""
+    return ", ".join(f'{alias}."{c}"' for c in _field_names(model))
 
 
 async def _one_session(sql: str, session_id: str, restrict_to_owner: bool, owner: uuid.UUID | None) -> list[Any]:
     """`sql` (selecting from `sessions s`, ending in WHERE s.id = ?) for one session,
     narrowed to `owner`'s row when `restrict_to_owner`; LIMIT 1, so SQLite runs it on the
     loop's thread (app/db_sqlite.py)."""
-    if not restrict_to_owner:
-        return await _rows(_limited(sql, ""), [session_id, 1])
-    if owner is None:
-        return await _rows(_limited(sql, " AND s.owner_id IS NULL"), [session_id, 1])
-    return await _rows(_limited(sql, " AND s.owner_id = ?"), [session_id, str(owner), 1])
+    condition, params = "", [session_id]
+    if restrict_to_owner:
+        condition = " AND s.owner_id IS NULL" if owner is None else " AND s.owner_id = ?"
+        params += [] if owner is None else [str(owner)]
+    return await _rows(_limited(sql, condition), [*params, 1])
 
 
 @cache
@@ -75,7 +74,7 @@ def _limited(sql: str, condition: str) -> str:
 def _session_with_agent_sql(with_turns: bool) -> str:
     turns = (", (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id AND m.role = 'user') AS \"turns\""
              if with_turns else "")
-    return (f"SELECT {_columns(Session, 's')}, {_columns(Agent, 'a', AGENT_PREFIX)}{turns} "
+    return (f"SELECT {_columns(Session, 's')}, {_columns(Agent, 'a')}{turns} "
             "FROM sessions s LEFT JOIN agents a ON a.id = s.agent_id WHERE s.id = ?")
 
 
