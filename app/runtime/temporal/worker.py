@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from app.config import Settings
 from app.runtime.providers import import_sdks
@@ -30,6 +31,19 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 STICKY_TIMEOUT = timedelta(seconds=2)
 
 
+# Libraries the activities use and workflows never do. Their objects live outside the
+# sandbox, and the garbage collector may finalize one on a workflow thread during a workflow
+# task. redis-py's connection pool imports a module in `__del__`: without passthrough, the
+# sandbox then loaded the whole `redis` package again inside that task and warned (issue 10,
+# tests/runtime/test_temporal_sandbox.py). Passed through, they come from the worker's own imports.
+HOST_LIBRARIES = ("redis", "asyncpg", "httpx", "openai", "anthropic")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """Temporal's sandbox, with its default restrictions and HOST_LIBRARIES passed through."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*HOST_LIBRARIES))
+
+
 def build_worker(client: Client, settings: Settings, deps: TurnDeps, find_agent: FindAgent) -> Worker:
     """The worker for session and pipeline-run workflows; `find_agent` looks an active
     agent up by id or name (the storage's rule, given by app/wiring.py)."""
@@ -38,7 +52,8 @@ def build_worker(client: Client, settings: Settings, deps: TurnDeps, find_agent:
     # machinery on its own threads) failed inside temporalio's sandbox importer.
     import_sdks()
     return Worker(
-        client, task_queue=settings.temporal_task_queue, workflows=[SessionWorkflow, PipelineRunWorkflow],
-        activities=[*TurnActivities(deps).all(), *PipelineActivities(deps.events, find_agent).all()], identity=f"{os.getpid()}@{socket.gethostname()}",
+        client, task_queue=settings.temporal_task_queue, identity=f"{os.getpid()}@{socket.gethostname()}",
+        workflows=[SessionWorkflow, PipelineRunWorkflow], workflow_runner=workflow_runner(),
+        activities=[*TurnActivities(deps).all(), *PipelineActivities(deps.events, find_agent).all()],
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE, default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN)
