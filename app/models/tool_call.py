@@ -39,6 +39,9 @@ class ToolCallWait(Model):
     expires_at = fields.DatetimeField(null=True)  # APPROVAL_TIMEOUT_SECONDS after the request
     created_at = fields.DatetimeField(auto_now_add=True)
     answered_at = fields.DatetimeField(null=True)
+    # The turn's prompt variables (AgentSpec), for a turn resumed after a restart; the
+    # Temporal runner keeps them in its workflow instead.
+    variables: fields.JSONField[Any] = fields.JSONField(null=True)
 
     class Meta:
         table = "tool_call_waits"

@@ -76,9 +76,9 @@ class TurnRunner:
         for session_id in waiting:
             paused = await waits.latest_paused(session_id)
             message = await Message.get_or_none(id=paused.message_id) if paused is not None else None
-            if message is None:
+            if paused is None or message is None:
                 continue
-            self._enqueue(session_id, QueuedTurn(message, None, asyncio.get_running_loop().create_future(),
+            self._enqueue(session_id, QueuedTurn(message, paused.variables, asyncio.get_running_loop().create_future(),
                                                  resume_from=paused))
 
     async def tool_answered(self, session_id: str, call_id: str) -> None:

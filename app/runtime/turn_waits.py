@@ -39,6 +39,7 @@ class WaitingCalls:
         events: EventLog
         settings: Settings
         step_id: str | None
+        variables: dict[str, Any] | None
         on_outcome: Callable[[TurnOutcome], None] | None
 
         async def run_tools(self, tools: dict[str, Tool], calls: list[ToolCall]) -> None: ...
@@ -87,7 +88,8 @@ class WaitingCalls:
                     session_id=self.session_id, call_id=call.id, message_id=self.message.id, step_id=self.step_id,
                     iteration=iteration, started_at_seq=started_at_seq, position=position, tool_name=call.name,
                     arguments=parse_arguments(call)[0], kind=kind, expires_at=expires_at, result=result,
-                    error=error, status=waits.DONE if kind == RUN else waits.WAITING, created_at=utcnow()))
+                    error=error, status=waits.DONE if kind == RUN else waits.WAITING, variables=self.variables,
+                    created_at=utcnow()))
             await waits.ToolCallWait.bulk_create(rows)
         paused = waits.paused_step(rows)
         expires = paused.expires_at.isoformat() if paused.expires_at else None

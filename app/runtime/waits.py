@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from app.models import ToolCallWait
 from app.models.enums import SessionStatus, ToolCallKind, ToolCallStatus
@@ -45,6 +46,7 @@ class PausedStep:
     started_at_seq: int
     expires_at: dt.datetime | None
     rows: list[ToolCallWait]
+    variables: dict[str, Any] | None = None  # the turn's prompt variables
 
     @property
     def waiting(self) -> list[ToolCallWait]:
@@ -62,7 +64,7 @@ async def step_rows(session_id: str, step_id: str) -> list[ToolCallWait]:
 def paused_step(rows: list[ToolCallWait]) -> PausedStep:
     first = rows[0]
     return PausedStep(str(first.message_id), first.step_id, first.iteration, first.started_at_seq,
-                      first.expires_at, rows)
+                      first.expires_at, rows, first.variables)
 
 
 async def latest_paused(session_id: str) -> PausedStep | None:

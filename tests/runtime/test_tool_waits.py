@@ -175,34 +175,49 @@ async def test_unanswered_call_is_denied_after_the_timeout(client, fake_llm):
     assert "no one approved" in tool_text(fake_llm, "c1")
 
 
-def test_a_waiting_call_survives_a_server_restart(live_server_factory, fake_llm, tmp_path):
-    """In process: kill -9 the server while a call waits; the restarted server still
-    waits for it, and the approval sent to it finishes the turn."""
-    env = {"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url, "OPENAI_MODEL": "fake-model"}
-    server = live_server_factory(env, data_dir=tmp_path / "node")
-    http = httpx.Client(base_url=server.url, timeout=10)
-    agent = http.post("/v1/agents", json={"name": "careful", "system_prompt": "p"}).json()
+def _careful_agent(http: httpx.Client, prompt: str) -> dict:
+    agent = http.post("/v1/agents", json={"name": "careful", "system_prompt": prompt}).json()
     http.put(f"/v1/agents/{agent['id']}/capabilities",
              json={"capabilities": [{"id": "current_time", "requires_approval": True}]})
-    sid = http.post(f"/v1/agents/{agent['id']}/sessions", json={}).json()["id"]
-    fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It is late."]))
-    http.post(f"/v1/sessions/{sid}/messages", json={"content": "time?"})
+    return agent
+
+
+def _restart_while_waiting(live_server_factory, env: dict, server, sid: str, data_dir) -> httpx.Client:
+    """kill -9 the server once the session waits for an approval; a client of the new one."""
+    http = httpx.Client(base_url=server.url, timeout=10)
     deadline = time.monotonic() + 10
     while http.get(f"/v1/sessions/{sid}").json()["status"] != "waiting_for_approval":
         assert time.monotonic() < deadline, "the turn never waited"
         time.sleep(0.05)
     os.kill(server.proc.pid, signal.SIGKILL)
     server.proc.wait()
+    return httpx.Client(base_url=live_server_factory(env, data_dir=data_dir).url, timeout=10)
 
-    again = live_server_factory(env, data_dir=tmp_path / "node")
-    http = httpx.Client(base_url=again.url, timeout=10)
+
+def _approve_and_wait(http: httpx.Client, sid: str, call_id: str) -> None:
+    assert http.post(f"/v1/sessions/{sid}/tool-calls/{call_id}/approve").status_code == 200
+    deadline = time.monotonic() + 20
+    while http.get(f"/v1/sessions/{sid}").json()["status"] != "pending":
+        assert time.monotonic() < deadline, "the resumed turn never ended"
+        time.sleep(0.05)
+
+
+def test_a_waiting_call_survives_a_server_restart(live_server_factory, fake_llm, tmp_path):
+    """In process: kill -9 the server while a call waits; the restarted server still
+    waits for it, and the approval sent to it finishes the turn."""
+    env = {"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url, "OPENAI_MODEL": "fake-model"}
+    server = live_server_factory(env, data_dir=tmp_path / "node")
+    http = httpx.Client(base_url=server.url, timeout=10)
+    agent = _careful_agent(http, "p")
+    sid = http.post(f"/v1/agents/{agent['id']}/sessions", json={}).json()["id"]
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It is late."]))
+    http.post(f"/v1/sessions/{sid}/messages", json={"content": "time?"})
+
+    http = _restart_while_waiting(live_server_factory, env, server, sid, tmp_path / "node")
     assert http.get(f"/v1/sessions/{sid}").json()["status"] == "waiting_for_approval"
     pending = http.get(f"/v1/sessions/{sid}/tool-calls?status=waiting").json()["data"]
     assert [p["tool_call_id"] for p in pending] == ["c1"]
-    assert http.post(f"/v1/sessions/{sid}/tool-calls/c1/approve").status_code == 200
-    while http.get(f"/v1/sessions/{sid}").json()["status"] != "pending":
-        assert time.monotonic() < deadline + 20, "the resumed turn never ended"
-        time.sleep(0.05)
+    _approve_and_wait(http, sid, "c1")
     log = http.get(f"/v1/sessions/{sid}/events?limit=500", headers={"Accept": "application/json"}).json()["data"]
     types = [e["type"] for e in log]
     assert types[-1] == "session.completed" and types.count("session.started") == 1
@@ -210,6 +225,26 @@ def test_a_waiting_call_survives_a_server_restart(live_server_factory, fake_llm,
     assert done["result"]["timezone"] == "UTC"
     assert [m["role"] for m in http.get(f"/v1/sessions/{sid}/messages").json()["data"]] == \
         ["user", "tool_call", "tool_result", "assistant"]
+
+
+def test_a_turn_resumed_after_a_restart_keeps_its_prompt_variables(live_server_factory, fake_llm, tmp_path):
+    """An AgentSpec invoke with variables waits for an approval, and the server is
+    killed: the model call after the approval gets the prompt filled in as before."""
+    env = {"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url, "OPENAI_MODEL": "fake-model"}
+    server = live_server_factory(env, data_dir=tmp_path / "node")
+    http = httpx.Client(base_url=server.url, timeout=10)
+    agent = _careful_agent(http, "You help {{user}} with {{topic}}.")
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It is late, Ada."]))
+    invoked = http.post(f"/v1/agents/{agent['id']}/invoke",
+                        json={"message": "time?", "variables": {"user": "Ada", "topic": "clocks"}}).json()
+    assert invoked["status"] == "waiting_for_approval"
+
+    http = _restart_while_waiting(live_server_factory, env, server, invoked["session_id"], tmp_path / "node")
+    _approve_and_wait(http, invoked["session_id"], "c1")
+    systems = [r["json"]["messages"][0]["content"] for r in fake_llm.requests]
+    assert systems == ["You help Ada with clocks.", "You help Ada with clocks."]
+    answer = http.get(f"/v1/sessions/{invoked['session_id']}/messages").json()["data"][-1]
+    assert answer["content"]["text"] == "It is late, Ada."
 
 
 async def test_two_calls_wait_in_one_step_and_each_is_answered_once(client, fake_llm):
