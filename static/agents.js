@@ -1,18 +1,42 @@
 // @ts-check
 // Agents: the list (#/agents) and the create / edit form (#/agents/new, #/agents/<id>)
-// with capability picking and the default model.
+// with capability picking (and, per capability, whether its tools wait for an approval)
+// and the default model.
 
 import { api } from './api.js';
 import { badge, confirmButton, field, fmtDateTime, formValues, h, mount, toast } from './dom.js';
 import { Pager } from './paging.js';
 
 /** @typedef {import('./api.js').Agent} Agent */
+/** @typedef {import('./api.js').CapabilitySetting} CapabilitySetting */
 /** @typedef {import('./api.js').Model} Model */
 /** @typedef {import('./scope.js').Scope} Scope */
 
 /** @param {Model} m */
 function modelLabel(m) {
   return `${m.provider_name} / ${m.display_name || m.model_id}${m.status === 'disabled' ? ' (disabled)' : ''}`;
+}
+
+/**
+ * A capability's row in the form: its label (checkbox and details), then its own "Requires
+ * approval" checkbox, usable only while the capability is ticked (unticking clears it).
+ * @param {HTMLLabelElement} label
+ * @param {string} id
+ * @param {string} name
+ * @param {boolean} requiresApproval
+ */
+function capabilityRow(label, id, name, requiresApproval) {
+  const box = /** @type {HTMLInputElement} */ (label.querySelector('input'));
+  const approval = h('input', { type: 'checkbox', name: 'requires_approval', 'data-group': 'requires_approval', value: id,
+    'data-testid': 'requires-approval', 'aria-label': `Requires approval for ${name}`,
+    checked: box.checked && requiresApproval, disabled: !box.checked });
+  box.addEventListener('change', () => {
+    approval.disabled = !box.checked;
+    if (!box.checked) approval.checked = false;
+  });
+  return h('div', { class: 'capability-row' }, label,
+    h('label', { class: 'inline-check approval-check', title: 'Its tools wait for a person to approve each call' },
+      approval, 'Requires approval'));
 }
 
 export class Agents {
@@ -103,12 +127,15 @@ export class Agents {
     mount(main, page);
     /** @type {Agent | null} */
     let agent = null;
+    /** @type {CapabilitySetting[]} */
+    let settings;
     /** @type {import('./api.js').Capability[]} */
     let capabilities;
     /** @type {Model[]} */
     let models;
     try {
-      [agent, capabilities, models] = await Promise.all([id ? api.getAgent(id) : null, api.listCapabilities(), api.listModels()]);
+      [agent, settings, capabilities, models] = await Promise.all([id ? api.getAgent(id) : null,
+        id ? api.capabilitySettings(id) : [], api.listCapabilities(), api.listModels()]);
     } catch (err) {
       if (scope.disposed) return;
       mount(page, h('h1', {}, 'Agent'), h('p', { class: 'form-error' }, err.message), h('a', { href: '#/agents' }, 'Back to agents'));
@@ -120,19 +147,23 @@ export class Agents {
     const error = h('div', { class: 'form-error', 'data-testid': 'form-error', role: 'alert' });
     const chosen = new Set(a.capability_ids);
     const known = new Set(capabilities.map((c) => c.id));
+    // requires_approval as loaded: save() sends the settings only when one of them changed
+    const approvals = new Map(settings.map((s) => [s.id, s.requires_approval]));
     const capList = h('div', { class: 'capabilities', 'data-testid': 'capability-list' },
-      capabilities.map((c) => h('label', { class: 'capability', 'data-testid': 'capability', 'data-capability-id': c.id },
+      capabilities.map((c) => capabilityRow(h('label', { class: 'capability', 'data-testid': 'capability', 'data-capability-id': c.id },
         h('input', { type: 'checkbox', name: 'capability', 'data-group': 'capability_ids', value: c.id, checked: chosen.has(c.id),
           disabled: !['available', 'active'].includes(c.status) && !chosen.has(c.id) }),
         h('div', {},
           h('div', { class: 'capability-name' }, c.name, ' ', h('code', { class: 'muted' }, c.id),
             !['available', 'active'].includes(c.status) ? h('span', { class: 'chip' }, c.status) : null),
           h('div', { class: 'muted small' }, c.description),
-          c.tools.length ? h('div', { class: 'small' }, 'Tools: ', c.tools.map((t) => h('code', { class: 'tool-chip', title: t.description }, t.name))) : null))),
-      // capabilities the agent has but the registry no longer knows: keep them unless unticked
-      a.capability_ids.filter((c) => !known.has(c)).map((c) => h('label', { class: 'capability' },
+          c.tools.length ? h('div', { class: 'small' }, 'Tools: ', c.tools.map((t) => h('code', { class: 'tool-chip', title: t.description }, t.name))) : null)),
+      c.id, `${c.name} (${c.id})`, approvals.get(c.id) || false)),
+      // capabilities the agent has but the registry no longer knows: keep them (and their setting) unless unticked
+      a.capability_ids.filter((c) => !known.has(c)).map((c) => capabilityRow(h('label', { class: 'capability' },
         h('input', { type: 'checkbox', name: 'capability', 'data-group': 'capability_ids', value: c, checked: true }),
-        h('div', {}, h('code', {}, c), ' ', h('span', { class: 'muted small' }, '(unknown capability)')))));
+        h('div', {}, h('code', {}, c), ' ', h('span', { class: 'muted small' }, '(unknown capability)'))),
+      c, c, approvals.get(c) || false)));
     const modelSelect = h('select', { name: 'default_model_id', 'data-testid': 'agent-model' },
       h('option', { value: '' }, 'Provider default'),
       models.map((m) => h('option', { value: m.id, selected: m.id === a.default_model_id }, modelLabel(m))));
@@ -155,19 +186,24 @@ export class Agents {
         agent && agent.status === 'archived' ? h('span', { class: 'muted' }, 'Archived: readable, but no new sessions.') : null));
     form.addEventListener('submit', (e) => {
       e.preventDefault();
-      this.save(form, agent, error, save);
+      this.save(form, agent, approvals, error, save);
     });
     mount(page, page.firstChild, form);
   }
 
   /**
+   * Creates or PATCHes the agent; then, if a "Requires approval" box differs from what was
+   * loaded (new agent: if one is ticked), PUTs the capabilities with their settings.
    * @param {HTMLFormElement} form
    * @param {Agent | null} agent null: create one
+   * @param {Map<string, boolean>} approvals requires_approval by capability id, as loaded
    * @param {HTMLElement} error
    * @param {HTMLButtonElement} button
    */
-  async save(form, agent, error, button) {
+  async save(form, agent, approvals, error, button) {
     const v = formValues(form);
+    /** @type {string[]} */
+    const capabilityIds = v.capability_ids || [];
     /** @type {Record<string, unknown>} */
     const body = {
       name: v.name.trim(),
@@ -175,30 +211,48 @@ export class Agents {
       description: v.description.trim() || null,
       tags: v.tags.split(',').map((/** @type {string} */ t) => t.trim()).filter(Boolean),
       default_model_id: v.default_model_id || null,
-      capability_ids: v.capability_ids || [],
+      capability_ids: capabilityIds,
     };
     if (!body.name) {
       error.textContent = 'The name is required.';
       return;
     }
+    const needsApproval = new Set(v.requires_approval || []);
+    /** @type {CapabilitySetting[]} */
+    const settings = capabilityIds.map((c) => ({ id: c, requires_approval: needsApproval.has(c) }));
+    const settingsChanged = settings.some((s) => s.requires_approval !== (approvals.get(s.id) || false));
     error.textContent = '';
     button.disabled = true;
+    /** @type {Agent} */
+    let saved;
     try {
       if (agent) {
-        await api.updateAgent(agent.id, body);
-        toast('Agent saved', 'success');
+        saved = await api.updateAgent(agent.id, body);
       } else {
         if (!body.description) delete body.description;
         if (!body.default_model_id) delete body.default_model_id;
-        const created = await api.createAgent(body);
-        toast(`Agent “${created.name}” created`, 'success');
+        saved = await api.createAgent(body);
       }
-      location.hash = '#/agents';
     } catch (err) {
       error.textContent = err.message;
-    } finally {
       button.disabled = false;
+      return;
     }
+    if (settingsChanged) {
+      try {
+        await api.setCapabilitySettings(saved.id, settings);
+      } catch (err) {
+        const message = `Agent “${saved.name}” was saved, but its approval settings were not: ${err.message}`;
+        toast(message, 'error', 10000);
+        button.disabled = false;
+        if (agent) error.textContent = message; // the form keeps the choices: Save tries again
+        else location.hash = `#/agents/${saved.id}`; // edit the new agent (as the server has it), not create another
+        return;
+      }
+    }
+    toast(agent ? 'Agent saved' : `Agent “${saved.name}” created`, 'success');
+    button.disabled = false;
+    location.hash = '#/agents';
   }
 
   /** @param {Agent} agent */

@@ -19,6 +19,7 @@
  *   default_model_id?: string | null, capability_ids: string[], status: string, updated_at?: string}} Agent
  * @typedef {{id: string, name: string, description: string, status: string,
  *   tools: {name: string, description?: string}[]}} Capability
+ * @typedef {{id: string, requires_approval: boolean}} CapabilitySetting one of an agent's capabilities, with its settings
  * @typedef {{id: string, name: string, provider_type: string, base_url?: string | null, api_version?: string | null,
  *   api_key_set: boolean, api_key_hint?: string | null, is_default: boolean, status: string}} Provider
  * @typedef {{id: string, provider_id: string, provider_name: string, model_id: string, display_name?: string | null,
@@ -193,6 +194,11 @@ export const api = {
   archiveAgent: (id) => del(`/v1/agents/${enc(id)}`),
   /** @param {string} id @param {string[]} ids */
   setCapabilities: (id, ids) => put(`/v1/agents/${enc(id)}/capabilities`, { capability_ids: ids }),
+  /** An agent's capabilities in order, with their settings. @param {string} id @returns {Promise<CapabilitySetting[]>} */
+  capabilitySettings: async (id) => (await get(`/v1/agents/${enc(id)}/capabilities`)).capabilities,
+  /** Replaces the agent's capabilities and their settings. @param {string} id @param {CapabilitySetting[]} settings
+   * @returns {Promise<CapabilitySetting[]>} */
+  setCapabilitySettings: async (id, settings) => (await put(`/v1/agents/${enc(id)}/capabilities`, { capabilities: settings })).capabilities,
   /** @returns {Promise<Capability[]>} */
   listCapabilities: async () => (await get('/v1/capabilities')).data,
 
