@@ -23,7 +23,7 @@ from app.db import DatabaseUnavailable
 from app.events.log import EventLog
 from app.events.messages import MessageRow, record_message
 from app.metrics import Metrics
-from app.models import Agent, Message, Session
+from app.models import Agent, Message, Session, raw_sql
 from app.models.enums import SessionStatus
 from app.runtime import waits
 from app.runtime.capabilities import Tool
@@ -203,7 +203,8 @@ class Turn(WaitingCalls):
 
     async def load(self) -> tuple[Session, Agent | None] | None:
         """The session and its agent (None when the session is gone); usage starts from it."""
-        session = self.loaded_session or await Session.get_or_none(id=self.session_id).select_related("agent")
+        # By hand-written SQL (app/models/raw_sql.py): the first token waits for this read.
+        session = self.loaded_session or await raw_sql.session_with_agent(self.session_id)
         if session is None:
             return None
         agent = session.agent
