@@ -17,6 +17,7 @@ import pytest
 
 from tests.browser.chromium import playwright_or_skip
 from tests.browser.feed import Feed
+from tests.browser.pages import dashboard_page, ok
 from tests.fakes import Error, Hang, Text, ToolCalls
 from tests.helpers import FAKE_KEY
 
@@ -40,22 +41,8 @@ RECORD_STREAM = """() => {
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []  # uncaught exceptions, failed loads, and Content-Security-Policy refusals
-    page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
-    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
-    response = page.goto(server.url + "/")
-    assert "script-src 'self'" in response.headers.get("content-security-policy", "script-src 'self'")
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
-    yield page
-    context.close()
-    assert not errors, f"errors in the page: {errors}"
-
-
-def ok(response: httpx.Response) -> dict:
-    assert response.status_code < 300, response.text
-    return response.json() if response.content else {}
+    with dashboard_page(browser, server.url + "/") as page:
+        yield page
 
 
 def hook(session_id: str, event_type: str, **fields) -> dict:

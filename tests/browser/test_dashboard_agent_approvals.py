@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 
 from tests.browser.chromium import playwright_or_skip
+from tests.browser.pages import dashboard_page, ok
 
 expect = playwright_or_skip().expect
 
@@ -22,23 +22,8 @@ APPROVAL = "Requires approval for Current time (current_time)"
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
-    # The 503 one test provokes is logged by the browser as a failed load; nothing else may be.
-    page.on("console", lambda msg: errors.append(f"console: {msg.text}")
-            if msg.type == "error" and "503" not in msg.text else None)
-    page.goto(server.url + "/")
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
-    yield page
-    context.close()
-    assert not errors, f"errors in the page: {errors}"
-
-
-def ok(response: httpx.Response) -> dict:
-    assert response.status_code < 300, response.text
-    return response.json() if response.content else {}
+    with dashboard_page(browser, server.url + "/", tolerated="503") as page:  # the 503 one test provokes
+        yield page
 
 
 def agent_named(rest, name: str) -> dict:

@@ -9,10 +9,10 @@ Everything is found through the DOM (test ids and data attributes). Waits use `e
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.browser.chromium import playwright_or_skip
+from tests.browser.pages import VIEWPORT, ok, open_live, watch_errors
 
 expect = playwright_or_skip().expect
 
@@ -43,26 +43,19 @@ def open_page(browser, server):
     errors: list[str] = []
 
     def open_(path: str = "/", init_script: str | None = None):
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context = browser.new_context(viewport=VIEWPORT)
         contexts.append(context)
         if init_script:
             context.add_init_script(init_script)
         page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
-        page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
-        page.goto(server.url + path)
-        expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
+        watch_errors(page, errors)
+        open_live(page, server.url + path)
         return page
 
     yield open_
     for context in contexts:
         context.close()
     assert not errors, f"errors in the page: {errors}"
-
-
-def ok(response: httpx.Response) -> dict:
-    assert response.status_code < 300, response.text
-    return response.json() if response.content else {}
 
 
 def item(page, session_id: str):
