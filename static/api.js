@@ -192,8 +192,6 @@ export const api = {
   updateAgent: (id, body) => patch(`/v1/agents/${enc(id)}`, body),
   /** @param {string} id */
   archiveAgent: (id) => del(`/v1/agents/${enc(id)}`),
-  /** @param {string} id @param {string[]} ids */
-  setCapabilities: (id, ids) => put(`/v1/agents/${enc(id)}/capabilities`, { capability_ids: ids }),
   /** An agent's capabilities in order, with their settings. @param {string} id @returns {Promise<CapabilitySetting[]>} */
   capabilitySettings: async (id) => (await get(`/v1/agents/${enc(id)}/capabilities`)).capabilities,
   /** Replaces the agent's capabilities and their settings. @param {string} id @param {CapabilitySetting[]} settings
