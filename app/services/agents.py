@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from app.auth.principal import new_owner, visible
@@ -59,7 +60,7 @@ async def update_agent(agent_id: str, changes: dict[str, Any]) -> Agent:
     if "default_model_id" in changes:
         await check_model_exists(changes["default_model_id"], "default_model_id")
     if "capability_ids" in changes:
-        changes["capability_ids"] = await _checked_capabilities(changes["capability_ids"])
+        changes["capability_ids"] = await _checked_capabilities(changes["capability_ids"], agent.capability_ids)
         changes["capability_settings"] = _kept_settings(agent, changes["capability_ids"])
     if "client_tools" in changes:
         _check_client_tools(changes["client_tools"])
@@ -77,10 +78,13 @@ async def archive_agent(agent_id: str) -> Agent:
     return agent
 
 
-async def _checked_capabilities(ids: list[str]) -> list[str]:
-    """Known ids only (built-in, or a visible MCP server's); order kept, repeats dropped."""
-    unknown = unknown_capabilities([i for i in ids if not i.startswith(MCP_PREFIX)])
-    unknown += await unknown_mcp_capabilities([i for i in ids if i.startswith(MCP_PREFIX)])
+async def _checked_capabilities(ids: list[str], kept: Collection[str] = ()) -> list[str]:
+    """Known ids (built-in, or a visible MCP server's), or ids the agent has already
+    (`kept`): a deleted MCP server's ids stay on the agents naming it, so an agent read
+    and written back must not be refused for them. Order kept, repeats dropped."""
+    new = [i for i in ids if i not in kept]
+    unknown = unknown_capabilities([i for i in new if not i.startswith(MCP_PREFIX)])
+    unknown += await unknown_mcp_capabilities([i for i in new if i.startswith(MCP_PREFIX)])
     if unknown:
         raise InvalidRequest(f"capability_ids: unknown capability {', '.join(repr(i) for i in unknown)}; see GET /v1/capabilities")
     return list(dict.fromkeys(ids))
@@ -89,8 +93,12 @@ async def _checked_capabilities(ids: list[str]) -> list[str]:
 async def set_capabilities(agent_id: str, ids: list[str], settings: dict[str, dict] | None = None) -> Agent:
     """`settings` None: the ids that stay keep theirs (a client that only knows ids
     does not silently lift an approval requirement)."""
-    checked = await _checked_capabilities(ids)
-    agent = await get_agent(agent_id)
+    try:
+        agent = await get_agent(agent_id)
+    except NotFound:
+        await _checked_capabilities(ids)  # an unknown id is reported before a missing agent
+        raise
+    checked = await _checked_capabilities(ids, agent.capability_ids)
     agent.capability_ids = checked
     agent.capability_settings = {k: v for k, v in settings.items() if v} if settings is not None \
         else _kept_settings(agent, checked)

@@ -7,6 +7,7 @@ turns calling MCP tools tests/runtime/test_mcp_turns.py's."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -153,3 +154,33 @@ async def test_agents_take_mcp_capabilities_of_servers_they_can_see(client):
     for bad in ("mcp:other:add", "mcp:Calc:add", "mcp:calc"):
         response = await client.post("/v1/agents", json={"name": "b", "system_prompt": "p", "capability_ids": [bad]})
         assert response.status_code == 400 and bad in (await response.get_json())["message"]
+
+
+async def test_an_agent_naming_a_deleted_server_can_be_written_back(client):
+    """The server is deleted; the agent keeps its ids (§3.12). A client that reads the
+    agent and writes it back, as the dashboard's editor does, is not refused for them,
+    but such an id cannot be added anew."""
+    server = await create(client, stdio_body())
+    agent = await (await client.post("/v1/agents", json={"name": "a", "system_prompt": "p",
+                                                         "capability_ids": ["noop", "mcp:calc:add"]})).get_json()
+    assert (await client.delete(f"/v1/mcp-servers/{server['id']}")).status_code == 204
+    read = await (await client.get(f"/v1/agents/{agent['id']}")).get_json()
+    assert read["capability_ids"] == ["noop", "mcp:calc:add"]
+
+    patched = await client.patch(f"/v1/agents/{agent['id']}",
+                                 json={"description": "edited", "capability_ids": read["capability_ids"]})
+    assert patched.status_code == 200, await patched.get_json()
+    put = await client.put(f"/v1/agents/{agent['id']}/capabilities",
+                           json={"capabilities": [{"id": "mcp:calc:add", "requires_approval": True}]})
+    body = await put.get_json()
+    assert put.status_code == 200, body
+    assert body["capabilities"] == [{"id": "mcp:calc:add", "requires_approval": True}]
+
+    for refused in (client.patch(f"/v1/agents/{agent['id']}", json={"capability_ids": ["mcp:calc:echo"]}),
+                    client.put(f"/v1/agents/{agent['id']}/capabilities", json={"capability_ids": ["mcp:calc:*"]}),
+                    client.post("/v1/agents", json={"name": "b", "system_prompt": "p",
+                                                    "capability_ids": ["mcp:calc:add"]})):
+        response = await refused
+        assert response.status_code == 400 and "unknown capability" in (await response.get_json())["message"]
+    missing = await client.put(f"/v1/agents/{uuid.uuid4()}/capabilities", json={"capability_ids": ["nope"]})
+    assert missing.status_code == 400  # an unknown id is reported before a missing agent (docs/api.md §3.4)
