@@ -37,6 +37,9 @@ def _serve(settings: Settings) -> int | None:
     from hypercorn.asyncio.run import worker_serve
     from hypercorn.utils import wrap_app
 
+    from app.hypercorn_fixes import end_websocket_pings_at_close
+
+    end_websocket_pings_at_close()
     config = hypercorn_config(settings)
     sockets = _listen(config)
 
@@ -221,6 +224,9 @@ def run_worker(config, sockets, shutdown_event) -> None:
     """One worker process of `serve` with WORKERS > 1 (a spawned process)."""
     from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 
+    from app.hypercorn_fixes import end_websocket_pings_at_close
+
+    end_websocket_pings_at_close()
     stop = _StopWhen(shutdown_event)
 
     def on_sigterm(*_) -> None:

@@ -7,7 +7,9 @@ could `hypercorn app.asgi:app`). The garbage collector is tuned as in the one-pr
 from __future__ import annotations
 
 from app.__main__ import tune_garbage_collector
+from app.hypercorn_fixes import end_websocket_pings_at_close
 from app.main import create_app
 
 app = create_app()
 tune_garbage_collector()
+end_websocket_pings_at_close()  # for `hypercorn app.asgi:app` too

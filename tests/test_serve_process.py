@@ -188,26 +188,64 @@ def test_sigterm_ends_an_open_sse_stream_instead_of_waiting_for_it(live_server):
     assert "Traceback" not in live_server.log()
 
 
-def test_sigterm_tells_ws_clients_the_server_is_going_away(live_server):
-    """/ws clients get close code 1001 as soon as shutdown begins. (The process itself may
-    still take up to graceful_timeout: Hypercorn's WebSocket ping task sleeps out its
-    websocket_ping_interval before the connection's task ends.)"""
+def _stop_seconds(server) -> float:
+    """SIGTERM, then how long the process took to exit."""
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.wait(EXIT_SECONDS)
+    return time.monotonic() - started
+
+
+# A graceful timeout far longer than a clean stop takes: a server that waits it out fails.
+SLOW_GRACE = {"GRACEFUL_TIMEOUT_SECONDS": "8"}
+
+
+def test_sigterm_tells_ws_clients_the_server_is_going_away(live_server_factory):
+    """/ws clients get close code 1001 as soon as shutdown begins, and the process stops
+    without waiting out graceful_timeout for their connections (Hypercorn's WebSocket
+    ping task, app/hypercorn_fixes.py)."""
     import asyncio
 
     from websockets.asyncio.client import connect
 
-    async def feed_then_sigterm() -> tuple[int | None, float]:
-        async with connect(f"ws://127.0.0.1:{live_server.port}/ws") as ws:
+    server = live_server_factory(SLOW_GRACE)
+
+    async def feed_then_sigterm() -> tuple[int | None, float, float]:
+        async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
             await ws.recv()  # init
             started = time.monotonic()
-            live_server.proc.send_signal(signal.SIGTERM)
+            stopping = asyncio.get_running_loop().run_in_executor(None, _stop_seconds, server)
             try:
                 while True:
                     await asyncio.wait_for(ws.recv(), 10)
             except Exception:
                 pass
-            return ws.close_code, time.monotonic() - started
+            closed_after = time.monotonic() - started
+            return ws.close_code, closed_after, await stopping
 
-    close_code, elapsed = asyncio.run(feed_then_sigterm())
+    close_code, closed_after, stopped_after = asyncio.run(feed_then_sigterm())
     assert close_code == 1001
-    assert elapsed < 2, f"the close came {elapsed:.1f} s after SIGTERM"
+    assert closed_after < 2, f"the close came {closed_after:.1f} s after SIGTERM"
+    assert stopped_after < 5, f"took {stopped_after:.1f} s to stop: it waited out graceful_timeout"
+    assert "Traceback" not in server.log()
+
+
+def test_a_ws_client_that_left_does_not_hold_up_the_stop(live_server_factory):
+    """Reported: after one /ws client connected and closed normally, Ctrl-C took ~7 s and
+    logged a CancelledError traceback. Hypercorn's ping task for the closed connection slept
+    on (websocket_ping_interval, 20 s), and the connection waited for it."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    server = live_server_factory(SLOW_GRACE)
+
+    async def visit() -> int | None:
+        async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+            await ws.recv()  # init
+        return ws.close_code
+
+    assert asyncio.run(visit()) == 1000
+    stopped_after = _stop_seconds(server)
+    assert stopped_after < 5, f"took {stopped_after:.1f} s to stop: it waited out graceful_timeout"
+    assert "Traceback" not in server.log()
