@@ -209,15 +209,30 @@ def _supervise(config, sockets) -> int:
 
 
 class _StopWhen:
-    """What a worker's Hypercorn polls (is_set, every 0.1 s) to begin its graceful shutdown:
-    the supervisor's shared event, or a SIGTERM this worker received."""
+    """What a worker's Hypercorn polls (is_set, every 0.1 s, on its event loop) to begin its
+    graceful shutdown: the supervisor's shared event, or a SIGTERM this worker received.
+    The first time it answers yes it calls `on_stop`, as one-process `serve`'s shutdown
+    trigger ends the streams."""
 
-    def __init__(self, shared) -> None:
+    def __init__(self, shared, on_stop: Callable[[], None]) -> None:
         self.shared = shared
         self.signalled = False
+        self.on_stop: Callable[[], None] | None = on_stop
 
     def is_set(self) -> bool:
-        return self.signalled or self.shared.is_set()
+        stopping = self.signalled or self.shared.is_set()
+        if stopping and self.on_stop is not None:
+            on_stop, self.on_stop = self.on_stop, None
+            on_stop()
+        return stopping
+
+
+def _end_worker_streams() -> None:
+    """SSE streams and /ws feeds never end by themselves: end them as shutdown begins, so
+    the worker does not wait out graceful_timeout for them (and cut them off then)."""
+    from app.asgi import app  # the app this worker serves: Hypercorn loaded it from ASGI_APP_PATH
+
+    app.extensions["runtime"].end_streams()
 
 
 def run_worker(config, sockets, shutdown_event) -> None:
@@ -227,7 +242,7 @@ def run_worker(config, sockets, shutdown_event) -> None:
     from app.hypercorn_fixes import end_websocket_pings_at_close
 
     end_websocket_pings_at_close()
-    stop = _StopWhen(shutdown_event)
+    stop = _StopWhen(shutdown_event, on_stop=_end_worker_streams)
 
     def on_sigterm(*_) -> None:
         stop.signalled = True

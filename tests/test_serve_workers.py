@@ -233,3 +233,44 @@ def test_sigterm_to_workers_drains_them(start_server, temporal_env):
     assert not any(_alive(pid) for pid in now)
     assert time.monotonic() - started < 8
     assert server.log().split("Running on", 1)[1].count("Tortoise-ORM shutdown") == 3, server.log()
+
+
+def test_sigterm_ends_streams_in_every_worker(start_server, temporal_env):
+    """Reported: with WORKERS=2 an open SSE stream was cut off (curl exit 18) and a /ws
+    client got 1011 only when graceful_timeout ran out, with a CancelledError traceback in
+    the log. Each worker ends its streams as its shutdown begins, as one process does."""
+    import asyncio
+    import threading
+
+    from websockets.asyncio.client import connect
+
+    server = start_server({**temporal_env, "WORKERS": "2", "GRACEFUL_TIMEOUT_SECONDS": "8"})
+    httpx.post(f"{server.url}/sessions", json={"session_id": "w1", "session_name": "x"}).raise_for_status()
+    opened, stream_ended = threading.Event(), threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{server.url}/v1/sessions/w1/sse", timeout=None) as stream:
+            for _ in stream.iter_bytes():
+                opened.set()
+        stream_ended.set()  # the response completed: not cut off
+
+    threading.Thread(target=listen, daemon=True).start()
+    assert opened.wait(10)
+
+    async def feed_then_sigterm() -> tuple[int | None, float]:
+        async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+            await ws.recv()  # init
+            started = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 15)
+            except Exception:
+                pass
+            return ws.close_code, time.monotonic() - started
+
+    close_code, closed_after = asyncio.run(feed_then_sigterm())
+    assert close_code == 1001 and closed_after < 2, (close_code, closed_after)
+    assert server.proc.wait(10) == 0, server.log()
+    assert stream_ended.wait(5), "the SSE stream was cut off instead of ended"
+    assert "Traceback" not in server.log()
