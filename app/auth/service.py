@@ -151,6 +151,10 @@ class AuthService:
                 .select_related("user").get_or_none()
             if stored is None:
                 problem = "invalid refresh token"
+            elif stored.revoked_at is not None and not await self._rotated(stored):
+                # The login's newest token, revoked with its login (logout, or a reuse
+                # detected earlier): nothing was stolen here.
+                problem = "this login was signed out; log in again"
             elif stored.revoked_at is not None:
                 await self._revoke_family(stored.family_id)
                 log.warning("refresh token reused for user %s: family revoked", stored.user_id)
@@ -174,6 +178,12 @@ class AuthService:
                 family = stored.family_id
         if family is not None:
             await self._revoke_family(family)
+
+    @staticmethod
+    async def _rotated(token: RefreshToken) -> bool:
+        """Whether a refresh gave this token a successor (every refresh issues the next
+        token of the family)."""
+        return await RefreshToken.filter(family_id=token.family_id, created_at__gt=token.created_at).exists()
 
     @staticmethod
     async def _revoke_family(family_id: uuid.UUID) -> None:
