@@ -26,6 +26,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+PASSWORD_MIN_LENGTH = 8  # every account's (app/auth/passwords.py), the admin's from the environment too
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value the server cannot use."""
@@ -180,6 +182,10 @@ class Settings(BaseSettings):
         problems = []
         if self.auth_mode == "admin" and not (self.auth_admin_email and self.auth_admin_password):
             problems.append("AUTH_MODE=admin needs AUTH_ADMIN_EMAIL and AUTH_ADMIN_PASSWORD")
+        password = self.auth_admin_password.get_secret_value() if self.auth_admin_password else ""
+        if self.auth_mode != "none" and password and len(password) < PASSWORD_MIN_LENGTH:
+            problems.append(f"AUTH_ADMIN_PASSWORD must be at least {PASSWORD_MIN_LENGTH} characters "
+                            "(as for any account)")
         if self.runner_mode == "temporal":
             if not self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://")):
                 problems.append("RUNNER_MODE=temporal needs PostgreSQL: set DATABASE_URL=postgres://... "

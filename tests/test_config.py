@@ -93,11 +93,14 @@ def test_settings_are_immutable_and_replace_validates():
     settings = Settings()
     with pytest.raises(ValueError):
         settings.log_level = "DEBUG"
-    changed = settings.replace(auth_mode="Admin", auth_admin_email="a@example.com", auth_admin_password="pw")
-    assert changed.auth_mode == "admin" and changed.auth_admin_password.get_secret_value() == "pw"
+    changed = settings.replace(auth_mode="Admin", auth_admin_email="a@example.com", auth_admin_password="pw-long-enough")
+    assert changed.auth_mode == "admin" and changed.auth_admin_password.get_secret_value() == "pw-long-enough"
     assert settings.auth_mode == "none"
     with pytest.raises(ValueError, match="AUTH_MODE=admin needs"):
         settings.replace(auth_mode="admin")
+    # Reported: a 5-character admin password was taken, where sign-up asks for 8.
+    with pytest.raises(ValueError, match="AUTH_ADMIN_PASSWORD must be at least 8 characters"):
+        settings.replace(auth_mode="full", auth_admin_email="a@example.com", auth_admin_password="short")
 
 
 def test_importing_the_app_reads_no_environment():

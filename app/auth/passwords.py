@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from app.config import PASSWORD_MIN_LENGTH
+
 _hasher = PasswordHasher()
 
-MIN_LENGTH = 8
+MIN_LENGTH = PASSWORD_MIN_LENGTH  # sign-up's rule (the admin's is checked with the settings)
 
 
 @functools.cache

@@ -107,9 +107,15 @@ class AuthService:
         if user is None:
             await User.create(email=email.lower(), password_hash=await passwords.hash_password(password), role=UserRole.ADMIN)
             log.info("created the admin account %s", email.lower())
-        elif user.role != UserRole.ADMIN or not await passwords.verify_password(user.password_hash, password):
+        elif not await passwords.verify_password(user.password_hash, password):
             user.role, user.password_hash = UserRole.ADMIN, await passwords.hash_password(password)
             await user.save(update_fields=["role", "password_hash"])
+            # A new password signs every login out: whoever knew the old one keeps nothing.
+            await RefreshToken.filter(user_id=user.id, revoked_at__isnull=True).update(revoked_at=utcnow())
+            log.info("reset the admin account %s to AUTH_ADMIN_PASSWORD; its logins were signed out", email.lower())
+        elif user.role != UserRole.ADMIN:
+            user.role = UserRole.ADMIN
+            await user.save(update_fields=["role"])
 
     async def register(self, email: str, password: str, name: str | None) -> User:
         if not self.signup_enabled:

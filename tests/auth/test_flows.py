@@ -182,3 +182,25 @@ async def test_a_refresh_token_that_is_not_a_string_is_400(client, alice, path):
     response = await client.post(path, json={"refresh_token": ["x"]}, headers=alice.headers)
     assert response.status_code == 400
     assert (await response.get_json())["error"]["message"].startswith("refresh_token: ")
+
+
+async def test_a_new_admin_password_signs_the_old_logins_out(settings):
+    """Reported: after a restart with another AUTH_ADMIN_PASSWORD the old password was
+    refused, but the logins made with it went on working."""
+    from app.main import create_app
+
+    first = create_app(settings)
+    async with first.test_app():
+        client = first.test_client(use_cookies=False)
+        before = await login(client, ADMIN[0], ADMIN[1])
+        assert (await client.get("/v1/agents", headers=before.headers)).status_code == 200
+
+    restarted = create_app(settings.replace(auth_admin_password="a-new-admin-password"))
+    async with restarted.test_app():
+        client = restarted.test_client(use_cookies=False)
+        assert (await client.get("/v1/agents", headers=before.headers)).status_code == 401
+        refreshed = await client.post("/v1/auth/refresh", json={"refresh_token": before.refresh})
+        assert (await refreshed.get_json())["error"]["message"] == "this login was signed out; log in again"
+        assert (await client.post("/v1/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]})).status_code == 401
+        after = await login(client, ADMIN[0], "a-new-admin-password")
+        assert (await client.get("/v1/agents", headers=after.headers)).status_code == 200
