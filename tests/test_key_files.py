@@ -76,6 +76,12 @@ def test_a_blank_key_setting_is_refused(settings, field):
         create_app(settings.replace(**{field: "  "}))
 
 
+def test_a_short_jwt_secret_is_refused(settings):
+    """Reported: a short JWT_SECRET only made PyJWT print InsecureKeyLengthWarning to stderr."""
+    with pytest.raises(ConfigError, match="JWT_SECRET is 9 bytes; HS256 needs at least 32"):
+        create_app(settings.replace(jwt_secret="too-short"))
+
+
 def test_secrets_key_from_the_environment_keeps_its_rules(tmp_path):
     """Any passphrase (a key is derived from it) or a Fernet key used as is, as before."""
     for material in ("correct horse battery staple", VALID):

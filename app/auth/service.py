@@ -77,10 +77,17 @@ def startup_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
+JWT_MIN_BYTES = 32
+
+
 class AuthService:
     def __init__(self, settings: Settings, jwt_secret: str):
         if not jwt_secret.strip():  # a blank key would sign tokens anyone can forge
             raise ConfigError("JWT_SECRET is set but blank; set it to the key, or unset it to use the data "
+                              "folder's jwt.key")
+        if len(jwt_secret.encode()) < JWT_MIN_BYTES:  # RFC 7518 3.2: an HS256 key has at least 256 bits
+            raise ConfigError(f"JWT_SECRET is {len(jwt_secret.encode())} bytes; HS256 needs at least {JWT_MIN_BYTES} "
+                              "(a shorter key can be guessed): set a longer one, or unset it to use the data "
                               "folder's jwt.key")
         self.settings = settings
         self.secret = jwt_secret
