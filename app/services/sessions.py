@@ -56,8 +56,11 @@ async def _get_session(session_id: str, agent_id: str | None, with_turns: bool) 
         session, turns = await raw_sql.session_and_turns(key, *owner_restriction())
     else:
         session, turns = await raw_sql.session_with_agent(key, *owner_restriction()), 0
-    if session is not None and agent_id is not None and session.agent_id != as_uuid(agent_id):
-        agent = await get_agent(agent_id)  # the path may name the agent instead
+    if session is not None and agent_id is not None and (session.agent_id is None
+                                                         or session.agent_id != as_uuid(agent_id)):
+        # The path may name the agent instead of giving its id. An external session has no
+        # agent (None): it must not pass as the session of a name that is no id (also None).
+        agent = await get_agent(agent_id)
         session = session if session.agent_id == agent.id else None
     if session is None:
         raise NotFound(not_found)

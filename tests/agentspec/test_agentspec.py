@@ -104,6 +104,21 @@ async def test_multi_turn_sessions(client, fake_llm):
     assert bad.status_code == 400
 
 
+@pytest.mark.parametrize("agent_ref", ["assistant", "Nobody"])
+async def test_an_external_session_is_no_agents_session(client, fake_llm, agent_ref):
+    """Reported: with an agent *name* in the path (a real one or not), an external
+    session could be read, renamed and deleted, because neither has an agent id."""
+    await agent_named(client, fake_llm, prompt="p")
+    await client.post("/sessions", json={"session_id": "ext-1", "session_name": "outside"})
+    base = f"/v1/agents/{agent_ref}/sessions/ext-1"
+    for response in (await client.get(base), await client.patch(base, json={"title": "hijacked"}),
+                     await client.delete(base), await client.post(f"{base}/continue", json={"input": "x"}),
+                     await client.post(f"/v1/agents/{agent_ref}/invoke", json={"input": "x", "session_id": "ext-1"})):
+        assert response.status_code == 404, await response.get_json()
+    session = (await (await client.get("/sessions/ext-1")).get_json())["session"]
+    assert session["session_name"] == "outside"  # not renamed, not deleted
+
+
 def parse_sse(raw: bytes) -> list[dict]:
     frames = []
     for block in raw.decode().split("\n\n"):
