@@ -93,7 +93,7 @@ async def stream(agent_ref: str, data: TurnRequest):
             ours = False
             while (event := await subscription.get()) is not None:
                 assert isinstance(event, LoggedEvent)  # a session's subscription gets no notices
-                ours = ours or (event.type == "session.started" and event.data.get("message_id") == str(message.id))
+                ours = ours or _starts_or_drops(event, str(message.id))
                 if not ours:
                     continue
                 if (frame := translator.frame(event)) is not None:
@@ -104,6 +104,14 @@ async def stream(agent_ref: str, data: TurnRequest):
     response = Response(frames(), headers={**SSE_HEADERS, "X-Session-ID": session.id})
     response.timeout = None
     return response
+
+
+def _starts_or_drops(event: LoggedEvent, message_id: str) -> bool:
+    """The turn of `message_id` begins here, or a cancel dropped it before it began (its
+    session.cancelled lists it: the stream ends with that event's `error`)."""
+    if event.type == "session.started":
+        return event.data.get("message_id") == message_id
+    return event.type == "session.cancelled" and message_id in (event.data.get("dropped_message_ids") or ())
 
 
 @bp.post("/sessions/<session_id>/continue")

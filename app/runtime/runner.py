@@ -40,6 +40,7 @@ class QueuedTurn:
 class SessionWorker:
     queue: deque[QueuedTurn] = field(default_factory=deque)
     task: asyncio.Task | None = None
+    running: Turn | None = None  # the turn `task` runs now
 
 
 class Runner(Protocol):
@@ -113,6 +114,7 @@ class TurnRunner:
                 turn = Turn(self.deps, session_id, queued.message, queued.variables, queued.session)
                 turn.resume_from = queued.resume_from
                 turn.on_outcome = partial(_resolve, queued.done)
+                worker.running = turn
                 try:
                     await turn.run()
                 except asyncio.CancelledError:
@@ -120,6 +122,7 @@ class TurnRunner:
                 except Exception:  # a broken turn must not stop the queue behind it
                     log.exception("turn crashed in session %s", session_id)
                 finally:
+                    worker.running = None
                     _resolve(queued.done, turn.outcome)
         finally:
             if worker.queue and self._workers.get(session_id) is worker:
@@ -133,13 +136,19 @@ class TurnRunner:
         worker = self._workers.get(session_id)
         if worker is None:
             return False
+        dropped = []
         while worker.queue:  # dropped turns: their waiters learn they were cancelled
             queued = worker.queue.popleft()
-            _resolve(queued.done, TurnOutcome(str(queued.message.id), error={"code": "cancelled", "message": reason}))
-        task = worker.task
-        if task is not None and not task.done():
+            dropped.append(str(queued.message.id))
+            _resolve(queued.done, TurnOutcome(dropped[-1], error={"code": "cancelled", "message": reason}))
+        task, running = worker.task, worker.running
+        if task is not None and not task.done() and running is not None:
+            running.dropped = dropped  # the log says which messages will not be answered
             task.cancel(reason)
             await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
+        elif dropped:  # nothing ran: the log still says so, as the temporal runner's does
+            await self.deps.events.append(session_id, "session.cancelled",
+                                          {"reason": reason, "message_id": None, "dropped_message_ids": dropped})
         return True
 
     async def shutdown(self) -> None:

@@ -112,6 +112,7 @@ class Turn(WaitingCalls):
         # A turn that waited for answers when the server stopped goes on from its
         # stored state (TurnRunner.start); it does not start again.
         self.resume_from: waits.PausedStep | None = None
+        self.dropped: list[str] = []  # queued messages a cancel of this turn dropped (their ids)
 
     async def run(self) -> None:
         """The whole turn in this process (the in-process runner)."""
@@ -129,7 +130,7 @@ class Turn(WaitingCalls):
                 self.begin()
             outcome = await self._steps(session, agent, self.resume_from)
         except asyncio.CancelledError as exc:
-            await self.cancelled(exc.args[0] if exc.args else "cancelled by request")
+            await self.cancelled(exc.args[0] if exc.args else "cancelled by request", self.dropped)
             raise
         except NoModel as exc:
             await self._fail_in_process(str(exc), "no_model_configured")
@@ -436,7 +437,7 @@ class Turn(WaitingCalls):
 
     async def cancelled(self, reason: str, dropped: list[str] | None = None) -> None:
         """Keep what was already said, then leave the session ready for a new message.
-        `dropped`: queued messages whose turns will not run (temporal runner)."""
+        `dropped`: queued messages whose turns will not run."""
         self.outcome.status, self.outcome.error = "cancelled", {"code": "cancelled", "message": reason}
         await self.keep_partial_text()
         await waits.cancel_open(self.session_id)

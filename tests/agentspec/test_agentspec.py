@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
-from tests.fakes import Error, Text, ToolCalls
-from tests.helpers import make_chat, messages, wait_turns
+from tests.fakes import Error, Hang, Text, ToolCalls
+from tests.helpers import events, make_chat, messages, wait_for_event, wait_turns
 
 pytestmark = pytest.mark.both_modes  # in process and on Temporal (tests/conftest.py)
 
@@ -164,6 +165,35 @@ async def test_stream_disconnected_halfway_still_completes(client, fake_llm):
     log = await wait_turns(client, sid)
     assert log[-1]["type"] == "session.completed"
     assert [m["content"]["text"] for m in await messages(client, sid) if m["role"] == "assistant"] == ["slow and steady"]
+
+
+async def test_a_stream_whose_queued_turn_a_cancel_drops_ends_with_an_error(client, fake_llm):
+    """Reported: /stream queued behind a running turn, then a cancel: the stream sent
+    nothing and never ended. Now the cancel's session.cancelled names the dropped message
+    (in both runner modes) and the stream ends with `error` (code `cancelled`)."""
+    await agent_named(client, fake_llm, prompt="p")
+    sid = (await (await client.post("/v1/agents/assistant/sessions")).get_json())["id"]
+    fake_llm.script(Hang(["thinking"], seconds=30))
+    await client.post(f"/v1/sessions/{sid}/messages", json={"content": "first"})
+    await wait_for_event(client, sid, "message.delta")
+    async with client.request("/v1/agents/assistant/stream", method="POST",
+                              headers={"Content-Type": "application/json"}) as conn:
+        await conn.send(json.dumps({"input": "queued", "session_id": sid}).encode())
+        await conn.send_complete()
+        deadline = time.monotonic() + 10
+        while not [m for m in await messages(client, sid) if m["content"].get("text") == "queued"]:
+            assert time.monotonic() < deadline, "the streamed message was never stored"
+            await asyncio.sleep(0.02)
+        assert (await client.post(f"/v1/sessions/{sid}/cancel")).status_code == 202
+        body = b""
+        while b"event: error" not in body:
+            body += await asyncio.wait_for(conn.receive(), 10)  # a stream that never ends fails here
+    frames = parse_sse(body)
+    assert [f["event"] for f in frames] == ["error"]
+    assert frames[0]["data"] == {"code": "cancelled", "message": "cancelled by request"}
+    cancelled = [e for e in await events(client, sid) if e["type"] == "session.cancelled"]
+    queued_id = next(m["id"] for m in await messages(client, sid) if m["content"].get("text") == "queued")
+    assert [queued_id] in [e["data"].get("dropped_message_ids") for e in cancelled]
 
 
 async def test_healthz_and_metrics_move_with_traffic(client, fake_llm):
