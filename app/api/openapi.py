@@ -29,8 +29,9 @@ ERROR_DESCRIPTIONS = {
     401: "Credentials missing, invalid or expired (when authentication is on)",
     403: "The credentials lack the scope this route needs",
     404: "Not found: the resource named in the path (or body) does not exist",
-    409: "Conflict with the current state: a name or id already taken, an ambiguous agent name "
-         "(`ambiguous_agent_name`), a row deleted meanwhile, or a session in the wrong state",
+    409: "Conflict with the current state: a name or id already taken, an ambiguous agent or pipeline "
+         "name (`ambiguous_agent_name`, `ambiguous_pipeline_name`), a row deleted meanwhile, or a session "
+         "in the wrong state",
     413: "The request body is larger than MAX_BODY_BYTES",
     429: "Too many attempts; wait for the number of seconds in Retry-After",
     500: "Internal error (the message quotes the request id); on routes that run a turn, also a turn that failed",
@@ -203,9 +204,9 @@ def error_statuses(method: str, path: str, operation: dict, endpoint: str) -> li
     # /v1 bodies name other resources too (an agent, a model, a pipeline's steps).
     if "{" in path or path.startswith("/v1/"):
         statuses.append(404)
-    # Any write may lose a race for a unique name (IntegrityError); an agent named rather
-    # than identified may be ambiguous.
-    if method in WRITE_METHODS or path.startswith("/v1/agents/{"):
+    # Any write may lose a race for a unique name (IntegrityError); an agent or a pipeline
+    # named rather than identified may be ambiguous (docs/api.md 10.5).
+    if method in WRITE_METHODS or path.startswith(("/v1/agents/{", "/v1/pipelines/{")):
         statuses.append(409)
     if "requestBody" in operation or method in ("post", "put", "patch"):
         statuses.append(413)

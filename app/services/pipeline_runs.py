@@ -101,12 +101,13 @@ async def fail_interrupted_runs() -> int:
     runs = await PipelineRun.filter(status=PipelineRunStatus.RUNNING)
     for run in runs:
         for entry in run.steps:
-            if entry["status"] == "running":
-                entry.update(status="failed", finished_at=utcnow().isoformat(),
+            if entry["status"] == "running":  # when it stopped is not known: finished_at stays null
+                entry.update(status="failed",
                              error={"code": "server_restarted", "message": "the server restarted while this step was running"})
             elif entry["status"] == "pending":
                 entry["status"] = "skipped"
-        await PipelineRun.filter(id=run.id).update(status=PipelineRunStatus.FAILED, steps=run.steps, output="", finished_at=utcnow())
+        await PipelineRun.filter(id=run.id).update(status=PipelineRunStatus.FAILED, steps=run.steps, output=None,
+                                                   finished_at=utcnow())
     return len(runs)
 
 

@@ -364,8 +364,10 @@ async def test_a_run_left_running_by_a_crash_ends_failed_at_start_up(client, age
                                        steps=[step("a", "running"), step("b", "pending")])
     assert await fail_interrupted_runs() == 1
     after = await status(client, "flow", str(crashed.id))
-    assert after["status"] == "failed"
+    assert after["status"] == "failed" and after["finished_at"] is not None
     assert [(s["status"], (s["error"] or {}).get("code")) for s in after["steps"]] == [("failed", "server_restarted"), ("skipped", None)]
+    # As docs/api.md 10.3 says (a client test found "" and the start-up time here): unknown stays null.
+    assert after["output"] is None and after["steps"][0]["finished_at"] is None and after["steps"][0]["duration_ms"] is None
 
 
 async def test_pipeline_steps_are_counted_in_metrics(client, agents):

@@ -143,6 +143,9 @@ async def test_errors_are_documented_in_each_api_s_shape(client):
                     assert error_properties(response) == expected, (method, path, status)
     ambiguous = doc["paths"]["/v1/agents/{agent_id}/sessions"]["get"]["responses"]
     assert "409" in ambiguous and "ambiguous_agent_name" in ambiguous["409"]["description"]
+    # Reported by a client test: pipeline reads answer 409 once two pipelines share a name (10.5).
+    for read in ("/v1/pipelines/{name}", "/v1/pipelines/{name}/status", "/v1/pipelines/{name}/runs"):
+        assert "ambiguous_pipeline_name" in doc["paths"][read]["get"]["responses"]["409"]["description"], read
     assert "429" in doc["paths"]["/v1/auth/login"]["post"]["responses"]
     assert "413" in doc["paths"]["/sessions"]["post"]["responses"]
 
