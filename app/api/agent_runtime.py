@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request
 
@@ -44,6 +44,14 @@ class AgentRuntimeMetadataPatch(BaseModel):
     parent_session_name: str | None = ParentName
     last_resumed_at: datetime | None = None
 
+    @field_validator("last_resumed_at", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        # ISO 8601 text, as a hook event's timestamp: pydantic would also take a number of seconds.
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be an ISO 8601 date and time")
+        return value
+
     @field_validator("last_resumed_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
@@ -70,7 +78,7 @@ class HookEvent(BaseModel):
     tool_input: dict[str, Any] | None = None
     tool_output: Any = None
     error: str | None = None
-    exit_code: int | None = None
+    exit_code: StrictInt | None = None  # a number: not "1", not true
     reason: str | None = None
     # Used when the event creates its session (the columns' limits).
     project_dir: str | None = ProjectDir

@@ -48,8 +48,8 @@ async def _answer_requests(connection) -> None:
             continue
         if not isinstance(message, dict):
             continue
-        if message.get("type") == "ping":
-            await websocket.send(dumps({"type": "pong"}))
+        if message.get("type") == "ping":  # queued like every answer: answers keep request order
+            connection.offer(dumps({"type": "pong"}))
         elif message.get("type") == "list_sessions":
             await _list_sessions(connection, message)
 
@@ -60,7 +60,9 @@ async def _list_sessions(connection, message: dict) -> None:
     (a deleted session cannot come back with a late page)."""
     slot = connection.reserve()
     try:
-        query = SessionsQuery.model_validate({k: message[k] for k in ("limit", "before") if k in message})
+        # strict: JSON gives numbers as numbers; no "3" or true for a limit (the query string
+        # of GET /sessions has only text, which the same model parses there)
+        query = SessionsQuery.model_validate({k: message[k] for k in ("limit", "before") if k in message}, strict=True)
         sessions, cursor = await service.list_sessions(query.limit, query.before)
         answer = {"type": "sessions", "before": query.before, **session_page(sessions, cursor)}
     except (ValidationError, InvalidRequest) as exc:

@@ -71,6 +71,8 @@ async def test_event_validation(client):
     await detail(await client.post("/sessions/abc-123/events", json=hook("pre_tool", timestamp="yesterday")), 400)
     await detail(await client.post("/sessions/abc-123/events", json=hook("pre_tool", "other-id")), 400)
     await detail(await client.post("/sessions/abc-123/events", json=hook("message", role="system")), 400)
+    for bad in ("1", True, 1.5):  # "1" and true were stored as 1 (reported): an int or null, as documented
+        await detail(await client.post("/sessions/abc-123/events", json=hook("session_stop", exit_code=bad)), 400)
     bad_json = await client.post("/sessions/abc-123/events", data=b"{", headers={"Content-Type": "application/json"})
     await detail(bad_json, 400)
 
@@ -289,7 +291,7 @@ async def test_metadata_ignores_unknown_fields_but_needs_a_known_one(client):
     body = await (await client.patch("/sessions/abc-123/metadata", json={"agent_name": "coder", "color": "red"})).get_json()
     assert body["session"]["agent_name"] == "coder" and "color" not in body["session"]
     await detail(await client.patch("/sessions/abc-123/metadata", json={"color": "red"}), 400)
-    for bad in ("yesterday", "0001-01-01T00:00:00+01:00"):
+    for bad in ("yesterday", "0001-01-01T00:00:00+01:00", 1700000000):  # a number was taken as epoch seconds
         await detail(await client.patch("/sessions/abc-123/metadata", json={"last_resumed_at": bad}), 400)
 
 

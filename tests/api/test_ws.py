@@ -362,11 +362,26 @@ async def test_init_is_the_newest_page_and_list_sessions_brings_the_rest(client)
         last = await _ask(ws, before=second["next"], limit=2)
         assert _ids(last) == ["p-000"] and last["has_more"] is False and last["next"] is None
         assert sorted(_ids(init) + _ids(second) + _ids(last)) == ids  # each once
-        for bad in ({"limit": 0}, {"limit": 99999999999999999999}, {"limit": "many"}, {"before": "nonsense"}, {"before": 5}):
+        # "3", true and 2.0 were taken as limits (reported): JSON numbers only, as documented
+        for bad in ({"limit": 0}, {"limit": 99999999999999999999}, {"limit": "many"}, {"before": "nonsense"}, {"before": 5},
+                    {"limit": "3"}, {"limit": True}, {"limit": 2.0}):
             error = await _ask(ws, **bad)
             assert error["type"] == "error" and error["request"] == "list_sessions" and error["detail"], (bad, error)
         await ws.send(json.dumps({"type": "ping"}))  # still served after the errors
         assert json.loads(await asyncio.wait_for(ws.receive(), 5)) == {"type": "pong"}
+
+
+async def test_answers_come_in_request_order(client):
+    """Reported: a pong overtook the answer to a list_sessions sent before it (the pong
+    was sent at once, the page waited in the connection's queue)."""
+    await _create(client, ["o-1", "o-2"])
+    async with client.websocket("/ws") as ws:
+        assert json.loads(await ws.receive())["type"] == "init"
+        for _ in range(4):
+            await ws.send(json.dumps({"type": "list_sessions", "limit": 1}))
+            await ws.send(json.dumps({"type": "ping"}))
+        answers = [json.loads(await asyncio.wait_for(ws.receive(), 5))["type"] for _ in range(8)]
+    assert answers == ["sessions", "pong"] * 4
 
 
 async def test_a_page_read_before_a_delete_reaches_the_client_before_the_delete(app, client, monkeypatch):
