@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictBool, model_validator
 from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
@@ -87,7 +87,7 @@ class AgentListQuery(PageQuery):
 
 class CapabilitySetting(RequestBody):
     id: str = Field(description="A capability id; `mcp:<server>:*` covers all of a server's tools")
-    requires_approval: bool = Field(False, description="Its tools wait for a person's approval before they run")
+    requires_approval: StrictBool = Field(False, description="Its tools wait for a person's approval before they run")
 
 
 class CapabilityIds(RequestBody):

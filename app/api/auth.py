@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Literal, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 from quart import Blueprint, Response, current_app, redirect, request
 from quart_schema import document_request, document_response, tag, validate_request, validate_response
 
@@ -96,7 +96,7 @@ class KeyCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[Scope] = Field(min_length=1)
     expires_at: datetime | None = None
-    expires_in_days: int | None = Field(None, ge=1, le=3650)
+    expires_in_days: StrictInt | None = Field(None, ge=1, le=3650)
 
 
 class KeyOut(BaseModel):

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, HttpUrl
+from pydantic import BaseModel, Field, HttpUrl, StrictBool, StrictInt
 from quart import Blueprint, request
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
@@ -39,7 +39,7 @@ class ProviderCreate(RequestBody):
     base_url: HttpUrl | None = Field(None, max_length=500)
     api_version: str | None = Field(None, max_length=50)
     api_key: str | None = Field(None, max_length=4096, description="Write-only; stored encrypted")
-    is_default: bool = False
+    is_default: StrictBool = False
     status: Status = "active"
 
     def fields(self) -> dict:
@@ -55,7 +55,7 @@ class ProviderPatch(PatchBody):
     base_url: HttpUrl | None = Field(None, max_length=500)
     api_version: str | None = Field(None, max_length=50)
     api_key: str | None = Field(None, max_length=4096, description="Write-only; null or empty clears it")
-    is_default: bool | None = None
+    is_default: StrictBool | None = None
     status: Status | None = None
 
     def changes(self) -> dict:
@@ -91,8 +91,8 @@ class ProviderOut(BaseModel):
 class ModelCreate(RequestBody):
     model_id: Name
     display_name: str | None = Field(None, max_length=200)
-    context_window: int | None = Field(None, ge=1, le=INT32_MAX)
-    is_default: bool = False
+    context_window: StrictInt | None = Field(None, ge=1, le=INT32_MAX)
+    is_default: StrictBool = False
     status: Status = "active"
 
 
@@ -100,8 +100,8 @@ class ModelPatch(PatchBody):
     NOT_NULL = ("model_id", "is_default", "status")
     model_id: Name | None = None
     display_name: str | None = Field(None, max_length=200)
-    context_window: int | None = Field(None, ge=1, le=INT32_MAX)
-    is_default: bool | None = None
+    context_window: StrictInt | None = Field(None, ge=1, le=INT32_MAX)
+    is_default: StrictBool | None = None
     status: Status | None = None
 
 

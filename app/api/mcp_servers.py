@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, HttpUrl, StringConstraints
+from pydantic import BaseModel, Field, HttpUrl, StrictBool, StringConstraints
 from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
@@ -45,7 +45,7 @@ class McpServerCreate(RequestBody):
     env: Env | None = Field(None, description="stdio: variables added to a minimal environment; write-only")
     url: Url | None = None
     headers: Headers | None = Field(None, description="http: sent with every request (e.g. Authorization); write-only")
-    enabled: bool = True
+    enabled: StrictBool = True
 
     def fields(self) -> dict[str, Any]:
         data = self.model_dump()
@@ -62,7 +62,7 @@ class McpServerPatch(PatchBody):
     env: Env | None = Field(None, description="Replaces the whole map; null clears it")
     url: Url | None = None
     headers: Headers | None = Field(None, description="Replaces the whole map; null clears it")
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
     def changes(self) -> dict[str, Any]:
         data = super().changes()

@@ -80,6 +80,27 @@ async def test_integers_beyond_64_bits_in_bodies_are_400(client, seeded, method,
     assert_shape(path, await response.get_json(), 400)
 
 
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/v1/llm-providers", {"name": "q", "provider_type": "openai", "is_default": "yes"}),
+    ("PATCH", "/v1/llm-providers/{provider}", {"is_default": 1}),
+    ("POST", "/v1/llm-providers/{provider}/models", {"model_id": "m", "is_default": "true"}),
+    ("POST", "/v1/llm-providers/{provider}/models", {"model_id": "m", "context_window": "100"}),
+    ("POST", "/v1/llm-providers/{provider}/models", {"model_id": "m", "context_window": 1.0}),
+    ("PUT", "/v1/agents/{agent}/capabilities", {"capabilities": [{"id": "noop", "requires_approval": "yes"}]}),
+    ("PUT", "/v1/agents/{agent}/capabilities", {"capabilities": [{"id": "noop", "requires_approval": 1}]}),
+    ("POST", "/v1/mcp-servers", {"name": "m", "transport": "http", "url": "http://x/mcp", "enabled": "no"}),
+])
+async def test_booleans_and_integers_in_bodies_are_json_ones(client, seeded, method, path, body):
+    """Reported: "yes", 1 and "100" were taken for booleans and integers (docs/api.md 1:
+    booleans are JSON booleans). One such default flag silently unset another provider's."""
+    provider = await (await client.post("/v1/llm-providers", json={"name": "p", "provider_type": "openai",
+                                                                    "api_key": "k", "is_default": True})).get_json()
+    response = await client.open(path.format(provider=provider["id"], **seeded), method=method, json=body)
+    assert response.status_code == 400, await response.get_data()
+    assert_shape(path, await response.get_json(), 400)
+    assert (await (await client.get(f"/v1/llm-providers/{provider['id']}")).get_json())["is_default"] is True
+
+
 @pytest.mark.parametrize("path", [
     "/v1/agents?offset=99999999999999999999", "/v1/sessions?offset=99999999999999999999",
     "/v1/llm-providers?offset=99999999999999999999", "/v1/pipelines?offset=99999999999999999999",
