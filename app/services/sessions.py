@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 from tortoise.functions import Count
 
 from app.auth.principal import new_owner, owner_restriction, visible
-from app.errors import NotFound
+from app.errors import InvalidRequest, NotFound
 from app.models import Event, Message, Session, raw_sql
+from app.models.enums import SessionKind
 from app.services.agents import get_active_agent, get_agent
 from app.services.common import as_uuid, existing_key, paginate
 from app.services.llm import check_model_exists
@@ -82,6 +83,8 @@ async def update_session(events: EventLog, session_id: str, changes: dict[str, A
                          agent_id: str | None = None) -> Session:
     session = await get_session(session_id, agent_id)
     if "model_id" in changes:
+        if changes["model_id"] is not None and session.kind == SessionKind.EXTERNAL:
+            raise InvalidRequest("model_id: an external session runs no turns here, so it has no model")
         await check_model_exists(changes["model_id"], "model_id")
     if changes:
         session.update_from_dict(changes)

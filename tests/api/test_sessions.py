@@ -82,6 +82,18 @@ async def test_patch_title_tags_model_and_null(client, agent):
     assert response.status_code == 400
 
 
+async def test_an_external_session_takes_no_model(client, agent):
+    """Reported: PATCH stored a model_id on an external session (docs/api.md 5.9: null)."""
+    provider = await (await client.post("/v1/llm-providers", json={"name": "p", "provider_type": "openai"})).get_json()
+    model = await (await client.post(f"/v1/llm-providers/{provider['id']}/models", json={"model_id": "m"})).get_json()
+    await client.post("/sessions", json={"session_id": "ext-m", "session_name": "x"})
+    response = await client.patch("/v1/sessions/ext-m", json={"model_id": model["id"], "title": "t"})
+    assert response.status_code == 400 and "external session" in (await response.get_json())["message"]
+    session = await (await client.get("/v1/sessions/ext-m")).get_json()
+    assert session["model_id"] is None and session["title"] != "t"  # nothing half-written
+    assert (await client.patch("/v1/sessions/ext-m", json={"model_id": None})).status_code == 200
+
+
 async def test_delete_removes_session_and_messages(client, agent):
     session = await (await client.post(f"/v1/agents/{agent['id']}/sessions", json={})).get_json()
     await client.post(f"/v1/sessions/{session['id']}/messages", json={"content": "hi"})
