@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +41,21 @@ def terminate(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def sse_listener(url: str) -> tuple[threading.Event, threading.Event]:
+    """Read the SSE stream at `url` on a thread: (opened, ended). `ended` is set only when
+    the response completed cleanly (a stream cut off raises on the thread instead)."""
+    opened, ended = threading.Event(), threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", url, timeout=None) as stream:
+            for _ in stream.iter_bytes():
+                opened.set()
+        ended.set()
+
+    threading.Thread(target=listen, daemon=True).start()
+    return opened, ended
 
 
 class LiveServer:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live_server import NOT_INHERITED, ROOT, free_port
+from tests.live_server import NOT_INHERITED, ROOT, free_port, sse_listener
 
 # WORKERS > 1 needs temporal mode's settings; nothing listens there: the refusal comes first.
 WORKERS = {"WORKERS": "2", "RUNNER_MODE": "temporal", "DATABASE_URL": "postgres://127.0.0.1:9/none",
@@ -169,15 +169,7 @@ def test_sigterm_ends_an_open_sse_stream_instead_of_waiting_for_it(live_server):
     graceful_timeout (5 s, hypercorn.toml) and then cancelling the stream."""
     base = live_server.url
     httpx.post(f"{base}/sessions", json={"session_id": "s1", "session_name": "x"}).raise_for_status()
-    opened, stream_ended = threading.Event(), threading.Event()
-
-    def listen() -> None:
-        with httpx.stream("GET", f"{base}/v1/sessions/s1/sse", timeout=None) as stream:
-            for _ in stream.iter_bytes():
-                opened.set()
-        stream_ended.set()  # the response ended cleanly, not by a dropped connection
-
-    threading.Thread(target=listen, daemon=True).start()
+    opened, stream_ended = sse_listener(f"{base}/v1/sessions/s1/sse")
     assert opened.wait(10)
     started = time.monotonic()
     live_server.proc.send_signal(signal.SIGTERM)

@@ -18,7 +18,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from tests.live_server import NOT_INHERITED, ROOT, LiveServer, free_port
+from tests.live_server import NOT_INHERITED, ROOT, LiveServer, free_port, sse_listener
 
 LINUX_PROC = Path("/proc/self/fd").is_dir()
 needs_proc = pytest.mark.skipif(not LINUX_PROC, reason="reads worker processes and sockets from Linux's /proc")
@@ -240,21 +240,12 @@ def test_sigterm_ends_streams_in_every_worker(start_server, temporal_env):
     client got 1011 only when graceful_timeout ran out, with a CancelledError traceback in
     the log. Each worker ends its streams as its shutdown begins, as one process does."""
     import asyncio
-    import threading
 
     from websockets.asyncio.client import connect
 
     server = start_server({**temporal_env, "WORKERS": "2", "GRACEFUL_TIMEOUT_SECONDS": "8"})
     httpx.post(f"{server.url}/sessions", json={"session_id": "w1", "session_name": "x"}).raise_for_status()
-    opened, stream_ended = threading.Event(), threading.Event()
-
-    def listen() -> None:
-        with httpx.stream("GET", f"{server.url}/v1/sessions/w1/sse", timeout=None) as stream:
-            for _ in stream.iter_bytes():
-                opened.set()
-        stream_ended.set()  # the response completed: not cut off
-
-    threading.Thread(target=listen, daemon=True).start()
+    opened, stream_ended = sse_listener(f"{server.url}/v1/sessions/w1/sse")
     assert opened.wait(10)
 
     async def feed_then_sigterm() -> tuple[int | None, float]:
