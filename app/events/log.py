@@ -7,6 +7,7 @@ be read back, and a listener that missed something can always catch up from here
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -116,16 +117,19 @@ class EventLog:
                 return event
         return await self.append(session_id, type, data)
 
-    async def insert_message(self, session_id: str, message_id, role: str, content: dict[str, Any]) -> Message:
+    async def insert_message(self, session_id: str, message_id, role: str, content: dict[str, Any],
+                             reply_to: uuid.UUID | None = None) -> Message:
         """Store a message with the session's next number (not announced: see record_message)."""
         if self.shared is None:
             assert isinstance(self.message_numbers, SequenceCounter)  # no shared counter: numbered here
             return await self.message_numbers.insert(session_id, lambda sequence: Message.create(
-                id=message_id, session_id=session_id, sequence=sequence, role=role, content=content))
+                id=message_id, session_id=session_id, sequence=sequence, role=role, content=content,
+                reply_to=reply_to))
         created_at = utcnow()
-        (sequence,) = await self.shared.insert_row(MESSAGE_INSERT, session_id, message_id, role, dumps(content), created_at)
+        (sequence,) = await self.shared.insert_row(MESSAGE_INSERT, session_id, message_id, role, dumps(content),
+                                                   created_at, reply_to)
         return Message(id=message_id, session_id=session_id, sequence=sequence, role=role, content=content,
-                       created_at=created_at)
+                       created_at=created_at, reply_to=reply_to)
 
     def forget_session(self, session_id: str) -> None:
         self.event_numbers.forget(session_id)

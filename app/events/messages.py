@@ -34,6 +34,7 @@ class MessageRow(NamedTuple):
     sequence: int
     role: str
     content: dict[str, Any]
+    reply_to: uuid.UUID | None = None  # the user message a turn's own message answers
 
 
 async def read_messages(session_id: str) -> list[MessageRow]:
@@ -80,10 +81,12 @@ class RecentMessages:
 
 
 async def record_message(events: EventLog, session_id: str, role: str, content: dict[str, Any],
-                         message_id: uuid.UUID | None = None, step_id: str | None = None) -> Message:
-    """Store a message with the session's next sequence number, then announce it."""
-    message = await events.insert_message(session_id, message_id or uuid.uuid4(), role, content)
-    events.messages.added(session_id, MessageRow(message.id, message.sequence, role, content))
+                         message_id: uuid.UUID | None = None, step_id: str | None = None,
+                         reply_to: uuid.UUID | None = None) -> Message:
+    """Store a message with the session's next sequence number, then announce it.
+    `reply_to`: the user message the turn writing this one answers."""
+    message = await events.insert_message(session_id, message_id or uuid.uuid4(), role, content, reply_to)
+    events.messages.added(session_id, MessageRow(message.id, message.sequence, role, content, reply_to))
     data = {"message_id": str(message.id), "role": role, "sequence": message.sequence, "content": content}
     if step_id:
         data["step_id"] = step_id

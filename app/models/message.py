@@ -20,6 +20,10 @@ class Message(Model):
     sequence = fields.IntField()
     role = fields.CharField(max_length=16)
     content: fields.JSONField[Any] = fields.JSONField()
+    # A turn's own messages name the user message they answer: queued messages get their
+    # numbers before the replies to earlier ones, so the order of the conversation the
+    # model sees comes from this, not from `sequence` (app/runtime/history.py).
+    reply_to = fields.UUIDField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

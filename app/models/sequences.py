@@ -84,8 +84,8 @@ SELECT $1, n.event_seq, $2, $3::jsonb, $4 FROM n RETURNING id, sequence"""
 
 MESSAGE_INSERT = """
 WITH n AS (UPDATE sessions SET message_seq = message_seq + 1 WHERE id = $1 RETURNING message_seq)
-INSERT INTO messages (id, session_id, sequence, role, content, created_at)
-SELECT $2, $1, n.message_seq, $3, $4::jsonb, $5 FROM n RETURNING sequence"""
+INSERT INTO messages (id, session_id, sequence, role, content, created_at, reply_to)
+SELECT $2, $1, n.message_seq, $3, $4::jsonb, $5, $6 FROM n RETURNING sequence"""
 
 
 class SessionRowCounter:

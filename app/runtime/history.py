@@ -89,4 +89,24 @@ def turn_history(messages: Sequence[StoredMessage], current: StoredMessage, star
     earlier = [m for m in messages if m.sequence <= started_at_seq and m.id != current.id
                and not (m.role == "user" and m.sequence > current.sequence)]
     this_turn = [m for m in messages if m.sequence > started_at_seq and m.role != "user"]
-    return [*earlier, current, *this_turn]
+    return [*_answers_after_questions(earlier), current, *this_turn]
+
+
+def _answers_after_questions(messages: list[StoredMessage]) -> list[StoredMessage]:
+    """Each user message followed by its turn's own messages (those that name it in
+    `reply_to`). A message posted while a turn ran is numbered before that turn's reply,
+    so the numbers alone put a later question before an earlier answer. Messages that name
+    no user message here (stored before `reply_to` existed) keep their place."""
+    users = {m.id for m in messages if m.role == "user"}
+    answers: dict[Any, list[StoredMessage]] = {}
+    for m in messages:
+        if m.role != "user" and getattr(m, "reply_to", None) in users:
+            answers.setdefault(m.reply_to, []).append(m)  # type: ignore[attr-defined]
+    ordered: list[StoredMessage] = []
+    for m in messages:
+        if m.role == "user":
+            ordered.append(m)
+            ordered.extend(answers.get(m.id, ()))
+        elif getattr(m, "reply_to", None) not in users:
+            ordered.append(m)
+    return ordered

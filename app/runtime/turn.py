@@ -382,7 +382,7 @@ class Turn(WaitingCalls):
         """Store one of the turn's messages; its number is noted (`stored_sequences`), so
         the session workflow knows which numbers are its own (temporal mode)."""
         message = await record_message(self.events, self.session_id, role, content, message_id=message_id,
-                                       step_id=step_id)
+                                       step_id=step_id, reply_to=self.message.id)
         self.stored_sequences.append(message.sequence)
 
     async def _add_usage(self, usage: dict[str, int]) -> None:

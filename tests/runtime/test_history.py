@@ -31,6 +31,15 @@ def test_unanswered_tool_calls_get_an_error_result():
     assert history[2].tool_call_id == "a" and history[2].text == INTERRUPTED and history[2].is_error
 
 
+def test_answers_follow_their_questions_whatever_their_numbers():
+    m1, m2, m3 = row(1, "user", text="m1"), row(2, "user", text="m2"), row(3, "user", text="m3")
+    a1, a2 = row(4, "assistant", text="a1"), row(5, "assistant", text="a2")
+    a1.reply_to, a2.reply_to = m1.id, m2.id
+    legacy = row(6, "assistant", text="old row")  # stored before reply_to existed: stays by number
+    shown = turn_history([m1, m2, m3, a1, a2, legacy], m3, started_at_seq=6)
+    assert [m.content["text"] for m in shown] == ["m1", "a1", "m2", "a2", "old row", "m3"]
+
+
 def test_turn_history_for_a_queued_message():
     m1, m2 = row(1, "user", text="first"), row(2, "user", text="second")
     a1 = row(3, "assistant", text="one")

@@ -221,6 +221,21 @@ async def test_back_to_back_messages_run_in_order_one_at_a_time(client, fake_llm
     assert [(m["role"], m["content"]) for m in second_request[1:]] == [("user", "first"), ("assistant", "one"), ("user", "second")]
 
 
+async def test_a_third_queued_turn_sees_each_answer_after_its_question(client, fake_llm):
+    """Reported by a client test: with m2 and m3 queued behind m1, the third turn sent the
+    model [m1, m2, one, two, m3]: m2 is numbered before the answer to m1."""
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Text(["o", "ne"], delay=0.3), Text(["two"]), Text(["three"]))
+    for text in ("first", "second", "third"):
+        await say(client, chat["id"], text)
+    await wait_turns(client, chat["id"], count=3)
+    assert [m["content"]["text"] for m in await messages(client, chat["id"])] == \
+        ["first", "second", "third", "one", "two", "three"]  # stored by number, as they came
+    third_request = fake_llm.requests[2]["json"]["messages"][1:]
+    assert [(m["role"], m["content"]) for m in third_request] == [
+        ("user", "first"), ("assistant", "one"), ("user", "second"), ("assistant", "two"), ("user", "third")]
+
+
 async def test_deltas_are_merged_but_never_dropped(client, fake_llm):
     chat = await make_chat(client, fake_llm)
     chunks = [f"w{i} " for i in range(200)]
