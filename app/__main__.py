@@ -239,9 +239,7 @@ def run_worker(config, sockets, shutdown_event) -> None:
     """One worker process of `serve` with WORKERS > 1 (a spawned process)."""
     from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 
-    from app.hypercorn_fixes import end_websocket_pings_at_close
-
-    end_websocket_pings_at_close()
+    # (Hypercorn's WebSocket fix is applied by app.asgi, which each worker loads.)
     stop = _StopWhen(shutdown_event, on_stop=_end_worker_streams)
 
     def on_sigterm(*_) -> None:

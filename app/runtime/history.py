@@ -37,6 +37,9 @@ class StoredMessage(Protocol):
     @property
     def content(self) -> dict[str, Any]: ...
 
+    @property
+    def reply_to(self) -> uuid.UUID | None: ...  # the user message a turn's own message answers
+
 
 def to_chat_history(messages: list[StoredMessage]) -> list[ChatMessage]:
     history: list[ChatMessage] = []
@@ -98,15 +101,15 @@ def _answers_after_questions(messages: list[StoredMessage]) -> list[StoredMessag
     so the numbers alone put a later question before an earlier answer. Messages that name
     no user message here (stored before `reply_to` existed) keep their place."""
     users = {m.id for m in messages if m.role == "user"}
-    answers: dict[Any, list[StoredMessage]] = {}
+    answers: dict[uuid.UUID | None, list[StoredMessage]] = {}
     for m in messages:
-        if m.role != "user" and getattr(m, "reply_to", None) in users:
-            answers.setdefault(m.reply_to, []).append(m)  # type: ignore[attr-defined]
+        if m.role != "user" and m.reply_to in users:
+            answers.setdefault(m.reply_to, []).append(m)
     ordered: list[StoredMessage] = []
     for m in messages:
         if m.role == "user":
             ordered.append(m)
             ordered.extend(answers.get(m.id, ()))
-        elif getattr(m, "reply_to", None) not in users:
+        elif m.reply_to not in users:
             ordered.append(m)
     return ordered

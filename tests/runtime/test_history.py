@@ -9,7 +9,7 @@ from app.runtime.history import INTERRUPTED, to_chat_history, turn_history
 
 
 def row(seq, role, **content):
-    return SimpleNamespace(id=uuid.uuid4(), sequence=seq, role=role, content=content)
+    return SimpleNamespace(id=uuid.uuid4(), sequence=seq, role=role, content=content, reply_to=None)
 
 
 def test_tool_calls_join_the_assistant_text_before_them():

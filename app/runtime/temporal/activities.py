@@ -246,6 +246,7 @@ class _NoMessage:
     sequence = 0
     role = "user"
     content: dict = {}
+    reply_to: uuid.UUID | None = None
 
 
 async def _turn_ended(session_id: str, message_id: str, after: int = 0) -> bool:
