@@ -149,7 +149,9 @@ async def test_bad_api_key_fails_with_a_fix(client, fake_llm):
     await say(client, chat["id"], "hi")
     failed = (await wait_turns(client, chat["id"]))[-1]
     assert failed["type"] == "session.failed" and failed["data"]["code"] == "provider_auth_failed"
-    assert "API key" in failed["data"]["error"] and "PATCH /v1/llm-providers" in failed["data"]["error"]
+    # The fix names the provider to update: a route the client can call as it is.
+    assert "API key" in failed["data"]["error"]
+    assert failed["data"]["error"].endswith(f"Update it with PATCH /v1/llm-providers/{chat['provider_id']}")
     assert len(fake_llm.requests) == 1  # a 401 is not retried
 
 
@@ -309,6 +311,7 @@ async def test_anthropic_errors_are_translated_too(client, fake_llm):
     await say(client, chat["id"], "hi")
     failed = (await wait_turns(client, chat["id"]))[-1]
     assert failed["data"]["code"] == "provider_auth_failed" and "Anthropic provider" in failed["data"]["error"]
+    assert failed["data"]["error"].endswith(f"PATCH /v1/llm-providers/{chat['provider_id']}")
 
 
 @pytest.mark.parametrize("provider_type", ["openai", "anthropic"])

@@ -72,7 +72,8 @@ def build_adapter(provider: LlmProvider, api_key: str | None, settings: Settings
         from app.runtime.providers.anthropic_messages import AnthropicMessagesAdapter
 
         anthropic_client = anthropic.AsyncAnthropic(api_key=api_key, base_url=provider.base_url or None, **common)
-        return AnthropicMessagesAdapter(anthropic_client, label=f"Anthropic provider '{provider.name}'")
+        return AnthropicMessagesAdapter(anthropic_client, label=f"Anthropic provider '{provider.name}'",
+                                        provider_id=str(provider.id))
     import openai
 
     from app.runtime.providers.openai_chat import OpenAIChatAdapter
@@ -84,7 +85,7 @@ def build_adapter(provider: LlmProvider, api_key: str | None, settings: Settings
                                          api_version=provider.api_version or AZURE_DEFAULT_API_VERSION, **common)
     else:
         client = openai.AsyncOpenAI(api_key=api_key or "not-needed", base_url=provider.base_url or None, **common)
-    return OpenAIChatAdapter(client, label=f"{kind} provider '{provider.name}'")
+    return OpenAIChatAdapter(client, label=f"{kind} provider '{provider.name}'", provider_id=str(provider.id))
 
 
 class ProviderClients:

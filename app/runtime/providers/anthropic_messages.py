@@ -66,7 +66,7 @@ class AnthropicMessagesAdapter(SdkAdapter):
         tool_uses: dict[int, dict[str, str]] = {}  # content block index -> id, name, input JSON so far
         input_tokens = output_tokens = 0
         stop_reason = None
-        with provider_errors(self.label, anthropic):
+        with provider_errors(self.label, anthropic, self.provider_id):
             # The SDK's generic request method, as messages.create(stream=True) calls it, with
             # events decoded to plain dicts instead of model objects (as the OpenAI adapter).
             stream = await self.client.post("/v1/messages", body={**kwargs, "stream": True}, cast_to=object,

@@ -67,11 +67,11 @@ class Finished:
     finish_reason: str | None
 
 
-def error_from_status(provider: str, status: int, detail: str) -> ProviderError:
+def error_from_status(provider: str, status: int, detail: str, provider_id: str) -> ProviderError:
     """Turn an HTTP status from a provider into an error whose message says what to do."""
     if status in (401, 403):
         return ProviderError(
-            f"{provider} rejected the API key ({status}): {detail}. Update it with PATCH /v1/llm-providers/{{id}}",
+            f"{provider} rejected the API key ({status}): {detail}. Update it with PATCH /v1/llm-providers/{provider_id}",
             code="provider_auth_failed")
     if status == 404:
         return ProviderError(f"{provider} does not know this model or endpoint (404): {detail}",
@@ -105,14 +105,14 @@ def _attempts(exc) -> str:
 
 
 @contextmanager
-def provider_errors(label: str, sdk: ModuleType) -> Iterator[None]:
+def provider_errors(label: str, sdk: ModuleType, provider_id: str) -> Iterator[None]:
     """Translate an SDK's exceptions (openai and anthropic name them alike) to ProviderError."""
     try:
         yield
     except sdk.APIStatusError as exc:
         if exc.status_code < 400:  # anthropic: an error event inside a stream that began 200
             raise ProviderError(f"{label} failed while answering: {_sdk_error_detail(exc)}{_attempts(exc)}") from None
-        error = error_from_status(label, exc.status_code, _sdk_error_detail(exc))
+        error = error_from_status(label, exc.status_code, _sdk_error_detail(exc), provider_id)
         raise ProviderError(error.message + _attempts(exc), code=error.code) from None
     except sdk.APITimeoutError as exc:
         raise ProviderError(f"{label} did not answer in time{_attempts(exc)}", code="provider_timeout") from None
@@ -124,11 +124,13 @@ def provider_errors(label: str, sdk: ModuleType) -> Iterator[None]:
 
 
 class SdkAdapter:
-    """What both adapters share: the SDK client they keep, and a label for messages."""
+    """What both adapters share: the SDK client they keep, and a label and the provider's
+    id for messages."""
 
-    def __init__(self, client: Any, label: str):
+    def __init__(self, client: Any, label: str, provider_id: str):
         self.client = client
         self.label = label
+        self.provider_id = provider_id
 
     async def close(self) -> None:
         await self.client.close()

@@ -54,7 +54,7 @@ class OpenAIChatAdapter(SdkAdapter):
         calls: dict[int, dict[str, str]] = {}
         usage = (0, 0)
         finish_reason = None
-        with provider_errors(self.label, openai):
+        with provider_errors(self.label, openai, self.provider_id):
             # The SDK's generic request method, as chat.completions.create would call it,
             # but with chunks decoded to plain dicts: create() runs a typed transform over
             # the request (~0.2 ms per message) and builds a model object per chunk, which
