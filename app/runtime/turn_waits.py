@@ -87,10 +87,11 @@ class WaitingCalls:
                 rows.append(waits.ToolCallWait(
                     session_id=self.session_id, call_id=call.id, message_id=self.message.id, step_id=self.step_id,
                     iteration=iteration, started_at_seq=started_at_seq, position=position, tool_name=call.name,
-                    arguments=parse_arguments(call)[0], kind=kind, expires_at=expires_at, result=result,
+                    arguments=waits.json_for_db(parse_arguments(call)[0]), kind=kind, expires_at=expires_at,
+                    result=waits.json_for_db(result),
                     error=error, status=waits.DONE if kind == RUN else waits.WAITING, variables=self.variables,
                     created_at=utcnow()))
-            await waits.ToolCallWait.bulk_create(rows)
+            await waits.store(rows)
         paused = waits.paused_step(rows)
         expires = paused.expires_at.isoformat() if paused.expires_at else None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,29 @@ def status_for(kinds: list[str]) -> SessionStatus:
 
 async def step_rows(session_id: str, step_id: str) -> list[ToolCallWait]:
     return await ToolCallWait.filter(session_id=session_id, step_id=step_id).order_by("position")
+
+
+def json_for_db(value: Any) -> Any:
+    """A tool's arguments or result as the rows' JSON fields must be given it, to write
+    it and to build an instance with it. Tortoise takes a Python str for JSON text that
+    is already encoded: a plain-text result ("Tokyo") would be refused as invalid JSON,
+    and "123" become the number 123. So a string is encoded first, and comes back from
+    the database (and from a model's constructor) as the same string."""
+    return json.dumps(value) if isinstance(value, str) else value
+
+
+async def store(rows: list[ToolCallWait]) -> None:
+    """Insert a step's rows (built with json_for_db values). Instances hold the decoded
+    values, which bulk_create would take for encoded JSON text; it is given the encoded
+    ones, and the instances keep theirs."""
+    values = [(row.arguments, row.result) for row in rows]
+    for row in rows:
+        row.arguments, row.result = json_for_db(row.arguments), json_for_db(row.result)
+    try:
+        await ToolCallWait.bulk_create(rows)
+    finally:
+        for row, (arguments, result) in zip(rows, values, strict=True):
+            row.arguments, row.result = arguments, result
 
 
 def paused_step(rows: list[ToolCallWait]) -> PausedStep:

@@ -38,10 +38,11 @@ async def answer(runtime: Runtime, session_id: str, call_id: str, action: str, *
         what = "an approval" if kind == APPROVAL else "a client result"
         raise NotFound(f"no tool call '{call_id}' waiting for {what} in session '{session.id}'")
     answer = {"status": status, "answered_at": utcnow(), **fields}
-    if not await ToolCallWait.filter(id=row.id, status=waits.WAITING).update(**answer):
+    stored = {**answer, "result": waits.json_for_db(answer["result"])} if "result" in answer else answer
+    if not await ToolCallWait.filter(id=row.id, status=waits.WAITING).update(**stored):
         await row.refresh_from_db()  # what the earlier answer was
         raise Conflict(f"tool call '{call_id}' was already answered (status {row.status})", code="already_answered")
-    row.update_from_dict(answer)  # as written: no second read
+    row.update_from_dict(stored)  # as written: no second read
     data = {"tool_call_id": call_id, "tool_name": row.tool_name, "decision": status}
     if fields.get("reason"):
         data["reason"] = fields["reason"]

@@ -113,6 +113,51 @@ async def test_client_tool_waits_for_the_clients_result_beside_a_tool_that_runs(
     assert "temp_c" in tool_text(fake_llm, "w1")
 
 
+@pytest.mark.parametrize("result", ["Tokyo", "", "123", '{"a": 1}', "null"])
+async def test_a_client_result_that_is_a_string_stays_that_string(client, fake_llm, result):
+    """Reported: {"result": "Tokyo"} answered 500 (the JSON column took the str for JSON
+    text), and "123" reached the model as the number 123."""
+    chat = await make_chat(client, fake_llm)
+    await client.patch(f"/v1/agents/{chat['agent_id']}", json={"client_tools": [WEATHER]})
+    sid = chat["id"]
+    fake_llm.script(ToolCalls([("w1", "get_weather", {"city": "Tokyo"})]), Text(["Noted."]))
+    await say(client, sid, "weather?")
+    await waiting(client, sid)
+    response = await client.post(f"/v1/sessions/{sid}/tool-calls/w1/result", json={"result": result})
+    assert response.status_code == 200, await response.get_json()
+    assert (await response.get_json())["result"] == result
+    log = await wait_turns(client, sid)
+    assert log[-1]["type"] == "session.completed"
+    assert next(e for e in log if e["type"] == "tool.completed")["data"]["result"] == result
+    stored = next(m["content"] for m in await messages(client, sid) if m["role"] == "tool_result")
+    assert stored["result"] == result
+    listed = await (await client.get(f"/v1/sessions/{sid}/tool-calls")).get_json()
+    assert listed["data"][0]["result"] == result
+
+
+async def test_a_waiting_step_stores_arguments_that_are_not_json_and_plain_text_results(client, fake_llm):
+    """Reported: when a call of a step waited, a sibling call's string argument or
+    result failed the whole turn with internal_error (§5.4: tool errors never do)."""
+    chat = await approval_chat(client, fake_llm)
+    sid = chat["id"]
+    await client.patch(f"/v1/agents/{chat['agent_id']}", json={"client_tools": [WEATHER]})
+    fake_llm.script(ToolCalls([("a1", "get_current_time", "{bad json"), ("a2", "get_current_time", '"just text"'),
+                               ("w1", "get_weather", "{bad")]), Text(["Done."]))
+    await say(client, sid, "go")
+    pending = await waiting(client, sid)
+    assert {p["tool_call_id"]: p["arguments"] for p in pending} == {"a1": "{bad json", "a2": "just text",
+                                                                       "w1": "{bad"}
+    for call in ("a1", "a2"):
+        assert (await client.post(f"/v1/sessions/{sid}/tool-calls/{call}/approve")).status_code == 200
+    assert (await client.post(f"/v1/sessions/{sid}/tool-calls/w1/result", json={"result": "sunny"})).status_code == 200
+    log = await wait_turns(client, sid)
+    assert log[-1]["type"] == "session.completed", log[-1]
+    results = {m["content"]["tool_call_id"]: m["content"] for m in await messages(client, sid)
+               if m["role"] == "tool_result"}
+    assert results["w1"]["result"] == "sunny"
+    assert results["a1"]["error"] and results["a1"]["result"] is None  # not valid JSON: an error the model sees
+
+
 async def test_cancel_while_waiting_ends_the_turn_and_closes_the_call(client, fake_llm):
     chat = await approval_chat(client, fake_llm)
     sid = chat["id"]
