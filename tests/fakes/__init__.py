@@ -1,5 +1,5 @@
 """Test fakes for external services (the app under test itself is never mocked)."""
 
-from .llm_server import Broken, Error, FakeLLM, Hang, Reply, Text, ToolCalls
+from .llm_server import Broken, Cut, Error, FakeLLM, Hang, Reply, Text, ToolCalls
 
-__all__ = ["FakeLLM", "Text", "ToolCalls", "Error", "Hang", "Broken", "Reply"]
+__all__ = ["FakeLLM", "Text", "ToolCalls", "Error", "Hang", "Broken", "Cut", "Reply"]

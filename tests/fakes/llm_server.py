@@ -28,7 +28,7 @@ from quart import Quart, Response, request
 
 from tests.fakes.threaded_server import ThreadedServer
 
-__all__ = ["FakeLLM", "Text", "ToolCalls", "Error", "Hang", "Reply"]
+__all__ = ["FakeLLM", "Text", "ToolCalls", "Error", "Hang", "Broken", "Cut", "Reply"]
 
 
 # --------------------------------------------------------------------------- replies
@@ -101,7 +101,24 @@ class Broken:
         self.first_chunks = _as_list(self.first_chunks)
 
 
-Reply = Text | ToolCalls | Error | Hang | Broken
+@dataclass
+class Cut:
+    """Send `first_chunks`, then fail as a broken network, proxy or server would, in a
+    reply that began 200 and has no error event:
+    - "end": the body ends cleanly, but without the stream's end ([DONE] after the
+      finish reason; Anthropic's message_delta and message_stop);
+    - "drop": the connection is dropped in the middle of the body;
+    - "garbage": a `data:` line that is not JSON, then the rest of the stream;
+    - "html": no stream at all: a web page with status 200 (`first_chunks` unused)."""
+
+    how: str
+    first_chunks: list[str] = field(default_factory=lambda: ["partial "])
+
+    def __post_init__(self) -> None:
+        self.first_chunks = _as_list(self.first_chunks)
+
+
+Reply = Text | ToolCalls | Error | Hang | Broken | Cut
 
 # Real error "type"s per status (OpenAI: type, code; Anthropic: error.type).
 _OPENAI_ERRORS = {
@@ -151,6 +168,8 @@ def _steps(reply: Reply) -> list[tuple]:
         return [("text", c) for c in reply.first_chunks] + [("sleep", reply.seconds)]
     if isinstance(reply, Broken):
         return [("text", c) for c in reply.first_chunks] + [("error", reply.message)]
+    if isinstance(reply, Cut):
+        return [("text", c) for c in reply.first_chunks] + [("cut", reply.how)]
     steps = [("text", reply.text)] if reply.text else []
     for call_id, name, args in reply.calls:
         steps.append(("tool", call_id, name, args if isinstance(args, str) else json.dumps(args)))
@@ -249,6 +268,8 @@ class FakeLLM(ThreadedServer):
             reply = self._next_reply(body)
             if isinstance(reply, Error):
                 return _openai_error(reply)
+            if isinstance(reply, Cut) and reply.how == "html":
+                return _web_page()
             model = body.get("model", "gpt-fake")
             if body.get("stream"):
                 usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -266,6 +287,8 @@ class FakeLLM(ThreadedServer):
             reply = self._next_reply(body)
             if isinstance(reply, Error):
                 return _anthropic_error(reply)
+            if isinstance(reply, Cut) and reply.how == "html":
+                return _web_page()
             model = body.get("model", "claude-fake")
             if body.get("stream"):
                 return _stream(_anthropic_stream(reply, model))
@@ -280,6 +303,24 @@ class FakeLLM(ThreadedServer):
 def _bearer_token() -> str | None:
     auth = request.headers.get("authorization", "")
     return auth[7:] if auth.startswith("Bearer ") else None
+
+
+class DroppedConnection(Exception):
+    """Raised inside a streamed body: Hypercorn then closes the connection without
+    ending the chunked body, as a connection lost mid-answer looks to the client."""
+
+
+def _cut(how: str, event: str | None = None) -> bytes | None:
+    """A Cut's step: the bytes to send (garbage, as an `event` of that name), or None to
+    end the body here (end)."""
+    if how == "drop":
+        raise DroppedConnection
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {{not json\n\n".encode() if how == "garbage" else None
+
+
+def _web_page() -> Response:
+    return Response("<html><body>Welcome to nginx!</body></html>", status=200, content_type="text/html")
 
 
 def _stream(gen: AsyncIterator[bytes]) -> Response:
@@ -333,6 +374,10 @@ async def _openai_stream(reply: Reply, model: str, include_usage: bool) -> Async
         elif step[0] == "error":  # OpenAI ends a failed stream with a bare error object
             yield _sse({"error": {"message": step[1], "type": "server_error", "param": None, "code": None}})
             return
+        elif step[0] == "cut":
+            if (garbage := _cut(step[1])) is None:
+                return
+            yield garbage
         else:
             _, call_id, name, args = step
             # Header chunk (id/type/name, empty arguments), then bare argument fragments.
@@ -404,6 +449,10 @@ async def _anthropic_stream(reply: Reply, model: str) -> AsyncIterator[bytes]:
         elif step[0] == "error":
             yield _event({"type": "error", "error": {"type": "overloaded_error", "message": step[1]}})
             return
+        elif step[0] == "cut":
+            if (garbage := _cut(step[1], "content_block_delta")) is None:
+                return
+            yield garbage
         else:
             _, call_id, name, args = step
             used_tool = True

@@ -10,7 +10,7 @@ import pytest
 
 from app.runtime import capabilities
 from app.runtime.deltas import MAX_DELTA_INTERVAL, DeltaWriter
-from tests.fakes import Broken, Error, Hang, Text, ToolCalls
+from tests.fakes import Broken, Cut, Error, Hang, Text, ToolCalls
 from tests.helpers import FAKE_KEY, events, make_chat, messages, say, session, wait_for_event, wait_turns
 
 pytestmark = pytest.mark.both_modes
@@ -312,6 +312,20 @@ async def test_anthropic_errors_are_translated_too(client, fake_llm):
     failed = (await wait_turns(client, chat["id"]))[-1]
     assert failed["data"]["code"] == "provider_auth_failed" and "Anthropic provider" in failed["data"]["error"]
     assert failed["data"]["error"].endswith(f"PATCH /v1/llm-providers/{chat['provider_id']}")
+
+
+@pytest.mark.parametrize(("how", "code"), [("drop", "provider_unreachable"), ("end", "provider_bad_response")])
+async def test_an_anthropic_answer_cut_short_fails_the_turn_with_a_provider_code(client, fake_llm, how, code):
+    """Reported: a connection lost mid-answer was internal_error on Anthropic, and an
+    answer cut before its end was a completed turn (tests/runtime/test_provider_replies.py
+    has every case, per SDK)."""
+    chat = await make_chat(client, fake_llm, provider_type="anthropic")
+    fake_llm.script(Cut(how, ["Half an ans"]))
+    await say(client, chat["id"], "hi")
+    failed = (await wait_turns(client, chat["id"]))[-1]
+    assert failed["type"] == "session.failed" and failed["data"]["code"] == code, failed
+    assert [m["content"]["text"] for m in await messages(client, chat["id"]) if m["role"] == "assistant"] == \
+        ["Half an ans"]  # the text streamed before is kept (§5.4)
 
 
 @pytest.mark.parametrize("provider_type", ["openai", "anthropic"])

@@ -7,12 +7,13 @@ after a new API key or base_url was saved.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import importlib
 import logging
 import threading
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from app.config import Settings
@@ -71,7 +72,11 @@ def build_adapter(provider: LlmProvider, api_key: str | None, settings: Settings
 
         from app.runtime.providers.anthropic_messages import AnthropicMessagesAdapter
 
-        anthropic_client = anthropic.AsyncAnthropic(api_key=api_key, base_url=provider.base_url or None, **common)
+        # Its SDK waits as long as any Retry-After says (hours, even); OpenAI's gives up
+        # past 2 minutes, which is what the docs promise for both (§5.4).
+        http_client = anthropic.DefaultAsyncHttpxClient(event_hooks={"response": [end_retries_after_long_waits]})
+        anthropic_client = anthropic.AsyncAnthropic(api_key=api_key, base_url=provider.base_url or None,
+                                                    http_client=http_client, **common)
         return AnthropicMessagesAdapter(anthropic_client, label=f"Anthropic provider '{provider.name}'",
                                         provider_id=str(provider.id))
     import openai
@@ -86,6 +91,35 @@ def build_adapter(provider: LlmProvider, api_key: str | None, settings: Settings
     else:
         client = openai.AsyncOpenAI(api_key=api_key or "not-needed", base_url=provider.base_url or None, **common)
     return OpenAIChatAdapter(client, label=f"{kind} provider '{provider.name}'", provider_id=str(provider.id))
+
+
+MAX_RETRY_AFTER_S = 120.0  # as the openai SDK's MAX_RETRY_AFTER_DELAY
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """The wait a response asks for: `retry-after-ms`, or `Retry-After` in seconds or as
+    an HTTP date."""
+    try:
+        if (ms := headers.get("retry-after-ms")) is not None:
+            return float(ms) / 1000
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            return (email.utils.parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+async def end_retries_after_long_waits(response: Any) -> None:
+    """An httpx response hook: a response asking for a wait over MAX_RETRY_AFTER_S gets
+    `x-should-retry: false`, which the SDK obeys: the call fails at once (429 ->
+    provider_rate_limited) instead of holding the turn `running` for that long."""
+    wait = retry_after_seconds(response.headers)
+    if wait is not None and wait > MAX_RETRY_AFTER_S:
+        response.headers["x-should-retry"] = "false"
 
 
 class ProviderClients:

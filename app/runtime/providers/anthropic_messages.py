@@ -11,11 +11,12 @@ import anthropic
 from app.runtime.providers.base import (
     ChatMessage,
     Finished,
-    ProviderError,
     SdkAdapter,
     TextDelta,
     ToolCall,
     ToolSpec,
+    incomplete,
+    malformed,
     provider_errors,
 )
 
@@ -63,42 +64,63 @@ class AnthropicMessagesAdapter(SdkAdapter):
             kwargs["system"] = system
         if tools:
             kwargs["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools]
-        tool_uses: dict[int, dict[str, str]] = {}  # content block index -> id, name, input JSON so far
-        input_tokens = output_tokens = 0
-        stop_reason = None
-        with provider_errors(self.label, anthropic, self.provider_id):
+        reply = _Reply()
+        with provider_errors(self.label, anthropic, self.provider_id) as progress:
             # The SDK's generic request method, as messages.create(stream=True) calls it, with
             # events decoded to plain dicts instead of model objects (as the OpenAI adapter).
             stream = await self.client.post("/v1/messages", body={**kwargs, "stream": True}, cast_to=object,
                                             stream=True, stream_cls=anthropic.AsyncStream[dict[str, Any]])
             try:
                 async for event in stream:
-                    kind = event.get("type")
-                    if kind == "content_block_delta":
-                        delta = event.get("delta") or {}
-                        if delta.get("type") == "text_delta" and delta.get("text"):
-                            yield TextDelta(delta["text"])
-                        elif delta.get("type") == "input_json_delta" and event.get("index") in tool_uses:
-                            tool_uses[event["index"]]["input"] += delta.get("partial_json") or ""
-                    elif kind == "content_block_start" and (event.get("content_block") or {}).get("type") == "tool_use":
-                        block = event["content_block"]
-                        tool_uses[event.get("index", len(tool_uses))] = {"id": block["id"], "name": block["name"], "input": ""}
-                    elif kind == "message_start":
-                        usage = (event.get("message") or {}).get("usage") or {}
-                        input_tokens, output_tokens = usage.get("input_tokens") or 0, usage.get("output_tokens") or 0
-                    elif kind == "message_delta":
-                        stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
-                        output_tokens = (event.get("usage") or {}).get("output_tokens") or output_tokens
+                    progress.began = True
+                    try:
+                        text = reply.take(event)
+                    except (AttributeError, TypeError, KeyError) as exc:  # not the shape the API documents
+                        raise malformed(self.label, f"{type(exc).__name__}: {exc}") from None
+                    if text:
+                        yield TextDelta(text)
             finally:
                 await stream.close()
+            if reply.stop_reason is None:
+                raise incomplete(self.label)
         calls = [ToolCall(use["id"], use["name"], self._tool_arguments(use["input"]))
-                 for _, use in sorted(tool_uses.items())]
-        yield Finished(calls, input_tokens, output_tokens, stop_reason)
+                 for _, use in sorted(reply.tool_uses.items())]
+        yield Finished(calls, reply.input_tokens, reply.output_tokens, reply.stop_reason)
 
     def _tool_arguments(self, streamed: str) -> str:
         """Tool input arrives as JSON fragments; the whole must be a JSON object."""
         try:
             value = json.loads(streamed) if streamed else {}
         except json.JSONDecodeError as exc:
-            raise ProviderError(f"{self.label} sent a malformed reply: {exc}", code="provider_bad_response") from None
+            raise malformed(self.label, exc) from None
         return json.dumps(value)
+
+
+class _Reply:
+    """What the events of one streamed answer add up to."""
+
+    def __init__(self) -> None:
+        self.tool_uses: dict[int, dict[str, str]] = {}  # content block index -> id, name, input JSON so far
+        self.input_tokens = self.output_tokens = 0
+        self.stop_reason: str | None = None
+
+    def take(self, event: dict[str, Any]) -> str:
+        """Add an event; its text."""
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                return delta.get("text") or ""
+            if delta.get("type") == "input_json_delta" and event.get("index") in self.tool_uses:
+                self.tool_uses[event["index"]]["input"] += delta.get("partial_json") or ""
+        elif kind == "content_block_start" and (event.get("content_block") or {}).get("type") == "tool_use":
+            block = event["content_block"]
+            self.tool_uses[event.get("index", len(self.tool_uses))] = {"id": block["id"], "name": block["name"],
+                                                                      "input": ""}
+        elif kind == "message_start":
+            usage = (event.get("message") or {}).get("usage") or {}
+            self.input_tokens, self.output_tokens = usage.get("input_tokens") or 0, usage.get("output_tokens") or 0
+        elif kind == "message_delta":
+            self.stop_reason = (event.get("delta") or {}).get("stop_reason") or self.stop_reason
+            self.output_tokens = (event.get("usage") or {}).get("output_tokens") or self.output_tokens
+        return ""

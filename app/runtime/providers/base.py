@@ -3,6 +3,7 @@ of text deltas and one final summary (tool calls, usage) out, and one error type
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -104,23 +105,54 @@ def _attempts(exc) -> str:
     return f" (after {retries + 1} attempts)" if retries else ""
 
 
+@dataclass
+class ReplyProgress:
+    """Set by an adapter once the provider's answer has begun to arrive (its first chunk)."""
+
+    began: bool = False
+
+
+def malformed(label: str, what: Any) -> ProviderError:
+    return ProviderError(f"{label} sent a malformed reply: {what}", code="provider_bad_response")
+
+
+def incomplete(label: str) -> ProviderError:
+    """A stream that ended without its finish reason: a connection or proxy cut it, or
+    base_url answered with something that is not a stream (a web page). Not a success
+    with a cut answer."""
+    return ProviderError(f"{label} ended its answer before the end (no finish reason): the connection "
+                         "may have been cut, or base_url does not point at the provider's API",
+                         code="provider_bad_response")
+
+
 @contextmanager
-def provider_errors(label: str, sdk: ModuleType, provider_id: str) -> Iterator[None]:
-    """Translate an SDK's exceptions (openai and anthropic name them alike) to ProviderError."""
+def provider_errors(label: str, sdk: ModuleType, provider_id: str) -> Iterator[ReplyProgress]:
+    """Translate an SDK's exceptions (openai and anthropic name them alike), and what its
+    transport (httpx2) raises while a streamed answer is read, which the SDKs do not
+    always wrap, to ProviderError."""
+    import httpx2  # the SDKs' transport: imported by them already (not at start-up, see import_sdks)
+
+    progress = ReplyProgress()
     try:
-        yield
+        yield progress
     except sdk.APIStatusError as exc:
         if exc.status_code < 400:  # anthropic: an error event inside a stream that began 200
             raise ProviderError(f"{label} failed while answering: {_sdk_error_detail(exc)}{_attempts(exc)}") from None
         error = error_from_status(label, exc.status_code, _sdk_error_detail(exc), provider_id)
         raise ProviderError(error.message + _attempts(exc), code=error.code) from None
-    except sdk.APITimeoutError as exc:
-        raise ProviderError(f"{label} did not answer in time{_attempts(exc)}", code="provider_timeout") from None
-    except sdk.APIConnectionError as exc:
+    except (sdk.APITimeoutError, httpx2.TimeoutException) as exc:
+        what = "stopped sending its answer for longer than the timeout" if progress.began else "did not answer in time"
+        raise ProviderError(f"{label} {what}{_attempts(exc)}", code="provider_timeout") from None
+    except (sdk.APIConnectionError, httpx2.TransportError) as exc:
+        if progress.began:
+            raise ProviderError(f"{label} lost the connection while answering: {exc}",
+                                code="provider_unreachable") from None
         raise ProviderError(f"cannot reach {label}: {exc}{_attempts(exc)}", code="provider_unreachable") from None
     except sdk.APIError as exc:  # openai: the base class, so last; an error event in a 200 stream
         raise ProviderError(f"{label} failed while answering: {exc.message}{_attempts(exc)}",
                             code="provider_error") from None
+    except json.JSONDecodeError as exc:  # a streamed event that is not JSON
+        raise malformed(label, exc) from None
 
 
 class SdkAdapter:

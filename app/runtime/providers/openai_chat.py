@@ -15,6 +15,8 @@ from app.runtime.providers.base import (
     TextDelta,
     ToolCall,
     ToolSpec,
+    incomplete,
+    malformed,
     provider_errors,
 )
 
@@ -51,10 +53,8 @@ class OpenAIChatAdapter(SdkAdapter):
                 {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
                 for t in tools
             ]
-        calls: dict[int, dict[str, str]] = {}
-        usage = (0, 0)
-        finish_reason = None
-        with provider_errors(self.label, openai, self.provider_id):
+        reply = _Reply()
+        with provider_errors(self.label, openai, self.provider_id) as progress:
             # The SDK's generic request method, as chat.completions.create would call it,
             # but with chunks decoded to plain dicts: create() runs a typed transform over
             # the request (~0.2 ms per message) and builds a model object per chunk, which
@@ -64,22 +64,44 @@ class OpenAIChatAdapter(SdkAdapter):
                                             stream_cls=openai.AsyncStream[dict])
             try:
                 async for chunk in stream:
-                    if chunk.get("usage"):
-                        usage = (chunk["usage"].get("prompt_tokens") or 0, chunk["usage"].get("completion_tokens") or 0)
-                    for choice in chunk.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        if delta.get("content"):
-                            yield TextDelta(delta["content"])
-                        for part in delta.get("tool_calls") or ():
-                            # Tool calls arrive in fragments keyed by index: id and name
-                            # first, then the JSON arguments a few characters at a time.
-                            entry = calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": ""})
-                            entry["id"] = part.get("id") or entry["id"]
-                            function = part.get("function") or {}
-                            entry["name"] += function.get("name") or ""
-                            entry["arguments"] += function.get("arguments") or ""
-                        finish_reason = choice.get("finish_reason") or finish_reason
+                    progress.began = True
+                    try:
+                        text = reply.take(chunk)
+                    except (AttributeError, TypeError, KeyError) as exc:  # not the shape the API documents
+                        raise malformed(self.label, f"{type(exc).__name__}: {exc}") from None
+                    if text:
+                        yield TextDelta(text)
             finally:
                 await stream.close()
-        tool_calls = [ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())]
-        yield Finished(tool_calls, usage[0], usage[1], finish_reason)
+            if reply.finish_reason is None:
+                raise incomplete(self.label)
+        tool_calls = [ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(reply.calls.items())]
+        yield Finished(tool_calls, reply.usage[0], reply.usage[1], reply.finish_reason)
+
+
+class _Reply:
+    """What the chunks of one streamed answer add up to."""
+
+    def __init__(self) -> None:
+        self.calls: dict[int, dict[str, str]] = {}
+        self.usage = (0, 0)
+        self.finish_reason: str | None = None
+
+    def take(self, chunk: dict[str, Any]) -> str:
+        """Add a chunk; its text."""
+        text = ""
+        if chunk.get("usage"):
+            self.usage = (chunk["usage"].get("prompt_tokens") or 0, chunk["usage"].get("completion_tokens") or 0)
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            text += delta.get("content") or ""
+            for part in delta.get("tool_calls") or ():
+                # Tool calls arrive in fragments keyed by index: id and name first, then
+                # the JSON arguments a few characters at a time.
+                entry = self.calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                entry["id"] = part.get("id") or entry["id"]
+                function = part.get("function") or {}
+                entry["name"] += function.get("name") or ""
+                entry["arguments"] += function.get("arguments") or ""
+            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        return text
