@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from app.models import Message, Session
+from app.events.messages import record_message
+from app.models import Event, Message, Session
 from app.models.enums import SessionKind, SessionStatus
 from app.runtime import waits
 from app.runtime.turn import Turn, TurnDeps, TurnOutcome
@@ -161,18 +163,40 @@ def _resolve(future: asyncio.Future, outcome: TurnOutcome) -> None:
 
 
 async def fail_interrupted_sessions(deps: TurnDeps) -> int:
-    """At start-up: a session still `running` lost its turn when the server stopped."""
+    """At start-up: a session still `running` lost its turn when the server stopped.
+    What it had streamed is kept, as when a turn fails while the server runs (§5.4)."""
     # Only agent-loop sessions ran here; external ones are driven by their own agents.
     # ids: flat values (Tortoise types every values_list row as a tuple)
     stuck: list[Any] = await Session.filter(status=SessionStatus.RUNNING, kind=SessionKind.AGENT) \
         .values_list("id", flat=True)
     message = "the server restarted while this turn was running; send the message again"
     for session_id in stuck:
+        data = {"error": message, "code": "server_restarted"}
+        started = await Event.filter(session_id=session_id, type="session.started").order_by("-sequence").first()
+        if started is not None:
+            data["message_id"] = started.data["message_id"]
+            await _keep_streamed_text(deps, session_id, started)
         await Session.filter(id=session_id).update(status=SessionStatus.FAILED, last_error=message,
                                                    updated_at=utcnow())
-        await deps.events.append(session_id, "session.failed", {"error": message, "code": "server_restarted"})
+        await deps.events.append(session_id, "session.failed", data)
         await waits.cancel_open(session_id)
         deps.events.notify_session("session_updated", session_id)
     if stuck:
         log.warning("marked %d interrupted session(s) as failed", len(stuck))
     return len(stuck)
+
+
+async def _keep_streamed_text(deps: TurnDeps, session_id: str, started: Event) -> None:
+    """The text of the step that was streaming, from its `message.delta` events, stored
+    as the assistant message they name: the deltas then point at a message that exists,
+    and the model sees what the user saw. Deltas still being merged in memory when the
+    process died are lost with it."""
+    deltas = await deps.events.read(session_id, after=started.sequence, types=("message.delta",))
+    if not deltas:
+        return
+    last = deltas[-1].data
+    if await Message.filter(id=last["message_id"]).exists():
+        return  # the step's message was stored: nothing streamed is missing
+    text = "".join(e.data["delta"] for e in deltas if e.data["message_id"] == last["message_id"])
+    await record_message(deps.events, session_id, "assistant", {"text": text}, message_id=uuid.UUID(last["message_id"]),
+                         step_id=last.get("step_id"), reply_to=uuid.UUID(started.data["message_id"]))

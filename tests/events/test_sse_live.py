@@ -188,7 +188,19 @@ def test_kill_mid_turn_then_restart_leaves_no_session_running(live_server_factor
     again = live_server_factory(server_env, data_dir=tmp_path / "node")
     after = httpx.get(f"{again.url}/v1/sessions/{sid}").json()
     assert after["status"] == "failed" and "restarted" in after["last_error"]
-    last = log(again.url, sid)[-1]
+    events = log(again.url, sid)
+    last = events[-1]
     assert last["type"] == "session.failed" and last["data"]["code"] == "server_restarted"
+    # Reported: no message_id (§4.3), and the streamed text was dropped, its deltas naming
+    # a message that never existed. The failure names the turn's message, and what the
+    # user saw streamed is kept as the assistant message the deltas name (as §5.4 keeps it
+    # for any failure).
+    started = next(e for e in events if e["type"] == "session.started")
+    assert last["data"]["message_id"] == started["data"]["message_id"]
+    delta = next(e for e in events if e["type"] == "message.delta")
+    kept = [m for m in httpx.get(f"{again.url}/v1/sessions/{sid}/messages").json()["data"] if m["role"] == "assistant"]
+    assert [(m["id"], m["content"]["text"]) for m in kept] == [(delta["data"]["message_id"], "thinking...")]
     post(again.url, sid, "try again")  # a failed session takes new messages
     assert wait_log(again.url, sid, "session.completed")[-1]["type"] == "session.completed"
+    sent = fake_llm.requests[-1]["json"]["messages"]
+    assert {"role": "assistant", "content": "thinking..."} in sent  # the model sees what was said
