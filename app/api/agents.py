@@ -11,6 +11,7 @@ from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
 from app.api.common import Name, OrmOut, Page, PageQuery, PatchBody, RequestBody, Tags, page_of
+from app.runtime.toolbox import setting
 from app.services import agents as service
 
 bp = Blueprint("agents", __name__, url_prefix="/v1/agents")
@@ -111,8 +112,10 @@ class AgentCapabilities(BaseModel):
     @classmethod
     def of(cls, agent) -> AgentCapabilities:
         settings = agent.capability_settings or {}
+        # What applies: an MCP tool with no setting of its own takes its server's `*`.
         return cls(agent_id=agent.id, capability_ids=agent.capability_ids, capabilities=[
-            CapabilitySetting(id=cap_id, **settings.get(cap_id, {})) for cap_id in agent.capability_ids])
+            CapabilitySetting(id=cap_id, requires_approval=bool(setting(settings, cap_id, "requires_approval")))
+            for cap_id in agent.capability_ids])
 
 
 @bp.post("")
@@ -176,7 +179,9 @@ async def get_agent_capabilities(agent_id: str):
 async def set_agent_capabilities(agent_id: str, data: CapabilityIds):
     """Replace an agent's capability list (order kept; unknown ids are a 400)."""
     if data.capabilities is not None:
-        settings = {c.id: c.model_dump(exclude={"id"}, exclude_defaults=True) for c in data.capabilities}
+        settings: dict[str, dict] = {}
+        for c in data.capabilities:  # each entry's settings, false too (an MCP tool's wins over its `*`)
+            settings.setdefault(c.id, c.model_dump(exclude={"id"}))  # a repeated id: its first entry, as in the list
         agent = await service.set_capabilities(agent_id, [c.id for c in data.capabilities], settings)
     else:
         assert data.capability_ids is not None  # _one_list: one of the two lists is sent

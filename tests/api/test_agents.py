@@ -111,6 +111,17 @@ async def test_capabilities_get_put_keeps_order(client):
     assert (await client.get(f"/v1/agents/{uuid.uuid4()}/capabilities")).status_code == 404
 
 
+async def test_a_repeated_capability_keeps_its_first_entrys_settings(client):
+    """Reported: the last copy's settings won, silently lifting an approval (§3.4: repeats are dropped)."""
+    agent = await create(client)
+    url = f"/v1/agents/{agent['id']}/capabilities"
+    response = await client.put(url, json={"capabilities": [{"id": "current_time", "requires_approval": True},
+                                                            {"id": "noop"}, {"id": "current_time"}]})
+    assert (await response.get_json())["capabilities"] == [{"id": "current_time", "requires_approval": True},
+                                                           {"id": "noop", "requires_approval": False}]
+    assert (await (await client.get(url)).get_json())["capabilities"][0]["requires_approval"] is True
+
+
 async def test_capability_repeats_are_dropped_everywhere(client):
     agent = await create(client, capability_ids=["noop", "current_time", "noop"])
     assert agent["capability_ids"] == ["noop", "current_time"]

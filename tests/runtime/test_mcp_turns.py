@@ -66,6 +66,28 @@ async def test_an_unreachable_server_leaves_its_tools_out_of_the_turn(client, fa
     assert offered == {"get_current_time"}
 
 
+async def test_one_mcp_tool_can_be_exempted_from_its_servers_approval(client, fake_llm):
+    """Reported: {"id": "mcp:calc:add", "requires_approval": false} beside
+    {"id": "mcp:calc:*", "requires_approval": true} was read back as false, yet the call
+    still waited: false was never stored, so the `*` applied (§3.4: the tool's wins)."""
+    await create(client, stdio_body("calc"))
+    chat = await make_chat(client, fake_llm, capabilities=())
+    url = f"/v1/agents/{chat['agent_id']}/capabilities"
+    response = await client.put(url, json={"capabilities": [{"id": "mcp:calc:*", "requires_approval": True},
+                                                            {"id": "mcp:calc:add", "requires_approval": False}]})
+    assert response.status_code == 200, await response.get_json()
+    fake_llm.script(ToolCalls([("call_1", "calc__add", {"a": 1, "b": 2})]), Text("3."))
+    await say(client, chat["id"], "1 + 2?")
+    log = await wait_turns(client, chat["id"], timeout=20)
+    assert log[-1]["type"] == "session.completed" and not any(e["type"] == "session.waiting" for e in log)
+    assert next(e for e in log if e["type"] == "tool.completed")["data"]["result"] == {"result": 3}
+    # An id added without settings (capability_ids) takes the `*`, and is read back so.
+    await client.put(url, json={"capability_ids": ["mcp:calc:*", "mcp:calc:add", "mcp:calc:echo"]})
+    listed = (await (await client.get(url)).get_json())["capabilities"]
+    assert listed == [{"id": "mcp:calc:*", "requires_approval": True}, {"id": "mcp:calc:add", "requires_approval": False},
+                      {"id": "mcp:calc:echo", "requires_approval": True}]
+
+
 async def test_an_mcp_tool_can_require_approval_for_the_whole_server(client, fake_llm):
     await create(client, stdio_body("calc"))
     chat = await make_chat(client, fake_llm, capabilities=())
