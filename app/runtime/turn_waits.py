@@ -17,7 +17,7 @@ from app.runtime.capabilities import Tool
 from app.runtime.providers.base import ToolCall
 from app.runtime.toolbox import CLIENT, RUN, kind_of
 from app.runtime.tools import parse_arguments
-from app.timeutil import utcnow
+from app.timeutil import rfc3339, utcnow
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -93,7 +93,7 @@ class WaitingCalls:
                     created_at=utcnow()))
             await waits.store(rows)
         paused = waits.paused_step(rows)
-        expires = paused.expires_at.isoformat() if paused.expires_at else None
+        expires = rfc3339(paused.expires_at) if paused.expires_at else None
 
         def append(type: str, data: dict[str, Any], key: str):
             return self.events.append_once(self.session_id, type, data, key) if retried \

@@ -213,6 +213,11 @@ async def test_unanswered_call_is_denied_after_the_timeout(client, fake_llm):
     await say(client, sid, "time?")
     pending = await waiting(client, sid)
     assert pending[0]["expires_at"] is not None
+    # Reported: the events wrote it as "…+00:00"; §1's form is "…Z", as the list has it.
+    listed = (await (await client.get(f"/v1/sessions/{sid}/tool-calls")).get_json())["data"][0]["expires_at"]
+    asked = [e["data"]["expires_at"] for e in await events(client, sid)
+             if e["type"] in ("tool.approval_requested", "session.waiting")]
+    assert asked == [listed, listed] and listed.endswith("Z")
     log = await wait_turns(client, sid, timeout=15)
     assert log[-1]["type"] == "session.completed"
     answered = next(e for e in log if e["type"] == "tool.call_answered")["data"]
