@@ -21,7 +21,7 @@ from app.events.messages import record_message
 from app.models import Event, Message, Session
 from app.models.enums import SessionKind, SessionStatus
 from app.runtime import waits
-from app.runtime.turn import Turn, TurnDeps, TurnOutcome
+from app.runtime.turn import SHUTTING_DOWN, Turn, TurnDeps, TurnOutcome
 from app.timeutil import utcnow
 
 log = logging.getLogger("app.runtime.runner")
@@ -154,7 +154,7 @@ class TurnRunner:
         return True
 
     async def shutdown(self) -> None:
-        await asyncio.gather(*(self.cancel(sid, "server shutting down") for sid in list(self._workers)))
+        await asyncio.gather(*(self.cancel(sid, SHUTTING_DOWN) for sid in list(self._workers)))
 
 
 def _resolve(future: asyncio.Future, outcome: TurnOutcome) -> None:

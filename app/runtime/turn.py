@@ -40,6 +40,8 @@ from app.timeutil import utcnow
 
 log = logging.getLogger("app.runtime.turn")
 
+# The reason a stopping server cancels its turns with (TurnRunner.shutdown).
+SHUTTING_DOWN = "server shutting down"
 PLACEHOLDER = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
 
 
@@ -113,6 +115,7 @@ class Turn(WaitingCalls):
         # stored state (TurnRunner.start); it does not start again.
         self.resume_from: waits.PausedStep | None = None
         self.dropped: list[str] = []  # queued messages a cancel of this turn dropped (their ids)
+        self.waiting_for_answers = False  # paused on tool calls that wait (turn_waits.finish_waiting)
 
     async def run(self) -> None:
         """The whole turn in this process (the in-process runner)."""
@@ -130,7 +133,13 @@ class Turn(WaitingCalls):
                 self.begin()
             outcome = await self._steps(session, agent, self.resume_from)
         except asyncio.CancelledError as exc:
-            await self.cancelled(exc.args[0] if exc.args else "cancelled by request", self.dropped)
+            reason = exc.args[0] if exc.args else "cancelled by request"
+            if reason == SHUTTING_DOWN and self.waiting_for_answers:
+                # Its state is stored: the next start waits again (TurnRunner.start), as
+                # after kill -9. Only the messages queued behind it are given up.
+                await self.gave_up_queued(reason, self.dropped)
+                raise
+            await self.cancelled(reason, self.dropped)
             raise
         except NoModel as exc:
             await self._fail_in_process(str(exc), "no_model_configured")
@@ -426,6 +435,13 @@ class Turn(WaitingCalls):
             await self._record("assistant", {"text": text}, message_id=self.message_id, step_id=self.step_id)
             self.outcome.output = text
         self.partial = []  # only once stored: a failed write leaves it for another try
+
+    async def gave_up_queued(self, reason: str, dropped: list[str]) -> None:
+        """The log says which queued messages will not be answered, the turn itself
+        untouched (as TurnRunner.cancel says it when nothing runs)."""
+        if dropped:
+            await self.events.append(self.session_id, "session.cancelled",
+                                     {"reason": reason, "message_id": None, "dropped_message_ids": dropped})
 
     async def failed(self, message: str, code: str) -> None:
         self.outcome.status, self.outcome.error = "failed", {"code": code, "message": message}

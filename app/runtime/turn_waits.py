@@ -39,6 +39,7 @@ class WaitingCalls:
         events: EventLog
         settings: Settings
         step_id: str | None
+        waiting_for_answers: bool
         variables: dict[str, Any] | None
         on_outcome: Callable[[TurnOutcome], None] | None
 
@@ -63,7 +64,9 @@ class WaitingCalls:
     async def finish_waiting(self, context: TurnContext, paused: waits.PausedStep) -> None:
         """In process: wait for the answers, then settle every call of the step."""
         self.step_id = paused.step_id
+        self.waiting_for_answers = True  # still true when a cancel comes out of the wait (Turn.run)
         await self.deps.answers.until_answered(self.session_id, paused.step_id, paused.expires_at)
+        self.waiting_for_answers = False
         rows = await self.end_wait(paused.step_id)
         outcomes = await asyncio.gather(*(self.settle_waited(context.tools, row) for row in rows))
         await self.record_tool_results([ToolCall(row.call_id, row.tool_name, _arguments_text(row.arguments))

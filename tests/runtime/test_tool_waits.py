@@ -277,6 +277,37 @@ def test_a_waiting_call_survives_a_server_restart(live_server_factory, fake_llm,
         ["user", "tool_call", "tool_result", "assistant"]
 
 
+def test_a_waiting_call_survives_a_graceful_stop(live_server_factory, fake_llm, tmp_path):
+    """Reported: a SIGTERM (a deploy, Ctrl-C) cancelled every call that waited, and the
+    approval sent after the restart was a 409; §5.12 says a stopped server waits again.
+    A message queued behind the waiting turn is given up, and the log says so."""
+    env = {"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url, "OPENAI_MODEL": "fake-model"}
+    server = live_server_factory(env, data_dir=tmp_path / "node")
+    http = httpx.Client(base_url=server.url, timeout=10)
+    agent = _careful_agent(http, "p")
+    sid = http.post(f"/v1/agents/{agent['id']}/sessions", json={}).json()["id"]
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It is late."]))
+    http.post(f"/v1/sessions/{sid}/messages", json={"content": "time?"})
+    deadline = time.monotonic() + 10
+    while http.get(f"/v1/sessions/{sid}").json()["status"] != "waiting_for_approval":
+        assert time.monotonic() < deadline, "the turn never waited"
+        time.sleep(0.05)
+    queued = http.post(f"/v1/sessions/{sid}/messages", json={"content": "and the date?"}).json()["id"]
+    server.stop()  # SIGTERM: a graceful stop
+    assert server.proc.returncode == 0
+
+    http = httpx.Client(base_url=live_server_factory(env, data_dir=tmp_path / "node").url, timeout=10)
+    assert http.get(f"/v1/sessions/{sid}").json()["status"] == "waiting_for_approval"
+    log = http.get(f"/v1/sessions/{sid}/events?limit=500", headers={"Accept": "application/json"}).json()["data"]
+    given_up = [e["data"] for e in log if e["type"] == "session.cancelled"]
+    assert [(g["reason"], g["message_id"], g["dropped_message_ids"]) for g in given_up] == \
+        [("server shutting down", None, [queued])]
+    _approve_and_wait(http, sid, "c1")
+    log = http.get(f"/v1/sessions/{sid}/events?limit=500", headers={"Accept": "application/json"}).json()["data"]
+    assert log[-1]["type"] == "session.completed"
+    assert next(e for e in log if e["type"] == "tool.completed")["data"]["result"]["timezone"] == "UTC"
+
+
 def test_a_turn_resumed_after_a_restart_keeps_its_prompt_variables(live_server_factory, fake_llm, tmp_path):
     """An AgentSpec invoke with variables waits for an approval, and the server is
     killed: the model call after the approval gets the prompt filled in as before."""
