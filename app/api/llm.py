@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, HttpUrl, StrictBool, StrictInt
+from pydantic import AfterValidator, BaseModel, Field, HttpUrl, StrictBool, StrictInt, StringConstraints
 from quart import Blueprint, request
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
@@ -33,12 +33,33 @@ def _box():
     return current_runtime().box
 
 
+def _key_text(value: str) -> str:
+    """A key is sent in an HTTP header: printable ASCII. Whitespace around it (a line
+    break pasted with it) is dropped; inside it, anything else would only fail each turn
+    later, as a network error that never reached the provider."""
+    if any(not "!" <= c <= "~" for c in value):
+        raise ValueError("an API key is printable ASCII, with no spaces, line breaks or other characters inside it")
+    return value
+
+
+def _api_base(url: HttpUrl | None) -> HttpUrl | None:
+    """The SDKs append their paths (/chat/completions, /v1/messages) to base_url, after
+    any query or fragment, so every call would go to the wrong URL."""
+    if url is not None and (url.query or url.fragment):
+        raise ValueError("base_url must not have a query (?…) or a fragment (#…)")
+    return url
+
+
+ApiKey = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4096), AfterValidator(_key_text)]
+ApiBase = Annotated[HttpUrl, Field(max_length=500), AfterValidator(_api_base)]
+
+
 class ProviderCreate(RequestBody):
     name: Name
     provider_type: ProviderType
-    base_url: HttpUrl | None = Field(None, max_length=500)
+    base_url: ApiBase | None = None
     api_version: str | None = Field(None, max_length=50)
-    api_key: str | None = Field(None, max_length=4096, description="Write-only; stored encrypted")
+    api_key: ApiKey | None = Field(None, description="Write-only; stored encrypted (whitespace around it removed)")
     is_default: StrictBool = False
     status: Status = "active"
 
@@ -52,9 +73,9 @@ class ProviderPatch(PatchBody):
     NOT_NULL = ("name", "provider_type", "is_default", "status")
     name: Name | None = None
     provider_type: ProviderType | None = None
-    base_url: HttpUrl | None = Field(None, max_length=500)
+    base_url: ApiBase | None = None
     api_version: str | None = Field(None, max_length=50)
-    api_key: str | None = Field(None, max_length=4096, description="Write-only; null or empty clears it")
+    api_key: ApiKey | None = Field(None, description="Write-only; null or empty clears it")
     is_default: StrictBool | None = None
     status: Status | None = None
 

@@ -41,11 +41,28 @@ async def test_generated_secrets_key_file_is_private(client, settings):
     ({"name": "x", "provider_type": "ollama"}, "base_url"),
     ({"name": "x", "provider_type": "custom", "base_url": "not a url"}, "base_url"),
     ({"provider_type": "openai"}, "name"),
+    # Reported: accepted, then every turn failed with a 404 (the SDK appends its path after the query).
+    ({"name": "x", "provider_type": "custom", "base_url": "http://h:1/v1?x=1"}, "base_url must not have a query"),
+    ({"name": "x", "provider_type": "custom", "base_url": "http://h:1/v1#f"}, "base_url must not have a query"),
+    # Reported: stored, then every turn failed as "cannot reach … Connection error" without
+    # reaching the provider (an illegal header value), or internal_error (non-ASCII).
+    ({"name": "x", "provider_type": "openai", "api_key": "sk-abc 123"}, "printable ASCII"),
+    ({"name": "x", "provider_type": "openai", "api_key": "sk-abc\n123"}, "printable ASCII"),
+    ({"name": "x", "provider_type": "openai", "api_key": "sk-ключ"}, "printable ASCII"),
 ])
 async def test_invalid_providers(client, body, field):
     response = await client.post("/v1/llm-providers", json=body)
     assert response.status_code == 400 and field in (await response.get_json())["error"]["message"]
     assert (await (await client.get("/v1/llm-providers")).get_json())["total"] == 0
+
+
+async def test_a_key_pasted_with_whitespace_around_it_is_stored_without_it(client):
+    provider = await make_provider(client, api_key="  sk-abc-123456789\n")
+    assert provider["api_key_set"] is True and provider["api_key_hint"] == "sk-...6789"
+    blank = await make_provider(client, name="blank", api_key="   ")
+    assert blank["api_key_set"] is False  # as "" (no key)
+    patched = await client.patch(f"/v1/llm-providers/{provider['id']}", json={"api_key": "sk-new-key-0000\r\n"})
+    assert (await patched.get_json())["api_key_hint"] == "sk-...0000"
 
 
 async def test_ollama_with_base_url(client):

@@ -155,6 +155,18 @@ async def test_bad_api_key_fails_with_a_fix(client, fake_llm):
     assert len(fake_llm.requests) == 1  # a 401 is not retried
 
 
+async def test_a_provider_quoting_the_key_it_refused_does_not_leak_it(client, fake_llm):
+    """Reported: a provider's 401 text that quotes the key put the whole key into the
+    session's last_error, its session.failed event and the log (§3.10: never returned)."""
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Error(401, f"Incorrect API key provided: {FAKE_KEY}."))
+    await say(client, chat["id"], "hi")
+    failed = (await wait_turns(client, chat["id"]))[-1]
+    assert failed["data"]["code"] == "provider_auth_failed"
+    assert FAKE_KEY not in failed["data"]["error"] and "Incorrect API key provided: [API key]. Update" in failed["data"]["error"]
+    assert FAKE_KEY not in (await session(client, chat["id"]))["last_error"]
+
+
 async def test_no_model_configured_fails_at_once(client):
     agent = await (await client.post("/v1/agents", json={"name": "a", "system_prompt": "p"})).get_json()
     chat = await (await client.post(f"/v1/agents/{agent['id']}/sessions", json={})).get_json()

@@ -65,7 +65,7 @@ class AnthropicMessagesAdapter(SdkAdapter):
         if tools:
             kwargs["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools]
         reply = _Reply()
-        with provider_errors(self.label, anthropic, self.provider_id) as progress:
+        with provider_errors(self.label, anthropic, self.provider_id, self.client.api_key) as progress:
             # The SDK's generic request method, as messages.create(stream=True) calls it, with
             # events decoded to plain dicts instead of model objects (as the OpenAI adapter).
             stream = await self.client.post("/v1/messages", body={**kwargs, "stream": True}, cast_to=object,

@@ -72,7 +72,8 @@ def error_from_status(provider: str, status: int, detail: str, provider_id: str)
     """Turn an HTTP status from a provider into an error whose message says what to do."""
     if status in (401, 403):
         return ProviderError(
-            f"{provider} rejected the API key ({status}): {detail}. Update it with PATCH /v1/llm-providers/{provider_id}",
+            f"{provider} rejected the API key ({status}): {detail.rstrip('.')}. "
+            f"Update it with PATCH /v1/llm-providers/{provider_id}",
             code="provider_auth_failed")
     if status == 404:
         return ProviderError(f"{provider} does not know this model or endpoint (404): {detail}",
@@ -126,33 +127,45 @@ def incomplete(label: str) -> ProviderError:
 
 
 @contextmanager
-def provider_errors(label: str, sdk: ModuleType, provider_id: str) -> Iterator[ReplyProgress]:
+def provider_errors(label: str, sdk: ModuleType, provider_id: str, api_key: str | None = None) -> Iterator[ReplyProgress]:
     """Translate an SDK's exceptions (openai and anthropic name them alike), and what its
     transport (httpx2) raises while a streamed answer is read, which the SDKs do not
-    always wrap, to ProviderError."""
+    always wrap, to ProviderError. The provider's API key is taken out of the message:
+    some providers quote the key they refused, and the message goes to the session's
+    `last_error`, its events and the log."""
     import httpx2  # the SDKs' transport: imported by them already (not at start-up, see import_sdks)
 
     progress = ReplyProgress()
     try:
         yield progress
-    except sdk.APIStatusError as exc:
+    except Exception as exc:
+        error = _translated(exc, label, sdk, httpx2, provider_id, progress.began)
+        if error is None:
+            raise
+        if api_key and len(api_key) >= 8 and api_key in error.message:
+            error = ProviderError(error.message.replace(api_key, "[API key]"), code=error.code)
+        raise error from None
+
+
+def _translated(exc: Exception, label: str, sdk: ModuleType, httpx2: ModuleType, provider_id: str,
+                began: bool) -> ProviderError | None:
+    if isinstance(exc, sdk.APIStatusError):
         if exc.status_code < 400:  # anthropic: an error event inside a stream that began 200
-            raise ProviderError(f"{label} failed while answering: {_sdk_error_detail(exc)}{_attempts(exc)}") from None
+            return ProviderError(f"{label} failed while answering: {_sdk_error_detail(exc)}{_attempts(exc)}")
         error = error_from_status(label, exc.status_code, _sdk_error_detail(exc), provider_id)
-        raise ProviderError(error.message + _attempts(exc), code=error.code) from None
-    except (sdk.APITimeoutError, httpx2.TimeoutException) as exc:
-        what = "stopped sending its answer for longer than the timeout" if progress.began else "did not answer in time"
-        raise ProviderError(f"{label} {what}{_attempts(exc)}", code="provider_timeout") from None
-    except (sdk.APIConnectionError, httpx2.TransportError) as exc:
-        if progress.began:
-            raise ProviderError(f"{label} lost the connection while answering: {exc}",
-                                code="provider_unreachable") from None
-        raise ProviderError(f"cannot reach {label}: {exc}{_attempts(exc)}", code="provider_unreachable") from None
-    except sdk.APIError as exc:  # openai: the base class, so last; an error event in a 200 stream
-        raise ProviderError(f"{label} failed while answering: {exc.message}{_attempts(exc)}",
-                            code="provider_error") from None
-    except json.JSONDecodeError as exc:  # a streamed event that is not JSON
-        raise malformed(label, exc) from None
+        return ProviderError(error.message + _attempts(exc), code=error.code)
+    if isinstance(exc, (sdk.APITimeoutError, httpx2.TimeoutException)):
+        what = "stopped sending its answer for longer than the timeout" if began else "did not answer in time"
+        return ProviderError(f"{label} {what}{_attempts(exc)}", code="provider_timeout")
+    if isinstance(exc, (sdk.APIConnectionError, httpx2.TransportError)):
+        if began:
+            return ProviderError(f"{label} lost the connection while answering: {exc}", code="provider_unreachable")
+        return ProviderError(f"cannot reach {label}: {exc}{_attempts(exc)}", code="provider_unreachable")
+    if isinstance(exc, sdk.APIError):  # openai: the base class, so last; an error event in a 200 stream
+        return ProviderError(f"{label} failed while answering: {exc.message}{_attempts(exc)}", code="provider_error")
+    if isinstance(exc, json.JSONDecodeError):  # a streamed event that is not JSON
+        return malformed(label, exc)
+    return None
 
 
 class SdkAdapter:

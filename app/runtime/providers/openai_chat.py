@@ -54,7 +54,7 @@ class OpenAIChatAdapter(SdkAdapter):
                 for t in tools
             ]
         reply = _Reply()
-        with provider_errors(self.label, openai, self.provider_id) as progress:
+        with provider_errors(self.label, openai, self.provider_id, self.client.api_key) as progress:
             # The SDK's generic request method, as chat.completions.create would call it,
             # but with chunks decoded to plain dicts: create() runs a typed transform over
             # the request (~0.2 ms per message) and builds a model object per chunk, which
