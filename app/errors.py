@@ -100,7 +100,9 @@ def describe_validation_error(exc: Exception) -> str:
         parts = []
         for err in exc.errors(include_url=False):
             loc = ".".join(str(p) for p in err["loc"] if p not in ("body", "query")) or "body"
-            parts.append(f"{loc}: {err['msg']}")
+            # pydantic names the model class ("… or instance of Denial"): ours, not the API's
+            msg = "Input should be a valid dictionary (a JSON object)" if err["type"] == "model_type" else err["msg"]
+            parts.append(f"{loc}: {msg}")
         return "; ".join(parts)
     if isinstance(exc, TypeError):  # quart-schema: body is not an object at all
         return "request body must be a JSON object"

@@ -8,9 +8,9 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 from quart import Blueprint
-from quart_schema import tag, validate_querystring, validate_request, validate_response
+from quart_schema import document_request, tag, validate_querystring, validate_request, validate_response
 
-from app.api.common import RequestBody
+from app.api.common import RequestBody, optional_body
 from app.models import ToolCallWait
 from app.services import tool_calls as service
 from app.wiring import current_runtime
@@ -84,10 +84,11 @@ async def approve_tool_call(session_id: str, call_id: str):
 
 @bp.post(f"{CALL}/deny")
 @tag(["Sessions"])
-@validate_request(Denial)
+@document_request(Denial)
 @validate_response(ToolCallOut)
-async def deny_tool_call(session_id: str, call_id: str, data: Denial):
-    """Deny a waiting call: the model is told it was denied (with the reason)."""
+async def deny_tool_call(session_id: str, call_id: str):
+    """Deny a waiting call: the model is told it was denied (with the reason). The body is optional."""
+    data = await optional_body(Denial)
     return ToolCallOut.of(await service.answer(current_runtime(), session_id, call_id, "deny", reason=data.reason))
 
 

@@ -196,6 +196,22 @@ async def test_unknown_call_and_bad_answers(client, fake_llm):
     bad = await client.post(f"/v1/sessions/{sid}/tool-calls/nope/deny", json={"reason": 5})
     assert bad.status_code == 400
     assert (await client.post("/v1/sessions/no-such-session/tool-calls/x/approve")).status_code == 404
+    not_object = await client.post(f"/v1/sessions/{sid}/tool-calls/nope/result", json=["x"])
+    # Reported: "… or instance of ClientResult", a class of ours, not the API's.
+    assert (await not_object.get_json())["error"]["message"] == "body: Input should be a valid dictionary (a JSON object)"
+
+
+async def test_a_deny_needs_no_body(client, fake_llm):
+    """Reported: `curl -X POST …/deny` without a body (the reason is optional, §5.12) was a 400."""
+    chat = await approval_chat(client, fake_llm)
+    sid = chat["id"]
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {})]), Text(["Understood."]))
+    await say(client, sid, "time?")
+    await waiting(client, sid)
+    response = await client.post(f"/v1/sessions/{sid}/tool-calls/c1/deny")
+    assert response.status_code == 200 and (await response.get_json())["status"] == "denied"
+    assert (await wait_turns(client, sid))[-1]["type"] == "session.completed"
+    assert "not run: the user denied this call" in tool_text(fake_llm, "c1")
 
 
 @pytest.fixture
