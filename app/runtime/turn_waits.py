@@ -82,8 +82,10 @@ class WaitingCalls:
         # events below logged: those are not logged twice.
         retried = bool(rows)
         if not retried:
-            timeout = self.settings.approval_timeout_seconds
-            expires_at = utcnow() + dt.timedelta(seconds=timeout) if timeout else None
+            # One time for the whole step: its calls list in call order (by position), and
+            # each one's wait is exactly expires_at - created_at, whatever the setting is later.
+            now, timeout = utcnow(), self.settings.approval_timeout_seconds
+            expires_at = now + dt.timedelta(seconds=timeout) if timeout else None
             ran = iter(outputs)
             for position, (call, kind) in enumerate(zip(calls, kinds, strict=True)):
                 result, error = next(ran) if kind == RUN else (None, None)
@@ -93,7 +95,7 @@ class WaitingCalls:
                     arguments=waits.json_for_db(parse_arguments(call)[0]), kind=kind, expires_at=expires_at,
                     result=waits.json_for_db(result),
                     error=error, status=waits.DONE if kind == RUN else waits.WAITING, variables=self.variables,
-                    created_at=utcnow()))
+                    created_at=now))
             await waits.store(rows)
         paused = waits.paused_step(rows)
         expires = rfc3339(paused.expires_at) if paused.expires_at else None
@@ -133,7 +135,8 @@ class WaitingCalls:
             return row.result, row.error
         if row.status == waits.APPROVED:
             return await self.run_tool(tools, call)
-        waited = self.settings.approval_timeout_seconds or 0
+        # The wait this call was given (the setting may have changed since, over a restart).
+        waited = (row.expires_at - row.created_at).total_seconds() if row.expires_at else 0
         if row.status == waits.ANSWERED:
             result, error = row.result, row.error
         elif row.kind == CLIENT:

@@ -324,6 +324,24 @@ def test_a_waiting_call_survives_a_graceful_stop(live_server_factory, fake_llm, 
     assert next(e for e in log if e["type"] == "tool.completed")["data"]["result"]["timezone"] == "UTC"
 
 
+def test_a_wait_that_ran_out_over_a_restart_names_its_own_timeout(live_server_factory, fake_llm, tmp_path):
+    """Reported: restarted without APPROVAL_TIMEOUT_SECONDS, an expired call told the
+    model "no one approved this call within 0 s"; it was given 1 s."""
+    env = {"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url, "OPENAI_MODEL": "fake-model"}
+    server = live_server_factory({**env, "APPROVAL_TIMEOUT_SECONDS": "1"}, data_dir=tmp_path / "node")
+    http = httpx.Client(base_url=server.url, timeout=10)
+    agent = _careful_agent(http, "p")
+    sid = http.post(f"/v1/agents/{agent['id']}/sessions", json={}).json()["id"]
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {})]), Text(["Never mind."]))
+    http.post(f"/v1/sessions/{sid}/messages", json={"content": "time?"})
+    http = _restart_while_waiting(live_server_factory, env, server, sid, tmp_path / "node")
+    deadline = time.monotonic() + 20
+    while http.get(f"/v1/sessions/{sid}").json()["status"] != "pending":
+        assert time.monotonic() < deadline, "the expired wait never ended the turn"
+        time.sleep(0.05)
+    assert "no one approved this call within 1 s" in tool_text(fake_llm, "c1")
+
+
 def test_a_turn_resumed_after_a_restart_keeps_its_prompt_variables(live_server_factory, fake_llm, tmp_path):
     """An AgentSpec invoke with variables waits for an approval, and the server is
     killed: the model call after the approval gets the prompt filled in as before."""
@@ -352,6 +370,10 @@ async def test_two_calls_wait_in_one_step_and_each_is_answered_once(client, fake
     await say(client, sid, "two clocks")
     pending = await waiting(client, sid)
     assert sorted(p["tool_call_id"] for p in pending) == ["a", "b"]
+    # Reported: listed as b, a (each row had its own created_at, newest first), so the
+    # README's `.data[0]` picked the step's last call. A step's calls list in call order.
+    listed = (await (await client.get(f"/v1/sessions/{sid}/tool-calls")).get_json())["data"]
+    assert [c["tool_call_id"] for c in listed] == ["a", "b"]
     assert (await client.post(f"/v1/sessions/{sid}/tool-calls/b/deny", json={})).status_code == 200
     assert (await session(client, sid))["status"] == "waiting_for_approval"  # "a" still waits
     assert (await client.post(f"/v1/sessions/{sid}/tool-calls/b/approve")).status_code == 409
