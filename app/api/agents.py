@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from jsonschema import Draft202012Validator, SchemaError
 from pydantic import BaseModel, Field, StrictBool, model_validator
 from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
@@ -29,6 +30,13 @@ class ClientTool(RequestBody):
     def _object_schema(self) -> ClientTool:
         if self.parameters.get("type", "object") != "object":
             raise ValueError("parameters must be the JSON schema of an object ({\"type\": \"object\", ...})")
+        # A schema that is not one would be refused by the provider on every turn instead.
+        try:
+            Draft202012Validator.check_schema(self.parameters)
+        except SchemaError as exc:
+            where = "/".join(str(p) for p in exc.path)
+            raise ValueError(f"parameters is not a valid JSON Schema{f' at {where}' if where else ''}: "
+                             f"{exc.message}") from None
         return self
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 AGENT = {"name": "Support", "system_prompt": "Be helpful.", "description": "d", "tags": ["a", "b"]}
 
 
@@ -127,3 +129,31 @@ async def test_capability_repeats_are_dropped_everywhere(client):
     assert agent["capability_ids"] == ["noop", "current_time"]
     patched = await (await client.patch(f"/v1/agents/{agent['id']}", json={"capability_ids": ["current_time"] * 2})).get_json()
     assert patched["capability_ids"] == ["current_time"]
+
+
+WEATHER = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+
+
+@pytest.mark.parametrize(("tools", "says"), [
+    ([{**WEATHER, "parameters": {"type": "array"}}], "parameters must be the JSON schema of an object"),
+    # Reported: accepted, then every turn of the agent failed at the provider.
+    ([{**WEATHER, "parameters": {"type": "object", "properties": 5}}],
+     "parameters is not a valid JSON Schema at properties: 5 is not of type 'object'"),
+    ([{**WEATHER, "parameters": {"properties": {"a": {"type": "bogus"}}}}],
+     "parameters is not a valid JSON Schema at properties/a/type"),
+    ([WEATHER, WEATHER], "get_weather"),
+    ([{**WEATHER, "name": "get_current_time"}], "get_current_time"),
+    ([{**WEATHER, "name": "has space"}], "name"),
+])
+async def test_client_tools_that_no_model_could_call_are_refused(client, tools, says):
+    response = await client.post("/v1/agents", json={"name": "a", "system_prompt": "p", "client_tools": tools})
+    assert response.status_code == 400 and says in (await response.get_json())["error"]["message"]
+    agent = await create(client)
+    patched = await client.patch(f"/v1/agents/{agent['id']}", json={"client_tools": tools})
+    assert patched.status_code == 400
+    assert (await (await client.get(f"/v1/agents/{agent['id']}")).get_json())["client_tools"] == []
+
+
+async def test_a_valid_client_tool_is_kept_as_sent(client):
+    agent = await create(client, client_tools=[WEATHER])
+    assert agent["client_tools"] == [{**WEATHER, "description": ""}]
