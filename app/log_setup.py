@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 from hypercorn.logging import Logger as HypercornLogger
 from quart import g, has_request_context, websocket
@@ -76,6 +77,22 @@ async def assign_websocket_request_id() -> None:  # async: Quart runs sync hooks
     g.request_id = request_id_for(websocket.scope)
 
 
+# `?access_token=` carries an access token or an API key (streams and /ws, whose browser
+# APIs cannot send headers: docs/api.md §8.3). Secrets are never logged: its value is not.
+CREDENTIAL_PARAMETER = "access_token"
+
+
+def _without_credentials(query: str) -> str:
+    if "=" not in query:
+        return query
+    parts = query.split("&")
+    for i, part in enumerate(parts):
+        name, equals, _ = part.partition("=")
+        if equals and unquote_plus(name).lower() == CREDENTIAL_PARAMETER:
+            parts[i] = f"{name}=[redacted]"
+    return "&".join(parts)
+
+
 class AccessLogger(HypercornLogger):
     """Hypercorn's logger with a cheaper access line that also names the request id.
 
@@ -108,7 +125,7 @@ class AccessLogger(HypercornLogger):
         remote = f"{client[0]}:{client[1]}" if client and len(client) == 2 else (client[0] if client else "-")
         method = request["method"] if request["type"] == "http" else "GET"
         query = request["query_string"]
-        target = request["path"] + ("?" + query.decode("latin1") if query else "")
+        target = request["path"] + ("?" + _without_credentials(query.decode("latin1")) if query else "")
         line = (f'{remote} - - {time.strftime("[%d/%b/%Y:%H:%M:%S %z]")} "{method} {target} '
                 f'{request.get("http_version", "ws")}" {status} {size} "{referer}" "{agent}" {request_id} '
                 f'{request_time * 1000:.1f}ms')

@@ -45,3 +45,17 @@ def test_access_log_false_writes_no_request_lines(live_server_factory):
     log = server.log()
     assert "Running on" in log  # the server's own log is still there
     assert "quiet-1" not in log and '"GET /health' not in log
+
+
+def test_a_credential_in_the_query_is_not_logged(live_server):
+    """Reported: EventSource and /ws clients send ?access_token=<token or evr_ key>
+    (docs/api.md §8.3), and the access log wrote the whole key (§8: never logged)."""
+    key = "evr_" + "9ef6aaea5d73fe95d0be01b4cb3986a3" * 2
+    for path in (f"/v1/sessions/none/events?after=3&access_token={key}", f"/ws?access_token={key}&events=all",
+                 f"/health?Access%5Ftoken={key}"):
+        httpx.get(f"{live_server.url}{path}", headers={"X-Request-ID": "cred-probe"})
+    log = _wait_for(live_server, '"GET /health?Access%5Ftoken=[redacted] 1.1"')
+    lines = [line for line in log.splitlines() if "cred-probe" in line]
+    assert len(lines) == 3 and key not in log
+    assert '"GET /v1/sessions/none/events?after=3&access_token=[redacted] 1.1"' in lines[0]
+    assert '"GET /ws?access_token=[redacted]&events=all 1.1"' in lines[1]
