@@ -60,7 +60,7 @@ def _serve(settings: Settings) -> int | None:
 
         async def shutdown_trigger() -> None:
             await stop.wait()
-            quart_app.extensions["runtime"].end_streams()  # streams never end by themselves
+            await quart_app.extensions["runtime"].begin_stop()  # turns and streams never end by themselves
 
         try:
             await worker_serve(app, config, sockets=sockets, shutdown_trigger=shutdown_trigger)

@@ -106,6 +106,15 @@ class Runtime:
         self.bus.end_all_streams()
         self.hub.close_all()
 
+    async def begin_stop(self) -> None:
+        """Shutdown has begun (one-process `serve`): stop the pipeline runs and turns this
+        process runs now, while their callers' requests may still be answered (an AgentSpec
+        invoke: 409 `cancelled`; a /stream: its `error` frame), rather than once the
+        server's graceful timeout has cut those requests off. Then end the streams."""
+        await self.tasks.stop()
+        await self.runner.shutdown()
+        self.end_streams()
+
     async def stop(self) -> None:
         await self.tasks.stop()  # before the runner: pipeline runs' steps are turns
         await self.runner.shutdown()

@@ -241,3 +241,40 @@ def test_a_ws_client_that_left_does_not_hold_up_the_stop(live_server_factory):
     stopped_after = _stop_seconds(server)
     assert stopped_after < 5, f"took {stopped_after:.1f} s to stop: it waited out graceful_timeout"
     assert "Traceback" not in server.log()
+
+
+def test_sigterm_answers_a_waiting_invoke_and_stream_with_cancelled(live_server_factory, fake_llm):
+    """Reported: an AgentSpec invoke waiting for its turn at SIGTERM waited out the whole
+    graceful timeout, then got a bare 500 with an empty body (§9.7: 409 `cancelled`), and
+    a /stream stopped without its terminal frame. Turns are cancelled as shutdown begins,
+    while their callers can still be answered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.fakes import Hang
+    from tests.helpers import FAKE_KEY
+
+    env = {**SLOW_GRACE, "OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url,
+           "OPENAI_MODEL": "fake-model"}
+    server = live_server_factory(env)
+    http = httpx.Client(base_url=server.url, timeout=30)
+    agent = http.post("/v1/agents", json={"name": "slow", "system_prompt": "p"}).json()
+    fake_llm.script(Hang(["Let me think"], seconds=60), Hang(["Still thinking"], seconds=60))
+
+    def stream() -> list[str]:
+        with http.stream("POST", f"/v1/agents/{agent['id']}/stream", json={"input": "go on"}) as response:
+            return [line for line in response.iter_lines() if line.startswith(("event:", "data:"))]
+
+    with ThreadPoolExecutor(2) as pool:
+        invoked = pool.submit(http.post, f"/v1/agents/{agent['id']}/invoke", json={"input": "think"})
+        streamed = pool.submit(stream)
+        deadline = time.monotonic() + 15
+        while len(fake_llm.requests) < 2:
+            assert time.monotonic() < deadline, "the turns never reached the provider"
+            time.sleep(0.05)
+        stopped_after = _stop_seconds(server)
+        response, frames = invoked.result(10), streamed.result(10)
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "cancelled" and "server shutting down" in response.json()["error"]["message"]
+    assert frames[-2] == "event: error" and '"code":"cancelled"' in frames[-1], frames[-4:]
+    assert stopped_after < 5, f"took {stopped_after:.1f} s to stop: it waited out graceful_timeout"
+    assert "Traceback" not in server.log()
