@@ -9,6 +9,7 @@ Every variable here is listed in the README's configuration table; keep the two 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -94,7 +95,29 @@ def _folded(fold):
 
 
 Seconds = Annotated[float, Field(ge=0)]
+# A limit on a wait: 0 would fail everything it limits at once (inf: no limit).
+Timeout = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=0)]
+MAX_APPROVAL_WAIT_SECONDS = 10 * 365 * 24 * 3600  # later than this is "never" (and past what a datetime holds)
+
+
+def _approval_wait(value: float | None) -> float | None:
+    """0 (or unset, or inf): a waiting tool call waits until answered."""
+    if not value or value == float("inf"):
+        return None
+    if value > MAX_APPROVAL_WAIT_SECONDS:
+        raise ValueError(f"must be at most {MAX_APPROVAL_WAIT_SECONDS} (10 years); 0 or unset: no limit")
+    return value
+
+
+def _email(value: str | None) -> str | None:
+    """The admin's email: what they sign in with, so it must be one the login accepts."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
+        raise ValueError("must be an email address (name@example.com)")
+    return value
 LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], _folded(str.upper)]
 EventLoop = Annotated[Literal["uvloop", "asyncio"], _folded(str.lower)]
 AuthMode = Annotated[Literal["none", "admin", "full"], _folded(str.lower)]
@@ -136,24 +159,24 @@ class Settings(BaseSettings):
     # host:port where `python -m app worker` serves Prometheus metrics; empty: none.
     worker_metrics_bind: Annotated[str, AfterValidator(_host_port)] = ""
     # The agent loop (runtime).
-    llm_timeout_seconds: Seconds = 60.0
+    llm_timeout_seconds: Timeout = 60.0
     llm_max_retries: Count = 2
     max_iterations: Annotated[int, Field(ge=1)] = 10
-    tool_timeout_seconds: Seconds = 30.0
+    tool_timeout_seconds: Timeout = 30.0
     # A tool call waiting for an approval or a client's result is answered for them
     # after this long (denied / an error result); None (or 0): it waits until answered.
-    approval_timeout_seconds: Annotated[Seconds | None, AfterValidator(lambda value: value or None)] = None
+    approval_timeout_seconds: Annotated[Seconds | None, AfterValidator(_approval_wait)] = None
     # Longest an MCP server may take to start, initialize and list its tools (app/runtime/mcp/).
-    mcp_connect_timeout_seconds: Seconds = 10.0
+    mcp_connect_timeout_seconds: Timeout = 10.0
     # Live delivery (SSE / WebSocket).
-    sse_heartbeat_seconds: Seconds = 15.0
+    sse_heartbeat_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 15.0  # 0 would spin
     sse_retry_ms: Count = 2000
     subscriber_queue_size: Annotated[int, Field(ge=1)] = 1000
     delta_flush_ms: Count = 50
     delta_flush_ms_per_1000_subscribers: Count = 150
     # Authentication (app/auth).
     auth_mode: AuthMode = "none"
-    auth_admin_email: str | None = None
+    auth_admin_email: Annotated[str | None, AfterValidator(_email)] = None
     auth_admin_password: SecretStr | None = None
     auth_signup_enabled: bool = True  # full mode only
     jwt_secret: SecretStr | None = None

@@ -40,6 +40,33 @@ def test_bad_values_are_refused(env):
         Settings.from_env(env)
 
 
+# Reported by a helper following the README's settings table: each was accepted, then
+# every model call, tool call or MCP server failed (0), every waiting turn failed with
+# internal_error (an expiry past what a datetime holds), an idle SSE stream sent ~18,000
+# keepalives a second, or admin mode started with an admin nobody could sign in as.
+@pytest.mark.parametrize("env, says", [
+    ({"LLM_TIMEOUT_SECONDS": "0"}, "LLM_TIMEOUT_SECONDS must be a number > 0, got '0'"),
+    ({"TOOL_TIMEOUT_SECONDS": "0"}, "TOOL_TIMEOUT_SECONDS must be a number > 0"),
+    ({"MCP_CONNECT_TIMEOUT_SECONDS": "0"}, "MCP_CONNECT_TIMEOUT_SECONDS must be a number > 0"),
+    ({"SSE_HEARTBEAT_SECONDS": "0"}, "SSE_HEARTBEAT_SECONDS must be a number > 0"),
+    ({"APPROVAL_TIMEOUT_SECONDS": "1e12"}, "APPROVAL_TIMEOUT_SECONDS must be at most 315360000"),
+    ({"AUTH_MODE": "admin", "AUTH_ADMIN_EMAIL": "not-an-email", "AUTH_ADMIN_PASSWORD": "long enough"},
+     "AUTH_ADMIN_EMAIL must be an email address"),
+])
+def test_settings_that_would_break_what_they_set_are_refused(env, says):
+    with pytest.raises(ConfigError, match=says):
+        Settings.from_env(env)
+
+
+def test_settings_that_mean_no_limit_or_need_a_trim():
+    assert Settings.from_env({"APPROVAL_TIMEOUT_SECONDS": "inf"}).approval_timeout_seconds is None  # as 0: none
+    assert Settings.from_env({"APPROVAL_TIMEOUT_SECONDS": "600"}).approval_timeout_seconds == 600
+    assert Settings.from_env({"LLM_TIMEOUT_SECONDS": "inf"}).llm_timeout_seconds == float("inf")
+    settings = Settings.from_env({"AUTH_MODE": "admin", "AUTH_ADMIN_EMAIL": " Admin@Example.com ",
+                                  "AUTH_ADMIN_PASSWORD": "long enough"})
+    assert settings.auth_admin_email == "Admin@Example.com"
+
+
 TEMPORAL = {"RUNNER_MODE": "temporal", "DATABASE_URL": "postgres://u@h:5432/db", "REDIS_URL": "redis://h:6379/0"}
 
 
