@@ -15,7 +15,7 @@ from app.resources import require_database_driver, resource
 
 
 def _migrate(settings: Settings) -> None:
-    from app.db import apply_migrations
+    from app.db import check_ready
     from app.secrets import check_keys, make_data_dir
 
     # A broken key file stops `make run` here, at its first step, rather than after the
@@ -23,7 +23,7 @@ def _migrate(settings: Settings) -> None:
     check_keys(settings)
     if not settings.database_url:
         make_data_dir(settings.data_dir)  # private, before SQLite puts its file there
-    asyncio.run(apply_migrations(settings))
+    asyncio.run(check_ready(settings.replace(auto_migrate=True)))
     print(f"migrations applied to {settings.effective_database_url.split('@')[-1]}")
 
 
@@ -43,10 +43,15 @@ def _serve(settings: Settings) -> int | None:
     config = hypercorn_config(settings)
     sockets = _listen(config)
 
-    from app.db import close_db  # after binding: a port in use is told before these load
+    from app.db import check_ready, close_db  # after binding: a port in use is told before these load
+    from app.log_setup import configure_logging
     from app.main import create_app
+    from app.secrets import check_keys
 
-    quart_app = create_app(settings)
+    configure_logging(settings.log_level)  # the migrations' own lines included
+    check_keys(settings)  # a broken key file is refused before the database is touched
+    asyncio.run(check_ready(settings))  # migrated (AUTO_MIGRATE) or refused here, in one line
+    quart_app = create_app(settings.replace(auto_migrate=False))
     app = wrap_app(quart_app, config.wsgi_max_body_size, "asgi")
     tune_garbage_collector()
 
@@ -103,8 +108,8 @@ def _listen(config):
     workers, config.workers = config.workers, 1
     try:
         return config.create_sockets()
-    except OSError as error:
-        reason = error.strerror or str(error)
+    except (OSError, OverflowError) as error:  # OverflowError: a port past 65535
+        reason = getattr(error, "strerror", None) or str(error)
         raise ConfigError(f"cannot listen on {', '.join(config.bind)}: {reason[:1].lower()}{reason[1:]}") from None
     finally:
         config.workers = workers
@@ -138,8 +143,9 @@ def _serve_workers(settings: Settings) -> int:
     # refused) here, once, so N workers starting together cannot each write a key, and a
     # broken one stops this process with one line instead of every worker with a traceback.
     load_keys(settings)
-    if settings.auto_migrate:
-        _migrate(settings)
+    from app.db import check_ready
+
+    asyncio.run(check_ready(settings))  # migrated (AUTO_MIGRATE) or refused here, once for all workers
     os.environ["AUTO_MIGRATE"] = "false"  # inherited by the spawned workers
 
     config.workers = settings.workers
@@ -292,9 +298,8 @@ def _run_loop(coroutine, kind: str) -> None:
 def _worker(settings: Settings) -> int | None:
     """A Temporal worker (RUNNER_MODE=temporal): runs session workflows and their turns."""
     if not settings.temporal:
-        print("python -m app worker needs RUNNER_MODE=temporal (with DATABASE_URL, REDIS_URL and "
-              "TEMPORAL_ADDRESS); in-process mode runs turns inside `serve`", file=sys.stderr)
-        return 2
+        raise ConfigError("python -m app worker needs RUNNER_MODE=temporal (with DATABASE_URL, REDIS_URL and "
+                          "TEMPORAL_ADDRESS); in-process mode runs turns inside `serve`")
     from app.log_setup import configure_logging
     from app.wiring import run_worker
 

@@ -13,9 +13,11 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.exceptions import BaseORMException, OperationalError
 from tortoise.migrations.api import migrate
+from tortoise.migrations.executor import MigrationExecutor
 
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.resources import require_database_driver
+from app.secrets import make_data_dir
 
 try:
     import asyncpg
@@ -145,8 +147,53 @@ def with_sqlite_pragmas(url: str) -> str:
 def _prepare(settings: Settings) -> str:
     url = settings.effective_database_url
     if url.startswith("sqlite://") and settings.database_url == "":
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_data_dir(settings.data_dir)
     return url
+
+
+async def check_ready(settings: Settings) -> None:
+    """Before a server starts serving: the database opens, and its schema is this
+    version's: migrated here (AUTO_MIGRATE) or else already. What the operator must fix
+    (a bad DATABASE_URL, a database that is down, migrations not applied) is a ConfigError,
+    one line, rather than a traceback out of the server's start-up, or a server that
+    starts and then fails every request that touches a new column."""
+    url = settings.effective_database_url
+    try:
+        if settings.auto_migrate:
+            await apply_migrations(settings)
+            return
+        await Tortoise.init(config=tortoise_config(_prepare(settings)))
+        try:
+            connection = Tortoise.get_connection("default")
+            await connection.execute_query("SELECT 1")  # the plan below takes a database it cannot read for an empty one
+            executor = MigrationExecutor(connection, tortoise_config(url)["apps"])
+            pending = [step.migration.name for step in await executor.plan(None) if not step.backward]
+        finally:
+            await Tortoise.close_connections()
+    except ConfigError:
+        raise
+    except CANNOT_OPEN as exc:
+        raise ConfigError(f"cannot use the database at {_where(url)}: {_first_line(exc)}") from None
+    if pending:
+        names = ", ".join(pending[:3]) + (", …" if len(pending) > 3 else "")
+        raise ConfigError(f"the database at {_where(url)} lacks {len(pending)} migration(s) of this version "
+                          f"({names}), and AUTO_MIGRATE=false: run `python -m app migrate` first")
+
+
+# What opening or migrating a database raises when it cannot be used as configured.
+CANNOT_OPEN: tuple[type[BaseException], ...] = (OSError, sqlite3.Error, BaseORMException) + \
+    ((asyncpg.PostgresError,) if asyncpg else ())
+
+
+def _where(url: str) -> str:
+    """The database URL without its credentials."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
 
 
 async def apply_migrations(settings: Settings) -> None:

@@ -63,7 +63,12 @@ def make_data_dir(data_dir: Path) -> None:
     """The data folder holds the keys and the SQLite database: made private (0700) when
     this creates it. An existing folder keeps the mode its owner gave it (a backup group
     may need to read it); the files in it are 0600 on their own."""
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"DATA_DIR {data_dir} is not a folder (a file is in the way)") from None
+    except OSError as exc:  # a read-only or virtual file system, no permission
+        raise ConfigError(f"DATA_DIR {data_dir} cannot be created: {exc.strerror or exc}") from None
 
 
 def read_key_file(path: Path) -> str | None:

@@ -60,6 +60,49 @@ def test_a_port_in_use_is_one_line_and_an_exit(tmp_path, env, reuse_port):
     assert not (tmp_path / "runtime.sqlite3").exists()  # refused before opening anything
 
 
+def _refused(tmp_path, command: str = "serve", **env: str) -> str:
+    """Run a command that must stop at once; the one line it prints (asserted)."""
+    done = subprocess.run([sys.executable, "-m", "app", command], cwd=ROOT, env=server_env(tmp_path, free_port(), **env),
+                          capture_output=True, text=True, timeout=EXIT_SECONDS)
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+    return done.stderr.strip()
+
+
+# Reported: each stopped with 20-110 lines of traceback (the README promises one `error:`
+# line for anything the operator has to fix), and a bad DATABASE_URL still made key files.
+@pytest.mark.parametrize(("env", "says"), [
+    ({"BIND": "127.0.0.1:99999"}, "error: cannot listen on 127.0.0.1:99999: bind(): port must be 0-65535."),
+    ({"DATABASE_URL": "junk://x"}, "error: cannot use the database at junk://x: Unknown DB scheme: junk"),
+    ({"DATABASE_URL": "sqlite:///nonexistent/dir/x.db"}, "error: cannot use the database at sqlite:///nonexistent/dir/x.db: "),
+    ({"DATABASE_URL": "postgres://postgres:pw@127.0.0.1:9/x"}, "error: cannot use the database at postgres://127.0.0.1:9/x: "),
+    ({"DATA_DIR": "/etc/passwd"}, "error: cannot read /etc/passwd/secret.key: Not a directory"),
+    ({"DATA_DIR": "/proc/nope"}, "error: DATA_DIR /proc/nope cannot be created: "),
+])
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+def test_what_the_operator_must_fix_is_one_line(tmp_path, env, says, command):
+    if command == "migrate" and "BIND" in env:
+        pytest.skip("migrate listens on nothing: BIND is not its setting")
+    assert _refused(tmp_path / "data", command, **env).startswith(says)
+    assert "pw" not in says  # the URL is shown without its credentials
+
+
+def test_a_database_behind_this_version_is_refused_without_auto_migrate(tmp_path):
+    """Reported: with AUTO_MIGRATE=false and a migration not applied, the server started,
+    /healthz said ok, and every message POST was a 500 (a column missing)."""
+    data = tmp_path / "data"
+    fresh = _refused(data, AUTO_MIGRATE="false")
+    assert fresh.startswith(f"error: the database at sqlite://{data}/runtime.sqlite3 lacks 14 migration(s)")
+    assert fresh.endswith("and AUTO_MIGRATE=false: run `python -m app migrate` first")
+    assert subprocess.run([sys.executable, "-m", "app", "migrate"], cwd=ROOT, env=server_env(data, free_port()),
+                          capture_output=True, timeout=EXIT_SECONDS * 2).returncode == 0
+    import sqlite3
+
+    with sqlite3.connect(data / "runtime.sqlite3") as db:  # as an upgrade whose `migrate` was forgotten
+        db.execute("DELETE FROM tortoise_migrations WHERE name LIKE '0014%'")
+    assert "lacks 1 migration(s) of this version (0014_message_reply_to)" in _refused(data, AUTO_MIGRATE="false")
+
+
 # --- SIGTERM at any moment -----------------------------------------------------------------
 
 class Spawned:
