@@ -4,9 +4,9 @@ agents report to. A thin translation over the core sessions and event log."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
 from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request
 
@@ -17,6 +17,13 @@ from app.wiring import current_runtime
 
 bp = Blueprint("agent_runtime", __name__)
 
+def _reachable(session_id: str) -> str:
+    if session_id in (".", ".."):  # URLs drop such path segments (browsers, curl): no client could reach it
+        raise ValueError("'.' and '..' cannot be session ids")
+    return session_id
+
+
+SessionIdText = Annotated[str, AfterValidator(_reachable)]
 SessionId = Field(min_length=1, max_length=128, pattern=r"^[^/\s]+$")
 
 
@@ -26,7 +33,7 @@ ParentName = Field(None, max_length=500)
 
 
 class AgentRuntimeSessionCreate(BaseModel):
-    session_id: str = SessionId
+    session_id: SessionIdText = SessionId
     session_name: str = Field(min_length=1, max_length=500)
     project_dir: str | None = ProjectDir
     agent_name: str | None = AgentName
@@ -71,7 +78,7 @@ class HookEvent(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     event_type: Literal["session_start", "pre_tool", "post_tool", "session_stop", "message"]
-    session_id: str = SessionId
+    session_id: SessionIdText = SessionId
     session_name: str = Field(min_length=1, max_length=500)
     timestamp: str
     tool_name: str | None = None

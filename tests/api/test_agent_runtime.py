@@ -43,6 +43,18 @@ async def test_invalid_create_is_400_not_422(client, body):
     await detail(await client.post("/sessions", json=body), 400)
 
 
+@pytest.mark.parametrize("session_id", [".", ".."])
+async def test_dot_segments_are_not_session_ids(client, session_id):
+    """Reported: accepted, then no browser (nor plain curl) could open or delete it, as
+    URLs drop `.` and `..` path segments; the dashboard listed it forever."""
+    said = await detail(await client.post("/sessions", json={"session_id": session_id, "session_name": "dots"}), 400)
+    assert "'.' and '..' cannot be session ids" in said
+    event = {"event_type": "session_start", "session_id": session_id, "session_name": "dots"}
+    await detail(await client.post("/events", json=event), 400)  # nor made by a hook event
+    assert (await (await client.get("/sessions")).get_json())["sessions"] == []
+    assert (await client.post("/sessions", json={"session_id": "...", "session_name": "ok"})).status_code == 200
+
+
 async def test_unknown_sessions_are_404_in_detail_shape(client):
     for path in ("/sessions/nope", "/sessions/nope/result", "/sessions/nope/events", "/events/nope"):
         assert await detail(await client.get(path), 404) == "Session not found"
