@@ -203,7 +203,10 @@ export class Agents {
   async save(form, agent, approvals, error, button) {
     const v = formValues(form);
     /** @type {string[]} */
-    const capabilityIds = v.capability_ids || [];
+    const ticked = v.capability_ids || [];
+    // The agent's order is kept (capability_ids is ordered, §3.3); newly ticked ones follow.
+    const kept = agent ? agent.capability_ids.filter((c) => ticked.includes(c)) : [];
+    const capabilityIds = [...kept, ...ticked.filter((c) => !kept.includes(c))];
     /** @type {Record<string, unknown>} */
     const body = {
       name: v.name.trim(),

@@ -41,17 +41,28 @@ const sessions = new Sessions({
 const agents = new Agents({ startSession: (agentId) => sessions.openNewDialog(agentId) });
 const providers = new Providers();
 
+/** A path segment of the hash, decoded; as it is when it is not valid percent-encoding
+ * (`#/sessions/50%off`: decodeURIComponent would throw and stop the whole page).
+ * @param {string} segment */
+function decoded(segment) {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 /** @typedef {(match: RegExpMatchArray, scope: Scope) => unknown} Show */
 /** @type {[RegExp, Show, string][]} pattern, view, nav section */
 const routes = [
   [/^\/?(sessions)?\/?$/, () => sessions.showHome(main), 'sessions'],
-  [/^\/sessions\/(.+)$/, (m, scope) => sessions.open(main, decodeURIComponent(m[1]), scope), 'sessions'],
+  [/^\/sessions\/(.+)$/, (m, scope) => sessions.open(main, decoded(m[1]), scope), 'sessions'],
   [/^\/agents\/?$/, (m, scope) => agents.list(main, scope), 'agents'],
   [/^\/agents\/new$/, (m, scope) => agents.form(main, null, scope), 'agents'],
-  [/^\/agents\/([^/]+)$/, (m, scope) => agents.form(main, decodeURIComponent(m[1]), scope), 'agents'],
+  [/^\/agents\/([^/]+)$/, (m, scope) => agents.form(main, decoded(m[1]), scope), 'agents'],
   [/^\/providers\/?$/, (m, scope) => providers.list(main, scope), 'providers'],
   [/^\/providers\/new$/, (m, scope) => providers.detail(main, null, scope), 'providers'],
-  [/^\/providers\/([^/]+)$/, (m, scope) => providers.detail(main, decodeURIComponent(m[1]), scope), 'providers'],
+  [/^\/providers\/([^/]+)$/, (m, scope) => providers.detail(main, decoded(m[1]), scope), 'providers'],
 ];
 
 /** What the current view started; disposed of when the route changes. */

@@ -75,11 +75,15 @@ export function prettyJson(value) {
   }
 }
 
-/** @param {string | null | undefined} iso */
+/** The time of day, and the date too when it is not today (an event reported late, or
+ * a timeline read the next day).
+ * @param {string | null | undefined} iso */
 export function fmtTime(iso) {
   if (!iso) return '';
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  if (Number.isNaN(d.getTime())) return '';
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return d.toDateString() === new Date().toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
 }
 
 /** @param {string | null | undefined} iso */

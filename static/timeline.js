@@ -26,7 +26,9 @@ export function normalizeEvent(e) {
     sequence: e.sequence,
     type: e.type || e.event_type || '',
     data: e.data || {},
-    created_at: e.created_at || e.timestamp,
+    // One time whichever way the event came (REST page or /ws): the reporter's own
+    // timestamp for a posted Agent Runtime event, else when the server stored it.
+    created_at: (typeof e.data?.timestamp === 'string' && e.data.timestamp) || e.created_at || e.timestamp,
   };
 }
 

@@ -346,3 +346,21 @@ def test_sign_in_when_auth_is_on(browser, live_server_factory, fake_llm):
         finally:
             context.close()
         assert not errors, errors
+
+
+def test_a_reported_event_shows_the_same_time_live_and_after_a_reload(page, rest):
+    """Reported: live (from /ws) a posted event showed its reporter's timestamp, after a
+    reload (from /v1) the time the server stored it, and with no date either way. Both
+    now show the reporter's, with its date when that is not today."""
+    ext = "ext-times"
+    ok(rest.post("/sessions", json={"session_id": ext, "session_name": "Times"}))
+    item(page, ext).click()
+    expect(page.get_by_test_id("session-kind")).to_have_text("external")
+    ok(rest.post(f"/sessions/{ext}/events", json=hook(ext, "message", role="user", content="time check",
+                                                      timestamp="2020-01-02T03:04:05Z")))
+    live = page.get_by_test_id("message-user").locator("xpath=..").locator("time")
+    expect(live).to_contain_text("2020")
+    shown = live.inner_text()
+    page.reload()
+    expect(page.get_by_test_id("message-user")).to_have_text("time check")
+    assert page.get_by_test_id("message-user").locator("xpath=..").locator("time").inner_text() == shown

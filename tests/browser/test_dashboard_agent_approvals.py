@@ -127,3 +127,26 @@ def test_a_failed_approval_save_says_the_agent_was_saved_without_it(page, rest, 
     expect(page.get_by_test_id("form-error")).to_contain_text("was saved, but its approval settings were not")
     expect(approval).to_be_checked()
     assert settings(rest, agent["id"]) == [{"id": "current_time", "requires_approval": False}]
+
+
+def test_saving_an_agent_keeps_its_capability_order(page, rest):
+    """Reported: the editor sent the ticked boxes in the registry's order, so saving an
+    agent with ["current_time", "noop"] (description changed only) made it ["noop",
+    "current_time"] (capability_ids is ordered, §3.3)."""
+    agent = ok(rest.post("/v1/agents", json={"name": "Ordered", "system_prompt": "p",
+                                             "capability_ids": ["current_time", "noop"]}))
+    page.get_by_test_id("nav-agents").click()
+    page.get_by_test_id("agent-row").filter(has_text="Ordered").get_by_test_id("agent-name").click()
+    form = page.get_by_test_id("agent-form")
+    form.get_by_test_id("agent-description").fill("only this changes")
+    form.get_by_test_id("agent-save").click()
+    expect(page.get_by_test_id("agent-row").filter(has_text="Ordered")).to_contain_text("only this changes")
+    saved = ok(rest.get(f"/v1/agents/{agent['id']}"))
+    assert saved["description"] == "only this changes" and saved["capability_ids"] == ["current_time", "noop"]
+
+
+def test_a_link_with_a_bad_percent_escape_does_not_stop_the_page(browser, server):
+    """Reported: opening /#/sessions/50%off threw URIError in the router: the sidebar and
+    the live feed never started. dashboard_page fails the test on any uncaught error."""
+    with dashboard_page(browser, server.url + "/#/sessions/50%off", tolerated="404") as page:  # no such session
+        expect(page.get_by_test_id("session-list")).to_be_visible()
