@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StringConstraints,
     ValidationError,
     model_validator,
 )
@@ -98,6 +99,7 @@ Seconds = Annotated[float, Field(ge=0)]
 # A limit on a wait: 0 would fail everything it limits at once (inf: no limit).
 Timeout = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=0)]
+ModelId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 MAX_APPROVAL_WAIT_SECONDS = 10 * 365 * 24 * 3600  # later than this is "never" (and past what a datetime holds)
 
 
@@ -108,6 +110,33 @@ def _approval_wait(value: float | None) -> float | None:
     if value > MAX_APPROVAL_WAIT_SECONDS:
         raise ValueError(f"must be at most {MAX_APPROVAL_WAIT_SECONDS} (10 years); 0 or unset: no limit")
     return value
+
+
+API_KEY_RULE = "an API key is printable ASCII, with no spaces, line breaks or other characters inside it"
+
+
+def bad_api_key(key: str) -> bool:
+    """A provider key is sent in an HTTP header; anything else would only fail every model
+    call, as a network error that never reached the provider (app/api/llm.py too)."""
+    return any(not "!" <= c <= "~" for c in key)
+
+
+def _provider_key(value: SecretStr | None) -> SecretStr | None:
+    """OPENAI_API_KEY / ANTHROPIC_API_KEY, as the API takes a key: trimmed, blank = none."""
+    key = value.get_secret_value().strip() if value is not None else ""
+    if bad_api_key(key):
+        raise ValueError(f"must be one: {API_KEY_RULE}")
+    return SecretStr(key) if key else None
+
+
+def _provider_base_url(value: str | None) -> str | None:
+    """OPENAI_BASE_URL / ANTHROPIC_BASE_URL, as the API takes a base_url (§3.10)."""
+    url = (value or "").strip()
+    if not url:
+        return None
+    if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", url):
+        raise ValueError("must be an http(s) URL without a query or fragment, e.g. https://api.example.com/v1")
+    return url.rstrip("/")
 
 
 def _email(value: str | None) -> str | None:
@@ -188,12 +217,12 @@ class Settings(BaseSettings):
     oauth: Annotated[dict[str, OAuthClient], NoDecode] = {}
     oauth_redirect_base_url: str | None = None
     # First-start providers (created only when no provider exists yet).
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
-    openai_model: str = "gpt-4o-mini"
-    anthropic_api_key: SecretStr | None = None
-    anthropic_base_url: str | None = None
-    anthropic_model: str = "claude-sonnet-4-5"
+    openai_api_key: Annotated[SecretStr | None, AfterValidator(_provider_key)] = None
+    openai_base_url: Annotated[str | None, AfterValidator(_provider_base_url)] = None
+    openai_model: ModelId = "gpt-4o-mini"
+    anthropic_api_key: Annotated[SecretStr | None, AfterValidator(_provider_key)] = None
+    anthropic_base_url: Annotated[str | None, AfterValidator(_provider_base_url)] = None
+    anthropic_model: ModelId = "claude-sonnet-4-5"
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

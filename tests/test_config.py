@@ -52,6 +52,12 @@ def test_bad_values_are_refused(env):
     ({"APPROVAL_TIMEOUT_SECONDS": "1e12"}, "APPROVAL_TIMEOUT_SECONDS must be at most 315360000"),
     ({"AUTH_MODE": "admin", "AUTH_ADMIN_EMAIL": "not-an-email", "AUTH_ADMIN_PASSWORD": "long enough"},
      "AUTH_ADMIN_EMAIL must be an email address"),
+    # First-start providers skipped the API's checks: each was stored, then every turn failed
+    # as "cannot reach … Connection error" (a bad URL, a key a header cannot carry).
+    ({"OPENAI_BASE_URL": "not a url"}, "OPENAI_BASE_URL must be an http\\(s\\) URL"),
+    ({"ANTHROPIC_BASE_URL": "http://h:1/v1?x=1"}, "ANTHROPIC_BASE_URL must be an http\\(s\\) URL without a query"),
+    ({"OPENAI_API_KEY": "sk-abc 123"}, "OPENAI_API_KEY must be one: an API key is printable ASCII"),
+    ({"OPENAI_MODEL": "  "}, "OPENAI_MODEL"),
 ])
 def test_settings_that_would_break_what_they_set_are_refused(env, says):
     with pytest.raises(ConfigError, match=says):
@@ -65,6 +71,10 @@ def test_settings_that_mean_no_limit_or_need_a_trim():
     settings = Settings.from_env({"AUTH_MODE": "admin", "AUTH_ADMIN_EMAIL": " Admin@Example.com ",
                                   "AUTH_ADMIN_PASSWORD": "long enough"})
     assert settings.auth_admin_email == "Admin@Example.com"
+    settings = Settings.from_env({"OPENAI_API_KEY": " sk-abc-123\n", "OPENAI_BASE_URL": "http://127.0.0.1:1/v1/",
+                                  "ANTHROPIC_API_KEY": "   "})
+    assert settings.openai_api_key.get_secret_value() == "sk-abc-123" and settings.openai_base_url == "http://127.0.0.1:1/v1"
+    assert settings.anthropic_api_key is None  # blank: no key, so no provider made from it
 
 
 TEMPORAL = {"RUNNER_MODE": "temporal", "DATABASE_URL": "postgres://u@h:5432/db", "REDIS_URL": "redis://h:6379/0"}

@@ -12,6 +12,7 @@ from quart_schema import tag, validate_querystring, validate_request, validate_r
 
 from app.api.common import INT32_MAX, Name, Page, PageQuery, PatchBody, RequestBody, page_of
 from app.api.openapi import no_content
+from app.config import API_KEY_RULE, bad_api_key
 from app.services import llm as service
 from app.wiring import current_runtime
 
@@ -34,11 +35,10 @@ def _box():
 
 
 def _key_text(value: str) -> str:
-    """A key is sent in an HTTP header: printable ASCII. Whitespace around it (a line
-    break pasted with it) is dropped; inside it, anything else would only fail each turn
-    later, as a network error that never reached the provider."""
-    if any(not "!" <= c <= "~" for c in value):
-        raise ValueError("an API key is printable ASCII, with no spaces, line breaks or other characters inside it")
+    """Whitespace around a key (a line break pasted with it) is dropped (StringConstraints);
+    inside it, only what an HTTP header can carry (app/config.py bad_api_key)."""
+    if bad_api_key(value):
+        raise ValueError(API_KEY_RULE)
     return value
 
 
