@@ -86,6 +86,17 @@ def _host_port(raw: str) -> str:
     return raw
 
 
+def _bind(raw: str) -> str:
+    """host:port, unix:path or fd://n as Hypercorn takes them; a host alone would quietly
+    listen on Hypercorn's default port (8000)."""
+    if raw.startswith(("unix:", "fd://")):
+        return raw
+    host, _, port = raw.rpartition(":")
+    if not (host and port.isdigit()):
+        raise ValueError("must be host:port (e.g. 127.0.0.1:9000), unix:/path or fd://n")
+    return raw
+
+
 def _comma_list(raw: Any) -> Any:
     return [item.strip() for item in raw.split(",") if item.strip()] if isinstance(raw, str) else raw
 
@@ -166,7 +177,7 @@ class Settings(BaseSettings):
     # a lock, the statement itself) before the API answers 503 database_unavailable.
     # 0 would fail every call.
     database_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
-    bind: str = "0.0.0.0:9000"
+    bind: Annotated[str, AfterValidator(_bind)] = "0.0.0.0:9000"
     event_loop: EventLoop = "uvloop"  # python -m app serve
     cors_origins: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = []  # comma-separated
     secrets_key: SecretStr | None = None
@@ -201,7 +212,7 @@ class Settings(BaseSettings):
     sse_heartbeat_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 15.0  # 0 would spin
     sse_retry_ms: Count = 2000
     subscriber_queue_size: Annotated[int, Field(ge=1)] = 1000
-    delta_flush_ms: Count = 50
+    delta_flush_ms: Annotated[int, Field(ge=0, le=1000)] = 50  # the merge window is capped at 1 s (app/runtime/deltas.py)
     delta_flush_ms_per_1000_subscribers: Count = 150
     # Authentication (app/auth).
     auth_mode: AuthMode = "none"

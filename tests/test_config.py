@@ -58,6 +58,8 @@ def test_bad_values_are_refused(env):
     ({"ANTHROPIC_BASE_URL": "http://h:1/v1?x=1"}, "ANTHROPIC_BASE_URL must be an http\\(s\\) URL without a query"),
     ({"OPENAI_API_KEY": "sk-abc 123"}, "OPENAI_API_KEY must be one: an API key is printable ASCII"),
     ({"OPENAI_MODEL": "  "}, "OPENAI_MODEL"),
+    ({"BIND": "127.0.0.1"}, "BIND must be host:port"),  # it listened on Hypercorn's 8000
+    ({"DELTA_FLUSH_MS": "5000"}, "DELTA_FLUSH_MS"),  # quietly 1000 (the window's cap)
 ])
 def test_settings_that_would_break_what_they_set_are_refused(env, says):
     with pytest.raises(ConfigError, match=says):
