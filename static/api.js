@@ -35,12 +35,14 @@ export class ApiError extends Error {
    * @param {number} status
    * @param {string} message
    * @param {string | null} [code]
+   * @param {number | null} [retryAfter] seconds, from a 429's Retry-After
    */
-  constructor(status, message, code = null) {
+  constructor(status, message, code = null, retryAfter = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -102,8 +104,9 @@ export async function request(method, path, body, { retry = true } = {}) {
     if (await onUnauthorized()) return request(method, path, body, { retry: false });
   }
   if (!response.ok) {
+    const wait = Number.parseInt(response.headers.get('Retry-After') || '', 10);
     throw new ApiError(response.status, errorMessage(response.status, response.statusText, data),
-      data && data.error ? data.error.code : null);
+      data && data.error ? data.error.code : null, Number.isNaN(wait) ? null : wait);
   }
   return data;
 }

@@ -12,7 +12,7 @@ export class Auth extends EventTarget {
   constructor() {
     super();
     this.mode = 'none';
-    /** @type {{mode?: string} | null} */
+    /** @type {{mode?: string, oauth_providers?: string[], signup_enabled?: boolean} | null} */
     this.config = null;
     /** @type {{email?: string, role?: string} | null} */
     this.me = null;
@@ -76,6 +76,16 @@ export class Auth extends EventTarget {
     this.me = await request('GET', '/v1/auth/me');
   }
 
+  /**
+   * A new account (full mode, sign-up on), then signed in with it.
+   * @param {string} email
+   * @param {string} password
+   */
+  async register(email, password) {
+    await request('POST', '/v1/auth/register', { email, password });
+    await this.login(email, password);
+  }
+
   async logout() {
     try {
       await request('POST', '/v1/auth/logout');
@@ -99,18 +109,38 @@ export class Auth extends EventTarget {
   /** @returns {Promise<void>} */
   loginForm() {
     return new Promise((resolve) => {
+      /** @type {{oauth_providers?: string[], signup_enabled?: boolean}} */
+      const config = this.config || {};
+      let registering = false;
       const error = h('div', { class: 'form-error', 'data-testid': 'login-error', role: 'alert' });
       const email = h('input', { name: 'email', type: 'email', autocomplete: 'username', required: true, 'data-testid': 'login-email' });
       const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true,
         'data-testid': 'login-password' });
+      const title = h('h1', {}, 'Sign in');
       const submit = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'login-submit' }, 'Sign in');
+      // Accounts made by a first OAuth sign-in have no password: the provider is their way in.
+      const names = { google: 'Google', github: 'GitHub' };
+      const oauth = (config.oauth_providers || []).map((/** @type {string} */ p) => h('a', {
+        class: 'btn', href: `/v1/auth/oauth/${encodeURIComponent(p)}`, 'data-testid': `login-oauth-${p}`,
+      }, `Sign in with ${names[/** @type {'google' | 'github'} */ (p)] || p}`));
+      const toggle = h('button', { type: 'button', class: 'btn btn-link', 'data-testid': 'login-toggle-signup' },
+        'Create an account');
+      toggle.addEventListener('click', () => {
+        registering = !registering;
+        title.textContent = registering ? 'Create an account' : 'Sign in';
+        submit.textContent = registering ? 'Create account' : 'Sign in';
+        toggle.textContent = registering ? 'I have an account' : 'Create an account';
+        password.setAttribute('autocomplete', registering ? 'new-password' : 'current-password');
+        error.textContent = '';
+      });
       const form = h('form', { class: 'card form login-card', 'data-testid': 'login-form', novalidate: true },
         h('div', { class: 'brand login-brand' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }), 'Agent Runtime'),
-        h('h1', {}, 'Sign in'),
+        title,
         h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Email'), email),
         h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Password'), password),
         error,
-        h('div', { class: 'form-actions' }, submit));
+        h('div', { class: 'form-actions' }, submit, ...(config.signup_enabled ? [toggle] : [])),
+        ...(oauth.length ? [h('div', { class: 'form-actions login-oauth' }, ...oauth)] : []));
       const screen = h('div', { class: 'login-screen', 'data-testid': 'login-screen' }, form);
       form.addEventListener('submit', async (e) => {
         e.preventDefault();
@@ -121,11 +151,12 @@ export class Auth extends EventTarget {
         submit.disabled = true;
         error.textContent = '';
         try {
-          await this.login(email.value.trim(), password.value);
+          if (registering) await this.register(email.value.trim(), password.value);
+          else await this.login(email.value.trim(), password.value);
           screen.remove();
           resolve();
         } catch (err) {
-          error.textContent = err.status === 401 ? 'Wrong email or password.' : err.message;
+          error.textContent = signInError(err, registering);
           password.value = '';
           password.focus();
         } finally {
@@ -148,4 +179,17 @@ export class Auth extends EventTarget {
     out.addEventListener('click', () => this.logout());
     mount(slot, h('span', { class: 'user-email', 'data-testid': 'user-email' }, this.me.email || this.me.role), out);
   }
+}
+
+/**
+ * What the sign-in form says when the server said no.
+ * @param {any} err an ApiError
+ * @param {boolean} registering
+ */
+function signInError(err, registering) {
+  if (err.status === 429) {
+    return err.retryAfter ? `Too many attempts; try again in ${err.retryAfter} s.` : 'Too many attempts; try again later.';
+  }
+  if (err.status === 401 && !registering) return 'Wrong email or password.';
+  return err.message;
 }

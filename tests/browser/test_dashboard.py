@@ -364,3 +364,37 @@ def test_a_reported_event_shows_the_same_time_live_and_after_a_reload(page, rest
     page.reload()
     expect(page.get_by_test_id("message-user")).to_have_text("time check")
     assert page.get_by_test_id("message-user").locator("xpath=..").locator("time").inner_text() == shown
+
+
+def test_full_mode_sign_in_offers_sign_up_and_oauth(browser, live_server_factory):
+    """Reported: with AUTH_MODE=full the form had no "Sign in with …" for the enabled OAuth
+    providers (an account made by an OAuth sign-in has no password) and no sign-up though
+    it was enabled; and a throttled login told the user to read a header the page hides."""
+    server = live_server_factory({"AUTH_MODE": "full", "OAUTH_GITHUB_CLIENT_ID": "id",
+                                  "OAUTH_GITHUB_CLIENT_SECRET": "secret"})
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(server.url + "/")
+        login = page.get_by_test_id("login-form")
+        expect(login.get_by_test_id("login-oauth-github")).to_have_attribute("href", "/v1/auth/oauth/github")
+        expect(login.get_by_test_id("login-oauth-github")).to_have_text("Sign in with GitHub")
+        login.get_by_test_id("login-toggle-signup").click()
+        login.get_by_test_id("login-email").fill("new@example.com")
+        login.get_by_test_id("login-password").fill("a long enough password")
+        login.get_by_test_id("login-submit").click()
+        expect(page.get_by_test_id("user-email")).to_have_text("new@example.com")  # registered, then signed in
+
+        page.get_by_test_id("logout").click()
+        login = page.get_by_test_id("login-form")
+        for _ in range(11):  # 10 a minute per account (§8.7)
+            login.get_by_test_id("login-email").fill("new@example.com")
+            login.get_by_test_id("login-password").fill("wrong password")
+            login.get_by_test_id("login-submit").click()
+            expect(login.get_by_test_id("login-submit")).to_be_enabled()
+        expect(login.get_by_test_id("login-error")).to_have_text(re.compile(r"^Too many attempts; try again in \d+ s\.$"))
+    finally:
+        context.close()
+    assert not errors, errors
