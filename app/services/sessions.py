@@ -98,7 +98,8 @@ async def delete_session(runtime: Runtime, session_id: str, agent_id: str | None
 
     Any running turn is stopped first, so nothing writes to the session after it is gone."""
     session = await get_session(session_id, agent_id)
-    await runtime.runner.cancel(session.id)
+    if session.kind != SessionKind.EXTERNAL:  # an external agent's session has no turn here (nor a runner to ask)
+        await runtime.runner.cancel(session.id)
     events_count = await Event.filter(session_id=session.id).count()
     await session.delete()
     runtime.events.notify_session("session_deleted", session.id, session.owner_id)
@@ -112,6 +113,8 @@ async def cancel_turn(runner: Runner, session_id: str, agent_id: str | None = No
 
     Returns the session as it is afterwards and whether a turn was stopped."""
     session = await get_session(session_id, agent_id)
+    if session.kind == SessionKind.EXTERNAL:
+        return session, False  # its turns run in its own agent, not here (§5.9)
     stopped = await runner.cancel(session.id)
     await session.refresh_from_db()
     return session, stopped

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from app.main import create_app
-from tests.helpers import events, make_chat, session
+from tests.helpers import events, make_chat, session, wait_for_event
 from tests.live_server import free_port
 
 
@@ -40,6 +40,52 @@ async def test_temporal_unreachable(temporal_settings, fake_llm):
         assert log[1]["data"]["code"] == "runner_unavailable"
         assert log[1]["data"]["message_id"] == log[0]["data"]["message_id"]
         assert (await session(client, chat["id"]))["status"] == "failed"
+
+        # Reported: a cancel (and a DELETE, which cancels first) answered 500 internal_error,
+        # even for external sessions, which never use Temporal.
+        cancel = await client.post(f"/v1/sessions/{chat['id']}/cancel")
+        assert cancel.status_code == 503 and (await cancel.get_json())["error"]["code"] == "runner_unavailable"
+        assert (await client.post("/sessions", json={"session_id": "ext-1", "session_name": "x"})).status_code == 200
+        ext_cancel = await client.post("/v1/sessions/ext-1/cancel")
+        assert ext_cancel.status_code == 202 and (await ext_cancel.get_json())["cancelled"] is False
+        assert (await client.delete("/sessions/ext-1")).status_code == 200
+
+
+async def test_a_cancel_with_no_worker_running_is_answered_and_kept(temporal_settings, fake_llm):
+    """Reported: with no worker running, a cancel (and a DELETE) waited for good: its
+    workflow update needs a worker. And a cancel whose client gave up was lost: when the
+    workers came back the turn ran anyway. The cancel now falls back to a signal, which
+    Temporal keeps until a worker runs the workflow."""
+    from temporalio.client import Client
+
+    from app.runtime.temporal.worker import build_worker
+    from app.runtime.toolbox import Toolbox
+    from app.runtime.turn import TurnDeps
+    from app.services.agents import get_active_agent
+
+    app = create_app(temporal_settings)
+    async with app.test_app():
+        client = app.test_client()
+        chat = await make_chat(client, fake_llm)
+        posted = await (await client.post(f"/v1/sessions/{chat['id']}/messages", json={"content": "hi"})).get_json()
+        started = time.monotonic()
+        cancel = await client.post(f"/v1/sessions/{chat['id']}/cancel")
+        assert cancel.status_code == 202 and time.monotonic() - started < 10
+
+        runtime = app.extensions["runtime"]  # a worker comes (back): the queued turn is dropped, never run
+        deps = TurnDeps(temporal_settings, runtime.events, runtime.clients, runtime.metrics, runtime.models,
+                        Toolbox(runtime.mcp))
+        async with build_worker(await Client.connect(temporal_settings.temporal_address), temporal_settings, deps,
+                                get_active_agent):
+            log = await wait_for_event(client, chat["id"], "session.cancelled", timeout=20)
+        cancelled = next(e for e in log if e["type"] == "session.cancelled")["data"]
+        assert cancelled["dropped_message_ids"] == [posted["id"]] and fake_llm.requests == []
+
+        other = await make_chat(client, fake_llm)  # no worker again: a DELETE is answered too
+        await client.post(f"/v1/sessions/{other['id']}/messages", json={"content": "hi"})
+        started = time.monotonic()
+        assert (await client.delete(f"/v1/sessions/{other['id']}")).status_code == 204
+        assert time.monotonic() - started < 10
 
 
 async def test_redis_unreachable(temporal_settings):

@@ -9,16 +9,38 @@ import asyncio
 import logging
 from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.config import Settings
+from app.errors import ServiceUnavailable
 from app.events.bus import EventBus
 from app.models import Message, Session
+from app.models.enums import SessionStatus
 from app.runtime.outcome import LaterOutcome
 from app.runtime.temporal.types import SessionState, TurnRequest, pipeline_workflow_id, workflow_id
+from app.runtime.waits import WAITING_STATUSES
 
 log = logging.getLogger("app.runtime.temporal")
+
+# How long a cancel waits for a worker to take its update: the workflow's own wait for the
+# turn to wind down (CANCEL_WAIT, 5 s) and a little more.
+CANCEL_ANSWER_SECONDS = 7.0
+
+
+def _unreachable() -> ServiceUnavailable:
+    return ServiceUnavailable("the runner (Temporal) cannot be reached; try again", code="runner_unavailable")
+
+
+async def _has_turn(session_id: str) -> bool:
+    """Whether the session has a turn (running or waiting), by its stored status."""
+    status = await Session.filter(id=session_id).values_list("status", flat=True)
+    return bool(status) and status[0] in (SessionStatus.RUNNING, *WAITING_STATUSES)
 
 
 class TemporalRunner:
@@ -52,14 +74,24 @@ class TemporalRunner:
 
     async def cancel(self, session_id: str, reason: str = "cancelled by request") -> bool:
         """Stop the running turn and drop queued ones, from whichever process; True if
-        there was something to stop."""
+        there was something to stop. The workflow answers the `cancel` update once the
+        turn has wound down; when no worker takes the update in time (none running, or all
+        of them restarting), the cancel goes as a signal, which Temporal keeps until a
+        worker runs the workflow: the answer comes in seconds and the cancel is not lost."""
         handle = self.client.get_workflow_handle(workflow_id(session_id))
         try:
-            return await handle.execute_update("cancel", reason, result_type=bool)
+            try:
+                return await asyncio.wait_for(handle.execute_update("cancel", reason, result_type=bool),
+                                              CANCEL_ANSWER_SECONDS)
+            except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+                await handle.signal("cancel_requested", reason)
+                return await _has_turn(session_id)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return False  # no workflow: nothing ran for a while
-            raise
+            raise _unreachable() from exc
+        except RuntimeError as exc:  # the lazy client's first connection failed
+            raise _unreachable() from exc
         except WorkflowUpdateFailedError:  # the workflow was just ending
             return False
 

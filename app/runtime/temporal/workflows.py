@@ -120,6 +120,24 @@ class SessionWorkflow:
         """Stop the running turn and drop the queued ones; True if there was any. Answers
         once the turn has ended (its partial text kept, the session `pending` again), as
         the in-process runner does, or after CANCEL_WAIT at most."""
+        task = self.turn_task
+        stopping = self._stop(reason)
+        if task is not None and stopping:
+            try:
+                await workflow.wait_condition(lambda: task.done(), timeout=CANCEL_WAIT)
+            except TimeoutError:
+                pass
+        return stopping or bool(self.dropped)
+
+    @workflow.signal
+    def cancel_requested(self, reason: str) -> None:
+        """The cancel an API process sends when no worker took its `cancel` update in
+        time (none running, or all restarting). Temporal stores a signal without a worker,
+        so the cancel is not lost: it is acted on when a worker runs this workflow again."""
+        self._stop(reason)
+
+    def _stop(self, reason: str) -> bool:
+        """Drop the queued turns and cancel the running one; whether one was running."""
         self.dropped.extend(r.message_id for r in self.queue)
         self.queue.clear()
         task = self.turn_task
@@ -129,11 +147,7 @@ class SessionWorkflow:
         if task is not None and stopping:
             self.stop_asked = True
             task.cancel()
-            try:
-                await workflow.wait_condition(lambda: task.done(), timeout=CANCEL_WAIT)
-            except TimeoutError:
-                pass
-        return stopping or bool(self.dropped)
+        return stopping
 
     @workflow.query
     def pending(self) -> list[str]:
