@@ -225,6 +225,50 @@ async def test_kill_9_of_the_worker_mid_stream_the_other_finishes_the_turn(clust
     assert stored[1]["id"] == step_message and status == "pending"
 
 
+async def test_an_agentspec_stream_says_when_its_step_is_retried(cluster, fake_llm, temporal_server):
+    """Reported: after kill -9 of the worker mid-answer, /stream left `step.retried` out, so
+    a client joining the tokens got "slow0 slow1 … the final answer" where the stored answer
+    is "the final answer". The stream now sends a `retry` frame (drop the step's text so
+    far) and `done` carries the answer as stored."""
+    (a,), workers = cluster.start(apis=1, workers=2)
+    session_id = await make_session(a.url, fake_llm)
+    async with httpx.AsyncClient(base_url=a.url, timeout=10) as http:
+        agent = (await http.get(f"/v1/sessions/{session_id}")).json()["agent_id"]
+    fake_llm.script(Text([f"slow{i} " for i in range(60)], delay=0.1), Text(["the ", "final ", "answer"]))
+
+    async def stream() -> list[tuple[str, dict]]:
+        frames, kind = [], None
+        async with httpx.AsyncClient(base_url=a.url, timeout=60) as http, \
+                http.stream("POST", f"/v1/agents/{agent}/stream", json={"input": "answer slowly"}) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    frames.append((kind, json.loads(line[6:])))
+        return frames
+
+    streaming = asyncio.create_task(stream())
+    deadline = time.monotonic() + 20
+    while True:
+        async with httpx.AsyncClient(base_url=a.url, timeout=10) as http:
+            listed = (await http.get("/v1/sessions")).json()["data"]
+        sessions = [s["id"] for s in listed if s["agent_id"] == agent and s["id"] != session_id]
+        if sessions and sum(e["type"] == "message.delta" for e in await log_of(a.url, sessions[0])) >= 3:
+            break
+        assert time.monotonic() < deadline, "the streamed turn never began"
+        await asyncio.sleep(0.1)
+    pid = await running_worker_pid(temporal_server.address, sessions[0])
+    next(w for w in workers if w.pid == pid).kill()
+    frames = await asyncio.wait_for(streaming, 60)
+
+    kinds = [k for k, _ in frames]
+    assert kinds.count("retry") == 1 and kinds[-1] == "done", kinds
+    cut = kinds.index("retry")
+    assert frames[cut][1]["attempt"] == 2
+    assert "".join(d["content"] for k, d in frames[cut:] if k == "token") == "the final answer"
+    assert frames[-1][1]["output"] == "the final answer"
+
+
 async def test_rolling_restart_of_every_process_loses_no_turn(cluster, fake_llm):
     apis, workers = cluster.start(apis=2, workers=2)
     sessions = [await make_session(apis[0].url, fake_llm) for _ in range(1)]

@@ -95,6 +95,7 @@ class StreamTranslator:
         self.started = time.monotonic()
         self.usage = {"input_tokens": 0, "output_tokens": 0}
         self.output: list[str] = []
+        self.final_text: str | None = None  # the turn's last assistant message, as invoke's `output`
 
     def frame(self, event: LoggedEvent) -> bytes | None:
         data, kind = event.data, event.type
@@ -104,6 +105,16 @@ class StreamTranslator:
             # collects; each client skips the name it does not know.
             token = sse_frame(event.sequence, "token", {"content": data.get("delta", "")})
             return token + sse_frame(event.sequence, "text", {"text": data.get("delta", "")})
+        elif kind == "step.retried":
+            # Temporal mode: the worker streaming this step was lost and the model is called
+            # again. Text already sent for the step cannot be taken back: the client is told
+            # to drop it, and `done` carries the answer as stored.
+            name, payload = "retry", {"step_id": data.get("step_id"), "message_id": data.get("message_id"),
+                                      "attempt": data.get("attempt"), "reason": data.get("reason")}
+        elif kind == "message.created":
+            if data.get("role") == "assistant":
+                self.final_text = (data.get("content") or {}).get("text")
+            return None
         elif kind == "tool.started":
             name, payload = "tool_call", {"id": data.get("tool_call_id"), "name": data.get("tool_name"),
                                           "arguments": data.get("arguments")}
@@ -126,7 +137,8 @@ class StreamTranslator:
         elif kind == "session.cancelled":
             name, payload = "error", {"code": "cancelled", "message": data.get("reason", "cancelled")}
         elif kind == "session.completed":
-            name, payload = "done", {"usage": usage_with_total(self.usage), "tokens": sdk_tokens(self.usage),
+            name, payload = "done", {"output": self.final_text,
+                                     "usage": usage_with_total(self.usage), "tokens": sdk_tokens(self.usage),
                                      "session_id": self.session_id, "turns": self.turns,
                                      "duration_ms": round((time.monotonic() - self.started) * 1000, 1),
                                      "reason": data.get("reason")}

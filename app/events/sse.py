@@ -53,7 +53,14 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
             try:
                 first = await live.get(timeout=options.heartbeat_seconds)
             except TimeoutError:
-                yield b": keepalive\n\n"
+                # Quiet for a while: anything stored meanwhile whose live copy was lost
+                # (Redis down or reconnecting, temporal mode) is in the log. A gap is
+                # otherwise seen only with the session's next event, which may never come.
+                missed = await log.read(session_id, after=last, limit=REPLAY_BATCH)
+                if missed:
+                    last = missed[-1].sequence
+                frames = [e.sse_frame for e in missed if options.wants(e)]
+                yield b"".join(frames) if frames else b": keepalive\n\n"
                 continue
             # Whatever else is already queued goes out in the same write: under load this
             # means fewer, larger sends instead of one per event.

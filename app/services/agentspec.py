@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from app.events.bus import Subscription
-from app.models import Message, Session
+from app.models import Message, Session, raw_sql
 from app.runtime.turn import TurnOutcome
 from app.services.agents import get_active_agent
 from app.services.sessions import create_session, get_session, turn_count
@@ -36,15 +36,17 @@ async def run_and_wait(runtime: Runtime, agent_ref: str, text: str, variables: d
 
 
 async def start_streamed(runtime: Runtime, agent_ref: str, text: str, variables: dict[str, Any] | None,
-                         session_id: str | None) -> tuple[Session, Subscription, Message, int]:
+                         session_id: str | None) -> tuple[Session, Subscription, Message, int, int]:
     """Subscribe before the turn starts, so the stream misses none of its events. The count
-    of user messages just after this one is stored is the turn number `done` reports."""
+    of user messages just after this one is stored is the turn number `done` reports; the
+    last event number before it, where the stream's reading of the log starts."""
     session = await _session_for(runtime, agent_ref, session_id, variables)
     subscription = runtime.bus.subscribe(session.id)
     try:
+        before = await raw_sql.event_total(session.id)
         message, _ = await start_turn(runtime, session, text, variables, require_variables=True)
         turns = await turn_count(session.id)
     except BaseException:
         subscription.close()
         raise
-    return session, subscription, message, turns
+    return session, subscription, message, turns, before
