@@ -13,6 +13,7 @@ from app.events.messages import record_message
 from app.models import Message, Session
 from app.models.enums import SessionKind, SessionStatus
 from app.runtime.turn import TurnOutcome, missing_variables
+from app.runtime.waits import WAITING_STATUSES
 from app.services.sessions import get_session
 
 log = logging.getLogger("app.services.turns")
@@ -45,10 +46,16 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
         # be answered, rather than leave it looking queued.
         error = "the turn could not be queued (the runner is unreachable); send the message again"
         log.exception("could not queue the turn for session %s", session.id)
-        await Session.filter(id=session.id).update(status=SessionStatus.FAILED, last_error=error)
-        await runtime.events.append(session.id, "session.failed",
-                                    {"error": error, "code": "runner_unavailable", "message_id": str(message.id)})
-        runtime.events.notify_session("session_updated", session.id)
+        if session.status in (SessionStatus.RUNNING, *WAITING_STATUSES):
+            # A turn of the session goes on (on a worker): a failure here would read as its
+            # end. Say only that this message was given up, as a cancel of a queued one does.
+            await runtime.events.append(session.id, "session.cancelled", {
+                "reason": error, "message_id": None, "dropped_message_ids": [str(message.id)]})
+        else:
+            await Session.filter(id=session.id).update(status=SessionStatus.FAILED, last_error=error)
+            await runtime.events.append(session.id, "session.failed",
+                                        {"error": error, "code": "runner_unavailable", "message_id": str(message.id)})
+            runtime.events.notify_session("session_updated", session.id)
         raise ServiceUnavailable(error, code="runner_unavailable") from exc
     # One yield lets an idle session's turn start, and usually send its provider request,
     # before this request's response is built and written: the first token comes sooner.

@@ -41,6 +41,20 @@ async def test_temporal_unreachable(temporal_settings, fake_llm):
         assert log[1]["data"]["message_id"] == log[0]["data"]["message_id"]
         assert (await session(client, chat["id"]))["status"] == "failed"
 
+        # Reported: on a session whose turn goes on (running, or waiting for an answer), a
+        # message that cannot be queued marked the session failed, mid-turn. Only the
+        # message is given up then.
+        from app.models import Session
+        from app.models.enums import SessionStatus
+
+        await Session.filter(id=chat["id"]).update(status=SessionStatus.WAITING_FOR_CLIENT, last_error=None)
+        response = await client.post(f"/v1/sessions/{chat['id']}/messages", json={"content": "and this?"})
+        assert response.status_code == 503
+        given_up = (await events(client, chat["id"]))[-1]
+        assert given_up["type"] == "session.cancelled" and given_up["data"]["message_id"] is None
+        assert len(given_up["data"]["dropped_message_ids"]) == 1
+        assert (await session(client, chat["id"]))["status"] == "waiting_for_client"
+
         # Reported: a cancel (and a DELETE, which cancels first) answered 500 internal_error,
         # even for external sessions, which never use Temporal.
         cancel = await client.post(f"/v1/sessions/{chat['id']}/cancel")
