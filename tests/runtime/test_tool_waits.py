@@ -69,12 +69,17 @@ async def test_approved_call_runs_and_the_turn_goes_on(client, fake_llm):
     assert again.status_code == 409 and body["error"]["code"] == "already_answered"
 
 
-async def test_denied_call_tells_the_model_why(client, fake_llm):
+async def _clock_call_waiting(client, fake_llm) -> str:
+    """A session whose call c1 (get_current_time) waits for an approval; its id."""
     chat = await approval_chat(client, fake_llm)
-    sid = chat["id"]
     fake_llm.script(ToolCalls([("c1", "get_current_time", {})]), Text(["Understood."]))
-    await say(client, sid, "time?")
-    await waiting(client, sid)
+    await say(client, chat["id"], "time?")
+    await waiting(client, chat["id"])
+    return chat["id"]
+
+
+async def test_denied_call_tells_the_model_why(client, fake_llm):
+    sid = await _clock_call_waiting(client, fake_llm)
     response = await client.post(f"/v1/sessions/{sid}/tool-calls/c1/deny", json={"reason": "not now"})
     assert response.status_code == 200 and (await response.get_json())["reason"] == "not now"
     log = await wait_turns(client, sid)
@@ -203,11 +208,7 @@ async def test_unknown_call_and_bad_answers(client, fake_llm):
 
 async def test_a_deny_needs_no_body(client, fake_llm):
     """Reported: `curl -X POST …/deny` without a body (the reason is optional, §5.12) was a 400."""
-    chat = await approval_chat(client, fake_llm)
-    sid = chat["id"]
-    fake_llm.script(ToolCalls([("c1", "get_current_time", {})]), Text(["Understood."]))
-    await say(client, sid, "time?")
-    await waiting(client, sid)
+    sid = await _clock_call_waiting(client, fake_llm)
     response = await client.post(f"/v1/sessions/{sid}/tool-calls/c1/deny")
     assert response.status_code == 200 and (await response.get_json())["status"] == "denied"
     assert (await wait_turns(client, sid))[-1]["type"] == "session.completed"

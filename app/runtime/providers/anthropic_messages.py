@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import anthropic
@@ -18,6 +19,7 @@ from app.runtime.providers.base import (
     incomplete,
     malformed,
     provider_errors,
+    streamed_texts,
 )
 
 # Anthropic requires max_tokens on every call; this is a ceiling, not a target.
@@ -70,17 +72,9 @@ class AnthropicMessagesAdapter(SdkAdapter):
             # events decoded to plain dicts instead of model objects (as the OpenAI adapter).
             stream = await self.client.post("/v1/messages", body={**kwargs, "stream": True}, cast_to=object,
                                             stream=True, stream_cls=anthropic.AsyncStream[dict[str, Any]])
-            try:
-                async for event in stream:
-                    progress.began = True
-                    try:
-                        text = reply.take(event)
-                    except (AttributeError, TypeError, KeyError) as exc:  # not the shape the API documents
-                        raise malformed(self.label, f"{type(exc).__name__}: {exc}") from None
-                    if text:
-                        yield TextDelta(text)
-            finally:
-                await stream.close()
+            async with aclosing(streamed_texts(stream, reply.take, progress, self.label)) as texts:
+                async for text in texts:  # aclosing: the HTTP stream closes at once when this one is closed
+                    yield TextDelta(text)
             if reply.stop_reason is None:
                 raise incomplete(self.label)
         calls = [ToolCall(use["id"], use["name"], self._tool_arguments(use["input"]))

@@ -4,7 +4,7 @@ of text deltas and one final summary (tool calls, usage) out, and one error type
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -124,6 +124,23 @@ def incomplete(label: str) -> ProviderError:
     return ProviderError(f"{label} ended its answer before the end (no finish reason): the connection "
                          "may have been cut, or base_url does not point at the provider's API",
                          code="provider_bad_response")
+
+
+async def streamed_texts(stream: Any, take: Callable[[dict[str, Any]], str], progress: ReplyProgress,
+                         label: str) -> AsyncGenerator[str, None]:
+    """The text of each event of an SDK stream, as `take` (which also keeps the rest of
+    the event: tool calls, usage, the finish reason) finds it; the stream closed after."""
+    try:
+        async for event in stream:
+            progress.began = True
+            try:
+                text = take(event)
+            except (AttributeError, TypeError, KeyError) as exc:  # not the shape the API documents
+                raise malformed(label, f"{type(exc).__name__}: {exc}") from None
+            if text:
+                yield text
+    finally:
+        await stream.close()
 
 
 @contextmanager

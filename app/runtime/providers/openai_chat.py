@@ -4,6 +4,7 @@ OpenAI-compatible server through base_url), on the official `openai` SDK."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import openai
@@ -16,8 +17,8 @@ from app.runtime.providers.base import (
     ToolCall,
     ToolSpec,
     incomplete,
-    malformed,
     provider_errors,
+    streamed_texts,
 )
 
 
@@ -62,17 +63,9 @@ class OpenAIChatAdapter(SdkAdapter):
             # settings, Azure routing, SSE decoding and errors stay the SDK's.
             stream = await self.client.post("/chat/completions", body=body, cast_to=object, stream=True,
                                             stream_cls=openai.AsyncStream[dict])
-            try:
-                async for chunk in stream:
-                    progress.began = True
-                    try:
-                        text = reply.take(chunk)
-                    except (AttributeError, TypeError, KeyError) as exc:  # not the shape the API documents
-                        raise malformed(self.label, f"{type(exc).__name__}: {exc}") from None
-                    if text:
-                        yield TextDelta(text)
-            finally:
-                await stream.close()
+            async with aclosing(streamed_texts(stream, reply.take, progress, self.label)) as texts:
+                async for text in texts:  # aclosing: the HTTP stream closes at once when this one is closed
+                    yield TextDelta(text)
             if reply.finish_reason is None:
                 raise incomplete(self.label)
         tool_calls = [ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(reply.calls.items())]
