@@ -249,6 +249,20 @@ def _careful_agent(http: httpx.Client, prompt: str) -> dict:
     return agent
 
 
+def _provider_env(fake_llm) -> dict[str, str]:
+    return {"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url, "OPENAI_MODEL": "fake-model"}
+
+
+def _asked_the_time(http: httpx.Client, fake_llm) -> str:
+    """A session of a careful agent whose model calls get_current_time (c1), which waits
+    for an approval, then says "It is late."; its id."""
+    agent = _careful_agent(http, "p")
+    sid = http.post(f"/v1/agents/{agent['id']}/sessions", json={}).json()["id"]
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It is late."]))
+    http.post(f"/v1/sessions/{sid}/messages", json={"content": "time?"})
+    return sid
+
+
 def _restart_while_waiting(live_server_factory, env: dict, server, sid: str, data_dir) -> httpx.Client:
     """kill -9 the server once the session waits for an approval; a client of the new one."""
     http = httpx.Client(base_url=server.url, timeout=10)
@@ -272,13 +286,10 @@ def _approve_and_wait(http: httpx.Client, sid: str, call_id: str) -> None:
 def test_a_waiting_call_survives_a_server_restart(live_server_factory, fake_llm, tmp_path):
     """In process: kill -9 the server while a call waits; the restarted server still
     waits for it, and the approval sent to it finishes the turn."""
-    env = {"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url, "OPENAI_MODEL": "fake-model"}
+    env = _provider_env(fake_llm)
     server = live_server_factory(env, data_dir=tmp_path / "node")
     http = httpx.Client(base_url=server.url, timeout=10)
-    agent = _careful_agent(http, "p")
-    sid = http.post(f"/v1/agents/{agent['id']}/sessions", json={}).json()["id"]
-    fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It is late."]))
-    http.post(f"/v1/sessions/{sid}/messages", json={"content": "time?"})
+    sid = _asked_the_time(http, fake_llm)
 
     http = _restart_while_waiting(live_server_factory, env, server, sid, tmp_path / "node")
     assert http.get(f"/v1/sessions/{sid}").json()["status"] == "waiting_for_approval"
@@ -298,13 +309,10 @@ def test_a_waiting_call_survives_a_graceful_stop(live_server_factory, fake_llm, 
     """Reported: a SIGTERM (a deploy, Ctrl-C) cancelled every call that waited, and the
     approval sent after the restart was a 409; §5.12 says a stopped server waits again.
     A message queued behind the waiting turn is given up, and the log says so."""
-    env = {"OPENAI_API_KEY": FAKE_KEY, "OPENAI_BASE_URL": fake_llm.openai_base_url, "OPENAI_MODEL": "fake-model"}
+    env = _provider_env(fake_llm)
     server = live_server_factory(env, data_dir=tmp_path / "node")
     http = httpx.Client(base_url=server.url, timeout=10)
-    agent = _careful_agent(http, "p")
-    sid = http.post(f"/v1/agents/{agent['id']}/sessions", json={}).json()["id"]
-    fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["It is late."]))
-    http.post(f"/v1/sessions/{sid}/messages", json={"content": "time?"})
+    sid = _asked_the_time(http, fake_llm)
     deadline = time.monotonic() + 10
     while http.get(f"/v1/sessions/{sid}").json()["status"] != "waiting_for_approval":
         assert time.monotonic() < deadline, "the turn never waited"
