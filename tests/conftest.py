@@ -172,10 +172,14 @@ def temporal_server(tmp_path_factory):
 
 @pytest.fixture
 def redis_url():
-    """redis://127.0.0.1:6379/0 (or TEST_REDIS_URL) when something listens there."""
+    """redis://127.0.0.1:6379/<n> (or TEST_REDIS_URL) when something listens there: database
+    1 + the xdist worker's number, so the two test workers' servers stay apart, as
+    deployments sharing a Redis do (the live-event channel is named after the database;
+    a /ws client of one test would otherwise see another's sessions)."""
     from urllib.parse import urlsplit
 
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    url = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{1 + int(worker) if worker.isdigit() else 1}")
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 6379
     if not accepts_tcp(host, port):

@@ -103,7 +103,8 @@ async def test_a_turn_posted_to_one_api_streams_live_on_the_other(cluster, fake_
             while True:
                 message = json.loads(await ws.recv())
                 ws_messages.append(message)
-                if message.get("type") == "event" and message["data"]["type"] == "session.completed":
+                if message.get("type") == "event" and message["data"]["type"] == "session.completed" \
+                        and message["data"]["session_id"] == session_id:
                     return
 
     ws_task = asyncio.create_task(read_ws())
