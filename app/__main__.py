@@ -90,6 +90,7 @@ def hypercorn_config(settings: Settings):
     config = Config.from_toml(resource("hypercorn.toml"))
     config.bind = [settings.bind]
     config.logger_class = AccessLogger
+    config.loglevel = settings.log_level  # Hypercorn's own lines ("Running on …") too; not the access lines
     if not settings.access_log:
         config.accesslog = None
     if settings.graceful_timeout_seconds is not None:

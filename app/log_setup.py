@@ -104,6 +104,15 @@ class AccessLogger(HypercornLogger):
     Text from the request is escaped here (the SingleLineFilter then finds nothing to do).
     ACCESS_LOG=false turns the line off altogether."""
 
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        if self.access_logger is not None:  # ACCESS_LOG turns these on and off, whatever LOG_LEVEL is
+            self.access_logger.setLevel(logging.INFO)
+        if self.error_logger is not None:
+            # Hypercorn gives it a handler of its own (its format, with the process id that
+            # tells WORKERS apart); propagating too, every line was written twice.
+            self.error_logger.propagate = False
+
     async def access(self, request, response, request_time: float) -> None:
         if self.access_logger is None or not self.access_logger.isEnabledFor(logging.INFO):
             return

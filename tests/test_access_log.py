@@ -59,3 +59,14 @@ def test_a_credential_in_the_query_is_not_logged(live_server):
     assert len(lines) == 3 and key not in log
     assert '"GET /v1/sessions/none/events?after=3&access_token=[redacted] 1.1"' in lines[0]
     assert '"GET /ws?access_token=[redacted]&events=all 1.1"' in lines[1]
+
+
+def test_hypercorn_lines_are_written_once_and_follow_log_level(live_server_factory, tmp_path):
+    """Reported: "Running on …" came twice (Hypercorn's handler, and again through ours),
+    and still came with LOG_LEVEL=WARNING. The access lines stay on (ACCESS_LOG decides)."""
+    server = live_server_factory({})  # LOG_LEVEL=INFO
+    assert server.log().count("Running on") == 1
+    quiet = live_server_factory({"LOG_LEVEL": "WARNING"}, data_dir=tmp_path / "quiet")
+    assert httpx.get(f"{quiet.url}/health", headers={"X-Request-ID": "warn-level"}).status_code == 200
+    log = _wait_for(quiet, "warn-level")
+    assert "Running on" not in log and '"GET /health 1.1" 200' in log
