@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from quart import Quart, g, request
+from quart import Quart, Response, g, request, websocket
 
 from app.auth.middleware import add_security_headers, authenticate
 from app.auth.service import AuthService
@@ -37,4 +37,15 @@ def install_request_hooks(app: Quart, auth: AuthService, metrics: Metrics) -> No
         started = getattr(g, "started", None)
         metrics.count_request(request.method, route, response.status_code,
                               None if started is None else time.perf_counter() - started)
+        return response
+
+    @app.after_websocket
+    async def _after_websocket(response):
+        """A refused handshake (401, 403 `origin_not_allowed`) is an HTTP response like any
+        other: the same headers, and counted. An accepted one has none (None) here."""
+        if isinstance(response, Response):
+            add_security_headers(response)
+            response.headers["X-Request-ID"] = getattr(g, "request_id", "-")
+            route = websocket.url_rule.rule if websocket.url_rule is not None else "unmatched"
+            metrics.count_request("GET", route, response.status_code, None)
         return response

@@ -131,5 +131,13 @@ async def test_websocket_is_refused_before_the_handshake(client, alice):
             async with client.websocket("/ws", headers=headers) as ws:
                 await ws.receive()
         assert refused.value.response.status_code == status
+        # Reported: a refused handshake had none of the headers of every other response
+        # (§8.8), nor its request id, and was not counted in /v1/metrics.
+        refusal = refused.value.response.headers
+        assert refusal["X-Content-Type-Options"] == "nosniff" and refusal["X-Frame-Options"] == "DENY"
+        assert len(refusal["X-Request-ID"]) == 32
+    registry = client.app.extensions["runtime"].metrics.registry  # /v1/metrics is for admins; Alice is not
+    assert registry.get_sample_value("agentspec_requests_total", {"method": "GET", "route": "/ws", "status": "401"}) == 2
+    assert registry.get_sample_value("agentspec_requests_total", {"method": "GET", "route": "/ws", "status": "403"}) == 1
     async with client.websocket(f"/ws?access_token={alice.access}") as ws:
         assert '"init"' in await ws.receive()
