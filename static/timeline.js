@@ -61,6 +61,8 @@ export class Timeline {
     /** @type {ToolEntry[]} external pre_tool cards without an id, waiting for their post_tool */
     this.openHookTools = [];
     this.usage = { input: 0, output: 0, steps: 0 };
+    /** @type {{body: HTMLElement, sequence: number} | null} the last assistant message shown */
+    this.lastAnswer = null;
     // One REST catch-up loop at a time (Sessions.catchUp); a call during it asks for another round.
     this.catching = false;
     this.catchAgain = false;
@@ -76,6 +78,7 @@ export class Timeline {
     this.tools = new Map(); // tool_call_id -> card
     this.openHookTools = []; // external pre_tool cards without an id, waiting for their post_tool
     this.usage = { input: 0, output: 0, steps: 0 };
+    this.lastAnswer = null;
   }
 
   /** @param {string} text */
@@ -171,7 +174,7 @@ export class Timeline {
         return null;
       case 'step.started': return null;
       case 'session.completed': return this.turnEnded('completed', this.completedText(d), e);
-      case 'session.cancelled': return this.turnEnded('cancelled', 'Turn cancelled', e);
+      case 'session.cancelled': return this.turnEnded('cancelled', cancelledText(d), e);
       case 'session.failed': return this.failed(d, e);
       // --- tool calls that wait for a person's approval or the client's result
       case 'tool.approval_requested': return this.marker('approval', `Approval requested: ${d.tool_name}`, e);
@@ -240,9 +243,12 @@ export class Timeline {
       }
       body.textContent = text; // the stored text is the truth; replaces the streamed pieces
       this.endStreaming(body);
+      this.lastAnswer = { body, sequence: e.sequence };
       return body;
     }
-    return text ? this.bubble('assistant', text, e, { messageId: d.message_id }) : null;
+    const shown = text ? this.bubble('assistant', text, e, { messageId: d.message_id }) : null;
+    if (shown) this.lastAnswer = { body: shown, sequence: e.sequence };
+    return shown;
   }
 
   /**
@@ -364,6 +370,12 @@ export class Timeline {
   turnEnded(kind, text, e) {
     for (const body of this.bubbles.values()) this.endStreaming(body, kind !== 'completed');
     this.bubbles.clear();
+    // A turn that failed or was cancelled mid-answer has its text kept as a message, stored
+    // (message.created) just before the turn's end: that answer was cut off.
+    if (kind !== 'completed' && this.lastAnswer && this.lastAnswer.sequence === e.sequence - 1) {
+      this.lastAnswer.body.classList.add('interrupted');
+    }
+    this.lastAnswer = null;
     for (const entry of this.tools.values()) {
       entry.card.dataset.state = 'interrupted';
       entry.state.textContent = kind;
@@ -396,4 +408,14 @@ export class Timeline {
         h('strong', {}, 'Error'), h('span', { class: 'error-text' }, d.error)));
     }
   }
+}
+
+/**
+ * What a `session.cancelled` marker says: why, and whether a turn or only queued messages.
+ * @param {Record<string, any>} d
+ */
+function cancelledText(d) {
+  const queued = (d.dropped_message_ids || []).length;
+  const what = d.message_id == null && queued ? `${queued} queued message${queued > 1 ? 's' : ''} dropped` : 'Turn cancelled';
+  return d.reason === 'server shutting down' ? `${what}: the server was shutting down` : what;
 }

@@ -113,6 +113,10 @@ def test_dashboard(page, rest, fake_llm, server):
     expect(page.locator('[data-testid="marker"][data-kind="cancelled"]')).to_have_count(1)
     expect(page.get_by_test_id("status-badge")).to_have_text("pending")
     expect(page.get_by_test_id("cancel-button")).to_be_disabled()
+    # Reported: the kept text (stored just before session.cancelled) looked like a whole answer.
+    expect(page.get_by_test_id("message-assistant").last).to_have_class(re.compile(r"\binterrupted\b"))
+    page.reload()  # from the log, the same
+    expect(page.get_by_test_id("message-assistant").last).to_have_class(re.compile(r"\binterrupted\b"))
 
     # An external session reported through the Agent Runtime API, with its hook events.
     ext = "ext-run-1"
