@@ -97,6 +97,20 @@ def _bind(raw: str) -> str:
     return raw
 
 
+def _origins(values: list[str]) -> list[str]:
+    """CORS_ORIGINS: what a browser sends as Origin (scheme://host[:port]), or `*`. A
+    trailing `/` is dropped; anything else that no Origin can equal is refused, rather than
+    quietly never matching (no CORS headers, /ws answering 403)."""
+    origins = []
+    for value in values:
+        origin = value if value == "*" else value.rstrip("/")
+        if origin != "*" and not re.fullmatch(r"https?://[^/?#\s]+", origin):
+            raise ValueError(f"must be origins like https://app.example.com (scheme://host[:port], no path) "
+                             f"or *, not {value!r}")
+        origins.append(origin)
+    return origins
+
+
 def _comma_list(raw: Any) -> Any:
     return [item.strip() for item in raw.split(",") if item.strip()] if isinstance(raw, str) else raw
 
@@ -179,7 +193,7 @@ class Settings(BaseSettings):
     database_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
     bind: Annotated[str, AfterValidator(_bind)] = "0.0.0.0:9000"
     event_loop: EventLoop = "uvloop"  # python -m app serve
-    cors_origins: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = []  # comma-separated
+    cors_origins: Annotated[list[str], NoDecode, BeforeValidator(_comma_list), AfterValidator(_origins)] = []
     secrets_key: SecretStr | None = None
     log_level: LogLevel = "INFO"
     access_log: bool = True  # one line per request (Hypercorn's access log, with the request id)

@@ -60,6 +60,9 @@ def test_bad_values_are_refused(env):
     ({"OPENAI_MODEL": "  "}, "OPENAI_MODEL"),
     ({"BIND": "127.0.0.1"}, "BIND must be host:port"),  # it listened on Hypercorn's 8000
     ({"DELTA_FLUSH_MS": "5000"}, "DELTA_FLUSH_MS"),  # quietly 1000 (the window's cap)
+    # Accepted, then never matched: no CORS headers, and /ws answered 403.
+    ({"CORS_ORIGINS": "https://a.example, junk"}, "CORS_ORIGINS must be origins like"),
+    ({"CORS_ORIGINS": "https://a.example/app"}, "not 'https://a.example/app'"),
 ])
 def test_settings_that_would_break_what_they_set_are_refused(env, says):
     with pytest.raises(ConfigError, match=says):
@@ -77,6 +80,8 @@ def test_settings_that_mean_no_limit_or_need_a_trim():
                                   "ANTHROPIC_API_KEY": "   "})
     assert settings.openai_api_key.get_secret_value() == "sk-abc-123" and settings.openai_base_url == "http://127.0.0.1:1/v1"
     assert settings.anthropic_api_key is None  # blank: no key, so no provider made from it
+    origins = Settings.from_env({"CORS_ORIGINS": "https://a.example/, http://127.0.0.1:5173, *"}).cors_origins
+    assert origins == ["https://a.example", "http://127.0.0.1:5173", "*"]  # an origin has no trailing /
 
 
 TEMPORAL = {"RUNNER_MODE": "temporal", "DATABASE_URL": "postgres://u@h:5432/db", "REDIS_URL": "redis://h:6379/0"}
