@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import stat
 from functools import partial
 
 import aiosqlite
@@ -32,6 +31,7 @@ from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionConte
 from tortoise.connection import get_connections
 
 from app.db import unavailable
+from app.secrets import keep_private
 
 log = logging.getLogger("app.db")
 
@@ -196,19 +196,7 @@ def make_private(filename: str) -> None:
     except FileExistsError:
         pass
     for path in (filename, filename + "-wal", filename + "-shm"):
-        _tighten(path)
-
-
-def _tighten(path: str) -> None:
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        if mode & 0o077:
-            os.chmod(path, mode & 0o700)
-            log.warning("%s was readable by other accounts (mode %04o): now %04o", path, mode, mode & 0o700)
-    except FileNotFoundError:
-        pass
-    except OSError as error:  # e.g. owned by another account: keep going, but say so
-        log.warning("%s is readable by other accounts and could not be made private: %s", path, error)
+        keep_private(path)
 
 
 client_class = InlineWritesSqliteClient

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -71,6 +72,22 @@ def make_data_dir(data_dir: Path) -> None:
         raise ConfigError(f"DATA_DIR {data_dir} cannot be created: {exc.strerror or exc}") from None
 
 
+def keep_private(path: str | Path) -> None:
+    """A file of secrets (a key file, the SQLite database) that other accounts can read
+    (made by an earlier version, or copied in with the umask's 0644) is tightened to its
+    owner's bits, and said so: quietly readable by every local account is the worse
+    surprise."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & 0o077:
+            os.chmod(path, mode & 0o700)
+            log.warning("%s was readable by other accounts (mode %04o): now %04o", path, mode, mode & 0o700)
+    except FileNotFoundError:
+        pass
+    except OSError as error:  # e.g. owned by another account: keep going, but say so
+        log.warning("%s is readable by other accounts and could not be made private: %s", path, error)
+
+
 def read_key_file(path: Path) -> str | None:
     """The key in `path`; None when there is no such file. Anything else than one
     well-formed key (surrounding whitespace aside) is refused."""
@@ -96,6 +113,7 @@ def load_or_create_key_file(data_dir: Path, name: str = KEY_FILE, setting: str =
     make_data_dir(data_dir)
     key = read_key_file(path)
     if key is not None:
+        keep_private(path)
         return key
     key = Fernet.generate_key().decode()
     if not _publish(path, key):  # another process (a worker starting too) made it first

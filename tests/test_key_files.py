@@ -172,6 +172,22 @@ async def test_an_existing_readable_database_is_made_private(settings, caplog, m
     assert any(str(database) in r.getMessage() and r.levelname == "WARNING" for r in caplog.records), caplog.text
 
 
+async def test_an_existing_readable_key_file_is_made_private(tmp_path, caplog, monkeypatch):
+    """Reported: a secret.key or jwt.key readable by every account (0644: copied in, or
+    restored from a backup) was used without a word, where the database file is tightened."""
+    monkeypatch.setattr("app.main.configure_logging", lambda level: None)  # it would drop caplog's handler
+    data_dir = tmp_path / "data"
+    async with create_app(Settings(data_dir=data_dir, log_level="WARNING")).test_app():
+        pass  # the keys are made (0600)
+    for name in ("secret.key", "jwt.key"):
+        (data_dir / name).chmod(0o644)
+    async with create_app(Settings(data_dir=data_dir, log_level="WARNING")).test_app():
+        pass
+    for name in ("secret.key", "jwt.key"):
+        assert mode(data_dir / name) == 0o600
+        assert any(name in r.getMessage() and "readable by other accounts" in r.getMessage() for r in caplog.records)
+
+
 # --- how `python -m app` refuses ---------------------------------------------------------
 
 def run_app(command: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess:
