@@ -97,7 +97,7 @@ class McpPool:
             except ConnectionLost as exc:
                 await self._drop(connection)
                 raise ToolError(f"MCP server '{config.name}' stopped during the call ({exc}); "
-                                "it is restarted for the next call") from None
+                                "the next call starts it again, unless it was deleted or disabled meanwhile") from None
             except McpError as exc:
                 raise ToolError(f"MCP error: {exc.error.message}") from None
             except (RuntimeError, ValueError) as exc:  # e.g. structured content failing its output schema
