@@ -32,7 +32,12 @@ export class NewSessionDialog {
           h('a', { href: '#/agents/new', 'data-action': 'close', onclick: () => this.dialog.close() }, 'New agent'));
         return;
       }
-      mount(select, agents.map((a) => h('option', { value: a.id, selected: a.id === agentId }, a.name)));
+      // Names need not be unique (§3.3): agents that share one are told apart by their description, else their id.
+      const named = new Map();
+      for (const a of agents) named.set(a.name, (named.get(a.name) || 0) + 1);
+      const label = (/** @type {{id: string, name: string, description?: string | null}} */ a) => (named.get(a.name) > 1
+        ? `${a.name} (${a.description ? a.description.slice(0, 40) : a.id.slice(0, 8)})` : a.name);
+      mount(select, agents.map((a) => h('option', { value: a.id, selected: a.id === agentId }, label(a))));
     } catch (err) {
       error.textContent = `Cannot load agents: ${err.message}`;
     }

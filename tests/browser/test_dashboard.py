@@ -402,3 +402,16 @@ def test_full_mode_sign_in_offers_sign_up_and_oauth(browser, live_server_factory
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_agents_that_share_a_name_are_told_apart_in_the_new_session_dialog(page, rest):
+    """Reported: names need not be unique (§3.3), and the dialog listed "Twin", "Twin"."""
+    first = ok(rest.post("/v1/agents", json={"name": "Twin", "system_prompt": "", "description": "the careful one"}))
+    second = ok(rest.post("/v1/agents", json={"name": "Twin", "system_prompt": ""}))
+    ok(rest.post("/v1/agents", json={"name": "Solo", "system_prompt": ""}))
+    page.get_by_test_id("new-session").click()
+    options = page.get_by_test_id("new-session-dialog").get_by_test_id("new-session-agent").locator("option")
+    expect(options).to_have_count(3)
+    labels = {options.nth(i).get_attribute("value"): options.nth(i).inner_text() for i in range(3)}
+    assert labels[first["id"]] == "Twin (the careful one)" and labels[second["id"]] == f"Twin ({second['id'][:8]})"
+    assert "Solo" in labels.values()
