@@ -142,8 +142,9 @@ export class Agents {
       return;
     }
     if (scope.disposed) return;
-    /** @type {Pick<Agent, 'name' | 'description' | 'system_prompt' | 'tags' | 'default_model_id' | 'capability_ids'>} */
-    const a = agent || { name: '', description: '', system_prompt: '', tags: [], default_model_id: null, capability_ids: [] };
+    /** @type {Pick<Agent, 'name' | 'description' | 'system_prompt' | 'tags' | 'default_model_id' | 'capability_ids'> & {client_tools?: unknown[]}} */
+    const a = agent || { name: '', description: '', system_prompt: '', tags: [], default_model_id: null, capability_ids: [],
+      client_tools: [] };
     const error = h('div', { class: 'form-error', 'data-testid': 'form-error', role: 'alert' });
     const chosen = new Set(a.capability_ids);
     const known = new Set(capabilities.map((c) => c.id));
@@ -177,6 +178,10 @@ export class Agents {
       field('System prompt', h('textarea', { name: 'system_prompt', rows: 6, 'data-testid': 'agent-system-prompt' }, a.system_prompt)),
       h('fieldset', { class: 'fieldset' }, h('legend', {}, 'Capabilities'),
         capabilities.length || a.capability_ids.length ? capList : h('p', { class: 'muted' }, 'No capabilities available.')),
+      // Tools the client runs (docs/api.md §5.12): edited as the JSON the API takes.
+      field('Client tools (JSON list of {"name", "description", "parameters"})', h('textarea', {
+        name: 'client_tools', rows: 4, spellcheck: 'false', class: 'mono', 'data-testid': 'agent-client-tools',
+      }, JSON.stringify(a.client_tools || [], null, 2))),
       error,
       h('div', { class: 'form-actions' }, save,
         agent && agent.status === 'active' ? h('button', { type: 'button', class: 'btn', 'data-testid': 'agent-new-session',
@@ -207,6 +212,13 @@ export class Agents {
     // The agent's order is kept (capability_ids is ordered, §3.3); newly ticked ones follow.
     const kept = agent ? agent.capability_ids.filter((c) => ticked.includes(c)) : [];
     const capabilityIds = [...kept, ...ticked.filter((c) => !kept.includes(c))];
+    let clientTools;
+    try {
+      clientTools = JSON.parse(v.client_tools.trim() || '[]');
+    } catch (err) {
+      error.textContent = `Client tools are not valid JSON: ${err.message}`;
+      return;
+    }
     /** @type {Record<string, unknown>} */
     const body = {
       name: v.name.trim(),
@@ -215,6 +227,7 @@ export class Agents {
       tags: v.tags.split(',').map((/** @type {string} */ t) => t.trim()).filter(Boolean),
       default_model_id: v.default_model_id || null,
       capability_ids: capabilityIds,
+      client_tools: clientTools,
     };
     if (!body.name) {
       error.textContent = 'The name is required.';

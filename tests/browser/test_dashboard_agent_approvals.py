@@ -150,3 +150,27 @@ def test_a_link_with_a_bad_percent_escape_does_not_stop_the_page(browser, server
     the live feed never started. dashboard_page fails the test on any uncaught error."""
     with dashboard_page(browser, server.url + "/#/sessions/50%off", tolerated="404") as page:  # no such session
         expect(page.get_by_test_id("session-list")).to_be_visible()
+
+
+def test_client_tools_are_shown_and_edited_in_the_agent_editor(browser, server, rest):
+    """Reported: an agent's client_tools (§5.12) appeared nowhere in the dashboard."""
+    weather = {"name": "get_weather", "description": "On the user's device",
+               "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    agent = ok(rest.post("/v1/agents", json={"name": "Device", "system_prompt": "p", "client_tools": [weather]}))
+    with dashboard_page(browser, server.url + f"/#/agents/{agent['id']}", tolerated="400") as page:  # one it provokes
+        _edit_client_tools(page, rest, agent["id"])
+
+
+def _edit_client_tools(page, rest, agent_id: str) -> None:
+    tools = page.get_by_test_id("agent-form").get_by_test_id("agent-client-tools")
+    expect(tools).to_have_value(re.compile(r'"name": "get_weather"'))
+    tools.fill("[not json")
+    page.get_by_test_id("agent-save").click()
+    expect(page.get_by_test_id("form-error")).to_contain_text("Client tools are not valid JSON")
+    tools.fill('[{"name": "has space"}]')  # the server's own check, as it says it
+    page.get_by_test_id("agent-save").click()
+    expect(page.get_by_test_id("form-error")).to_contain_text("client_tools")
+    tools.fill('[{"name": "get_location"}]')
+    page.get_by_test_id("agent-save").click()
+    expect(page.get_by_test_id("agent-table")).to_be_visible()
+    assert [t["name"] for t in ok(rest.get(f"/v1/agents/{agent_id}"))["client_tools"]] == ["get_location"]
