@@ -282,7 +282,11 @@ export class SessionList {
     let text = '';
     if (!this.loaded) text = 'Loading…';
     else if (!this.sessions.size) text = 'No sessions yet. Start one with “New session”.';
-    else if (!visible) text = 'No session matches the filter.';
+    else if (!visible) {
+      // The filter searches the sessions loaded so far: older ones may match.
+      text = this.next ? 'No loaded session matches the filter; “Load more” searches older ones.'
+        : 'No session matches the filter.';
+    }
     this.emptyEl.textContent = text;
     this.emptyEl.hidden = !text;
     this.moreEl.hidden = !this.next;

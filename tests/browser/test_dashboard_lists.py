@@ -153,3 +153,18 @@ def test_moving_between_views_leaves_no_timers_behind(open_page, rest):
         page.goto(page.url.split("#")[0] + "#/agents/new")
         expect(page.get_by_test_id("agent-form")).to_be_visible()
     assert page.evaluate("window.__testIntervals") == baseline
+
+
+def test_a_filter_with_no_match_says_older_sessions_may_match(open_page, rest):
+    """Reported: the filter searches only the sessions loaded so far, yet said "No session
+    matches the filter" while the match was on a page not loaded yet."""
+    for n in range(101):  # one more than a page (LIST_PAGE)
+        ok(rest.post("/sessions", json={"session_id": f"many-{n:03d}", "session_name": f"Run {n:03d}"}))
+    page = open_page()
+    expect(page.locator('[data-testid="session-item"]')).to_have_count(100)
+    page.get_by_test_id("session-filter").fill("run 000")  # the oldest: on the next page
+    expect(page.get_by_test_id("session-list-empty")).to_have_text(
+        "No loaded session matches the filter; “Load more” searches older ones.")
+    page.get_by_test_id("load-more").click()
+    expect(page.locator('[data-testid="session-item"]:visible')).to_have_count(1)
+    expect(item(page, "many-000")).to_be_visible()
