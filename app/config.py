@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Setting
 from pydantic_settings.sources.utils import parse_env_vars
 
 PASSWORD_MIN_LENGTH = 8  # every account's (app/auth/passwords.py), the admin's from the environment too
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"  # what sign-up and login take (app/api/auth.py), AUTH_ADMIN_EMAIL too
 
 
 class ConfigError(ValueError):
@@ -169,7 +170,7 @@ def _email(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    if not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
+    if not re.match(EMAIL_PATTERN, value):
         raise ValueError("must be an email address (name@example.com)")
     return value
 LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], _folded(str.upper)]

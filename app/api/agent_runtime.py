@@ -23,8 +23,7 @@ def _reachable(session_id: str) -> str:
     return session_id
 
 
-SessionIdText = Annotated[str, AfterValidator(_reachable)]
-SessionId = Field(min_length=1, max_length=128, pattern=r"^[^/\s]+$")
+SessionId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^/\s]+$"), AfterValidator(_reachable)]
 
 
 ProjectDir = Field(None, max_length=1000)
@@ -33,7 +32,7 @@ ParentName = Field(None, max_length=500)
 
 
 class AgentRuntimeSessionCreate(BaseModel):
-    session_id: SessionIdText = SessionId
+    session_id: SessionId
     session_name: str = Field(min_length=1, max_length=500)
     project_dir: str | None = ProjectDir
     agent_name: str | None = AgentName
@@ -78,7 +77,7 @@ class HookEvent(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     event_type: Literal["session_start", "pre_tool", "post_tool", "session_stop", "message"]
-    session_id: SessionIdText = SessionId
+    session_id: SessionId
     session_name: str = Field(min_length=1, max_length=500)
     timestamp: str
     tool_name: str | None = None

@@ -5,7 +5,6 @@ stored, visible over SSE and /ws, in the same session and event log."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -13,9 +12,8 @@ from quart import Blueprint, Response
 from quart_schema import document_response, tag, validate_request
 
 from app.dialects.agentspec import STREAM_ENDS, StreamTranslator, continue_body, invoke_body, raise_for_failure
-from app.events.bus import Subscription
-from app.events.log import EventLog, LoggedEvent
-from app.events.sse import REPLAY_BATCH, SSE_HEADERS
+from app.events.log import LoggedEvent
+from app.events.sse import SSE_HEADERS, ordered_events
 from app.services import agentspec as service
 from app.wiring import current_runtime
 
@@ -93,8 +91,8 @@ async def stream(agent_ref: str, data: TurnRequest):
         # A client that goes away only closes this subscription; the turn goes on.
         with subscription:
             ours = False
-            async for event in _in_order(runtime.events, subscription, session.id, before,
-                                         runtime.settings.sse_heartbeat_seconds):
+            async for event in ordered_events(runtime.events, subscription, session.id, before,
+                                              runtime.settings.sse_heartbeat_seconds):
                 if event is None:
                     yield b": keepalive\n\n"
                     continue
@@ -109,29 +107,6 @@ async def stream(agent_ref: str, data: TurnRequest):
     response = Response(frames(), headers={**SSE_HEADERS, "X-Session-ID": session.id})
     response.timeout = None
     return response
-
-
-async def _in_order(log: EventLog, subscription: Subscription, session_id: str, last: int,
-                    quiet_seconds: float) -> AsyncIterator[LoggedEvent | None]:
-    """The session's events after `last`, each once, in order: the live ones, with any
-    gap filled from the log (another process's event whose live copy was lost: temporal
-    mode, Redis down). After `quiet_seconds` without one the log is read too, since a lost
-    event may be the last of a turn; None then, if there is nothing (a keep-alive)."""
-    while True:
-        try:
-            event = await subscription.get(timeout=quiet_seconds)
-        except TimeoutError:
-            due = await log.read(session_id, after=last, limit=REPLAY_BATCH)
-            if not due:
-                yield None
-        else:
-            if event is None:
-                return  # closed: the session was deleted, or this reader fell too far behind
-            assert isinstance(event, LoggedEvent)  # a session's subscription gets no notices
-            due = [event] if event.sequence == last + 1 else await log.in_order(last, event)
-        for event in due:
-            last = event.sequence
-            yield event
 
 
 def _starts_or_drops(event: LoggedEvent, message_id: str) -> bool:

@@ -17,13 +17,13 @@ from app.auth.middleware import ACCESS_COOKIE, REFRESH_COOKIE
 from app.auth.principal import SCOPES, current_principal
 from app.auth.service import AuthService, TokenPair
 from app.auth.throttle import limit_attempts
-from app.config import OAuthClient
+from app.config import EMAIL_PATTERN, OAuthClient
 from app.errors import InvalidRequest, Unauthorized
 from app.wiring import current_runtime
 
 bp = Blueprint("auth", __name__, url_prefix="/v1/auth")
 
-Email = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+Email = Field(min_length=3, max_length=320, pattern=EMAIL_PATTERN)
 Scope = Literal["agents:read", "agents:write", "sessions:read", "sessions:write", "llm:read", "llm:write", "admin", "*"]
 
 

@@ -94,13 +94,11 @@ class StreamTranslator:
         self.turns = turns
         self.started = time.monotonic()
         self.usage = {"input_tokens": 0, "output_tokens": 0}
-        self.output: list[str] = []
         self.final_text: str | None = None  # the turn's last assistant message, as invoke's `output`
 
     def frame(self, event: LoggedEvent) -> bytes | None:
         data, kind = event.data, event.type
         if kind == "message.delta":
-            self.output.append(data.get("delta", ""))
             # `token` is seed 004's event, `text` the one AsyncStreamingClient.stream_text
             # collects; each client skips the name it does not know.
             token = sse_frame(event.sequence, "token", {"content": data.get("delta", "")})

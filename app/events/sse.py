@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from app.events.bus import EventBus
+from app.events.bus import EventBus, Subscription
 from app.events.log import EventLog, LoggedEvent
 
 REPLAY_BATCH = 500
@@ -81,3 +81,29 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
                     last = due.sequence
             if chunk:
                 yield b"".join(chunk)
+
+
+async def ordered_events(log: EventLog, subscription: Subscription, session_id: str, last: int,
+                         quiet_seconds: float) -> AsyncIterator[LoggedEvent | None]:
+    """One event at a time, for streams that translate each (AgentSpec's /stream); the
+    session stream above does the same in batches of what is queued.
+
+    The session's events after `last`, each once, in order: the live ones, with any
+    gap filled from the log (another process's event whose live copy was lost: temporal
+    mode, Redis down). After `quiet_seconds` without one the log is read too, since a lost
+    event may be the last of a turn; None then, if there is nothing (a keep-alive)."""
+    while True:
+        try:
+            event = await subscription.get(timeout=quiet_seconds)
+        except TimeoutError:
+            due = await log.read(session_id, after=last, limit=REPLAY_BATCH)
+            if not due:
+                yield None
+        else:
+            if event is None:
+                return  # closed: the session was deleted, or this reader fell too far behind
+            assert isinstance(event, LoggedEvent)  # a session's subscription gets no notices
+            due = [event] if event.sequence == last + 1 else await log.in_order(last, event)
+        for event in due:
+            last = event.sequence
+            yield event
