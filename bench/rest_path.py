@@ -29,7 +29,10 @@ the middle (`?after=<middle>&limit=100`, wrk) and an SSE resume from the middle
 (`GET /v1/sessions/<id>/events` with Last-Event-ID, time to the 100th event, median of
 20 tries with httpx). A deep log should cost the same as a short one.
 
-Run: .venv/bin/python bench/rest_path.py [--duration 5] [--rounds 2] [--no-deep]
+--py-spy PATH: after the timed rounds, one more pass over our routes with py-spy sampling
+the server, into bench/results/rest-<route>.folded (collapsed stacks).
+
+Run: .venv/bin/python bench/rest_path.py [--duration 5] [--rounds 2] [--no-deep] [--py-spy PATH]
          [--anchor-cmd "cd /tmp/anchor && venv/bin/uvicorn anchor:app --port {port}"]
 """
 
@@ -56,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 
 from bench.common import (ROOT, FakeProvider, LiveServer, Server, cpu_seconds_tree, cpu_split, make_agent,  # noqa: E402
-                          new_session, pin, placement, save_json, table)
+                          new_session, pin, placement, save_json, start_profiler, stop_profiler, table)
 from tests.live_server import accepts_tcp, free_port  # noqa: E402
 
 HOOK_TYPES = ("pre_tool", "post_tool", "message")
@@ -301,6 +304,14 @@ async def run(args) -> dict:
             for label, base, path, body in routes:
                 runs[label].append(wrk_with_cpu(base + path, args.duration, body, tmp, pids[base]))
                 print(f"round {r + 1}: {label}: {runs[label][-1]['rps']:.0f} req/s", file=sys.stderr, flush=True)
+        if args.py_spy:  # an extra, untimed pass: sampling slows the server, so it is not in the table
+            for label, base, path, body in routes:
+                if base == ours:
+                    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+                    profiler = start_profiler(args.py_spy, server.proc.pid, f"rest-{slug}")
+                    await asyncio.sleep(1)  # py-spy attaches
+                    wrk_with_cpu(base + path, args.duration, body, tmp, pids[base])
+                    stop_profiler(profiler)
         sse = {sid: await sse_resume_ms(ours, sid, n // 2) for sid, n in DEEP.items()} if args.deep else {}
     finally:
         for proc in procs:
@@ -367,6 +378,8 @@ def main() -> None:
                         help="also the 1k / 100k events sessions (default on)")
     parser.add_argument("--anchor", help="URL of a running anchor server (seeded by this script)")
     parser.add_argument("--anchor-cmd", help="shell command starting an anchor on {port}; started, pinned, seeded, stopped")
+    parser.add_argument("--py-spy", help="path of a py-spy binary: after the timed rounds, profile our server on each "
+                        "route into bench/results/rest-<route>.folded")
     parser.add_argument("--json", help="write results here (default bench/results/rest_path-<timestamp>.json)")
     args = parser.parse_args()
     result = asyncio.run(run(args))
