@@ -141,7 +141,7 @@ async def create_session(data: AgentRuntimeSessionCreate):
 @bp.get("/sessions/<session_id>")
 @tag(["Agent Runtime"])
 async def get_session(session_id: str):
-    return {"session": ar_session(await service.get_session(session_id))}
+    return {"session": ar_session(*await service.session_to_show(session_id))}
 
 
 @bp.get("/sessions/<session_id>/status")

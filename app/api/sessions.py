@@ -76,9 +76,12 @@ class SessionOut(BaseModel):
     last_active_at: datetime
 
     @classmethod
-    def of(cls, s, turns: int = 0) -> SessionOut:
-        agent = getattr(s, "_agent", None)  # loaded by the services (select_related)
-        return cls(id=s.id, session_id=s.id, kind=s.kind, agent_id=s.agent_id, agent=agent.name if agent else None,
+    def of(cls, s, turns: int = 0, agent_name: str | None = None) -> SessionOut:
+        """`agent_name`: when the caller read only that of the agent (service.session_to_show);
+        otherwise it comes from the agent the services loaded with the session."""
+        if agent_name is None and (agent := getattr(s, "_agent", None)) is not None:
+            agent_name = agent.name
+        return cls(id=s.id, session_id=s.id, kind=s.kind, agent_id=s.agent_id, agent=agent_name,
                    title=s.title, metadata=s.metadata or {}, tags=s.tags, model_id=s.model_id, status=s.status,
                    last_error=s.last_error, usage=SessionUsage.model_validate(s.usage or {}), turns=turns,
                    created_at=s.created_at, updated_at=s.updated_at, last_active_at=s.updated_at)
@@ -134,7 +137,8 @@ async def list_sessions(query_args: SessionListQuery, agent_id: str | None = Non
 @validate_response(SessionOut)
 async def get_session(session_id: str, agent_id: str | None = None):
     """Get a session."""
-    return SessionOut.of(*await service.get_session_and_turns(session_id, agent_id))
+    session, agent_name, turns = await service.session_to_show(session_id, agent_id)
+    return SessionOut.of(session, turns, agent_name)
 
 
 @bp.patch(f"{NESTED}/<session_id>")

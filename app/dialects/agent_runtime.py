@@ -45,17 +45,19 @@ def ar_status(session: Session) -> str:
     return SessionStatus.RUNNING if session.status in RUNNING_STATUSES else SessionStatus.FINISHED
 
 
-def ar_session(session: Session) -> dict[str, Any]:
-    """Loop sessions show their agent's name when `agent` was loaded (select_related);
+def ar_session(session: Session, agent_name: str | None = None) -> dict[str, Any]:
+    """Loop sessions show their agent's name: `agent_name` when the caller read only that
+    (raw_sql.session_to_show), else the agent's when it was loaded (select_related);
     Tortoise keeps a loaded relation in `_agent`, and reading `.agent` otherwise would query."""
-    agent = getattr(session, "_agent", None)
+    if agent_name is None and (agent := getattr(session, "_agent", None)) is not None:
+        agent_name = agent.name
     return {
         "session_id": session.id,
-        "session_name": session.title or (agent.name if agent else session.id),
+        "session_name": session.title or agent_name or session.id,
         "status": ar_status(session),
         "created_at": session.created_at,
         "project_dir": session.project_dir,
-        "agent_name": session.agent_name or (agent.name if agent else None),
+        "agent_name": session.agent_name or agent_name,
         "last_resumed_at": session.last_resumed_at,
         "parent_session_name": session.parent_session_name,
         # True: created by an event for a session never started here (its start was not seen).

@@ -79,19 +79,36 @@ def _limited(sql: str, condition: str) -> str:
 # Built on first use: Tortoise adds the foreign keys' `*_id` columns to a model's fields
 # only when it initialises, after this module is imported.
 @cache
-def _session_with_agent_sql(with_turns: bool) -> str:
+def _session_with_agent_sql(with_turns: bool, agent_name_only: bool = False) -> str:
     turns = (", (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id AND m.role = 'user') AS \"turns\""
              if with_turns else "")
-    return (f"SELECT {_columns(Session, 's')}, {_columns(Agent, 'a')}{turns} "
+    agent = 'a."name"' if agent_name_only else _columns(Agent, "a")
+    return (f"SELECT {_columns(Session, 's')}, {agent}{turns} "
             "FROM sessions s LEFT JOIN agents a ON a.id = s.agent_id WHERE s.id = ?")
 
 
-async def _session_row(session_id: str, restrict_to_owner: bool, owner: uuid.UUID | None,
-                       with_turns: bool) -> tuple[Session | None, int]:
-    """The session (its agent loaded) and, `with_turns`, its number of user messages."""
-    rows = await _one_session(_session_with_agent_sql(with_turns), session_id, restrict_to_owner, owner)
+async def session_to_show(session_id: str, restrict_to_owner: bool = False, owner: uuid.UUID | None = None,
+                          with_turns: bool = False) -> tuple[Session | None, str | None, int]:
+    """What a GET of one session shows: the session, its agent's name (None without an
+    agent) and, `with_turns`, its number of user messages. Only the name is read of the
+    agent: building a whole Agent took a twentieth of a `GET /sessions/{id}` (issue 13)."""
+    rows = await _one_session(_session_with_agent_sql(with_turns, agent_name_only=True), session_id,
+                              restrict_to_owner, owner)
     if not rows:
-        return None, 0
+        return None, None, 0
+    values = tuple(rows[0])
+    session_fields = _field_names(Session)
+    session = Session._init_from_db(**dict(zip(session_fields, values[:len(session_fields)], strict=True)))
+    return session, values[len(session_fields)], values[-1] if with_turns else 0
+
+
+async def session_with_agent(session_id: str, restrict_to_owner: bool = False,
+                             owner: uuid.UUID | None = None) -> Session | None:
+    """`Session.filter(id=...).select_related("agent").first()`, narrowed to `owner`'s
+    rows when `restrict_to_owner` (app/auth/principal.py decides that)."""
+    rows = await _one_session(_session_with_agent_sql(with_turns=False), session_id, restrict_to_owner, owner)
+    if not rows:
+        return None
     values = tuple(rows[0])  # by position, in _columns' order: no lookups by name (sqlite3.Row's are slow)
     session_fields, agent_fields = _field_names(Session), _field_names(Agent)
     split = len(session_fields)
@@ -101,25 +118,11 @@ async def _session_row(session_id: str, restrict_to_owner: bool, owner: uuid.UUI
     if agent_values[agent_fields.index("id")] is not None:
         agent = Agent._init_from_db(**dict(zip(agent_fields, agent_values, strict=True)))
     object.__setattr__(session, "_agent", agent)  # as select_related leaves it
-    return session, values[-1] if with_turns else 0
-
-
-async def session_with_agent(session_id: str, restrict_to_owner: bool = False,
-                             owner: uuid.UUID | None = None) -> Session | None:
-    """`Session.filter(id=...).select_related("agent").first()`, narrowed to `owner`'s
-    rows when `restrict_to_owner` (app/auth/principal.py decides that)."""
-    session, _ = await _session_row(session_id, restrict_to_owner, owner, with_turns=False)
     return session
 
 
 async def session_exists(session_id: str, restrict_to_owner: bool = False, owner: uuid.UUID | None = None) -> bool:
     return bool(await _one_session("SELECT 1 FROM sessions s WHERE s.id = ?", session_id, restrict_to_owner, owner))
-
-
-async def session_and_turns(session_id: str, restrict_to_owner: bool = False,
-                            owner: uuid.UUID | None = None) -> tuple[Session | None, int]:
-    """session_with_agent(), and its number of user messages, in one statement."""
-    return await _session_row(session_id, restrict_to_owner, owner, with_turns=True)
 
 
 # Columns in LoggedEvent's order (app/events/log.py reads the rows by position).

@@ -41,22 +41,21 @@ async def list_sessions(agent_id: str | None, status: str | None, offset: int, l
 
 async def get_session(session_id: str, agent_id: str | None = None) -> Session:
     """The session, or 404; on a nested path the agent must own it."""
-    session, _ = await _get_session(session_id, agent_id, with_turns=False)
-    return session
-
-
-async def get_session_and_turns(session_id: str, agent_id: str | None = None) -> tuple[Session, int]:
-    """get_session() and turn_count() in one statement."""
-    return await _get_session(session_id, agent_id, with_turns=True)
-
-
-async def _get_session(session_id: str, agent_id: str | None, with_turns: bool) -> tuple[Session, int]:
     not_found = f"session '{session_id}' not found"
-    key = existing_key(Session, "id", session_id, not_found)
-    if with_turns:
-        session, turns = await raw_sql.session_and_turns(key, *owner_restriction())
-    else:
-        session, turns = await raw_sql.session_with_agent(key, *owner_restriction()), 0
+    session = await raw_sql.session_with_agent(existing_key(Session, "id", session_id, not_found), *owner_restriction())
+    return await _on_path(session, agent_id, not_found)
+
+
+async def session_to_show(session_id: str, agent_id: str | None = None) -> tuple[Session, str | None, int]:
+    """get_session() for a GET: the session, its agent's name and its turn count, in one
+    statement (raw_sql.session_to_show)."""
+    not_found = f"session '{session_id}' not found"
+    session, agent_name, turns = await raw_sql.session_to_show(existing_key(Session, "id", session_id, not_found),
+                                                               *owner_restriction(), with_turns=True)
+    return await _on_path(session, agent_id, not_found), agent_name, turns
+
+
+async def _on_path(session: Session | None, agent_id: str | None, not_found: str) -> Session:
     if session is not None and agent_id is not None and (session.agent_id is None
                                                          or session.agent_id != as_uuid(agent_id)):
         # The path may name the agent instead of giving its id. An external session has no
@@ -65,7 +64,7 @@ async def _get_session(session_id: str, agent_id: str | None, with_turns: bool) 
         session = session if session.agent_id == agent.id else None
     if session is None:
         raise NotFound(not_found)
-    return session, turns
+    return session
 
 
 async def turn_counts(session_ids: list[str]) -> dict[str, int]:

@@ -34,9 +34,13 @@ async def test_a_session_reads_as_the_orm_reads_it(database):
     for key in ("with-agent", "external"):
         orm = await Session.filter(id=key).select_related("agent").first()
         raw = await raw_sql.session_with_agent(key)
-        assert {f: getattr(raw, f) for f in Session._meta.db_fields} == {f: getattr(orm, f) for f in Session._meta.db_fields}
-        assert (raw._agent.name if raw._agent else None) == (orm._agent.name if orm._agent else None)
+        shown, agent_name, _ = await raw_sql.session_to_show(key)
+        columns = {f: getattr(orm, f) for f in Session._meta.db_fields}
+        assert {f: getattr(raw, f) for f in Session._meta.db_fields} == columns
+        assert {f: getattr(shown, f) for f in Session._meta.db_fields} == columns
+        assert (raw._agent.name if raw._agent else None) == (orm._agent.name if orm._agent else None) == agent_name
     assert await raw_sql.session_with_agent("missing") is None
+    assert await raw_sql.session_to_show("missing") == (None, None, 0)
     assert await raw_sql.session_exists("external") and not await raw_sql.session_exists("missing")
 
 
@@ -57,9 +61,9 @@ async def test_turns_count_user_messages(database):
     await Session.create(id="chat")
     for n, role in enumerate(("user", "assistant", "user", "tool"), start=1):
         await Message.create(id=uuid.uuid4(), session_id="chat", sequence=n, role=role, content={"text": str(n)})
-    session, turns = await raw_sql.session_and_turns("chat")
-    assert session.id == "chat" and turns == 2
-    assert await raw_sql.session_and_turns("missing") == (None, 0)
+    session, agent_name, turns = await raw_sql.session_to_show("chat", with_turns=True)
+    assert session.id == "chat" and agent_name is None and turns == 2
+    assert await raw_sql.session_to_show("missing", with_turns=True) == (None, None, 0)
 
 
 async def test_event_pages_and_totals(database):
