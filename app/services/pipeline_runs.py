@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("app.pipelines")
 
 STOP_WAIT_SECONDS = 5.0
+PIPELINE_DELETED = "the pipeline was deleted"
 
 
 def usage_dict(input_tokens: int = 0, output_tokens: int = 0) -> dict[str, int]:
@@ -124,6 +125,10 @@ class _RunExecution:
         self.entries = {e["name"]: e for e in self.run.steps}
 
     async def execute(self) -> dict[str, Any]:
+        if not await PipelineRun.exists(id=self.run.id):
+            # Stored just before its pipeline was deleted, and launched after that delete
+            # looked for runs to stop: it must not begin (delete_pipeline).
+            raise asyncio.CancelledError(PIPELINE_DELETED)
         try:
             await self._run_graph()
         except asyncio.CancelledError as exc:

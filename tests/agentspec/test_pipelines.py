@@ -381,3 +381,36 @@ async def test_creating_the_same_name_at_once_gives_one_pipeline_and_409s(client
     responses = await asyncio.gather(*[client.post("/v1/pipelines", json={"name": "race", "steps": FAN}) for _ in range(8)])
     codes = sorted(r.status_code for r in responses)
     assert codes.count(201) >= 1 and set(codes) <= {201, 409}
+
+
+
+async def test_a_delete_racing_with_runs_leaves_none_of_them_going(settings, fake_llm):
+    """Runs that found the pipeline just before a DELETE are stopped or refused: none goes
+    on once the DELETE has answered. A client test saw 27 of 30 such runs answer 200
+    `completed` for a pipeline already gone. The window (a run stored, its task not yet
+    launched) is hit by sending the DELETE at several moments of a burst of runs.
+    In process only: the window is between this process's tasks."""
+    from app.main import create_app
+
+    app = create_app(settings)
+    async with app.test_app():
+        await delete_during_a_burst_of_runs(app.test_client(), fake_llm)
+
+
+async def delete_during_a_burst_of_runs(client, fake_llm) -> None:
+    await make_chat(client, fake_llm)
+    writer = await agent(client, "Writer")
+    fake_llm.script(*[Text(["a", "b"], delay=0.5) for _ in range(200)])
+    for i, pause in enumerate((0.0, 0.005, 0.01, 0.02, 0.03, 0.05)):
+        pipeline = await create(client, f"race{i}", steps=[{"name": "a", "agent": "Writer"}])
+        runs = [asyncio.create_task(run(client, f"race{i}", "go")) for _ in range(20)]
+        await asyncio.sleep(pause)
+        assert (await client.delete(f"/v1/pipelines/{pipeline['id']}")).status_code == 204
+        going = await client.get(f"/v1/agents/{writer['id']}/sessions?limit=500")
+        sessions = (await going.get_json())["data"]
+        assert [s["id"] for s in sessions if s["status"] == "running"] == []
+        answers = await asyncio.gather(*runs)
+        outcomes = {(code, body["error"]["code"] if code >= 400 else body["status"]) for code, body in answers}
+        assert outcomes <= {(409, "run_stopped"), (404, "not_found")}, (pause, answers)
+        after = await client.get(f"/v1/agents/{writer['id']}/sessions?limit=500")
+        assert (await after.get_json())["total"] == len(sessions)  # no step began after the DELETE
