@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from tests.fakes import Hang, Text
-from tests.helpers import make_chat, messages, session
+from tests.helpers import events, make_chat, messages, session
 
 pytestmark = pytest.mark.both_modes  # in process and on Temporal (tests/conftest.py)
 
@@ -347,6 +347,36 @@ async def test_a_run_going_when_the_server_stops_ends_failed(settings, fake_llm)
         after = await status(app.test_client(), "long", started["run_id"])
     assert after["status"] == "failed" and after["finished_at"] is not None
     assert [(s["status"], (s["error"] or {}).get("code")) for s in after["steps"]] == [("failed", "cancelled"), ("skipped", None)]
+
+
+async def test_a_step_stopped_by_a_shutdown_keeps_its_partial_text(settings, fake_llm):
+    """docs/api.md 10.3: a cancelled step's `output` is any partial text. Reported: after
+    a SIGTERM the step ended with `output: null` while its session held "part"."""
+    from app.main import create_app
+
+    app = create_app(settings)
+    async with app.test_app():
+        client = app.test_client()
+        await make_chat(client, fake_llm)
+        await agent(client, "Writer")
+        await create(client, "sd", steps=[{"name": "wait", "agent": "Writer"}])
+        fake_llm.script(Hang(["part"], seconds=30))
+        _, started = await run(client, "sd", "x", wait=False)
+        step_session = ""
+
+        async def part_streamed() -> bool:
+            nonlocal step_session
+            step_session = (await status(client, "sd"))["steps"][0]["session_id"] or ""
+            return bool(step_session) and any(e["type"] == "message.delta" for e in await events(client, step_session))
+
+        await until(part_streamed)
+    app = create_app(settings)  # the server again, on the same database
+    async with app.test_app():
+        client = app.test_client()
+        step = (await status(client, "sd", started["run_id"]))["steps"][0]
+        assert step["status"] == "failed" and step["error"] == {"code": "cancelled", "message": "server shutting down"}
+        assert step["output"] == "part"
+        assert [m["content"]["text"] for m in await messages(client, step_session) if m["role"] == "assistant"] == ["part"]
 
 
 async def test_a_run_left_running_by_a_crash_ends_failed_at_start_up(client, agents):
