@@ -171,6 +171,18 @@ async def test_other_invalid_bodies(client, agents):
     assert "wiat" in await error(await client.post("/v1/pipelines/flow/run", json={"input": "x", "wiat": False}), 400)
 
 
+async def test_depends_on_counts_names_once(client, agents):
+    """docs/api.md 10.1: depends_on is at most 100 names, repeats dropped. Reported: 101
+    times the same name was a 400 "at most 100 items" although one name remains."""
+    steps = [{"name": "a", "agent": "Writer"}, {"name": "b", "agent": "Writer", "depends_on": ["a"] * 101}]
+    response = await client.post("/v1/pipelines", json={"name": "repeats", "steps": steps})
+    body = await response.get_json()
+    assert response.status_code == 201 and body["steps"][1]["depends_on"] == ["a"], body
+    steps[1]["depends_on"] = [f"s{i}" for i in range(101)]
+    message = await error(await client.post("/v1/pipelines", json={"name": "many", "steps": steps}), 400)
+    assert "steps.1.depends_on" in message and "at most 100 items" in message
+
+
 async def test_unknown_pipeline_is_404(client, agents):
     for ref in ("nope", str(uuid.uuid4())):
         for method, path, body in (("GET", "", None), ("PUT", "", {"name": "n", "steps": FAN}),
