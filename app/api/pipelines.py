@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StrictBool, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, StringConstraints, model_validator
 from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_request, validate_response
 
@@ -30,10 +30,18 @@ RunStatusValue = Literal["running", "completed", "failed"]
 
 
 
+def _without_repeats(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+# Repeats are dropped before the length is checked: 101 times the same step is one name.
+DependsOn = Annotated[list[Name], AfterValidator(_without_repeats), Field(max_length=100)]
+
+
 class StepIn(RequestBody):
     name: Name
     agent: Name = Field(description="Agent id or name")
-    depends_on: list[Name] = Field([], max_length=100, description="Names of steps that must complete first")
+    depends_on: DependsOn = Field([], description="Names of steps that must complete first (repeats dropped)")
     input: str | None = Field(None, min_length=1,
                               description="Literal input; default: the dependencies' outputs, else the run's input")
 

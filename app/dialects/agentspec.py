@@ -94,7 +94,9 @@ class StreamTranslator:
         self.turns = turns
         self.started = time.monotonic()
         self.usage = {"input_tokens": 0, "output_tokens": 0}
-        self.final_text: str | None = None  # the turn's last assistant message, as invoke's `output`
+        # The turn's last assistant message, as invoke's `output`: "" when it has none (a
+        # turn of tool calls only, ended by MAX_ITERATIONS).
+        self.final_text = ""
 
     def frame(self, event: LoggedEvent) -> bytes | None:
         data, kind = event.data, event.type
@@ -111,7 +113,7 @@ class StreamTranslator:
                                       "attempt": data.get("attempt"), "reason": data.get("reason")}
         elif kind == "message.created":
             if data.get("role") == "assistant":
-                self.final_text = (data.get("content") or {}).get("text")
+                self.final_text = (data.get("content") or {}).get("text") or ""
             return None
         elif kind == "tool.started":
             name, payload = "tool_call", {"id": data.get("tool_call_id"), "name": data.get("tool_name"),

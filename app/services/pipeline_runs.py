@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.errors import ApiError, Conflict
-from app.models import Pipeline, PipelineRun
+from app.models import Message, Pipeline, PipelineRun
 from app.models.enums import PipelineRunStatus
 from app.runtime import pipeline_graph as graph
 from app.services.sessions import create_session
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("app.pipelines")
 
 STOP_WAIT_SECONDS = 5.0
+PIPELINE_DELETED = "the pipeline was deleted"
 
 
 def usage_dict(input_tokens: int = 0, output_tokens: int = 0) -> dict[str, int]:
@@ -124,6 +125,10 @@ class _RunExecution:
         self.entries = {e["name"]: e for e in self.run.steps}
 
     async def execute(self) -> dict[str, Any]:
+        if not await PipelineRun.exists(id=self.run.id):
+            # Stored just before its pipeline was deleted, and launched after that delete
+            # looked for runs to stop: it must not begin (delete_pipeline).
+            raise asyncio.CancelledError(PIPELINE_DELETED)
         try:
             await self._run_graph()
         except asyncio.CancelledError as exc:
@@ -207,11 +212,22 @@ class _RunExecution:
         if workers:
             await asyncio.wait(workers, timeout=STOP_WAIT_SECONDS)
         self.workers.clear()
-        graph.abort_entries(self.entries, code, reason, utcnow().isoformat(), duration_so_far)
         try:
+            await self._keep_partial_texts()
+            graph.abort_entries(self.entries, code, reason, utcnow().isoformat(), duration_so_far)
             await self._finish()
         except Exception:  # e.g. the database is already gone
             log.exception("pipeline run %s: could not record its end", self.run.id)
+
+    async def _keep_partial_texts(self) -> None:
+        """A stopped step's `output` is the text its turn had streamed, as for a step whose
+        turn is cancelled through its session: the cancel above made the turn store it
+        in the step's session, whose only turn this step is, but the step's task was
+        cancelled before it could read its turn's outcome."""
+        for entry in self.run.steps:
+            if entry["status"] == "running" and entry["session_id"]:
+                last = await Message.filter(session_id=entry["session_id"], role="assistant").order_by("-sequence").first()
+                entry["output"] = (last.content.get("text") or None) if last is not None else None
 
 
 def _ms_since(started: float) -> int:

@@ -8,13 +8,15 @@ import uuid
 from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING, Any
 
+from tortoise.exceptions import IntegrityError
+
 from app.auth.principal import new_owner, visible
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.models import Pipeline, PipelineRun
 from app.models.enums import AgentStatus, PipelineRunStatus
 from app.services.agents import get_agent
 from app.services.common import as_uuid, existing_key, paginate, parse_uuid
-from app.services.pipeline_runs import launch, stop_runs_of, usage_dict
+from app.services.pipeline_runs import PIPELINE_DELETED, launch, stop_runs_of, usage_dict
 
 if TYPE_CHECKING:
     from app.wiring import Runtime
@@ -67,10 +69,18 @@ async def update_pipeline(ref: str, changes: dict[str, Any]) -> Pipeline:
 
 
 async def delete_pipeline(runtime: Runtime, ref: str) -> None:
-    """Delete a pipeline with its runs; a run still going is stopped first."""
+    """Delete a pipeline with its runs; a run still going is stopped first.
+
+    A `/run` that found the pipeline just before may store its run and launch it while
+    this stops the others. So runs are stopped again once the rows are gone: a run
+    launched before that second look is stopped by it, and one launched after it finds
+    its row gone and never begins (`_RunExecution.execute`). No run can be stored after
+    the delete (its row needs the pipeline's), so none goes on once this returns (in
+    process; temporal mode: docs/decisions.md 168)."""
     pipeline = await get_pipeline(ref)
-    await stop_runs_of(runtime, pipeline.id, "the pipeline was deleted")
+    await stop_runs_of(runtime, pipeline.id, PIPELINE_DELETED)
     await pipeline.delete()
+    await stop_runs_of(runtime, pipeline.id, PIPELINE_DELETED)
 
 
 async def _check_name_free(name: str, owner: uuid.UUID | None) -> None:
@@ -157,6 +167,9 @@ async def start_run(runtime: Runtime, ref: str, text: str) -> tuple[Pipeline, Pi
     steps = [{"name": s["name"], "agent": s["agent"], "status": "pending", "output": None, "usage": usage_dict(),
               "duration_ms": None, "session_id": None, "started_at": None, "finished_at": None, "error": None}
              for s in pipeline.steps]
-    run = await PipelineRun.create(pipeline=pipeline, owner_id=new_owner(), status=PipelineRunStatus.RUNNING, input=text,
-                                   steps=steps, usage=usage_dict())
+    try:
+        run = await PipelineRun.create(pipeline=pipeline, owner_id=new_owner(), status=PipelineRunStatus.RUNNING,
+                                       input=text, steps=steps, usage=usage_dict())
+    except IntegrityError:  # deleted since it was found: the run's row needs the pipeline's
+        raise NotFound(f"pipeline '{ref}' not found") from None
     return pipeline, run, await launch(runtime, pipeline, run)

@@ -145,6 +145,22 @@ async def test_stream_uses_agentspec_event_names(client, fake_llm):
     assert [m["role"] for m in await messages(client, sid)] == ["user", "tool_call", "tool_result", "assistant"]
 
 
+async def test_a_turn_with_no_text_has_output_empty_on_invoke_and_stream_alike(client, fake_llm):
+    """Reported: a turn that hit MAX_ITERATIONS (10) with only tool calls answered invoke
+    with `output: ""` but ended the stream with `done.output: null` (docs/api.md 9.4:
+    the answer as invoke returns it)."""
+    await agent_named(client, fake_llm, name="timer", prompt="p")
+    loop = [ToolCalls([(f"e{i}", "get_current_time", {})]) for i in range(10)]
+    fake_llm.script(*loop)
+    invoked = await client.post("/v1/agents/timer/invoke", json={"input": "loop"})
+    assert invoked.status_code == 200 and (await invoked.get_json())["output"] == ""
+    fake_llm.script(*loop)
+    streamed = await client.post("/v1/agents/timer/stream", json={"input": "loop"})
+    done = parse_sse(await streamed.get_data())[-1]
+    assert streamed.status_code == 200 and done["event"] == "done"
+    assert done["data"]["reason"] == "max_iterations" and done["data"]["output"] == ""
+
+
 async def test_stream_error_event(client, fake_llm):
     await agent_named(client, fake_llm, prompt="p")
     fake_llm.script(Error(401, "bad key"))

@@ -167,6 +167,34 @@ async def test_a_provider_quoting_the_key_it_refused_does_not_leak_it(client, fa
     assert FAKE_KEY not in (await session(client, chat["id"]))["last_error"]
 
 
+async def test_a_short_key_the_provider_quotes_is_taken_out_too(client):
+    """Reported: a key shorter than 8 characters (`sk-test`) quoted in a provider's 401
+    reached the invoke answer, the session's last_error and the stream's error frame."""
+    from tests.agentspec.test_agentspec import parse_sse
+    from tests.fakes import FakeLLM
+
+    with FakeLLM() as fake:  # takes any key, so the scripted 401 is the one answered
+        chat = await make_chat(client, fake, api_key="sk-test")
+        fake.script(*[Error(401, "Incorrect API key provided: sk-test") for _ in range(2)])
+        response = await client.post(f"/v1/agents/{chat['agent_id']}/invoke", json={"input": "x"})
+        body = await response.get_json()
+        assert response.status_code == 502 and body["error"]["code"] == "provider_auth_failed"
+        assert "sk-test" not in body["error"]["message"]
+        assert "Incorrect API key provided: [API key]" in body["error"]["message"]
+        session_id = body["error"]["message"].rsplit("(session ", 1)[1].rstrip(")")
+        assert "sk-test" not in (await session(client, session_id))["last_error"]
+        streamed = await client.post(f"/v1/agents/{chat['agent_id']}/stream", json={"input": "x"})
+        error = parse_sse(await streamed.get_data())[-1]
+        assert error["event"] == "error" and "sk-test" not in error["data"]["message"]
+    # Alone only: a short key does not cut into the words and numbers around it.
+    from app.runtime.providers.base import without_key
+
+    assert without_key("key 'test' rejected in test-2 (401), not testing", "test") == \
+        "key '[API key]' rejected in [API key]-2 (401), not testing"
+    assert without_key("provider returned 401", "401") == "provider returned [API key]"
+    assert without_key("HTTP 4011 error", "401") == "HTTP 4011 error"
+
+
 async def test_no_model_configured_fails_at_once(client):
     agent = await (await client.post("/v1/agents", json={"name": "a", "system_prompt": "p"})).get_json()
     chat = await (await client.post(f"/v1/agents/{agent['id']}/sessions", json={})).get_json()

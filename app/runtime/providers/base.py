@@ -4,6 +4,7 @@ of text deltas and one final summary (tool calls, usage) out, and one error type
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -159,9 +160,23 @@ def provider_errors(label: str, sdk: ModuleType, provider_id: str, api_key: str 
         error = _translated(exc, label, sdk, httpx2, provider_id, progress.began)
         if error is None:
             raise
-        if api_key and len(api_key) >= 8 and api_key in error.message:
-            error = ProviderError(error.message.replace(api_key, "[API key]"), code=error.code)
+        if api_key and (message := without_key(error.message, api_key)) != error.message:
+            error = ProviderError(message, code=error.code)
         raise error from None
+
+
+LONG_KEY = 8
+
+
+def without_key(message: str, api_key: str) -> str:
+    """The message with the API key replaced by `[API key]`. A key of LONG_KEY characters
+    or more is replaced wherever it appears. A shorter one (a local or test key such as
+    `sk-test`) only where it stands alone, with no letter or digit touching it: replaced
+    everywhere, a key like `test` or `401` would also cut into the words and numbers of
+    the message (docs/decisions.md 169)."""
+    if len(api_key) >= LONG_KEY:
+        return message.replace(api_key, "[API key]")
+    return re.sub(rf"(?<![A-Za-z0-9]){re.escape(api_key)}(?![A-Za-z0-9])", "[API key]", message)
 
 
 def _translated(exc: Exception, label: str, sdk: ModuleType, httpx2: ModuleType, provider_id: str,
