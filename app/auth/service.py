@@ -34,6 +34,10 @@ from app.timeutil import utcnow
 log = logging.getLogger("app.auth")
 
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)  # bounds the writes an API key causes
+# The furthest an API key's expiry may be set, by expires_in_days or expires_at alike: a
+# key meant to live longer is made without one. It also catches a number read as a time
+# (pydantic takes 99999999999999 as milliseconds: the year 5138).
+MAX_KEY_LIFETIME_DAYS = 3650
 BAD_LOGIN = "invalid email or password"
 
 
@@ -248,6 +252,9 @@ class AuthService:
             raise Forbidden(f"scopes: a key cannot have more than its owner ({', '.join(sorted(requested - allowed))})")
         if expires_at is not None and expires_at <= utcnow():
             raise InvalidRequest("expires_at: must be in the future")
+        if expires_at is not None and expires_at > utcnow() + dt.timedelta(days=MAX_KEY_LIFETIME_DAYS):
+            raise InvalidRequest(f"expires_at: must be at most {MAX_KEY_LIFETIME_DAYS} days from now "
+                                 "(leave it out for a key that never expires)")
         key = new_api_key()
         row = await ApiKey.create(user_id=principal.user_id, name=name, prefix=key[:12], key_hash=digest(key),
                                   scopes=["*"] if wants_all else sorted(requested), expires_at=expires_at)
