@@ -243,13 +243,17 @@ class AuthService:
     async def create_api_key(self, principal: Principal, name: str, scopes: list[str],
                              expires_at: dt.datetime | None) -> tuple[ApiKey, str]:
         """A key never has more than its owner, and a key only mints keys within itself."""
-        allowed = effective_scopes(principal.role, None)
-        if principal.via == "api_key":
-            allowed &= principal.scopes
+        owned = effective_scopes(principal.role, None)
+        # A key's own scopes bound what it mints; its `admin` implies every scope (§8.4).
+        minted_by_key = principal.via == "api_key" and "admin" not in principal.scopes
+        allowed = owned & principal.scopes if minted_by_key else owned
         wants_all = "*" in scopes and principal.via != "api_key"
         requested = allowed if "*" in scopes else frozenset(scopes)
-        if requested - allowed:
-            raise Forbidden(f"scopes: a key cannot have more than its owner ({', '.join(sorted(requested - allowed))})")
+        if beyond_owner := requested - owned:
+            raise Forbidden(f"scopes: a key cannot have more than its owner ({', '.join(sorted(beyond_owner))})")
+        if beyond_key := requested - allowed:
+            raise Forbidden("scopes: a key can only create keys within its own scopes, and this one lacks "
+                            f"{', '.join(sorted(beyond_key))}")
         if expires_at is not None and expires_at <= utcnow():
             raise InvalidRequest("expires_at: must be in the future")
         if expires_at is not None and expires_at > utcnow() + dt.timedelta(days=MAX_KEY_LIFETIME_DAYS):

@@ -52,3 +52,35 @@ async def test_the_longest_expiry_is_allowed(client, alice):
     response = await client.post("/v1/auth/api-keys", json={"name": "n", "scopes": ["agents:read"],
                                                             "expires_at": almost}, headers=alice.headers)
     assert response.status_code == 201
+
+
+async def test_a_key_with_only_the_admin_scope_creates_narrower_keys(client, admin):
+    """Reported: `admin` implies every scope, yet an admin-only key could not make an
+    agents:read key, and the 403 said the owner (an admin) lacked agents:read."""
+    admin_only = await make_key(client, admin, ["admin"])
+    response = await client.post("/v1/auth/api-keys", json={"name": "d", "scopes": ["agents:read"]},
+                                 headers={"X-API-Key": admin_only})
+    body = await response.get_json()
+    assert response.status_code == 201, body
+    assert body["scopes"] == ["agents:read"]
+    assert (await client.get("/v1/agents", headers={"X-API-Key": body["key"]})).status_code == 200
+    everything = await client.post("/v1/auth/api-keys", json={"name": "e", "scopes": ["*"]},
+                                   headers={"X-API-Key": admin_only})
+    assert everything.status_code == 201
+    assert (await everything.get_json())["scopes"] == ["admin", "agents:read", "agents:write", "llm:read",
+                                                       "llm:write", "sessions:read", "sessions:write"]
+
+
+async def test_a_narrow_key_is_told_it_is_the_key_that_lacks_the_scope(client, admin, alice):
+    reader = await make_key(client, admin, ["agents:read"])
+    response = await client.post("/v1/auth/api-keys", json={"name": "d", "scopes": ["agents:write"]},
+                                 headers={"X-API-Key": reader})
+    assert response.status_code == 403
+    message = "scopes: a key can only create keys within its own scopes, and this one lacks agents:write"
+    assert (await response.get_json())["error"] == {"code": "forbidden", "message": message}
+    # What the owner does not have is still said to be the owner's limit.
+    everything = await make_key(client, alice, ["*"])
+    response = await client.post("/v1/auth/api-keys", json={"name": "d", "scopes": ["admin"]},
+                                 headers={"X-API-Key": everything})
+    assert response.status_code == 403
+    assert (await response.get_json())["error"]["message"] == "scopes: a key cannot have more than its owner (admin)"
