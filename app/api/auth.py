@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StrictInt, field_validator
 from quart import Blueprint, Response, current_app, redirect, request
 from quart_schema import document_request, document_response, tag, validate_request, validate_response
 
-from app.api.common import Page, RequestBody
+from app.api.common import Page, RequestBody, optional_body
 from app.api.openapi import no_content
 from app.auth import oauth
 from app.auth.middleware import ACCESS_COOKIE, REFRESH_COOKIE
@@ -73,7 +73,7 @@ class Registration(Credentials):
     name: str | None = Field(None, max_length=200)
 
 
-class RefreshBody(BaseModel):
+class RefreshBody(RequestBody):
     refresh_token: str | None = None
 
 
@@ -193,10 +193,11 @@ async def refresh():
 
 
 async def _refresh_token() -> str | None:
-    """From the body ({"refresh_token": "..."}, validated) or else the refresh cookie."""
-    body = await request.get_json(silent=True)
-    token = RefreshBody.model_validate(body).refresh_token if isinstance(body, dict) else None
-    return token or request.cookies.get(REFRESH_COOKIE)
+    """From the body ({"refresh_token": "..."}) or else the refresh cookie. The body is
+    optional (the dashboard sends none), but one that is sent is held to §1's rules: valid
+    JSON, an object, no unknown fields (a 400, as on every route)."""
+    body = await optional_body(RefreshBody)
+    return body.refresh_token or request.cookies.get(REFRESH_COOKIE)
 
 
 @bp.post("/logout")
