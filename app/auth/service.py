@@ -187,14 +187,12 @@ class AuthService:
         assert pair is not None  # no problem: a pair was issued
         return pair
 
-    async def logout(self, principal: Principal, refresh_token: str | None) -> None:
-        family = principal.family_id
-        if refresh_token:
-            stored = await RefreshToken.get_or_none(token_hash=digest(refresh_token))
-            if stored is not None and stored.user_id == principal.user_id:
-                family = stored.family_id
-        if family is not None:
-            await self._revoke_family(family)
+    async def logout(self, principal: Principal) -> None:
+        """Sign out the caller's own login: the one its access token belongs to. A refresh
+        token sent along (in the body, or the cookie a client's jar keeps from its latest
+        login) does not choose another one. An API key has no login: nothing is revoked."""
+        if principal.family_id is not None:
+            await self._revoke_family(principal.family_id)
 
     @staticmethod
     async def _rotated(token: RefreshToken) -> bool:

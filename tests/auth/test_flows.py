@@ -232,3 +232,29 @@ async def test_refresh_with_a_body_that_is_not_json_is_a_400(client, alice):
     response = await client.post("/v1/auth/refresh")
     assert response.status_code == 401
     assert (await response.get_json())["error"]["message"] == "send {\"refresh_token\": ...} or the refresh cookie"
+
+
+async def test_logout_signs_out_the_callers_own_login_whatever_refresh_token_is_sent(client, bob):
+    """Reported: a refresh token in the body (or the cookie a client's jar keeps from
+    its latest login) chose the login to sign out, and the caller's stayed signed in."""
+    other = await login(client, bob.email)
+    response = await client.post("/v1/auth/logout", json={"refresh_token": other.refresh}, headers=bob.headers)
+    assert response.status_code == 204
+    me = await client.get("/v1/auth/me", headers=bob.headers)
+    assert me.status_code == 401
+    assert (await me.get_json())["error"]["message"] == "this login was signed out; log in again"
+    assert (await client.get("/v1/auth/me", headers=other.headers)).status_code == 200
+    # The same with the other login's refresh cookie and no body.
+    third = await login(client, bob.email)
+    response = await client.post("/v1/auth/logout", headers={**other.headers, "Cookie": f"evr_refresh={third.refresh}"})
+    assert response.status_code == 204
+    assert (await client.get("/v1/auth/me", headers=other.headers)).status_code == 401
+    assert (await client.get("/v1/auth/me", headers=third.headers)).status_code == 200
+    assert (await client.post("/v1/auth/refresh", json={"refresh_token": third.refresh})).status_code == 200
+
+
+async def test_logout_with_an_api_key_revokes_no_login(client, bob):
+    key = await make_key(client, bob, ["*"])
+    response = await client.post("/v1/auth/logout", json={"refresh_token": bob.refresh}, headers={"X-API-Key": key})
+    assert response.status_code == 204
+    assert (await client.get("/v1/auth/me", headers=bob.headers)).status_code == 200
