@@ -39,6 +39,7 @@ LAST_USED_RESOLUTION = dt.timedelta(seconds=60)  # bounds the writes an API key 
 # (pydantic takes 99999999999999 as milliseconds: the year 5138).
 MAX_KEY_LIFETIME_DAYS = 3650
 BAD_LOGIN = "invalid email or password"
+ADMIN_ONLY = "this server is in admin mode (AUTH_MODE=admin): only its admin account (AUTH_ADMIN_EMAIL) may sign in"
 
 
 @dataclass(frozen=True)
@@ -110,23 +111,52 @@ class AuthService:
     # --- accounts ------------------------------------------------------------------
 
     async def ensure_admin(self) -> None:
-        """The admin from AUTH_ADMIN_EMAIL / AUTH_ADMIN_PASSWORD exists with that password."""
+        """The admin from AUTH_ADMIN_EMAIL / AUTH_ADMIN_PASSWORD exists with that password,
+        and is the only account with the admin role."""
         email, password = self.settings.auth_admin_email, reveal(self.settings.auth_admin_password)
         if self.mode == "none" or not (email and password):
             return
-        user = await User.get_or_none(email=email.lower())
+        email = email.lower()
+        user = await User.get_or_none(email=email)
         if user is None:
-            await User.create(email=email.lower(), password_hash=await passwords.hash_password(password), role=UserRole.ADMIN)
-            log.info("created the admin account %s", email.lower())
+            user = await User.create(email=email, password_hash=await passwords.hash_password(password),
+                                     role=UserRole.ADMIN)
+            log.info("created the admin account %s", email)
         elif not await passwords.verify_password(user.password_hash, password):
             user.role, user.password_hash = UserRole.ADMIN, await passwords.hash_password(password)
             await user.save(update_fields=["role", "password_hash"])
-            # A new password signs every login out: whoever knew the old one keeps nothing.
-            await RefreshToken.filter(user_id=user.id, revoked_at__isnull=True).update(revoked_at=utcnow())
-            log.info("reset the admin account %s to AUTH_ADMIN_PASSWORD; its logins were signed out", email.lower())
+            await self._take_back(user)
         elif user.role != UserRole.ADMIN:
             user.role = UserRole.ADMIN
             await user.save(update_fields=["role"])
+        await self._demote_former_admins(user)
+
+    @staticmethod
+    async def _take_back(admin: User) -> None:
+        """A new password signs every login out: whoever knew the old one keeps nothing."""
+        await RefreshToken.filter(user_id=admin.id, revoked_at__isnull=True).update(revoked_at=utcnow())
+        log.info("reset the admin account %s to AUTH_ADMIN_PASSWORD; its logins were signed out", admin.email)
+
+    @staticmethod
+    async def _demote_former_admins(admin: User) -> None:
+        """Only the environment makes admins, so an account that was the admin under an
+        earlier AUTH_ADMIN_EMAIL is one no longer (its role is read at every request, so
+        its logins and keys lose the admin powers at once)."""
+        former = await User.filter(role=UserRole.ADMIN).exclude(id=admin.id).values_list("email", flat=True)
+        if former:
+            await User.filter(email__in=former).update(role=UserRole.USER)
+            log.warning("AUTH_ADMIN_EMAIL names %s: %s no longer admin (role user now)", admin.email,
+                        ", ".join(sorted(str(email) for email in former)))
+
+    def _admit(self, user: User) -> None:
+        if not self._admitted(user):
+            raise Unauthorized(ADMIN_ONLY)
+
+    def _admitted(self, user: User) -> bool:
+        """AUTH_MODE=admin: the admin from the environment is the only account that signs
+        in. Other accounts (made in full mode) keep their data, keys and logins, which work
+        again if the server goes back to full mode."""
+        return self.mode != "admin" or user.email == (self.settings.auth_admin_email or "").lower()
 
     async def register(self, email: str, password: str, name: str | None) -> User:
         if not self.signup_enabled:
@@ -143,6 +173,7 @@ class AuthService:
             raise Unauthorized(BAD_LOGIN, code="invalid_credentials")
         # verify_password refuses a missing user, and a user without a password
         assert user is not None and user.password_hash is not None
+        self._admit(user)  # after the password: the answer tells nothing to who does not know it
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = await passwords.hash_password(password)
             await user.save(update_fields=["password_hash"])
@@ -178,6 +209,8 @@ class AuthService:
                 problem = "refresh token already used; every session of this login was signed out"
             elif stored.expires_at <= utcnow():
                 problem = "refresh token expired; log in again"
+            elif not self._admitted(stored.user):
+                problem = ADMIN_ONLY  # not rotated: the login works again in full mode
             else:
                 stored.revoked_at = utcnow()
                 await stored.save(update_fields=["revoked_at"])
@@ -222,6 +255,7 @@ class AuthService:
         user = await User.get_or_none(id=claims["sub"])
         if user is None:
             raise Unauthorized("account no longer exists")
+        self._admit(user)
         return Principal(user.id, user.role, effective_scopes(user.role, None), via, family, user.email)
 
     async def _principal_for_key(self, key: str) -> Principal:
@@ -231,6 +265,7 @@ class AuthService:
         moment = utcnow()
         if api_key.expires_at is not None and api_key.expires_at <= moment:
             raise Unauthorized("API key expired")
+        self._admit(api_key.user)
         if api_key.last_used_at is None or moment - api_key.last_used_at > LAST_USED_RESOLUTION:
             await ApiKey.filter(id=api_key.id).update(last_used_at=moment)
         user = api_key.user
