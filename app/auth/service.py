@@ -133,9 +133,13 @@ class AuthService:
 
     @staticmethod
     async def _take_back(admin: User) -> None:
-        """A new password signs every login out: whoever knew the old one keeps nothing."""
-        await RefreshToken.filter(user_id=admin.id, revoked_at__isnull=True).update(revoked_at=utcnow())
-        log.info("reset the admin account %s to AUTH_ADMIN_PASSWORD; its logins were signed out", admin.email)
+        """A new password is how an operator takes the account back (a leaked password):
+        whoever knew the old one keeps nothing, neither its logins nor the API keys it made."""
+        logins = await RefreshToken.filter(user_id=admin.id, revoked_at__isnull=True).update(revoked_at=utcnow())
+        keys = await ApiKey.filter(user_id=admin.id).delete()
+        # A live login has exactly one unrevoked refresh token (rotation revokes the others).
+        log.warning("reset the admin account %s to AUTH_ADMIN_PASSWORD: %d login(s) signed out and %d API key(s) "
+                    "revoked; create new keys with the new password", admin.email, logins, keys)
 
     @staticmethod
     async def _demote_former_admins(admin: User) -> None:

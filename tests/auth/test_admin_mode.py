@@ -1,5 +1,5 @@
 """AUTH_MODE=admin: the admin from the environment is the only account that signs in,
-and the only admin."""
+the only admin, and taking it back with a new password leaves an intruder nothing."""
 
 from __future__ import annotations
 
@@ -75,3 +75,20 @@ async def test_the_former_admin_loses_the_role_when_the_admin_email_changes(sett
         assert (await client.get("/v1/metrics", headers={"X-API-Key": key})).status_code == 403
         assert (await (await client.get("/v1/auth/me", headers=old.headers)).get_json())["role"] == "user"
 
+
+async def test_a_new_admin_password_revokes_the_admins_api_keys(settings, caplog):
+    """Reported: after a restart with another AUTH_ADMIN_PASSWORD (how an operator takes
+    back a leaked admin password) an API key minted with the old one kept full access."""
+    async with running(settings, auth_mode="admin") as client:
+        admin = await login(client, *ADMIN)
+        keys = [await make_key(client, admin, ["*"]), await make_key(client, admin, ["agents:read"])]
+
+    async with running(settings, caplog, auth_mode="admin", auth_admin_password="a-new-admin-password") as client:
+        for key in keys:
+            response = await client.get("/v1/auth/me", headers={"X-API-Key": key})
+            assert response.status_code == 401
+            assert (await response.get_json())["error"]["message"] == "invalid or revoked API key"
+        assert f"reset the admin account {ADMIN[0]} to AUTH_ADMIN_PASSWORD: 1 login(s) signed out and 2 API " \
+               "key(s) revoked" in caplog.text
+        admin = await login(client, ADMIN[0], "a-new-admin-password")
+        assert (await client.get("/v1/auth/me", headers={"X-API-Key": await make_key(client, admin, ["*"])})).status_code == 200
