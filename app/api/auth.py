@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt, field_validator
 from quart import Blueprint, Response, current_app, redirect, request
 from quart_schema import document_request, document_response, tag, validate_request, validate_response
 
-from app.api.common import Page, RequestBody
+from app.api.common import Page, RequestBody, optional_body
 from app.api.openapi import no_content
 from app.auth import oauth
 from app.auth.middleware import ACCESS_COOKIE, REFRESH_COOKIE
 from app.auth.principal import SCOPES, current_principal
-from app.auth.service import AuthService, TokenPair
+from app.auth.service import MAX_KEY_LIFETIME_DAYS, AuthService, TokenPair
 from app.auth.throttle import limit_attempts
 from app.config import EMAIL_PATTERN, OAuthClient
 from app.errors import InvalidRequest, Unauthorized
@@ -73,7 +73,7 @@ class Registration(Credentials):
     name: str | None = Field(None, max_length=200)
 
 
-class RefreshBody(BaseModel):
+class RefreshBody(RequestBody):
     refresh_token: str | None = None
 
 
@@ -96,7 +96,21 @@ class KeyCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[Scope] = Field(min_length=1)
     expires_at: datetime | None = None
-    expires_in_days: StrictInt | None = Field(None, ge=1, le=3650)
+    expires_in_days: StrictInt | None = Field(None, ge=1, le=MAX_KEY_LIFETIME_DAYS)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # Without an offset the time is UTC, as everywhere in the API (§6.2 last_resumed_at);
+        # a naive value could not even be compared with the clock (it was a 500).
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+            raise ValueError("out of range") from None
 
 
 class KeyOut(BaseModel):
@@ -179,18 +193,21 @@ async def refresh():
 
 
 async def _refresh_token() -> str | None:
-    """From the body ({"refresh_token": "..."}, validated) or else the refresh cookie."""
-    body = await request.get_json(silent=True)
-    token = RefreshBody.model_validate(body).refresh_token if isinstance(body, dict) else None
-    return token or request.cookies.get(REFRESH_COOKIE)
+    """From the body ({"refresh_token": "..."}) or else the refresh cookie. The body is
+    optional (the dashboard sends none), but one that is sent is held to §1's rules: valid
+    JSON, an object, no unknown fields (a 400, as on every route)."""
+    body = await optional_body(RefreshBody)
+    return body.refresh_token or request.cookies.get(REFRESH_COOKIE)
 
 
 @bp.post("/logout")
 @tag(["Auth"])
 @document_request(RefreshBody)
 async def logout():
-    """Revoke this login's refresh tokens and clear the cookies."""
-    await _enabled().logout(current_principal(), await _refresh_token())
+    """Revoke the caller's login (its access token's) and clear the cookies."""
+    service = _enabled()
+    await optional_body(RefreshBody)  # older clients send one: checked (§1), but it names no login
+    await service.logout(current_principal())
     response = current_app.response_class("", status=204)
     response.delete_cookie(ACCESS_COOKIE, path="/")
     response.delete_cookie(REFRESH_COOKIE, path="/v1/auth")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from tortoise.exceptions import IntegrityError
 
-from app.config import OAuthClient, Settings
+from app.config import EMAIL_PATTERN, OAuthClient, Settings
 from app.errors import Forbidden, InvalidRequest, NotFound, ProviderError
 from app.models import OAuthState, User
 from app.timeutil import utcnow
@@ -138,13 +139,34 @@ async def _get_json(client: AsyncOAuth2Client, url: str, provider: str, accept: 
         raise ProviderError(f"could not read your profile from {provider}", code=OAUTH_PROVIDER_ERROR) from None
 
 
+MAX_SUBJECT = 200  # users.oauth_subject
+MAX_EMAIL = 320  # users.email, and what sign-up takes
+
+
+def _identity(provider: str, subject: Any, email: Any, name: Any, subject_types: tuple[type, ...]) -> Identity:
+    """The profile as an account can store it. A field that cannot be stored (an id that
+    is a list, an email longer than any address) is an unusable answer: a 502, not a
+    database error further on."""
+    if isinstance(subject, bool) or not isinstance(subject, subject_types) or not 0 < len(str(subject)) <= MAX_SUBJECT:
+        raise _unusable(provider, f"its account id is not a string of at most {MAX_SUBJECT} characters")
+    email = email.strip() if isinstance(email, str) else None
+    if email is None or len(email) > MAX_EMAIL or not re.match(EMAIL_PATTERN, email):
+        raise _unusable(provider, f"its email is not an address of at most {MAX_EMAIL} characters")
+    return Identity(provider, str(subject), email, name[:200] if isinstance(name, str) and name else None)
+
+
+def _unusable(provider: str, problem: str) -> ProviderError:
+    log.warning("%s sent an unusable profile: %s", provider, problem)
+    return ProviderError(f"{provider} sent an unusable profile: {problem}", code=OAUTH_PROVIDER_ERROR)
+
+
 async def _google(client: AsyncOAuth2Client, config: OAuthClient) -> Identity:
     info = await _get_json(client, config.userinfo_url, "google")
     if not isinstance(info, dict) or not info.get("sub") or not info.get("email"):
         raise ProviderError("google sent a profile without sub or email", code=OAUTH_PROVIDER_ERROR)
     if info.get("email_verified") not in (True, "true"):
         raise Forbidden("your Google email address is not verified", code="email_not_verified")
-    return Identity("google", str(info["sub"]), str(info["email"]), info.get("name") or None)
+    return _identity("google", info["sub"], info["email"], info.get("name"), (str,))  # OpenID: sub is a string
 
 
 async def _github(client: AsyncOAuth2Client, config: OAuthClient) -> Identity:
@@ -159,7 +181,7 @@ async def _github(client: AsyncOAuth2Client, config: OAuthClient) -> Identity:
                      None) if isinstance(emails, list) else None
     if not email:
         raise Forbidden("your GitHub account has no verified primary email address", code="email_not_verified")
-    return Identity("github", str(user["id"]), str(email), user.get("name") or user.get("login") or None)
+    return _identity("github", user["id"], email, user.get("name") or user.get("login"), (int, str))  # GitHub: a number
 
 
 FETCHERS = {"google": _google, "github": _github}
@@ -184,9 +206,8 @@ async def account_for(identity: Identity, signup_enabled: bool) -> User:
         return user
     if not signup_enabled:
         raise Forbidden("sign-up is disabled on this server", code="signup_disabled")
-    name = identity.name[:200] if identity.name else None
     try:
-        user = await User.create(email=email, name=name, role="user",
+        user = await User.create(email=email, name=identity.name, role="user",
                                  oauth_provider=identity.provider, oauth_subject=identity.subject)
     except IntegrityError:  # the same person finished two sign-ins at once
         return await User.get(email=email)

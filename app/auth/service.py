@@ -34,7 +34,12 @@ from app.timeutil import utcnow
 log = logging.getLogger("app.auth")
 
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)  # bounds the writes an API key causes
+# The furthest an API key's expiry may be set, by expires_in_days or expires_at alike: a
+# key meant to live longer is made without one. It also catches a number read as a time
+# (pydantic takes 99999999999999 as milliseconds: the year 5138).
+MAX_KEY_LIFETIME_DAYS = 3650
 BAD_LOGIN = "invalid email or password"
+ADMIN_ONLY = "this server is in admin mode (AUTH_MODE=admin): only its admin account (AUTH_ADMIN_EMAIL) may sign in"
 
 
 @dataclass(frozen=True)
@@ -106,23 +111,56 @@ class AuthService:
     # --- accounts ------------------------------------------------------------------
 
     async def ensure_admin(self) -> None:
-        """The admin from AUTH_ADMIN_EMAIL / AUTH_ADMIN_PASSWORD exists with that password."""
+        """The admin from AUTH_ADMIN_EMAIL / AUTH_ADMIN_PASSWORD exists with that password,
+        and is the only account with the admin role."""
         email, password = self.settings.auth_admin_email, reveal(self.settings.auth_admin_password)
         if self.mode == "none" or not (email and password):
             return
-        user = await User.get_or_none(email=email.lower())
+        email = email.lower()
+        user = await User.get_or_none(email=email)
         if user is None:
-            await User.create(email=email.lower(), password_hash=await passwords.hash_password(password), role=UserRole.ADMIN)
-            log.info("created the admin account %s", email.lower())
+            user = await User.create(email=email, password_hash=await passwords.hash_password(password),
+                                     role=UserRole.ADMIN)
+            log.info("created the admin account %s", email)
         elif not await passwords.verify_password(user.password_hash, password):
             user.role, user.password_hash = UserRole.ADMIN, await passwords.hash_password(password)
             await user.save(update_fields=["role", "password_hash"])
-            # A new password signs every login out: whoever knew the old one keeps nothing.
-            await RefreshToken.filter(user_id=user.id, revoked_at__isnull=True).update(revoked_at=utcnow())
-            log.info("reset the admin account %s to AUTH_ADMIN_PASSWORD; its logins were signed out", email.lower())
+            await self._take_back(user)
         elif user.role != UserRole.ADMIN:
             user.role = UserRole.ADMIN
             await user.save(update_fields=["role"])
+        await self._demote_former_admins(user)
+
+    @staticmethod
+    async def _take_back(admin: User) -> None:
+        """A new password is how an operator takes the account back (a leaked password):
+        whoever knew the old one keeps nothing, neither its logins nor the API keys it made."""
+        logins = await RefreshToken.filter(user_id=admin.id, revoked_at__isnull=True).update(revoked_at=utcnow())
+        keys = await ApiKey.filter(user_id=admin.id).delete()
+        # A live login has exactly one unrevoked refresh token (rotation revokes the others).
+        log.warning("reset the admin account %s to AUTH_ADMIN_PASSWORD: %d login(s) signed out and %d API key(s) "
+                    "revoked; create new keys with the new password", admin.email, logins, keys)
+
+    @staticmethod
+    async def _demote_former_admins(admin: User) -> None:
+        """Only the environment makes admins, so an account that was the admin under an
+        earlier AUTH_ADMIN_EMAIL is one no longer (its role is read at every request, so
+        its logins and keys lose the admin powers at once)."""
+        former = await User.filter(role=UserRole.ADMIN).exclude(id=admin.id).values_list("email", flat=True)
+        if former:
+            await User.filter(email__in=former).update(role=UserRole.USER)
+            log.warning("AUTH_ADMIN_EMAIL names %s: %s no longer admin (role user now)", admin.email,
+                        ", ".join(sorted(str(email) for email in former)))
+
+    def _admit(self, user: User) -> None:
+        if not self._admitted(user):
+            raise Unauthorized(ADMIN_ONLY)
+
+    def _admitted(self, user: User) -> bool:
+        """AUTH_MODE=admin: the admin from the environment is the only account that signs
+        in. Other accounts (made in full mode) keep their data, keys and logins, which work
+        again if the server goes back to full mode."""
+        return self.mode != "admin" or user.email == (self.settings.auth_admin_email or "").lower()
 
     async def register(self, email: str, password: str, name: str | None) -> User:
         if not self.signup_enabled:
@@ -139,6 +177,7 @@ class AuthService:
             raise Unauthorized(BAD_LOGIN, code="invalid_credentials")
         # verify_password refuses a missing user, and a user without a password
         assert user is not None and user.password_hash is not None
+        self._admit(user)  # after the password: the answer tells nothing to who does not know it
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = await passwords.hash_password(password)
             await user.save(update_fields=["password_hash"])
@@ -174,6 +213,8 @@ class AuthService:
                 problem = "refresh token already used; every session of this login was signed out"
             elif stored.expires_at <= utcnow():
                 problem = "refresh token expired; log in again"
+            elif not self._admitted(stored.user):
+                problem = ADMIN_ONLY  # not rotated: the login works again in full mode
             else:
                 stored.revoked_at = utcnow()
                 await stored.save(update_fields=["revoked_at"])
@@ -183,14 +224,12 @@ class AuthService:
         assert pair is not None  # no problem: a pair was issued
         return pair
 
-    async def logout(self, principal: Principal, refresh_token: str | None) -> None:
-        family = principal.family_id
-        if refresh_token:
-            stored = await RefreshToken.get_or_none(token_hash=digest(refresh_token))
-            if stored is not None and stored.user_id == principal.user_id:
-                family = stored.family_id
-        if family is not None:
-            await self._revoke_family(family)
+    async def logout(self, principal: Principal) -> None:
+        """Sign out the caller's own login: the one its access token belongs to. A refresh
+        token sent along (in the body, or the cookie a client's jar keeps from its latest
+        login) does not choose another one. An API key has no login: nothing is revoked."""
+        if principal.family_id is not None:
+            await self._revoke_family(principal.family_id)
 
     @staticmethod
     async def _rotated(token: RefreshToken) -> bool:
@@ -220,6 +259,7 @@ class AuthService:
         user = await User.get_or_none(id=claims["sub"])
         if user is None:
             raise Unauthorized("account no longer exists")
+        self._admit(user)
         return Principal(user.id, user.role, effective_scopes(user.role, None), via, family, user.email)
 
     async def _principal_for_key(self, key: str) -> Principal:
@@ -229,6 +269,7 @@ class AuthService:
         moment = utcnow()
         if api_key.expires_at is not None and api_key.expires_at <= moment:
             raise Unauthorized("API key expired")
+        self._admit(api_key.user)
         if api_key.last_used_at is None or moment - api_key.last_used_at > LAST_USED_RESOLUTION:
             await ApiKey.filter(id=api_key.id).update(last_used_at=moment)
         user = api_key.user
@@ -239,15 +280,22 @@ class AuthService:
     async def create_api_key(self, principal: Principal, name: str, scopes: list[str],
                              expires_at: dt.datetime | None) -> tuple[ApiKey, str]:
         """A key never has more than its owner, and a key only mints keys within itself."""
-        allowed = effective_scopes(principal.role, None)
-        if principal.via == "api_key":
-            allowed &= principal.scopes
+        owned = effective_scopes(principal.role, None)
+        # A key's own scopes bound what it mints; its `admin` implies every scope (§8.4).
+        minted_by_key = principal.via == "api_key" and "admin" not in principal.scopes
+        allowed = owned & principal.scopes if minted_by_key else owned
         wants_all = "*" in scopes and principal.via != "api_key"
         requested = allowed if "*" in scopes else frozenset(scopes)
-        if requested - allowed:
-            raise Forbidden(f"scopes: a key cannot have more than its owner ({', '.join(sorted(requested - allowed))})")
+        if beyond_owner := requested - owned:
+            raise Forbidden(f"scopes: a key cannot have more than its owner ({', '.join(sorted(beyond_owner))})")
+        if beyond_key := requested - allowed:
+            raise Forbidden("scopes: a key can only create keys within its own scopes, and this one lacks "
+                            f"{', '.join(sorted(beyond_key))}")
         if expires_at is not None and expires_at <= utcnow():
             raise InvalidRequest("expires_at: must be in the future")
+        if expires_at is not None and expires_at > utcnow() + dt.timedelta(days=MAX_KEY_LIFETIME_DAYS):
+            raise InvalidRequest(f"expires_at: must be at most {MAX_KEY_LIFETIME_DAYS} days from now "
+                                 "(leave it out for a key that never expires)")
         key = new_api_key()
         row = await ApiKey.create(user_id=principal.user_id, name=name, prefix=key[:12], key_hash=digest(key),
                                   scopes=["*"] if wants_all else sorted(requested), expires_at=expires_at)

@@ -204,3 +204,57 @@ async def test_a_new_admin_password_signs_the_old_logins_out(settings):
         assert (await client.post("/v1/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]})).status_code == 401
         after = await login(client, ADMIN[0], "a-new-admin-password")
         assert (await client.get("/v1/agents", headers=after.headers)).status_code == 200
+
+
+async def test_refresh_refuses_unknown_fields_like_every_route(client, alice):
+    """Reported: {"refresh_token": "a", "extra": 1} was a 401 "invalid refresh token",
+    where §1 makes an unknown field a 400."""
+    response = await client.post("/v1/auth/refresh", json={"refresh_token": alice.refresh, "extra": 1})
+    assert response.status_code == 400
+    message = "extra: Extra inputs are not permitted"
+    assert await response.get_json() == {"error": {"code": "invalid_request", "message": message},
+                                         "message": message, "status": 400}
+    # Nothing was rotated: the token still works.
+    assert (await client.post("/v1/auth/refresh", json={"refresh_token": alice.refresh})).status_code == 200
+
+
+async def test_refresh_with_a_body_that_is_not_json_is_a_400(client, alice):
+    """Reported: a non-JSON body was a 401 "send {"refresh_token": ...}"."""
+    response = await client.post("/v1/auth/refresh", data="refresh_token=abc",
+                                 headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    body = await response.get_json()
+    assert body["error"]["code"] == "invalid_request"
+    assert body["error"]["message"].startswith("Request body is not valid JSON")
+    # No body at all still means "the cookie" (what the dashboard sends), and none is a 401.
+    response = await client.post("/v1/auth/refresh", headers={"Cookie": f"evr_refresh={alice.refresh}"})
+    assert response.status_code == 200
+    response = await client.post("/v1/auth/refresh")
+    assert response.status_code == 401
+    assert (await response.get_json())["error"]["message"] == "send {\"refresh_token\": ...} or the refresh cookie"
+
+
+async def test_logout_signs_out_the_callers_own_login_whatever_refresh_token_is_sent(client, bob):
+    """Reported: a refresh token in the body (or the cookie a client's jar keeps from
+    its latest login) chose the login to sign out, and the caller's stayed signed in."""
+    other = await login(client, bob.email)
+    response = await client.post("/v1/auth/logout", json={"refresh_token": other.refresh}, headers=bob.headers)
+    assert response.status_code == 204
+    me = await client.get("/v1/auth/me", headers=bob.headers)
+    assert me.status_code == 401
+    assert (await me.get_json())["error"]["message"] == "this login was signed out; log in again"
+    assert (await client.get("/v1/auth/me", headers=other.headers)).status_code == 200
+    # The same with the other login's refresh cookie and no body.
+    third = await login(client, bob.email)
+    response = await client.post("/v1/auth/logout", headers={**other.headers, "Cookie": f"evr_refresh={third.refresh}"})
+    assert response.status_code == 204
+    assert (await client.get("/v1/auth/me", headers=other.headers)).status_code == 401
+    assert (await client.get("/v1/auth/me", headers=third.headers)).status_code == 200
+    assert (await client.post("/v1/auth/refresh", json={"refresh_token": third.refresh})).status_code == 200
+
+
+async def test_logout_with_an_api_key_revokes_no_login(client, bob):
+    key = await make_key(client, bob, ["*"])
+    response = await client.post("/v1/auth/logout", json={"refresh_token": bob.refresh}, headers={"X-API-Key": key})
+    assert response.status_code == 204
+    assert (await client.get("/v1/auth/me", headers=bob.headers)).status_code == 200

@@ -271,6 +271,27 @@ async def test_nothing_secret_is_logged(web, fake, caplog):
         assert secret not in text
 
 
+
+@pytest.mark.parametrize(("provider", "profile", "problem"), [
+    ("google", {"email": "x" * 400 + "@e.com"}, "its email is not an address of at most 320 characters"),
+    ("google", {"sub": ["list"]}, "its account id is not a string of at most 200 characters"),
+    ("google", {"sub": 5}, "its account id is not a string of at most 200 characters"),
+    ("github", {"email": "x" * 400 + "@e.com"}, "its email is not an address of at most 320 characters"),
+    ("github", {"id": {"a": 1}}, "its account id is not a string of at most 200 characters"),
+])
+async def test_a_profile_no_account_can_hold_is_a_502(web, fake, provider, profile, problem):
+    """Reported: a 406-character Google email was a 500 (the column holds 320), and a
+    `sub` that was a JSON list was linked to a new account. §8.6: an unusable answer is a 502."""
+    (fake.google_user if provider == "google" else fake.github_user).update(profile)
+    response = await sign_in(web, provider)
+    assert response.status_code == 502
+    message = f"{provider} sent an unusable profile: {problem}"
+    assert await response.get_json() == {"error": {"code": "oauth_provider_error", "message": message},
+                                         "message": message, "status": 502}
+    assert "evr_access" not in cookies(response)
+    assert not await User.filter(oauth_provider=provider).exists()
+
+
 # --- where OAuth is available -------------------------------------------------------
 
 async def test_unconfigured_providers_are_404(app_factory, fake):
