@@ -1,6 +1,10 @@
 """CORS_ORIGINS: CORS headers on HTTP responses, and which origins may open a WebSocket.
 
-HTTP: quart-cors adds the CORS headers for the listed origins (unchanged).
+HTTP: quart-cors adds the CORS headers for the listed origins. A preflight (OPTIONS with
+Origin and Access-Control-Request-Method) is answered before authentication with an empty
+204: browsers never send credentials on it, so with AUTH_MODE admin/full it was a 401 and
+no cross-origin call could follow. It reaches no handler and carries nothing but the CORS
+headers quart-cors adds for a listed origin (app/api/request_hooks.py).
 
 WebSocket (/ws): quart-cors's own check refused every handshake whose Origin was not
 listed, including the server's own dashboard and clients that send no Origin at all (and
@@ -19,7 +23,7 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from quart import Quart, websocket
+from quart import Quart, Response, websocket
 from quart.typing import WebsocketCallable
 from quart_cors import cors, cors_exempt
 
@@ -37,6 +41,17 @@ def websocket_origin_allowed(origin: str | None, allowed: list[str], scheme: str
     if "*" in allowed or origin in allowed:
         return True
     return is_same_origin(origin, scheme, host_header)
+
+
+def is_preflight(req) -> bool:
+    """A CORS preflight: the browser asking whether it may send the real request."""
+    return req.method == "OPTIONS" and "Origin" in req.headers and "Access-Control-Request-Method" in req.headers
+
+
+def preflight_response() -> Response:
+    """What every preflight gets; quart-cors's after-request hook adds the CORS headers,
+    for a listed origin only."""
+    return Response("", status=204)
 
 
 def register_websocket_origin_check(app: Quart, origins: list[str]) -> None:
