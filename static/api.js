@@ -80,7 +80,10 @@ export async function request(method, path, body, { retry = true } = {}) {
   /** @type {Record<string, string>} */
   const headers = { Accept: 'application/json' };
   /** @type {RequestInit} */
-  const init = { method, headers, cache: 'no-store' };
+  // The page's own Referrer-Policy is no-referrer, under which a browser may send
+  // `Origin: null` on a POST; the server refuses cookie writes whose Origin is not its own
+  // (docs/api.md §8.8), so same-origin requests say where they come from.
+  const init = { method, headers, cache: 'no-store', referrerPolicy: 'same-origin' };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);

@@ -1,6 +1,10 @@
 """CORS_ORIGINS: CORS headers on HTTP responses, and which origins may open a WebSocket.
 
-HTTP: quart-cors adds the CORS headers for the listed origins (unchanged).
+HTTP: quart-cors adds the CORS headers for the listed origins. A preflight (OPTIONS with
+Origin and Access-Control-Request-Method) is answered before authentication with an empty
+204: browsers never send credentials on it, so with AUTH_MODE admin/full it was a 401 and
+no cross-origin call could follow. It reaches no handler and carries nothing but the CORS
+headers quart-cors adds for a listed origin (app/api/request_hooks.py).
 
 WebSocket (/ws): quart-cors's own check refused every handshake whose Origin was not
 listed, including the server's own dashboard and clients that send no Origin at all (and
@@ -10,56 +14,25 @@ with a 400 that read "Request body is not valid JSON"). Our rule instead:
     from its Host header): allowed;
   - an origin listed in CORS_ORIGINS (exactly as the browser sends it), or "*": allowed;
   - any other origin: 403 {"error": {"code": "origin_not_allowed", ...}} before the upgrade.
-Without CORS_ORIGINS nothing is checked (every origin may connect), as before.
-
-X-Forwarded-Proto/Host are not trusted (nothing in this server trusts proxy headers), so
-behind a proxy that terminates TLS or rewrites Host the public origin must be listed.
+Without CORS_ORIGINS this check is off; a handshake authenticated by the dashboard's
+cookie is still held to the same rule (app/auth/origins.py, the same-origin rule too).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import cast
-from urllib.parse import urlsplit
 
-from quart import Quart, websocket
+from quart import Quart, Response, websocket
 from quart.typing import WebsocketCallable
 from quart_cors import cors, cors_exempt
 
+from app.auth.origins import is_same_origin
 from app.errors import Forbidden
 
 log = logging.getLogger("app.api.cors")
 
 EXPOSE_HEADERS = ["X-Request-ID", "X-Session-ID", "Retry-After"]
-_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
-_HTTP_SCHEME = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
-
-
-def _origin_tuple(scheme: str, netloc: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) with the port made explicit; None when it cannot be parsed."""
-    scheme = _HTTP_SCHEME.get(scheme.lower(), "")
-    if not scheme or not netloc:
-        return None
-    try:
-        parts = urlsplit(f"//{netloc}")
-        host, port = parts.hostname, parts.port
-    except ValueError:  # a port that is not a number, or out of range
-        return None
-    if not host:
-        return None
-    return scheme, host, port or _DEFAULT_PORTS[scheme]
-
-
-def is_same_origin(origin: str, scheme: str, host_header: str | None) -> bool:
-    """Whether `origin` (an Origin header) is this request's own origin."""
-    try:
-        parts = urlsplit(origin)
-    except ValueError:
-        return False
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        return False
-    mine = _origin_tuple(scheme, host_header or "")
-    return mine is not None and _origin_tuple(parts.scheme, parts.netloc) == mine
 
 
 def websocket_origin_allowed(origin: str | None, allowed: list[str], scheme: str, host_header: str | None) -> bool:
@@ -68,6 +41,17 @@ def websocket_origin_allowed(origin: str | None, allowed: list[str], scheme: str
     if "*" in allowed or origin in allowed:
         return True
     return is_same_origin(origin, scheme, host_header)
+
+
+def is_preflight(req) -> bool:
+    """A CORS preflight: the browser asking whether it may send the real request."""
+    return req.method == "OPTIONS" and "Origin" in req.headers and "Access-Control-Request-Method" in req.headers
+
+
+def preflight_response() -> Response:
+    """What every preflight gets; quart-cors's after-request hook adds the CORS headers,
+    for a listed origin only."""
+    return Response("", status=204)
 
 
 def register_websocket_origin_check(app: Quart, origins: list[str]) -> None:

@@ -5,8 +5,9 @@ the six small ones this used to be (request id, authentication, metrics timer; s
 headers, metrics, request id header) took about a tenth of the CPU of a `GET /health`
 (py-spy, docs/performance.md, issue 13). One pair does the same work, in the order it
 must: the request id first, so that even a request refused by authentication has one,
-then the timer, then authentication. WebSocket handshakes have their own hooks (request
-id, origin check, authentication: app/main.py).
+then the timer, then authentication. A CORS preflight is answered before authentication
+(it never carries credentials) and goes no further. WebSocket handshakes have their own
+hooks (request id, origin check, authentication: app/main.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 
 from quart import Quart, Response, g, request, websocket
 
+from app.api.cors import is_preflight, preflight_response
 from app.auth.middleware import add_security_headers, authenticate
 from app.auth.service import AuthService
 from app.log_setup import request_id_for
@@ -23,10 +25,13 @@ from app.metrics import Metrics
 
 def install_request_hooks(app: Quart, auth: AuthService, metrics: Metrics) -> None:
     @app.before_request
-    async def _before_request() -> None:
+    async def _before_request() -> Response | None:
         g.request_id = request_id_for(request.scope)
         g.started = time.perf_counter()
+        if request.url_rule is not None and is_preflight(request):
+            return preflight_response()  # a route that does not exist stays a 404
         await authenticate(request, auth)  # raises 401/403; the after hook still runs
+        return None
 
     @app.after_request
     async def _after_request(response):

@@ -1,15 +1,17 @@
 """Authenticate every request and WebSocket before its handler runs.
 
 Credentials, in the order looked at: `Authorization: Bearer <jwt|evr_...>`,
-`Authorization: ApiKey evr_...`, `Authorization: evr_...`, `X-API-Key: evr_...`, the
-dashboard's HttpOnly cookie, and (streams only) `?access_token=`.
+`Authorization: ApiKey evr_...`, `Authorization: evr_...`, `X-API-Key: evr_...`, (streams
+only) `?access_token=`, and the dashboard's HttpOnly cookie. The cookie comes last because
+the browser attaches it by itself: a credential the client chose to send wins over it.
 """
 
 from __future__ import annotations
 
 from quart import Quart, websocket
 
-from app.auth.policy import AUTHENTICATED, PUBLIC, QUERY_TOKEN_ENDPOINTS, required_scope
+from app.auth.origins import refuse_foreign_cookie_use
+from app.auth.policy import AUTHENTICATED, PUBLIC, QUERY_TOKEN_ENDPOINTS, READ_METHODS, required_scope
 from app.auth.principal import ANONYMOUS_ADMIN, Principal, set_principal
 from app.auth.service import AuthService
 from app.errors import Forbidden, Unauthorized
@@ -31,14 +33,14 @@ def credential_of(req) -> tuple[str | None, str]:
         return header, "api_key" if header.startswith("evr_") else "malformed"
     if key := req.headers.get("X-API-Key", "").strip():
         return key, "api_key"
-    if cookie := req.cookies.get(ACCESS_COOKIE):
-        return cookie, "cookie"
     if req.endpoint in QUERY_TOKEN_ENDPOINTS and (token := req.args.get("access_token")):
         return token, "jwt"
+    if cookie := req.cookies.get(ACCESS_COOKIE):
+        return cookie, "cookie"
     return None, "none"
 
 
-async def authenticate(req, service: AuthService) -> None:
+async def authenticate(req, service: AuthService, *, is_websocket: bool = False) -> None:
     if service.mode == "none":
         set_principal(ANONYMOUS_ADMIN)
         return
@@ -49,6 +51,10 @@ async def authenticate(req, service: AuthService) -> None:
     credential, via = credential_of(req)
     if credential is None:
         raise Unauthorized("authentication required: send Authorization: Bearer <access token> or X-API-Key: evr_...")
+    if via == "cookie" and (is_websocket or req.method not in READ_METHODS):
+        # Reading needs no check: another site's page cannot read the answer (no CORS for
+        # cookies), but a write or a live feed acts or reads on the user's behalf.
+        refuse_foreign_cookie_use(req, service.settings.cors_origins)
     principal = await service.principal_for(credential, via)
     if needed != AUTHENTICATED and not principal.has(needed):
         raise Forbidden(f"this credential lacks the '{needed}' scope")
@@ -82,4 +88,4 @@ def register_websocket_auth(app: Quart, service: AuthService) -> None:
 
     @app.before_websocket
     async def _authenticate_websocket() -> None:
-        await authenticate(websocket, service)  # raising here refuses the handshake (401/403)
+        await authenticate(websocket, service, is_websocket=True)  # raising here refuses the handshake (401/403)

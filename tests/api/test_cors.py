@@ -103,6 +103,55 @@ async def test_test_client_origin_is_checked_before_auth_and_does_not_replace_it
             assert unauthenticated.value.response.status_code == 401, headers
 
 
+# --- preflights with authentication on (auth report item 3) ----------------------------
+
+@pytest.fixture
+async def guarded_client(settings):
+    app = create_app(settings.replace(cors_origins=[LISTED], auth_mode="admin", auth_admin_email="admin@example.com",
+                                      auth_admin_password="admin-password-1", jwt_secret="test-jwt-secret-0123456789abcdef"))
+    async with app.test_app():
+        yield app.test_client(use_cookies=False)
+
+
+def _preflight(method: str, headers: str, origin: str = LISTED) -> dict[str, str]:
+    return {"Origin": origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": headers}
+
+
+@pytest.mark.parametrize("path, method", [("/v1/agents", "POST"), ("/v1/sessions/s-1/messages", "POST"),
+                                          ("/sessions/s-1", "DELETE"), ("/v1/auth/api-keys", "POST"),
+                                          ("/v1/metrics", "GET")])
+async def test_preflight_from_a_listed_origin_needs_no_credentials(guarded_client, path, method):
+    """The report's request: AUTH_MODE=admin, CORS_ORIGINS=https://good.example, a preflight
+    for a POST with `authorization, content-type` was a 401, so no browser sent the POST."""
+    response = await guarded_client.options(path, headers=_preflight(method, "authorization, content-type"))
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == LISTED
+    assert method in response.headers["Access-Control-Allow-Methods"]
+    assert {"authorization", "content-type"} <= {h.strip().lower() for h in
+                                                 response.headers["Access-Control-Allow-Headers"].split(",")}
+    assert await response.get_data() == b""  # no handler ran, nothing about the resource is said
+    assert "Allow" not in response.headers and response.headers["X-Request-ID"]
+
+
+async def test_preflight_from_an_unlisted_origin_gets_no_cors_headers(guarded_client):
+    response = await guarded_client.options("/v1/agents", headers=_preflight("POST", "authorization", UNLISTED))
+    assert response.status_code == 204 and await response.get_data() == b""
+    assert not [name for name in response.headers.keys() if name.lower().startswith("access-control-")]
+
+
+async def test_only_preflights_skip_authentication(guarded_client):
+    # The real request still needs its credential, and gets the CORS headers with its 401.
+    post = await guarded_client.post("/v1/agents", json={"name": "a", "system_prompt": ""}, headers={"Origin": LISTED})
+    assert post.status_code == 401 and (await post.get_json())["error"]["code"] == "unauthorized"
+    assert post.headers["Access-Control-Allow-Origin"] == LISTED
+    # An OPTIONS that is no preflight (no Access-Control-Request-Method) is an ordinary request.
+    plain = await guarded_client.options("/v1/agents", headers={"Origin": LISTED})
+    assert plain.status_code == 401
+    # A path with no route stays a 404.
+    missing = await guarded_client.options("/v1/nothing-here", headers=_preflight("POST", "authorization"))
+    assert missing.status_code == 404
+
+
 @pytest.mark.parametrize("origin", [None, "http://localhost", LISTED, UNLISTED, "null"])
 async def test_test_client_without_cors_origins_every_origin_connects(client, origin):
     headers = {"Origin": origin} if origin else {}
@@ -167,3 +216,21 @@ def test_live_http_cors_unchanged(cors_server):
 async def test_live_without_cors_origins_every_origin_connects(open_server):
     for origin in (None, open_server.url, LISTED, UNLISTED):
         assert (await _live_init(open_server, origin))["type"] == "init", origin
+
+
+def test_live_preflight_with_authentication_on(tmp_path):
+    """The report's curl, against a real server in admin mode."""
+    server = LiveServer({"CORS_ORIGINS": "https://good.example", "AUTH_MODE": "admin",
+                         "AUTH_ADMIN_EMAIL": "admin@example.com", "AUTH_ADMIN_PASSWORD": "admin-password-1"},
+                        tmp_path).start()
+    try:
+        response = httpx.options(server.url + "/v1/agents", headers={
+            "Origin": "https://good.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"})
+        assert response.status_code == 204 and response.content == b""
+        assert response.headers["access-control-allow-origin"] == "https://good.example"
+        assert "POST" in response.headers["access-control-allow-methods"]
+        assert "authorization" in response.headers["access-control-allow-headers"].lower()
+        assert httpx.get(server.url + "/v1/agents", headers={"Origin": "https://good.example"}).status_code == 401
+    finally:
+        server.stop()
