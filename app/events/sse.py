@@ -9,16 +9,34 @@ So a client resuming with Last-Event-ID gets everything after it, once, in order
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from app.events.bus import EventBus, Subscription
 from app.events.log import EventLog, LoggedEvent
+from app.json_encoding import dumps
 
 REPLAY_BATCH = 500
 # Every SSE response's headers (docs/api.md §4.4); no-buffering asks proxies (nginx) to pass
 # each frame on at once.
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class Watch(Protocol):
+    """What ends a stream from outside its event loop: the credential it was opened with
+    stopping (app/auth/stream_watch.py CredentialWatch). `problem` says why."""
+
+    problem: str | None
+
+    def running(self, on_end: Callable[[], object]) -> contextlib.AbstractAsyncContextManager: ...
+
+
+def credential_ended_frame(problem: str) -> bytes:
+    """The last frame of a stream whose credential was revoked or expired: an `error`
+    event with the 401 a request would get (no `id:`, so a resume point is unchanged)."""
+    return f"event: error\ndata: {dumps({'code': 'unauthorized', 'message': problem})}\n\n".encode()
 
 
 @dataclass(frozen=True)
@@ -36,8 +54,12 @@ class StreamOptions:
         return not (self.exclude and event.type in self.exclude)
 
 
-async def session_stream(log: EventLog, bus: EventBus, session_id: str, options: StreamOptions) -> AsyncIterator[bytes]:
-    with bus.subscribe(session_id, maxsize=options.queue_size) as live:
+async def session_stream(log: EventLog, bus: EventBus, session_id: str, options: StreamOptions,
+                         watch: Watch | None = None) -> AsyncIterator[bytes]:
+    async with contextlib.AsyncExitStack() as stack:
+        live = stack.enter_context(bus.subscribe(session_id, maxsize=options.queue_size))
+        if watch is not None:  # ends the stream by closing its subscription
+            await stack.enter_async_context(watch.running(live.close))
         yield f"retry: {options.retry_ms}\n\n".encode()
         last = options.since
         while True:  # replay in batches until the log has nothing newer
@@ -67,6 +89,9 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
             chunk: list[bytes] = []
             for event in (first, *live.get_ready()):
                 if event is None:
+                    if watch and watch.problem:  # the watch closed the subscription: send nothing more
+                        yield credential_ended_frame(watch.problem)
+                        return
                     if chunk:
                         yield b"".join(chunk)
                     if live.overflowed:  # dropped for falling behind: reconnect and catch up
