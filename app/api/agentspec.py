@@ -16,7 +16,7 @@ from app.auth.stream_watch import CredentialWatch, watch_credential
 from app.dialects.agentspec import STREAM_ENDS, StreamTranslator, continue_body, invoke_body, raise_for_failure
 from app.events.bus import Subscription
 from app.events.log import LoggedEvent
-from app.events.sse import SSE_HEADERS, credential_ended_frame, ordered_events
+from app.events.sse import SSE_HEADERS, KeepAlive, credential_ended_frame, ordered_events
 from app.services import agentspec as service
 from app.wiring import Runtime, current_runtime
 
@@ -100,21 +100,23 @@ async def _turn_frames(runtime: Runtime, session_id: str, subscription: Subscrip
     # A client that goes away only closes this subscription; the turn goes on.
     with subscription:
         async with watch.running(subscription.close):  # a revoked credential closes it too
-            ours = False
-            async for event in ordered_events(runtime.events, subscription, session_id, before,
-                                              runtime.settings.sse_heartbeat_seconds):
+            ours, keepalive = False, KeepAlive(runtime.settings.sse_heartbeat_seconds)
+            async for event in ordered_events(runtime.events, subscription, session_id, before, keepalive.remaining):
                 if watch.problem:
                     break
-                if event is None:
+                if event is not None:
+                    ours = ours or _starts_or_drops(event, message_id)
+                    frame = translator.frame(event) if ours else None
+                    if frame is not None:
+                        yield frame
+                        keepalive.sent()
+                    if ours and event.type in STREAM_ENDS:
+                        return
+                # Quiet for its client: nothing came, or only events this stream leaves out
+                # (an earlier turn's, while this one waits its turn).
+                if event is None or not keepalive.remaining():
                     yield b": keepalive\n\n"
-                    continue
-                ours = ours or _starts_or_drops(event, message_id)
-                if not ours:
-                    continue
-                if (frame := translator.frame(event)) is not None:
-                    yield frame
-                if event.type in STREAM_ENDS:
-                    return
+                    keepalive.sent()
             if watch.problem:
                 yield credential_ended_frame(watch.problem)
 
