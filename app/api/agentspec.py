@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 from quart_schema import document_response, tag, validate_request
 
 from app.auth.stream_watch import CredentialWatch, watch_credential
@@ -65,6 +65,18 @@ class ContinueResponse(BaseModel):
     session_id: str
     status: str
     pending_tool_calls: list[dict[str, Any]] | None = None
+
+
+@bp.after_request
+async def _close_after_stream(response: Response) -> Response:
+    """Every /stream answer (the stream, or an error before it) ends its connection. The
+    AgentSpec SDK's streaming client writes HTTP/1.1 itself and reads until `done` or the
+    end of the connection: after an `error` or `waiting`, or a JSON error, a kept-alive
+    connection left it waiting for Hypercorn's keep_alive_timeout (75 s). HTTP/2 drops
+    the header (it has no Connection) and ends the stream as usual."""
+    if request.endpoint == "agentspec.stream":
+        response.headers["Connection"] = "close"
+    return response
 
 
 @bp.post("/invoke")
