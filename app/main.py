@@ -16,6 +16,7 @@ from app.api.request_hooks import install_request_hooks
 from app.api.responses import install_json_responses
 from app.auth.middleware import register_websocket_auth
 from app.auth.service import AuthService
+from app.auth.stream_watch import RevocationChecks
 from app.config import Settings, reveal
 from app.db import apply_migrations, close_db, open_db
 from app.errors import register_error_handlers
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     install_json_responses(app, plain_make_response)
     auth = AuthService(settings, reveal(settings.jwt_secret) or load_or_create_key_file(settings.data_dir, "jwt.key", "JWT_SECRET"))
     app.extensions["auth"] = auth
+    app.extensions["stream_checks"] = RevocationChecks()  # shared by the app's open streams
     install_request_hooks(app, auth, runtime.metrics)  # request id, metrics, auth, security headers
     # First of the WebSocket hooks, so even a handshake refused by auth has an id.
     app.before_websocket(assign_websocket_request_id)

@@ -11,6 +11,7 @@ export const BACKOFF_MS = [1000, 2000, 4000, 8000, 16000, 30000];
 const GOOD_CONNECTION_MS = 5000; // up this long after init: the next failure starts again at 1 s
 const PING_EVERY_MS = 20000;
 const SILENCE_LIMIT_MS = 45000; // nothing heard (not even a pong) for this long: reconnect
+const CLOSE_UNAUTHORIZED = 4401; // the server's close when the credential stopped working (docs/api.md §7)
 
 // `events=all`: also the loop events with no Agent Runtime type (message.delta streams the
 // text live; step.completed carries usage). The timeline applies events in sequence order
@@ -127,7 +128,9 @@ export class Live extends EventTarget {
       clearInterval(this.pingTimer);
       clearTimeout(this.goodTimer);
       this.lastClose = { code: event.code, reason: event.reason };
-      this.handshakeFailed = !gotInit;
+      // Closed before its init, or 4401 (the login expired or was signed out while open):
+      // beforeRetry (a /v1/auth/me that refreshes the login) runs before the next try.
+      this.handshakeFailed = !gotInit || event.code === CLOSE_UNAUTHORIZED;
       if (this.stopped) this.setState('stopped');
       else this.scheduleRetry();
     });

@@ -5,17 +5,20 @@ stored, visible over SSE and /ws, in the same session and event log."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 from quart_schema import document_response, tag, validate_request
 
+from app.auth.stream_watch import CredentialWatch, watch_credential
 from app.dialects.agentspec import STREAM_ENDS, StreamTranslator, continue_body, invoke_body, raise_for_failure
+from app.events.bus import Subscription
 from app.events.log import LoggedEvent
-from app.events.sse import SSE_HEADERS, ordered_events
+from app.events.sse import SSE_HEADERS, KeepAlive, credential_ended_frame, ordered_events
 from app.services import agentspec as service
-from app.wiring import current_runtime
+from app.wiring import Runtime, current_runtime
 
 bp = Blueprint("agentspec", __name__, url_prefix="/v1/agents/<agent_ref>")
 
@@ -64,6 +67,18 @@ class ContinueResponse(BaseModel):
     pending_tool_calls: list[dict[str, Any]] | None = None
 
 
+@bp.after_request
+async def _close_after_stream(response: Response) -> Response:
+    """Every /stream answer (the stream, or an error before it) ends its connection. The
+    AgentSpec SDK's streaming client writes HTTP/1.1 itself and reads until `done` or the
+    end of the connection: after an `error` or `waiting`, or a JSON error, a kept-alive
+    connection left it waiting for Hypercorn's keep_alive_timeout (75 s). HTTP/2 drops
+    the header (it has no Connection) and ends the stream as usual."""
+    if request.endpoint == "agentspec.stream":
+        response.headers["Connection"] = "close"
+    return response
+
+
 @bp.post("/invoke")
 @tag(["AgentSpec"])
 @validate_request(TurnRequest)
@@ -86,27 +101,36 @@ async def stream(agent_ref: str, data: TurnRequest):
     session, subscription, message, turns, before = await service.start_streamed(
         runtime, agent_ref, data.text, data.variables, data.session_id)
     translator = StreamTranslator(session.id, turns)
-
-    async def frames():
-        # A client that goes away only closes this subscription; the turn goes on.
-        with subscription:
-            ours = False
-            async for event in ordered_events(runtime.events, subscription, session.id, before,
-                                              runtime.settings.sse_heartbeat_seconds):
-                if event is None:
-                    yield b": keepalive\n\n"
-                    continue
-                ours = ours or _starts_or_drops(event, str(message.id))
-                if not ours:
-                    continue
-                if (frame := translator.frame(event)) is not None:
-                    yield frame
-                if event.type in STREAM_ENDS:
-                    return
-
-    response = Response(frames(), headers={**SSE_HEADERS, "X-Session-ID": session.id})
+    frames = _turn_frames(runtime, session.id, subscription, str(message.id), translator, before, watch_credential())
+    response = Response(frames, headers={**SSE_HEADERS, "X-Session-ID": session.id})
     response.timeout = None
     return response
+
+
+async def _turn_frames(runtime: Runtime, session_id: str, subscription: Subscription, message_id: str,
+                       translator: StreamTranslator, before: int, watch: CredentialWatch) -> AsyncIterator[bytes]:
+    # A client that goes away only closes this subscription; the turn goes on.
+    with subscription:
+        async with watch.running(subscription.close):  # a revoked credential closes it too
+            ours, keepalive = False, KeepAlive(runtime.settings.sse_heartbeat_seconds)
+            async for event in ordered_events(runtime.events, subscription, session_id, before, keepalive.remaining):
+                if watch.problem:
+                    break
+                if event is not None:
+                    ours = ours or _starts_or_drops(event, message_id)
+                    frame = translator.frame(event) if ours else None
+                    if frame is not None:
+                        yield frame
+                        keepalive.sent()
+                    if ours and event.type in STREAM_ENDS:
+                        return
+                # Quiet for its client: nothing came, or only events this stream leaves out
+                # (an earlier turn's, while this one waits its turn).
+                if event is None or not keepalive.remaining():
+                    yield b": keepalive\n\n"
+                    keepalive.sent()
+            if watch.problem:
+                yield credential_ended_frame(watch.problem)
 
 
 def _starts_or_drops(event: LoggedEvent, message_id: str) -> bool:

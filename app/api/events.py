@@ -15,6 +15,7 @@ from quart import Blueprint, Response, request
 from quart_schema import document_response, tag, validate_querystring
 
 from app.api.common import MAX_LIMIT, SEQUENCE_MAX, SequenceNumber
+from app.auth.stream_watch import watch_credential
 from app.errors import InvalidRequest
 from app.events.sse import SSE_HEADERS, StreamOptions, session_stream
 from app.services.sessions import get_session
@@ -107,6 +108,7 @@ async def session_events(session_id: str, query_args: EventsQuery, agent_id: str
     options = StreamOptions(since=_resume_point(query_args), types=types, exclude=exclude,
                             heartbeat_seconds=runtime.settings.sse_heartbeat_seconds,
                             retry_ms=runtime.settings.sse_retry_ms)
-    response = Response(session_stream(runtime.events, runtime.bus, session.id, options), headers=SSE_HEADERS)
+    stream = session_stream(runtime.events, runtime.bus, session.id, options, watch_credential())
+    response = Response(stream, headers=SSE_HEADERS)
     response.timeout = None  # a stream lives as long as the client stays
     return response

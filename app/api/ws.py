@@ -7,6 +7,9 @@ newest page of sessions; then session_created / session_updated / session_delete
 <next>, "limit": N} (answered {"type": "sessions", "before": ..., "sessions": [...],
 "has_more": bool, "next": cursor}, or {"type": "error", ...}).
 
+With authentication on, the connection is closed with 4401 once the credential of its
+handshake is revoked or expires (app/auth/stream_watch.py).
+
 Events come in the Agent Runtime types only (session_start, pre_tool, post_tool,
 session_stop, message); `/ws?events=all` also sends the loop events that have none
 (message.delta, step.*, ...), which the built-in dashboard streams text from.
@@ -23,6 +26,7 @@ from quart import Blueprint, websocket
 
 from app.api.agent_runtime import SessionsQuery
 from app.auth.principal import current_principal
+from app.auth.stream_watch import watch_credential
 from app.dialects.agent_runtime import session_page
 from app.errors import InvalidRequest, describe_validation_error
 from app.json_encoding import dumps
@@ -35,6 +39,7 @@ bp = Blueprint("ws", __name__)
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_UNAUTHORIZED = 4401  # the application range (4000-4999): HTTP's 401, so a client knows to sign in again
 CLOSE_WAIT_SECONDS = 1.0
 
 
@@ -89,27 +94,24 @@ async def live_feed():
     principal = current_principal()
     all_events = websocket.args.get("events") == "all"
     connection = hub.connect(principal.user_id, principal.sees_everything, all_events)  # before reading sessions: miss nothing
+    watch, signed_out = watch_credential(), asyncio.Event()
     tasks: list[asyncio.Task] = []
     try:
-        await websocket.accept()
-        sessions, cursor = await service.list_sessions()  # the newest page; more on request
-        await websocket.send(dumps({"type": "init", **session_page(sessions, cursor)}))
-        tasks = [asyncio.create_task(_forward(connection)), asyncio.create_task(_answer_requests(connection)),
-                 asyncio.create_task(connection.dropped.wait()), asyncio.create_task(connection.going_away.wait())]
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if connection.going_away.is_set():
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait_for(websocket.close(CLOSE_GOING_AWAY, "server shutting down"), CLOSE_WAIT_SECONDS)
-        elif connection.dropped.is_set():
-            # The client fell behind: tell it to come back later and let it catch up by REST.
-            log.warning("/ws client fell behind by %d messages; closing it (1013)", hub.queue_size)
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait_for(websocket.close(CLOSE_TRY_AGAIN_LATER, "too slow"), CLOSE_WAIT_SECONDS)
-        else:
-            for task in done:
-                task.result()  # re-raise a receive error (the client went away)
+        async with watch.running(signed_out.set):
+            await websocket.accept()
+            sessions, cursor = await service.list_sessions()  # the newest page; more on request
+            await websocket.send(dumps({"type": "init", **session_page(sessions, cursor)}))
+            tasks = [asyncio.create_task(_forward(connection)), asyncio.create_task(_answer_requests(connection)),
+                     asyncio.create_task(connection.dropped.wait()), asyncio.create_task(connection.going_away.wait()),
+                     asyncio.create_task(signed_out.wait())]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if closing := _why_close(connection, watch.problem):
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait_for(websocket.close(*closing), CLOSE_WAIT_SECONDS)
+            else:
+                for task in done:
+                    task.result()  # re-raise a receive error (the client went away)
     except TimeoutError:
         log.info("/ws client too slow and not reading; dropped")
     finally:
@@ -117,3 +119,16 @@ async def live_feed():
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _why_close(connection, credential_problem: str | None) -> tuple[int, str] | None:
+    """The close code and reason when the server ends the connection, else None."""
+    if connection.going_away.is_set():
+        return CLOSE_GOING_AWAY, "server shutting down"
+    if credential_problem:  # revoked or expired since the handshake: what a request would be told (401)
+        return CLOSE_UNAUTHORIZED, credential_problem
+    if connection.dropped.is_set():
+        # The client fell behind: tell it to come back later and let it catch up by REST.
+        log.warning("/ws client fell behind by %d messages; closing it (1013)", connection.queue.maxsize)
+        return CLOSE_TRY_AGAIN_LATER, "too slow"
+    return None

@@ -7,6 +7,7 @@ code base needs to know about users.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ class Principal:
     via: str  # none (auth off) | jwt | cookie | api_key
     family_id: uuid.UUID | None = None  # the login this access token belongs to
     email: str | None = None
+    # What open streams re-check (app/auth/stream_watch.py): the key behind an api_key
+    # principal, and when the credential stops working by itself (a token's `exp`).
+    api_key_id: uuid.UUID | None = None
+    expires_at: dt.datetime | None = None
 
     def has(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes

@@ -19,6 +19,7 @@ from app.auth.tokens import (
     TokenError,
     decode_access_token,
     digest,
+    expiry_of,
     issue_access_token,
     looks_like_jwt,
     new_api_key,
@@ -260,7 +261,8 @@ class AuthService:
         if user is None:
             raise Unauthorized("account no longer exists")
         self._admit(user)
-        return Principal(user.id, user.role, effective_scopes(user.role, None), via, family, user.email)
+        return Principal(user.id, user.role, effective_scopes(user.role, None), via, family, user.email,
+                         expires_at=expiry_of(claims))
 
     async def _principal_for_key(self, key: str) -> Principal:
         api_key = await ApiKey.get_or_none(key_hash=digest(key)).select_related("user")
@@ -273,7 +275,8 @@ class AuthService:
         if api_key.last_used_at is None or moment - api_key.last_used_at > LAST_USED_RESOLUTION:
             await ApiKey.filter(id=api_key.id).update(last_used_at=moment)
         user = api_key.user
-        return Principal(user.id, user.role, effective_scopes(user.role, api_key.scopes), "api_key", None, user.email)
+        return Principal(user.id, user.role, effective_scopes(user.role, api_key.scopes), "api_key", None, user.email,
+                         api_key_id=api_key.id, expires_at=api_key.expires_at)
 
     # --- API keys --------------------------------------------------------------------
 

@@ -46,6 +46,15 @@ def decode_access_token(secret: str, token: str) -> dict[str, Any]:
     return claims
 
 
+def expiry_of(claims: dict[str, Any]) -> dt.datetime | None:
+    """When a decoded token stops working; None if that is beyond what a datetime holds
+    (a TTL of centuries), which is the same as never for an open stream."""
+    try:
+        return dt.datetime.fromtimestamp(claims["exp"], dt.UTC)
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
+
+
 def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 

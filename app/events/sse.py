@@ -9,16 +9,52 @@ So a client resuming with Last-Event-ID gets everything after it, once, in order
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from app.events.bus import EventBus, Subscription
 from app.events.log import EventLog, LoggedEvent
+from app.json_encoding import dumps
 
 REPLAY_BATCH = 500
 # Every SSE response's headers (docs/api.md §4.4); no-buffering asks proxies (nginx) to pass
 # each frame on at once.
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class Watch(Protocol):
+    """What ends a stream from outside its event loop: the credential it was opened with
+    stopping (app/auth/stream_watch.py CredentialWatch). `problem` says why."""
+
+    problem: str | None
+
+    def running(self, on_end: Callable[[], object]) -> contextlib.AbstractAsyncContextManager: ...
+
+
+def credential_ended_frame(problem: str) -> bytes:
+    """The last frame of a stream whose credential was revoked or expired: an `error`
+    event with the 401 a request would get (no `id:`, so a resume point is unchanged)."""
+    return f"event: error\ndata: {dumps({'code': 'unauthorized', 'message': problem})}\n\n".encode()
+
+
+class KeepAlive:
+    """When a stream last sent its client something, so that its keep-alive comments
+    follow what it sent and not what the session did: a stream that leaves events out
+    (AgentSpec's, queued behind an earlier turn) is idle for its client, and for the
+    proxies in between, however busy the session is."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.sent()
+
+    def sent(self) -> None:
+        self._at = time.monotonic()
+
+    def remaining(self) -> float:
+        return max(0.0, self._at + self.seconds - time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -36,8 +72,12 @@ class StreamOptions:
         return not (self.exclude and event.type in self.exclude)
 
 
-async def session_stream(log: EventLog, bus: EventBus, session_id: str, options: StreamOptions) -> AsyncIterator[bytes]:
-    with bus.subscribe(session_id, maxsize=options.queue_size) as live:
+async def session_stream(log: EventLog, bus: EventBus, session_id: str, options: StreamOptions,
+                         watch: Watch | None = None) -> AsyncIterator[bytes]:
+    async with contextlib.AsyncExitStack() as stack:
+        live = stack.enter_context(bus.subscribe(session_id, maxsize=options.queue_size))
+        if watch is not None:  # ends the stream by closing its subscription
+            await stack.enter_async_context(watch.running(live.close))
         yield f"retry: {options.retry_ms}\n\n".encode()
         last = options.since
         while True:  # replay in batches until the log has nothing newer
@@ -67,6 +107,9 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
             chunk: list[bytes] = []
             for event in (first, *live.get_ready()):
                 if event is None:
+                    if watch and watch.problem:  # the watch closed the subscription: send nothing more
+                        yield credential_ended_frame(watch.problem)
+                        return
                     if chunk:
                         yield b"".join(chunk)
                     if live.overflowed:  # dropped for falling behind: reconnect and catch up
@@ -84,17 +127,18 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
 
 
 async def ordered_events(log: EventLog, subscription: Subscription, session_id: str, last: int,
-                         quiet_seconds: float) -> AsyncIterator[LoggedEvent | None]:
+                         quiet_seconds: Callable[[], float]) -> AsyncIterator[LoggedEvent | None]:
     """One event at a time, for streams that translate each (AgentSpec's /stream); the
     session stream above does the same in batches of what is queued.
 
     The session's events after `last`, each once, in order: the live ones, with any
     gap filled from the log (another process's event whose live copy was lost: temporal
-    mode, Redis down). After `quiet_seconds` without one the log is read too, since a lost
-    event may be the last of a turn; None then, if there is nothing (a keep-alive)."""
+    mode, Redis down). After `quiet_seconds()` without one (asked before each wait: the
+    reader's time left until its next keep-alive) the log is read too, since a lost event
+    may be the last of a turn; None then, if there is nothing (a keep-alive)."""
     while True:
         try:
-            event = await subscription.get(timeout=quiet_seconds)
+            event = await subscription.get(timeout=quiet_seconds())
         except TimeoutError:
             due = await log.read(session_id, after=last, limit=REPLAY_BATCH)
             if not due:

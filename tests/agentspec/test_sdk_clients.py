@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.fakes import Text
+from tests.fakes import Error, Text
 from tests.helpers import FAKE_KEY
 
 
@@ -168,3 +168,20 @@ async def test_stream_text_collects_text_tokens_and_turns(live_server, fake_llm)
     kind, done = events[-1]
     assert kind == "done" and done["tokens"] == {"input": 11, "output": 4, "total": 15} and done["turns"] == 1
     assert done["usage"]["total_tokens"] == 15 and done["duration_ms"] > 0
+
+
+async def test_a_stream_that_ends_without_done_ends_its_connection(live_server, fake_llm):
+    """Reported: a stream ending with `error` (or `waiting`), and a JSON error answer, left
+    the SDK's reader (which reads until `done` or EOF) waiting 75 s, Hypercorn's
+    keep_alive_timeout: the body ended but the connection stayed open. /stream answers
+    now carry `Connection: close`."""
+    setup_agents(live_server, fake_llm, "assistant")
+    fake_llm.script(Error(401, "Incorrect API key provided"))
+    status, events = await asyncio.wait_for(stream_like_the_sdk(live_server, "assistant", "Hi"), 10)
+    assert status == 200
+    assert events[-1][0] == "error" and events[-1][1]["code"] == "provider_auth_failed"
+    status, events = await asyncio.wait_for(stream_like_the_sdk(live_server, "nobody", "Hi"), 10)
+    assert (status, events) == (404, [])
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=10) as http:
+        assert (await http.post("/v1/agents/nobody/stream", json={"input": "x"})).headers["Connection"] == "close"
+        assert (await http.get("/v1/agents")).headers.get("Connection") != "close"  # other routes keep theirs
