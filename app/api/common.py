@@ -112,7 +112,12 @@ async def optional_body(model: type[M]) -> M:
     """Validate a JSON body that may be absent altogether (AgentSpec's SDK sends none
     when it has nothing to say); a body that is present must still be valid JSON."""
     raw = await request.get_data()
-    data = parse_json_body(raw) if raw.strip() else {}
+    data: Any = {}
+    if raw.strip():
+        # Sent without Content-Type: application/json, a body is not read as JSON (§1): it
+        # fails validation as on every other route (and a cross-site form post, which a
+        # browser sends without asking, is no valid body here).
+        data = parse_json_body(raw) if request.is_json else None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

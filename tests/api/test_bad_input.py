@@ -212,3 +212,17 @@ async def test_path_ids_holding_nul_are_not_found_on_both_databases(store_client
 async def test_status_of_a_session_id_holding_nul_is_not_existent(store_client):
     response = await store_client.get("/sessions/a%00b/status")
     assert response.status_code == 200 and await response.get_json() == {"status": "not_existent"}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_a_body_not_sent_as_json_is_refused_where_the_body_is_optional(client, seeded, content_type):
+    """`POST /v1/agents/{id}/sessions` (whose body may be left out) read a text/plain or
+    form body as JSON and created the session; every other route answers 400 (§1), and a
+    browser sends such a body cross-site without asking first."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    before = await _counts(client)
+    response = await client.post(f"/v1/agents/{seeded['agent']}/sessions", data=b'{"title":"x"}', headers=headers)
+    assert response.status_code == 400, await response.get_data()
+    assert assert_shape("/v1", await response.get_json(), 400).startswith("body: Input should be a valid dictionary")
+    assert await _counts(client) == before
+    assert (await client.post(f"/v1/agents/{seeded['agent']}/sessions")).status_code == 201  # no body: still fine
