@@ -137,9 +137,12 @@ def ar_event(event: LoggedEvent, name: str) -> dict[str, Any]:
 
 
 def message_text(content: Any) -> str:
-    """Text of a `message` event's content: a string, or a list of text blocks."""
+    """Text of a `message` event's content: a string, or a list of text blocks joined with
+    a blank line, blank ones left out (as /v1 joins a message's blocks, §3.8); joined with
+    nothing, "Hi" and "there" read "Hithere"."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type", "text") == "text")
+        texts = (b.get("text") for b in content if isinstance(b, dict) and b.get("type", "text") == "text")
+        return "\n\n".join(t for t in texts if isinstance(t, str) and t.strip())
     return ""

@@ -102,6 +102,16 @@ async def test_result_rules(client):
     assert (await (await client.get("/sessions/abc-123/result")).get_json()) == {"result": "final answer"}
 
 
+async def test_result_joins_text_blocks_with_a_blank_line(client):
+    """Reported: two blocks "Hi" and "there" came back as "Hithere"."""
+    await create(client)
+    blocks = [{"type": "text", "text": "Hi"}, {"type": "text", "text": " "}, {"type": "tool_use", "text": "x"},
+              {"type": "text", "text": "there"}]
+    await client.post("/events", json=hook("message", role="assistant", content=blocks))
+    await client.post("/events", json=hook("session_stop"))
+    assert (await (await client.get("/sessions/abc-123/result")).get_json()) == {"result": "Hi\n\nthere"}
+
+
 async def test_legacy_post_events_creates_resumes_and_finishes(client):
     assert (await (await client.post("/events", json=hook("session_start", "fresh"))).get_json())["ok"] is True
     session = (await (await client.get("/sessions/fresh")).get_json())["session"]
