@@ -17,6 +17,7 @@ from quart import Quart, g, has_request_context, request, websocket
 from quart_schema import RequestSchemaValidationError
 from tortoise.exceptions import IntegrityError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import WebsocketMismatch
 
 from app.db import DatabaseUnavailable
 
@@ -117,6 +118,8 @@ def _http_message(exc: HTTPException) -> str:
     if exc.code == 413:
         limit = request.max_content_length
         return f"Request body is larger than the limit of {limit} bytes (MAX_BODY_BYTES)"
+    if isinstance(exc, WebsocketMismatch):  # a plain GET of /ws: werkzeug's text says nothing of WebSocket
+        return f"{request.path} is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)"
     if exc.code == 400:  # the framework's own refusals; JSON bodies are app/api/json_body.py's
         return f"Bad request: {exc.description}" if exc.description else "Bad request"
     if exc.code == 429:

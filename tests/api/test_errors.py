@@ -73,3 +73,12 @@ async def test_every_response_has_a_request_id(client, path):
     assert mine.headers["X-Request-ID"] == "abc-1"
     bad = await client.get(path, headers={"X-Request-ID": "no spaces allowed"})
     assert bad.headers["X-Request-ID"] != "no spaces allowed"
+
+
+async def test_a_plain_get_of_ws_says_a_websocket_is_needed(client):
+    """Reported: `curl localhost:9000/ws` answered "Bad request: The browser (or proxy) sent
+    a request that this server could not understand."."""
+    response = await client.get("/ws")
+    body = await response.get_json()
+    assert response.status_code == 400 and body["error"]["code"] == "invalid_request"
+    assert body["message"] == "/ws is a WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)"
