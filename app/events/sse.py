@@ -89,9 +89,12 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
                 last = batch[-1].sequence
             if len(batch) < REPLAY_BATCH:
                 break
+        # Quiet is what this client saw: with `types`/`exclude` a busy session can send it
+        # nothing for a whole turn (?exclude=message.delta during a long answer).
+        keep_alive = KeepAlive(options.heartbeat_seconds)
         while True:
             try:
-                first = await live.get(timeout=options.heartbeat_seconds)
+                first = await live.get(timeout=keep_alive.remaining())
             except TimeoutError:
                 # Quiet for a while: anything stored meanwhile whose live copy was lost
                 # (Redis down or reconnecting, temporal mode) is in the log. A gap is
@@ -101,6 +104,7 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
                     last = missed[-1].sequence
                 frames = [e.sse_frame for e in missed if options.wants(e)]
                 yield b"".join(frames) if frames else b": keepalive\n\n"
+                keep_alive.sent()
                 continue
             # Whatever else is already queued goes out in the same write: under load this
             # means fewer, larger sends instead of one per event.
@@ -124,6 +128,7 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
                     last = due.sequence
             if chunk:
                 yield b"".join(chunk)
+                keep_alive.sent()
 
 
 async def ordered_events(log: EventLog, subscription: Subscription, session_id: str, last: int,

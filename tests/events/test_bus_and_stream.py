@@ -58,6 +58,36 @@ async def test_stream_of_a_slow_reader_ends_and_a_reconnect_catches_up(runtime, 
     assert received + rest == list(range(1, 11))
 
 
+async def test_a_filtered_stream_sends_keepalives_while_the_session_is_busy(runtime, chat):
+    """Reported (for AgentSpec's /stream, and the same here): with ?exclude=message.delta
+    a long answer sent the client nothing at all, keep-alives included, because each
+    left-out delta restarted the idle timer. A proxy with an idle timeout drops such a
+    stream."""
+    heartbeat = 0.3
+    options = StreamOptions(exclude=frozenset({"message.delta"}), heartbeat_seconds=heartbeat)
+    stream = session_stream(runtime.events, runtime.bus, chat["id"], options)
+    assert await stream.__anext__() == b"retry: 2000\n\n"
+
+    async def busy_session():  # a delta every 0.1 s, faster than the heartbeat, for 1.5 s
+        for i in range(15):
+            await runtime.events.append(chat["id"], "message.delta", {"delta": str(i)})
+            await asyncio.sleep(0.1)
+        await runtime.events.append(chat["id"], "message.created", {"role": "assistant"})
+
+    writer = asyncio.create_task(busy_session())
+    opened, reads = asyncio.get_running_loop().time(), []
+    while not reads or b"message.created" not in reads[-1][1]:
+        frame = await asyncio.wait_for(stream.__anext__(), 5)
+        reads.append((asyncio.get_running_loop().time() - opened, frame))
+    await writer
+    await stream.aclose()
+    keepalives = [at for at, frame in reads if frame == b": keepalive\n\n"]
+    assert len(keepalives) >= 3, reads
+    gaps = [b - a for a, b in zip([0.0, *keepalives], keepalives, strict=False)]
+    assert max(gaps) < heartbeat * 3, gaps
+    assert not any(b"message.delta" in frame for _, frame in reads)
+
+
 async def test_stream_fills_gaps_when_events_arrive_out_of_order(runtime, chat):
     stream = session_stream(runtime.events, runtime.bus, chat["id"], StreamOptions(heartbeat_seconds=5))
     await stream.__anext__()
