@@ -128,7 +128,10 @@ async def stop_session(runtime: Runtime, session_id: str) -> tuple[Session, bool
     if session.kind == SessionKind.EXTERNAL:
         raise Conflict("External sessions are run by their own agent; stop it there (its session_stop "
                        "event finishes the session)", code="external_session")
-    _, stopped = await cancel_turn(runtime.runner, session_id)
+    try:
+        _, stopped = await cancel_turn(runtime.runner, session_id)
+    except NotFound:  # deleted meanwhile; this API words its 404 its own way
+        raise NotFound(NOT_FOUND) from None
     return await get_session(session_id), stopped
 
 
