@@ -105,6 +105,10 @@ async def delete_session(runtime: Runtime, session_id: str, agent_id: str | None
     runtime.events.notify_session("session_deleted", session.id, session.owner_id)
     runtime.events.forget_session(session.id)
     runtime.bus.end_session(session.id)  # its SSE streams end instead of idling forever
+    if session.kind != SessionKind.EXTERNAL:
+        # A message posted while the turn wound down can have started another turn on the
+        # session before the row went: it ends now, writing nothing.
+        await runtime.runner.session_deleted(session.id)
     return events_count
 
 
