@@ -45,6 +45,16 @@ class NotFound(ApiError):
     status, code = 404, "not_found"
 
 
+class SessionGone(NotFound):
+    """A write to a session whose row was deleted meanwhile (the foreign key refused it):
+    to a request, the 404 of any missing session; a turn ends on it without a word
+    (app/runtime/turn.py). Raised by the event log (app/events/log.py)."""
+
+    def __init__(self, session_id: str):
+        super().__init__(f"session '{session_id}' not found")
+        self.session_id = session_id
+
+
 class Conflict(ApiError):
     status, code = 409, "conflict"
 

@@ -8,20 +8,25 @@ be read back, and a listener that missed something can always catch up from here
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
+from tortoise.exceptions import IntegrityError
+
+from app.errors import SessionGone
 from app.events.bus import EventBus, SessionNotice
 from app.events.messages import RecentMessages
 from app.json_encoding import dumps
-from app.models import Event, Message, raw_sql
+from app.models import Event, Message, Session, raw_sql
 from app.models.sequences import EVENT_INSERT, MESSAGE_INSERT, SequenceCounter, SessionRowCounter
 from app.timeutil import utcnow
 
 ONCE_LOOKBACK = 50  # append_once looks this far back among the session's events of the type
+
+T = TypeVar("T")
 
 
 def sse_frame(event_id: int, name: str, data: Any) -> bytes:
@@ -65,6 +70,18 @@ class LoggedEvent:
         return sse_frame(self.sequence, self.type, self.data)
 
 
+async def _unless_gone(session_id: str, write: Awaitable[T]) -> T:
+    """A write refused by the database (IntegrityError) because its session no longer
+    exists: a DELETE got there first. Callers tell that from other integrity errors (a
+    taken id) by SessionGone, the 404 of a missing session rather than a generic 409."""
+    try:
+        return await write
+    except IntegrityError:
+        if await Session.exists(id=session_id):
+            raise
+        raise SessionGone(session_id) from None
+
+
 class EventLog:
     """Also numbers the session's messages: both logs share one per-session discipline.
 
@@ -81,6 +98,10 @@ class EventLog:
         self.messages = RecentMessages(self.message_numbers)
 
     async def append(self, session_id: str, type: str, data: dict[str, Any] | None = None) -> LoggedEvent:
+        """Log an event; SessionGone if the session was deleted (by then or meanwhile)."""
+        return await _unless_gone(session_id, self._append(session_id, type, data))
+
+    async def _append(self, session_id: str, type: str, data: dict[str, Any] | None) -> LoggedEvent:
         payload = {"session_id": session_id, **(data or {})}
         if self.shared is not None:
             # Published after the statement committed: a reader that fills a gap from
@@ -119,7 +140,12 @@ class EventLog:
 
     async def insert_message(self, session_id: str, message_id, role: str, content: dict[str, Any],
                              reply_to: uuid.UUID | None = None) -> Message:
-        """Store a message with the session's next number (not announced: see record_message)."""
+        """Store a message with the session's next number (not announced: see record_message);
+        SessionGone if the session was deleted."""
+        return await _unless_gone(session_id, self._insert_message(session_id, message_id, role, content, reply_to))
+
+    async def _insert_message(self, session_id: str, message_id, role: str, content: dict[str, Any],
+                              reply_to: uuid.UUID | None) -> Message:
         if self.shared is None:
             assert isinstance(self.message_numbers, SequenceCounter)  # no shared counter: numbered here
             return await self.message_numbers.insert(session_id, lambda sequence: Message.create(

@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Any
 
+from app.errors import SessionGone
 from app.events.log import EventLog
 
 MAX_DELTA_INTERVAL = 1.0  # however many watch, text still moves at least once a second
@@ -48,7 +49,17 @@ class DeltaWriter:
     async def _flush_later(self, wait: float) -> None:
         await asyncio.sleep(wait)
         self._timer = None  # past this point close() waits for the write instead of cancelling it
-        await self.flush()
+        try:
+            await self.flush()
+        except SessionGone:
+            pass  # nobody awaits this task: the turn's own next write finds out, and ends it
+
+    def discard(self) -> None:
+        """Write nothing more: the session is gone (Turn.drop_pending_writes)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pending.clear()
 
     async def flush(self) -> None:
         async with self._lock:

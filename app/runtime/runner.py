@@ -21,7 +21,7 @@ from app.events.messages import record_message
 from app.models import Event, Message, Session
 from app.models.enums import SessionKind, SessionStatus
 from app.runtime import waits
-from app.runtime.turn import SHUTTING_DOWN, Turn, TurnDeps, TurnOutcome
+from app.runtime.turn import SESSION_DELETED, SHUTTING_DOWN, Turn, TurnDeps, TurnOutcome
 from app.timeutil import utcnow
 
 log = logging.getLogger("app.runtime.runner")
@@ -54,6 +54,10 @@ class Runner(Protocol):
                      session: Session | None = None) -> Awaitable[TurnOutcome]: ...
 
     async def cancel(self, session_id: str, reason: str = "cancelled by request") -> bool: ...
+
+    async def session_deleted(self, session_id: str) -> None:
+        """The session's row is gone (deleted after cancel()): end anything of it that
+        still runs or is queued, writing nothing."""
 
     async def tool_answered(self, session_id: str, call_id: str) -> None:
         """A waiting tool call of the session was answered (the answer is stored)."""
@@ -148,10 +152,15 @@ class TurnRunner:
             running.dropped = dropped  # the log says which messages will not be answered
             task.cancel(reason)
             await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
-        elif dropped:  # nothing ran: the log still says so, as the temporal runner's does
+        elif dropped and reason != SESSION_DELETED:  # nothing ran: the log still says so, as the temporal runner's does
             await self.deps.events.append(session_id, "session.cancelled",
                                           {"reason": reason, "message_id": None, "dropped_message_ids": dropped})
         return True
+
+    async def session_deleted(self, session_id: str) -> None:
+        """A message posted while the DELETE cancelled the session's turn can have started
+        (or queued) another before the row went: it ends quietly (Turn.session_gone)."""
+        await self.cancel(session_id, SESSION_DELETED)
 
     async def shutdown(self) -> None:
         await asyncio.gather(*(self.cancel(sid, SHUTTING_DOWN) for sid in list(self._workers)))

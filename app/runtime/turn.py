@@ -20,6 +20,7 @@ from typing import Any
 
 from app.config import Settings
 from app.db import DatabaseUnavailable
+from app.errors import SessionGone
 from app.events.log import EventLog
 from app.events.messages import MessageRow, record_message
 from app.metrics import Metrics
@@ -42,6 +43,9 @@ log = logging.getLogger("app.runtime.turn")
 
 # The reason a stopping server cancels its turns with (TurnRunner.shutdown).
 SHUTTING_DOWN = "server shutting down"
+# The reason a turn is cancelled with once its session's row is deleted
+# (TurnRunner.session_deleted): nothing can be written for it any more.
+SESSION_DELETED = "session deleted"
 PLACEHOLDER = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
 
 
@@ -118,7 +122,14 @@ class Turn(WaitingCalls):
         self.waiting_for_answers = False  # paused on tool calls that wait (turn_waits.finish_waiting)
 
     async def run(self) -> None:
-        """The whole turn in this process (the in-process runner)."""
+        """The whole turn in this process (the in-process runner). A turn whose session is
+        deleted under it ends as soon as it finds out, quietly (session_gone)."""
+        try:
+            await self._run()
+        except SessionGone:
+            await self.session_gone()
+
+    async def _run(self) -> None:
         try:
             loaded = await self.load()
         except DatabaseUnavailable as exc:  # not even started: it still ends, as failed
@@ -134,13 +145,20 @@ class Turn(WaitingCalls):
             outcome = await self._steps(session, agent, self.resume_from)
         except asyncio.CancelledError as exc:
             reason = exc.args[0] if exc.args else "cancelled by request"
-            if reason == SHUTTING_DOWN and self.waiting_for_answers:
-                # Its state is stored: the next start waits again (TurnRunner.start), as
-                # after kill -9. Only the messages queued behind it are given up.
-                await self.gave_up_queued(reason, self.dropped)
-                raise
-            await self.cancelled(reason, self.dropped)
+            try:
+                if reason == SESSION_DELETED:
+                    await self.session_gone()
+                elif reason == SHUTTING_DOWN and self.waiting_for_answers:
+                    # Its state is stored: the next start waits again (TurnRunner.start), as
+                    # after kill -9. Only the messages queued behind it are given up.
+                    await self.gave_up_queued(reason, self.dropped)
+                else:
+                    await self.cancelled(reason, self.dropped)
+            except SessionGone:  # deleted while it wound down: the cancel still ends the task
+                await self.session_gone()
             raise
+        except SessionGone:
+            raise  # not a failure to record: there is nowhere left to record it (run())
         except NoModel as exc:
             await self._fail_in_process(str(exc), "no_model_configured")
         except ProviderError as exc:
@@ -154,6 +172,27 @@ class Turn(WaitingCalls):
             await self._until_recorded(lambda: self.completed(outcome), lambda: self._record_completion_again(outcome))
         finally:
             self._count()
+
+    async def session_gone(self) -> None:
+        """The session was deleted under the turn: nothing of it can be stored any more
+        (each write would be refused), so the turn ends here without another. Whoever
+        waits for it hears `cancelled`."""
+        log.info("session %s was deleted during its turn; the turn ends here", self.session_id)
+        self.outcome.status = "cancelled"
+        self.outcome.error = {"code": "cancelled", "message": "the session was deleted"}
+        await self.drop_pending_writes()
+
+    async def drop_pending_writes(self) -> None:
+        """Stop the writes still running in the background (session_gone): each would be
+        refused, and its failure logged as an error when nobody awaits it."""
+        if self.writer is not None:
+            self.writer.discard()
+            self.writer = None
+        pending = [write for write in (self._behind, self._running_written) if write is not None]
+        self._behind = self._running_written = None
+        for write in pending:
+            write.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def _count(self) -> None:
         self.deps.metrics.turns.labels(self.outcome.status).inc()
@@ -253,6 +292,8 @@ class Turn(WaitingCalls):
         if running is not None:
             try:
                 await running
+            except SessionGone:
+                raise  # no failure worth a traceback: the turn ends on it (run())
             except Exception:
                 if not quiet:
                     raise
@@ -265,6 +306,8 @@ class Turn(WaitingCalls):
             return
         try:
             await behind
+        except SessionGone:
+            raise  # no failure worth a traceback: the turn ends on it (run())
         except Exception:
             if not quiet:
                 raise
@@ -407,6 +450,8 @@ class Turn(WaitingCalls):
         if running is not None:
             try:
                 await running
+            except SessionGone:
+                raise
             except Exception:  # the final status is what matters now
                 log.exception("writing the running status of session %s failed", self.session_id)
         await self._write_status(status, error)

@@ -15,6 +15,7 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from app.auth.principal import new_owner, owner_restriction, visible
@@ -26,7 +27,7 @@ from app.dialects.agent_runtime import (
     has_ar_meaning,
     message_text,
 )
-from app.errors import Conflict, InvalidRequest, NotFound
+from app.errors import Conflict, InvalidRequest, NotFound, SessionGone
 from app.events.bus import SessionNotice
 from app.events.log import EventLog, LoggedEvent
 from app.models import Message, Session, raw_sql
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from app.wiring import Runtime
 
 NOT_FOUND = "Session not found"
+# How often an event is stored again when its session is deleted each time between the
+# check and the insert (record_event): more than once needs DELETEs sent again and again.
+EVENT_TRIES = 3
 
 
 SESSION_PAGE = 100  # sessions per page when the client names no limit (REST and /ws init)
@@ -128,7 +132,10 @@ async def stop_session(runtime: Runtime, session_id: str) -> tuple[Session, bool
     if session.kind == SessionKind.EXTERNAL:
         raise Conflict("External sessions are run by their own agent; stop it there (its session_stop "
                        "event finishes the session)", code="external_session")
-    _, stopped = await cancel_turn(runtime.runner, session_id)
+    try:
+        _, stopped = await cancel_turn(runtime.runner, session_id)
+    except NotFound:  # deleted meanwhile; this API words its 404 its own way
+        raise NotFound(NOT_FOUND) from None
     return await get_session(session_id), stopped
 
 
@@ -173,6 +180,24 @@ async def record_event(runtime: Runtime, payload: dict[str, Any],
     session_id = payload["session_id"]
     if url_session_id is not None and session_id != url_session_id:
         raise InvalidRequest("session_id in the body does not match the URL")
+    data = {k: v for k, v in payload.items() if k not in ("event_type", "session_id")}
+    for _ in range(EVENT_TRIES):
+        await _open_session_for(runtime, payload)
+        try:
+            return await runtime.events.append(session_id, event_type, data)
+        except SessionGone:
+            # Deleted between the check and the insert (a DELETE racing the event). The
+            # event came after the DELETE, then, and creates the session again, as for any
+            # event of an unknown session: it is not lost to a 409 (§6.2).
+            continue
+    raise Conflict("Session was deleted again each time this event was stored; send it again",
+                   code="session_deleted")
+
+
+async def _open_session_for(runtime: Runtime, payload: dict[str, Any]) -> None:
+    """The session the event goes to: created if unknown, or its status moved on by a
+    session_start or session_stop."""
+    session_id, event_type = payload["session_id"], payload["event_type"]
     transition = event_type in ("session_start", "session_stop")
     if transition:
         session = await raw_sql.session_with_agent(session_id, *owner_restriction())
@@ -181,12 +206,18 @@ async def record_event(runtime: Runtime, payload: dict[str, Any],
         session, exists = None, await raw_sql.session_exists(session_id, *owner_restriction())
     if not exists:
         optional = {k: payload[k] for k in ("project_dir", "agent_name", "parent_session_name") if k in payload}
-        await create_session(runtime, session_id, payload["session_name"], implicit=event_type != "session_start",
-                             status=SessionStatus.FINISHED if event_type == "session_stop" else SessionStatus.RUNNING, **optional)
+        try:
+            await create_session(runtime, session_id, payload["session_name"], implicit=event_type != "session_start",
+                                 status=SessionStatus.FINISHED if event_type == "session_stop" else SessionStatus.RUNNING,
+                                 **optional)
+        except (Conflict, IntegrityError):
+            if not await raw_sql.session_exists(session_id, *owner_restriction()):
+                raise Conflict("Session already exists", code="session_exists") from None  # another user's id
+            # Created since the check by another event of the same session: this one goes
+            # in it, as if it had been there (its session_start or session_stop applies).
+            await _open_session_for(runtime, payload)
     elif session is not None and session.kind == SessionKind.EXTERNAL:
         await _apply_transition(runtime, session, event_type)
-    data = {k: v for k, v in payload.items() if k not in ("event_type", "session_id")}
-    return await runtime.events.append(session_id, event_type, data)
 
 
 async def _apply_transition(runtime: Runtime, session: Session, event_type: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from tortoise.exceptions import DoesNotExist
 from tortoise.functions import Count
 
 from app.auth.principal import new_owner, owner_restriction, visible
@@ -104,6 +105,10 @@ async def delete_session(runtime: Runtime, session_id: str, agent_id: str | None
     runtime.events.notify_session("session_deleted", session.id, session.owner_id)
     runtime.events.forget_session(session.id)
     runtime.bus.end_session(session.id)  # its SSE streams end instead of idling forever
+    if session.kind != SessionKind.EXTERNAL:
+        # A message posted while the turn wound down can have started another turn on the
+        # session before the row went: it ends now, writing nothing.
+        await runtime.runner.session_deleted(session.id)
     return events_count
 
 
@@ -115,5 +120,8 @@ async def cancel_turn(runner: Runner, session_id: str, agent_id: str | None = No
     if session.kind == SessionKind.EXTERNAL:
         return session, False  # its turns run in its own agent, not here (§5.9)
     stopped = await runner.cancel(session.id)
-    await session.refresh_from_db()
+    try:
+        await session.refresh_from_db()
+    except DoesNotExist:  # a DELETE won the race while the turn wound down: as missing as any other
+        raise NotFound(f"session '{session_id}' not found") from None
     return session, stopped

@@ -15,13 +15,15 @@ import asyncio
 import json
 import logging
 import uuid
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from tortoise.exceptions import IntegrityError
 
+from app.errors import SessionGone
 from app.events.messages import MessageRow
 from app.models import Event, Message, Session, ToolCallWait
 from app.runtime import waits
@@ -68,6 +70,16 @@ async def heartbeating():
 
 def _gone(session_id: str) -> ApplicationError:
     return ApplicationError(f"session '{session_id}' no longer exists", type=SESSION_GONE, non_retryable=True)
+
+
+@contextmanager
+def ends_if_deleted(session_id: str) -> Iterator[None]:
+    """The session was deleted during the activity (the event log said SessionGone): the
+    workflow ends, rather than retrying writes the database will refuse."""
+    try:
+        yield
+    except SessionGone:
+        raise _gone(session_id) from None
 
 
 class TurnActivities:
@@ -135,13 +147,17 @@ class TurnActivities:
                 await turn.keep_partial_text()
                 await turn.settle(quiet=True)
                 raise ApplicationError(message, type=code, non_retryable=True) from None
+            except SessionGone:
+                await turn.drop_pending_writes()  # each would be refused too
+                raise _gone(step.session_id) from None
             except IntegrityError:
                 if not await Session.exists(id=step.session_id):
                     raise _gone(step.session_id) from None
                 raise
         calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in finished.tool_calls]
         if not calls:  # the answer: the turn ends here, without another activity
-            await turn.completed({"reason": "completed", "iterations": step.iteration})
+            with ends_if_deleted(step.session_id):
+                await turn.completed({"reason": "completed", "iterations": step.iteration})
             self._count(turn)
         return StepResult(started_at_seq, calls, limit, stored=turn.stored_sequences, completed=not calls,
                           kinds=[kind_of(context.tools.get(c.name)) for c in finished.tool_calls])
@@ -152,12 +168,13 @@ class TurnActivities:
         turn.step_id = request.step_id
         tools = await self.deps.toolbox.for_agent(agent)
         async with heartbeating():
-            if request.waited:
-                row = await ToolCallWait.get(session_id=request.session_id, step_id=request.step_id,
-                                             call_id=request.call["id"])
-                result, error = await turn.settle_waited(tools, row)
-            else:
-                result, error = await turn.run_tool(tools, ToolCall(**request.call))
+            with ends_if_deleted(request.session_id):
+                if request.waited:
+                    row = await ToolCallWait.get(session_id=request.session_id, step_id=request.step_id,
+                                                 call_id=request.call["id"])
+                    result, error = await turn.settle_waited(tools, row)
+                else:
+                    result, error = await turn.run_tool(tools, ToolCall(**request.call))
         return ToolOutput(result, error)
 
     @activity.defn(name="pause_step")
@@ -166,8 +183,9 @@ class TurnActivities:
         turn, _, _ = await self._turn(request.session_id, request.message_id)
         turn.step_id = request.step_id
         outputs = [(out.result, out.error) for out in request.outputs if out is not None]
-        paused = await turn.pause([ToolCall(**call) for call in request.calls], request.kinds, outputs,
-                                  request.iteration, request.started_at_seq)
+        with ends_if_deleted(request.session_id):
+            paused = await turn.pause([ToolCall(**call) for call in request.calls], request.kinds, outputs,
+                                      request.iteration, request.started_at_seq)
         return PauseResult([row.call_id for row in paused.waiting], self.deps.settings.approval_timeout_seconds)
 
     @activity.defn(name="still_waiting")
@@ -179,7 +197,8 @@ class TurnActivities:
     async def end_wait(self, request: WaitInput) -> None:
         """The answers are in or their time is up: the rest expire, the turn runs again."""
         turn, _, _ = await self._turn(request.session_id, request.message_id)
-        await turn.end_wait(request.step_id)
+        with ends_if_deleted(request.session_id):
+            await turn.end_wait(request.step_id)
 
     @activity.defn(name="record_tool_results")
     async def record_tool_results(self, request: ToolResultsInput) -> list[int]:
@@ -192,11 +211,16 @@ class TurnActivities:
         done = {c.get("tool_call_id") for c in recent}
         pairs = [(ToolCall(**call), (out.result, out.error)) for call, out in zip(request.calls, request.outputs, strict=True)
                  if call["id"] not in done]
-        await turn.record_tool_results([c for c, _ in pairs], [o for _, o in pairs])
+        with ends_if_deleted(request.session_id):
+            await turn.record_tool_results([c for c, _ in pairs], [o for _, o in pairs])
         return turn.stored_sequences
 
     @activity.defn(name="finish_turn")
     async def finish_turn(self, finish: FinishInput) -> None:
+        with ends_if_deleted(finish.session_id):
+            await self._finish_turn(finish)
+
+    async def _finish_turn(self, finish: FinishInput) -> None:
         turn, _, _ = await self._turn(finish.session_id, finish.message_id)
         if finish.message_id is None or await _turn_ended(finish.session_id, finish.message_id,
                                                           turn.message.sequence):

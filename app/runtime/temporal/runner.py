@@ -95,6 +95,10 @@ class TemporalRunner:
         except WorkflowUpdateFailedError:  # the workflow was just ending
             return False
 
+    async def session_deleted(self, session_id: str) -> None:
+        """Nothing to ask the workflow: a turn that started after the cancel finds the
+        session gone in its next activity (SESSION_GONE), and the workflow ends."""
+
     async def tool_answered(self, session_id: str, call_id: str) -> None:
         """Wake the session's workflow: one of its waiting tool calls was answered. Should
         the signal not arrive, the workflow finds the answer in the database anyway."""
