@@ -3,7 +3,7 @@ agents report to. A thin translation over the core sessions and event log."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
@@ -13,6 +13,7 @@ from quart_schema import tag, validate_querystring, validate_request
 from app.api.common import INT64_MAX, MAX_LIMIT, SequenceNumber
 from app.dialects.agent_runtime import ar_event, ar_session, session_page
 from app.services import agent_runtime as service
+from app.timeutil import given_as_utc
 from app.wiring import current_runtime
 
 bp = Blueprint("agent_runtime", __name__)
@@ -61,15 +62,7 @@ class AgentRuntimeMetadataPatch(BaseModel):
     @field_validator("last_resumed_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        # A time without an offset is taken as UTC (what the clients send), not as server-local.
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: a 400 here, not a 500 in the driver
-            raise ValueError("out of range") from None
+        return given_as_utc(value)
 
 
 class HookEvent(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal, get_args
 from uuid import UUID
 
@@ -19,6 +19,7 @@ from app.auth.service import MAX_KEY_LIFETIME_DAYS, AuthService, TokenPair
 from app.auth.throttle import limit_attempts
 from app.config import EMAIL_PATTERN, OAuthClient
 from app.errors import InvalidRequest, Unauthorized
+from app.timeutil import given_as_utc
 from app.wiring import current_runtime
 
 bp = Blueprint("auth", __name__, url_prefix="/v1/auth")
@@ -101,16 +102,7 @@ class KeyCreate(RequestBody):
     @field_validator("expires_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        # Without an offset the time is UTC, as everywhere in the API (§6.2 last_resumed_at);
-        # a naive value could not even be compared with the clock (it was a 500).
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
-            raise ValueError("out of range") from None
+        return given_as_utc(value)
 
 
 class KeyOut(BaseModel):
