@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import signal
 import sys
@@ -37,9 +38,10 @@ def _serve(settings: Settings) -> int | None:
     from hypercorn.asyncio.run import worker_serve
     from hypercorn.utils import wrap_app
 
-    from app.hypercorn_fixes import end_websocket_pings_at_close
+    from app.hypercorn_fixes import abort_connections_after, end_websocket_pings_at_close, track_connections
 
     end_websocket_pings_at_close()
+    track_connections()
     config = hypercorn_config(settings)
     sockets = _listen(config)
 
@@ -66,6 +68,10 @@ def _serve(settings: Settings) -> int | None:
         async def shutdown_trigger() -> None:
             await stop.wait()
             await quart_app.extensions["runtime"].begin_stop()  # turns and streams never end by themselves
+            # A client that stopped reading keeps its connection open however it ends
+            # (app/hypercorn_fixes.py): cut it off once graceful_timeout has passed.
+            stragglers = asyncio.get_running_loop().create_task(abort_connections_after(config.graceful_timeout))
+            stragglers.add_done_callback(_report_aborted)
 
         try:
             await worker_serve(app, config, sockets=sockets, shutdown_trigger=shutdown_trigger)
@@ -78,6 +84,12 @@ def _serve(settings: Settings) -> int | None:
 
     _run_loop(main(), settings.event_loop)
     return None
+
+
+def _report_aborted(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is None and task.result():
+        logging.getLogger("app").warning("stopping: cut off %d connection(s) whose client was not reading, "
+                                         "after graceful_timeout", task.result())
 
 
 def hypercorn_config(settings: Settings):

@@ -37,3 +37,44 @@ def end_websocket_pings_at_close() -> None:
     WSStream._send_pings = _send_pings  # type: ignore[method-assign]
     WSStream.handle = _handle  # type: ignore[method-assign]
     WSStream._pings_end_at_close = True  # type: ignore[attr-defined]
+
+
+# --- connections a stopping server cannot close -------------------------------------
+#
+# Hypercorn stops by closing its listening servers and awaiting `wait_closed()` before its
+# graceful_timeout starts. uvloop's `wait_closed()` waits for every open connection, and a
+# connection whose client stopped reading never closes by itself: its last write waits in
+# `drain()`, and closing it waits to flush what the kernel will not take. One such client
+# (an SSE stream it does not read) held a SIGTERM'd server up for as long as it liked.
+# So the connections are tracked, and those still open graceful_timeout after the stop
+# began are aborted (their unsent data dropped), as graceful_timeout promises.
+
+_open_connections: set = set()
+
+
+def track_connections() -> None:
+    """Patch Hypercorn's TCPServer once per process (before it serves)."""
+    from hypercorn.asyncio.tcp_server import TCPServer
+
+    if getattr(TCPServer, "_tracked", False):
+        return
+    run = TCPServer.run
+
+    async def _run(self) -> None:
+        _open_connections.add(self)
+        try:
+            await run(self)
+        finally:
+            _open_connections.discard(self)
+
+    TCPServer.run = _run  # type: ignore[method-assign]
+    TCPServer._tracked = True  # type: ignore[attr-defined]
+
+
+async def abort_connections_after(seconds: float) -> int:
+    """After `seconds`, abort every connection still open; returns how many."""
+    await asyncio.sleep(seconds)
+    stuck = list(_open_connections)
+    for connection in stuck:
+        connection.writer.transport.abort()
+    return len(stuck)

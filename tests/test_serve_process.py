@@ -223,6 +223,34 @@ def test_sigterm_ends_an_open_sse_stream_instead_of_waiting_for_it(live_server):
     assert "Traceback" not in live_server.log()
 
 
+def test_sigterm_cuts_off_a_client_that_stopped_reading_after_graceful_timeout(live_server_factory):
+    """Reported: an SSE client that does not read (its replay filled the socket buffers)
+    kept a SIGTERM'd server up until the client went away, 80 s and more: Hypercorn
+    awaits uvloop's wait_closed(), which waits for every connection, before its
+    graceful_timeout starts, and a connection stuck in drain() never closes by itself."""
+    server = live_server_factory({"GRACEFUL_TIMEOUT_SECONDS": "2"})
+    base = server.url
+    with httpx.Client(base_url=base, timeout=30) as http:
+        http.post("/sessions", json={"session_id": "big", "session_name": "x"}).raise_for_status()
+        for i in range(40):  # 8 MB of log: far more than the kernel buffers of one connection
+            http.post("/sessions/big/events", json={
+                "event_type": "message", "session_id": "big", "session_name": "x", "timestamp": "2026-01-01T00:00:00Z",
+                "role": "assistant", "content": [{"type": "text", "text": f"{i} " + "x" * 200_000}]}).raise_for_status()
+    stalled = socket.create_connection(("127.0.0.1", server.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(b"GET /v1/sessions/big/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    try:
+        time.sleep(1.5)  # the replay is now waiting for this client to read
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(EXIT_SECONDS)
+        elapsed = time.monotonic() - started
+    finally:
+        stalled.close()
+    assert elapsed < 2 + 3, f"took {elapsed:.1f} s to stop"
+    assert "cut off 1 connection(s) whose client was not reading" in server.log()
+
+
 def _stop_seconds(server) -> float:
     """SIGTERM, then how long the process took to exit."""
     started = time.monotonic()
