@@ -6,6 +6,7 @@ from a model has it replaced (app/runtime/providers/base.py)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -27,3 +28,15 @@ def storable_text(text: str) -> str:
     if is_storable_text(text):
         return text
     return _SURROGATE.sub("\ufffd", text.replace("\x00", "\ufffd"))
+
+
+# Text blocks become one paragraph each: a blank line keeps them apart (joined bare,
+# "Hello" + "world" would read "Helloworld"), and it is how pipeline step inputs are
+# joined too. Blank blocks add nothing a reader could see, so they are dropped.
+BLOCK_SEPARATOR = "\n\n"
+
+
+def joined_blocks(texts: Iterable[str]) -> str:
+    """A message's text blocks as one text: a /v1 message's (app/api/messages.py) and an
+    Agent Runtime `message` event's alike (app/dialects/agent_runtime.py)."""
+    return BLOCK_SEPARATOR.join(text for text in texts if text.strip())

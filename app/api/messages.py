@@ -20,17 +20,13 @@ from quart_schema import (
 from app.api.common import OrmOut, Page, PageQuery, RequestBody, page_of
 from app.services import messages as service
 from app.services import turns
+from app.text import joined_blocks
 from app.wiring import current_runtime
 
 bp = Blueprint("messages", __name__)
 
 NESTED = "/v1/agents/<agent_id>/sessions/<session_id>/messages"
 FLAT = "/v1/sessions/<session_id>/messages"
-
-# Text blocks become one paragraph each: a blank line keeps them apart for the model
-# (joined bare, "Hello" + "world" would read "Helloworld"), and it is how pipeline step
-# inputs are joined too. Blank blocks add nothing a model could read, so they are dropped.
-BLOCK_SEPARATOR = "\n\n"
 
 
 class TextContent(RequestBody):
@@ -77,7 +73,7 @@ class MessageCreate(RequestBody):
 
 def _text_of(content: TextContent | str | list[TextBlock]) -> str:
     if isinstance(content, list):
-        return BLOCK_SEPARATOR.join(block.text for block in content if block.text.strip())
+        return joined_blocks(block.text for block in content)
     return content if isinstance(content, str) else content.text
 
 

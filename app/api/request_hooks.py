@@ -33,24 +33,25 @@ def install_request_hooks(app: Quart, auth: AuthService, metrics: Metrics) -> No
         await authenticate(request, auth)  # raises 401/403; the after hook still runs
         return None
 
-    @app.after_request
-    async def _after_request(response):
+    def finish(response: Response, req, method: str, started: float | None) -> None:
+        """What every answer gets, refused /ws handshakes included: the security headers,
+        the request id, and its count in the metrics."""
         add_security_headers(response)
         # getattr: should anything ever fail before the hook above, the response still goes out.
         response.headers["X-Request-ID"] = getattr(g, "request_id", "-")
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        started = getattr(g, "started", None)
-        metrics.count_request(request.method, route, response.status_code,
+        route = req.url_rule.rule if req.url_rule is not None else "unmatched"
+        metrics.count_request(method, route, response.status_code,
                               None if started is None else time.perf_counter() - started)
+
+    @app.after_request
+    async def _after_request(response):
+        finish(response, request, request.method, getattr(g, "started", None))
         return response
 
     @app.after_websocket
     async def _after_websocket(response):
         """A refused handshake (401, 403 `origin_not_allowed`) is an HTTP response like any
-        other: the same headers, and counted. An accepted one has none (None) here."""
+        other. An accepted one has none (None) here."""
         if isinstance(response, Response):
-            add_security_headers(response)
-            response.headers["X-Request-ID"] = getattr(g, "request_id", "-")
-            route = websocket.url_rule.rule if websocket.url_rule is not None else "unmatched"
-            metrics.count_request("GET", route, response.status_code, None)
+            finish(response, websocket, "GET", None)
         return response

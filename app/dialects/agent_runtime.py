@@ -24,6 +24,7 @@ from typing import Any
 from app.events.log import LoggedEvent
 from app.models import Session
 from app.models.enums import SessionKind, SessionStatus
+from app.text import joined_blocks
 
 AR_EVENT_TYPES = ("session_start", "pre_tool", "post_tool", "session_stop", "message")
 
@@ -137,12 +138,11 @@ def ar_event(event: LoggedEvent, name: str) -> dict[str, Any]:
 
 
 def message_text(content: Any) -> str:
-    """Text of a `message` event's content: a string, or a list of text blocks joined with
-    a blank line, blank ones left out (as /v1 joins a message's blocks, §3.8); joined with
-    nothing, "Hi" and "there" read "Hithere"."""
+    """Text of a `message` event's content: a string, or a list of text blocks joined as
+    a /v1 message's are (§3.8; joined bare, "Hi" and "there" read "Hithere")."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         texts = (b.get("text") for b in content if isinstance(b, dict) and b.get("type", "text") == "text")
-        return "\n\n".join(t for t in texts if isinstance(t, str) and t.strip())
+        return joined_blocks(t for t in texts if isinstance(t, str))
     return ""

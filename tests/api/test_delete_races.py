@@ -107,16 +107,18 @@ async def turns_over(app, timeout: float = 5) -> None:
             await asyncio.sleep(0.01)
 
 
+def then_deleted(real):
+    """`real`, and then the session it was called for deleted: a DELETE landing right after."""
+    async def call(session_id: str, *args, **kwargs):
+        result = await real(session_id, *args, **kwargs)
+        await Session.filter(id=session_id).delete()
+        return result
+    return call
+
+
 async def test_a_message_whose_session_goes_before_it_is_stored_is_a_404(app, client, agent, monkeypatch, problems):
     session_id = await new_session(client, agent)
-    real_get_session = turns_service.get_session
-
-    async def found_then_deleted(session_id: str, agent_id: str | None = None):
-        session = await real_get_session(session_id, agent_id)
-        await Session.filter(id=session_id).delete()
-        return session
-
-    monkeypatch.setattr(turns_service, "get_session", found_then_deleted)
+    monkeypatch.setattr(turns_service, "get_session", then_deleted(turns_service.get_session))
     await not_found(await client.post(f"/v1/sessions/{session_id}/messages", json={"content": "race"}), session_id)
     assert await stored_rows(session_id) == (0, 0) and current_runtime(app).runner.active_sessions == 0
     assert problems() == []
@@ -127,14 +129,7 @@ async def test_a_message_stored_just_before_the_session_went_is_a_404_too(app, c
     announced: the message is not there, so the client must not get a 201."""
     session_id = await new_session(client, agent)
     events = current_runtime(app).events
-    real_insert = events.insert_message
-
-    async def inserted_then_deleted(session_id: str, *args, **kwargs):
-        message = await real_insert(session_id, *args, **kwargs)
-        await Session.filter(id=session_id).delete()
-        return message
-
-    monkeypatch.setattr(events, "insert_message", inserted_then_deleted)
+    monkeypatch.setattr(events, "insert_message", then_deleted(events.insert_message))
     await not_found(await client.post(f"/v1/sessions/{session_id}/messages", json={"content": "race"}), session_id)
     assert await stored_rows(session_id) == (0, 0) and current_runtime(app).runner.active_sessions == 0
     assert problems() == []
