@@ -105,14 +105,25 @@ class TurnActivities:
         rows_read = asyncio.ensure_future(self.deps.events.messages.of(step.session_id))
         turn = Turn(self.deps, step.session_id, MessageRow(uuid.UUID(step.message_id), step.message_sequence, "user", {}),
                     step.variables)
-        loaded = await turn.load()
-        rows = await rows_read
+        attempt = activity.info().attempt
+        if step.iteration == 1 and attempt == 1:
+            # The turn's opening events are written while the session is read: the first
+            # delta waits for them (Turn._write_behind). A session deleted meanwhile
+            # refuses them, and they are dropped below.
+            turn.begin()
+        try:
+            loaded = await turn.load()
+            rows = await rows_read
+        except BaseException:
+            rows_read.cancel()
+            await turn.drop_pending_writes()
+            raise
         current = next((row for row in rows if str(row.id) == step.message_id), None)
         if loaded is None or current is None:
+            await turn.drop_pending_writes()
             return StepResult(gone=True)
         session, agent = loaded
         turn.message = current
-        attempt = activity.info().attempt
         stored = await _stored_step(step, limit) if attempt > 1 else None  # a first attempt stored nothing
         if stored is not None:
             if not stored.tool_calls:
@@ -122,7 +133,7 @@ class TurnActivities:
             return stored
         async with heartbeating():
             try:
-                if step.iteration == 1 and not (attempt > 1 and await _turn_started(step)):
+                if step.iteration == 1 and attempt > 1 and not await _turn_started(step):
                     turn.begin()
                 if attempt > 1:
                     await self.deps.events.append(step.session_id, "step.retried", {
