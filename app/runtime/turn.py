@@ -152,8 +152,9 @@ class Turn(WaitingCalls):
                     # Its state is stored: the next start waits again (TurnRunner.start), as
                     # after kill -9. Only the messages queued behind it are given up.
                     await self.gave_up_queued(reason, self.dropped)
-                else:
-                    await self.cancelled(reason, self.dropped)
+                else:  # the database may refuse it: then it is written once it is back
+                    await self._until_recorded(lambda: self.cancelled(reason, self.dropped),
+                                               lambda: self._record_cancel_again(reason, self.dropped))
             except SessionGone:  # deleted while it wound down: the cancel still ends the task
                 await self.session_gone()
             raise
@@ -227,10 +228,21 @@ class Turn(WaitingCalls):
         await self.events.append_once(self.session_id, "session.completed", self._completed_data(outcome))
 
     async def _record_failure_again(self, message: str, code: str) -> None:
-        """failed(), written to run again after an attempt that failed part way. A write
-        whose answer was lost (the connection dropped or timed out after sending it) may
-        have been stored anyway, so nothing that could be in the log already is written
-        blindly: the kept text and the terminal event are looked for first."""
+        """failed(), again after an attempt that failed part way (_record_end_again)."""
+        await self._record_end_again(SessionStatus.FAILED, message, "session.failed",
+                                     {"error": message, "code": code, "message_id": str(self.message.id)})
+
+    async def _record_cancel_again(self, reason: str, dropped: list[str]) -> None:
+        """cancelled(), again after an attempt that failed part way (_record_end_again)."""
+        await self._record_end_again(SessionStatus.PENDING, None, "session.cancelled",
+                                     self._cancelled_data(reason, dropped))
+
+    async def _record_end_again(self, status: SessionStatus, error: str | None, type: str,
+                                data: dict[str, Any]) -> None:
+        """failed() or cancelled(), written to run again after an attempt that failed part
+        way. A write whose answer was lost (the connection dropped or timed out after
+        sending it) may have been stored anyway, so nothing that could be in the log
+        already is written blindly: the kept text and the terminal event are looked for first."""
         await self.settle(quiet=True)  # the opening writes are over, stored or not
         self.writer = None  # its deltas not yet written are lost; the whole text is kept below
         text = "".join(self.partial)
@@ -239,16 +251,16 @@ class Turn(WaitingCalls):
             if stored is None:
                 await self._record("assistant", {"text": text}, message_id=self.message_id, step_id=self.step_id)
             else:  # stored by the failed attempt; its announcement may not have been
-                data = {"message_id": str(stored.id), "role": stored.role, "sequence": stored.sequence,
-                        "content": stored.content}  # as record_message announces it
+                created = {"message_id": str(stored.id), "role": stored.role, "sequence": stored.sequence,
+                           "content": stored.content}  # as record_message announces it
                 if self.step_id:
-                    data["step_id"] = self.step_id
-                await self.events.append_once(self.session_id, "message.created", data)
+                    created["step_id"] = self.step_id
+                await self.events.append_once(self.session_id, "message.created", created)
             self.partial = []
             self.outcome.output = text
-        await self._write_status(SessionStatus.FAILED, message)
-        await self.events.append_once(self.session_id, "session.failed",
-                                      {"error": message, "code": code, "message_id": str(self.message.id)})
+        await waits.cancel_open(self.session_id)  # calls still waiting can no longer be answered
+        await self._write_status(status, error)
+        await self.events.append_once(self.session_id, type, data)
 
     async def load(self) -> tuple[Session, Agent | None] | None:
         """The session and its agent (None when the session is gone); usage starts from it."""
@@ -503,7 +515,10 @@ class Turn(WaitingCalls):
         await self.keep_partial_text()
         await waits.cancel_open(self.session_id)
         await self._set_status(SessionStatus.PENDING, None)
+        await self.events.append(self.session_id, "session.cancelled", self._cancelled_data(reason, dropped))
+
+    def _cancelled_data(self, reason: str, dropped: list[str] | None) -> dict[str, Any]:
         data: dict[str, Any] = {"reason": reason, "message_id": str(self.message.id)}
         if dropped:
             data["dropped_message_ids"] = dropped
-        await self.events.append(self.session_id, "session.cancelled", data)
+        return data

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from app.models import Agent, raw_sql
 from app.models.enums import SessionStatus
 from app.runtime import waits
 from app.runtime.capabilities import Tool
@@ -42,6 +43,7 @@ class WaitingCalls:
         waiting_for_answers: bool
         variables: dict[str, Any] | None
         on_outcome: Callable[[TurnOutcome], None] | None
+        model_labels: tuple[str, str]
 
         async def run_tools(self, tools: dict[str, Tool], calls: list[ToolCall]) -> None: ...
         async def run_tool(self, tools: dict[str, Tool], call: ToolCall) -> tuple[Any, str | None]: ...
@@ -71,6 +73,24 @@ class WaitingCalls:
         outcomes = await asyncio.gather(*(self.settle_waited(context.tools, row) for row in rows))
         await self.record_tool_results([ToolCall(row.call_id, row.tool_name, _arguments_text(row.arguments))
                                         for row in rows], list(outcomes))
+        await self.resolve_model_again(context)
+
+    async def resolve_model_again(self, context: TurnContext) -> None:
+        """The model and its provider's client, as a turn starting now would get them. A
+        wait can last hours, and the provider may have been edited meanwhile (a new key or
+        base_url): its client is then replaced, and the old one closed a little later
+        (ProviderClients), so the client the turn began with may no longer work. The
+        step's tools and prompt stay as they were; a Temporal worker resolves them in
+        each model_step activity anyway."""
+        session = await raw_sql.session_with_agent(self.session_id)
+        if session is None:
+            return  # deleted: the turn's next write finds out (SessionGone)
+        agent = session.agent  # loaded with it
+        assert agent is None or isinstance(agent, Agent)
+        model = await self.deps.models.resolve(session, agent)
+        context.adapter = self.deps.clients.adapter_for(model.provider)
+        context.model_id = model.model_id
+        self.model_labels = (model.provider.provider_type, model.model_id)
 
     async def pause(self, calls: list[ToolCall], kinds: Sequence[str], outputs: list[tuple[Any, str | None]],
                     iteration: int, started_at_seq: int) -> waits.PausedStep:

@@ -16,8 +16,18 @@ import pytest
 from app.db import DatabaseUnavailable
 from app.models import Event
 from app.runtime.outcome import TERMINAL
-from tests.fakes import Text
-from tests.helpers import events, make_chat, messages, say, session, wait_for_event, wait_turns
+from tests.fakes import Hang, Text, ToolCalls
+from tests.helpers import (
+    approval_chat,
+    events,
+    make_chat,
+    messages,
+    say,
+    session,
+    wait_for_event,
+    wait_turns,
+    waiting,
+)
 from tests.tcp_proxy import TcpProxy
 from tests.test_db_faults import TIMEOUT, WriteLock, db_file, serving
 
@@ -137,6 +147,86 @@ async def _turn_fails_and_ends(fault, fake_llm, turn_log: Recorded):
         assert (await wait_turns(client, chat["id"], count=2))[-1]["type"] == "session.completed"
         assert (await session(client, chat["id"]))["status"] == "pending"
 
+
+
+# SQLite: the cancel reads the session, then its writes fail (PostgreSQL down refuses
+# the cancel itself with 503: nothing is cancelled, and the client can send it again).
+@pytest.mark.parametrize("fault", ["sqlite"], indirect=True)
+async def test_a_cancel_while_the_database_is_down_ends_the_turn_once_it_is_back(fault, fake_llm):
+    """Reported: a cancel whose writes the database refused left the turn with no terminal
+    event and the session `running` until the next restart. The cancel is written, once,
+    as soon as the database takes writes again, with the text streamed before it."""
+    with Recorded("app.runtime.turn") as turn_log:
+        async with serving(fault.settings) as client:
+            chat = await make_chat(client, fake_llm)
+            fake_llm.script(Hang(["Hello "], seconds=30))  # streams, then nothing: the turn writes nothing
+            async with client.request(f"/v1/sessions/{chat['id']}/events", method="GET",
+                                      headers={"Accept": "text/event-stream"}) as sse:
+                await sse.send_complete()
+                try:
+                    received = bytearray()
+                    posted = await say(client, chat["id"], "hi")
+                    await read_until(sse, "message.delta", received, 10)
+                    fault.break_()
+                    try:
+                        cancelling = asyncio.ensure_future(client.post(f"/v1/sessions/{chat['id']}/cancel"))
+                        with contextlib.suppress(TimeoutError):
+                            await turn_log.wait_for(RETRYING, 1 + 3 * TIMEOUT)
+                        assert not any(f"event: {t}".encode() in received for t in TERMINAL)
+                    finally:
+                        fault.restore()
+                    types = await read_until(sse, "session.cancelled", received, 15)
+                    assert (await cancelling).status_code == 202
+                finally:
+                    await sse.disconnect()
+
+            assert any(RETRYING in said for said in turn_log.said)  # the outage outlasted the first try
+            assert types.count("session.cancelled") == 1 and not set(types) & {"session.completed", "session.failed"}
+            await _ended_once(client, chat["id"], posted["id"], "session.cancelled")
+            after = await session(client, chat["id"])
+            assert after["status"] == "pending" and after["last_error"] is None
+            kept = (await messages(client, chat["id"]))[-1]  # what was streamed before the cancel
+            assert kept["role"] == "assistant" and kept["content"]["text"] == "Hello "
+            fake_llm.script(Text(["back"]))
+            await say(client, chat["id"], "again")
+            assert (await wait_turns(client, chat["id"], count=2))[-1]["type"] == "session.completed"
+
+
+# SQLite: the cancel reads the session, then its writes fail (PostgreSQL down refuses
+# the cancel itself with 503: nothing is cancelled, and the client can send it again).
+@pytest.mark.parametrize("fault", ["sqlite"], indirect=True)
+async def test_a_cancel_of_a_waiting_turn_while_the_database_is_down(fault, fake_llm):
+    """The same for a turn waiting for an approval: it was left `waiting_for_approval`
+    with its call still open; a restart would have waited for the call again."""
+    with Recorded("app.runtime.turn") as turn_log:
+        async with serving(fault.settings) as client:
+            chat = await approval_chat(client, fake_llm)
+            fake_llm.script(ToolCalls([("c1", "get_current_time", {})]))
+            posted = await say(client, chat["id"], "time?")
+            await waiting(client, chat["id"])
+            fault.break_()
+            try:
+                cancelling = asyncio.ensure_future(client.post(f"/v1/sessions/{chat['id']}/cancel"))
+                with contextlib.suppress(TimeoutError):
+                    await turn_log.wait_for(RETRYING, 1 + 3 * TIMEOUT)
+            finally:
+                fault.restore()
+            assert (await cancelling).status_code == 202
+            await wait_turns(client, chat["id"], timeout=15)
+            assert any(RETRYING in said for said in turn_log.said)
+            await _ended_once(client, chat["id"], posted["id"], "session.cancelled")
+            assert (await session(client, chat["id"]))["status"] == "pending"
+            late = await client.post(f"/v1/sessions/{chat['id']}/tool-calls/c1/approve")
+            assert late.status_code == 409 and "cancelled" in (await late.get_json())["error"]["message"]
+
+
+async def _ended_once(client, session_id: str, message_id: str, type: str) -> None:
+    """The log is numbered without gaps and ends with the turn's one terminal event."""
+    log = await events(client, session_id)
+    assert [e["sequence"] for e in log] == list(range(1, len(log) + 1))
+    terminal = [e for e in log if e["type"] in TERMINAL]
+    assert len(terminal) == 1 and terminal[0]["type"] == type and terminal[0]["data"]["message_id"] == message_id
+    assert log[-1] == terminal[0]
 
 async def test_append_once_finds_a_stored_event_and_publishes_it(app, client, fake_llm):
     """The retry after a write whose answer was lost: the event may be stored already,

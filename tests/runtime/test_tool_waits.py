@@ -6,6 +6,7 @@ call) lets the turn go on; cancel and APPROVAL_TIMEOUT_SECONDS end the wait too.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -13,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from tests.fakes import Text, ToolCalls
+from tests.fakes import FakeLLM, Text, ToolCalls
 from tests.helpers import (
     FAKE_KEY,
     approval_chat,
@@ -220,6 +221,8 @@ def settings(settings, request):
     """APPROVAL_TIMEOUT_SECONDS for the test that is about it (both modes take it from here)."""
     if "after_the_timeout" in request.node.name:
         return settings.replace(approval_timeout_seconds=0.5)
+    if "provider_was_edited" in request.node.name:  # the replaced client is closed this long after
+        return settings.replace(llm_timeout_seconds=1)
     return settings
 
 
@@ -392,3 +395,35 @@ async def test_two_calls_wait_in_one_step_and_each_is_answered_once(client, fake
     results = [m["content"] for m in await messages(client, sid) if m["role"] == "tool_result"]
     assert [r["tool_call_id"] for r in results] == ["a", "b"]
     assert results[0]["error"] is None and "denied" in results[1]["error"]
+
+
+async def test_an_approval_after_the_provider_was_edited_uses_the_provider_as_now_configured(app, client, fake_llm):
+    """Reported: a turn waiting for an approval kept the provider client it started with.
+    The provider was moved (new base_url and key) while it waited, another session used
+    the new settings, and the old client was closed LLM_TIMEOUT_SECONDS later: the
+    approval then failed the turn with internal_error. The turn goes on with the
+    provider as it is configured when it goes on."""
+    chat = await approval_chat(client, fake_llm)
+    sid = chat["id"]
+    fake_llm.script(ToolCalls([("c1", "get_current_time", {"timezone": "UTC"})]), Text(["from the old address"]))
+    await say(client, sid, "time?")
+    await waiting(client, sid)
+    with FakeLLM(api_key="sk-moved-provider-key") as moved:
+        response = await client.patch(f"/v1/llm-providers/{chat['provider_id']}",
+                                      json={"base_url": moved.openai_base_url, "api_key": "sk-moved-provider-key"})
+        assert response.status_code == 200, await response.get_json()
+        other = await (await client.post(f"/v1/agents/{chat['agent_id']}/sessions", json={})).get_json()
+        await say(client, other["id"], "hello")  # builds the new client; the old one is closed a while later
+        assert (await wait_turns(client, other["id"]))[-1]["type"] == "session.completed"
+        closing = [t for t in app.extensions["runtime"].tasks.running()
+                   if t.get_name().startswith("close-provider-client:")]
+        assert closing, "the replaced client is not being closed"
+        await asyncio.wait(closing)
+
+        moved.script(Text(["It is late, said the new address."]))
+        assert (await client.post(f"/v1/sessions/{sid}/tool-calls/c1/approve")).status_code == 200
+        log = await wait_turns(client, sid)
+        assert log[-1]["type"] == "session.completed", log[-1]
+        assert (await messages(client, sid))[-1]["content"]["text"] == "It is late, said the new address."
+        assert (await session(client, sid))["status"] == "pending"
+        assert '"timezone": "UTC"' in tool_text(moved, "c1")  # the new address got the whole conversation
