@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from app.errors import ApiError, Conflict
 from app.models import Message, Pipeline, PipelineRun
@@ -76,10 +76,19 @@ async def _run_on_temporal(runtime: Runtime, pipeline_name: str, run_id: uuid.UU
     return describe_run(run, pipeline_name)
 
 
-async def stop_runs_of(runtime: Runtime, pipeline_id: uuid.UUID, reason: str) -> None:
+async def running_run_ids(pipeline_id: uuid.UUID) -> list[uuid.UUID]:
+    ids = await PipelineRun.filter(pipeline_id=pipeline_id, status=PipelineRunStatus.RUNNING).values_list("id", flat=True)
+    return cast(list[uuid.UUID], ids)
+
+
+async def stop_runs_of(runtime: Runtime, pipeline_id: uuid.UUID, reason: str,
+                      run_ids: list[uuid.UUID] | None = None) -> None:
+    """Stop the pipeline's runs still going. In temporal mode they are found by their
+    rows, or given (`run_ids`) when the rows are gone."""
     if runtime.settings.temporal:
-        running = await PipelineRun.filter(pipeline_id=pipeline_id, status=PipelineRunStatus.RUNNING).values_list("id", flat=True)
-        await runtime.temporal_runner.stop_pipeline_runs([str(r) for r in running], STOP_WAIT_SECONDS)
+        if run_ids is None:
+            run_ids = await running_run_ids(pipeline_id)
+        await runtime.temporal_runner.stop_pipeline_runs([str(r) for r in run_ids], STOP_WAIT_SECONDS)
         return
     await runtime.tasks.stop(_group(pipeline_id), reason, STOP_WAIT_SECONDS)
 

@@ -9,6 +9,7 @@ from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING, Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from app.auth.principal import new_owner, visible
 from app.errors import Conflict, InvalidRequest, NotFound
@@ -16,7 +17,7 @@ from app.models import Pipeline, PipelineRun
 from app.models.enums import AgentStatus, PipelineRunStatus
 from app.services.agents import get_agent
 from app.services.common import as_uuid, existing_key, paginate, parse_uuid
-from app.services.pipeline_runs import PIPELINE_DELETED, launch, stop_runs_of, usage_dict
+from app.services.pipeline_runs import PIPELINE_DELETED, launch, running_run_ids, stop_runs_of, usage_dict
 
 if TYPE_CHECKING:
     from app.wiring import Runtime
@@ -69,18 +70,36 @@ async def update_pipeline(ref: str, changes: dict[str, Any]) -> Pipeline:
 
 
 async def delete_pipeline(runtime: Runtime, ref: str) -> None:
-    """Delete a pipeline with its runs; a run still going is stopped first.
+    """Delete a pipeline with its runs; a run still going is stopped. None goes on once
+    this returns (docs/decisions.md 168, 181).
 
-    A `/run` that found the pipeline just before may store its run and launch it while
-    this stops the others. So runs are stopped again once the rows are gone: a run
-    launched before that second look is stopped by it, and one launched after it finds
-    its row gone and never begins (`_RunExecution.execute`). No run can be stored after
-    the delete (its row needs the pipeline's), so none goes on once this returns (in
-    process; temporal mode: docs/decisions.md 168)."""
+    A `/run` that found the pipeline just before may store its run and launch it
+    meanwhile. In process, the runs are stopped before the delete and again once the
+    rows are gone: a run launched before that second stop is stopped by it, and one
+    launched after it finds its row gone and never begins (`_RunExecution.execute`).
+    In temporal mode the runs to stop are those deleted with the pipeline, stopped after
+    the delete: a run's workflow that starts later finds its row gone and never begins
+    (`load_pipeline_run`). No run can be stored after the delete (its row needs the
+    pipeline's)."""
     pipeline = await get_pipeline(ref)
+    if runtime.settings.temporal:
+        await stop_runs_of(runtime, pipeline.id, PIPELINE_DELETED, await _delete_with_runs(pipeline))
+        return
     await stop_runs_of(runtime, pipeline.id, PIPELINE_DELETED)
     await pipeline.delete()
     await stop_runs_of(runtime, pipeline.id, PIPELINE_DELETED)
+
+
+async def _delete_with_runs(pipeline: Pipeline) -> list[uuid.UUID]:
+    """Delete the pipeline; the ids of its runs still going, which went with it. Its row
+    is locked first, so no run can be stored between the read and the delete (a run's
+    insert waits on that lock, then finds the pipeline gone): the ids are exactly the
+    runs deleted, which a read after the delete could no longer find."""
+    async with in_transaction():
+        await Pipeline.filter(id=pipeline.id).select_for_update().first()
+        run_ids = await running_run_ids(pipeline.id)
+        await pipeline.delete()
+    return run_ids
 
 
 async def _check_name_free(name: str, owner: uuid.UUID | None) -> None:

@@ -44,8 +44,11 @@ class PipelineActivities:
         self.find_agent = find_agent
 
     @activity.defn(name="load_pipeline_run")
-    async def load_pipeline_run(self, run_id: str) -> RunPlan:
-        run = await PipelineRun.get(id=run_id).select_related("pipeline")
+    async def load_pipeline_run(self, run_id: str) -> RunPlan | None:
+        """None: the run was deleted with its pipeline before its workflow began."""
+        run = await PipelineRun.get_or_none(id=run_id).select_related("pipeline")
+        if run is None:
+            return None
         return RunPlan(run.pipeline.name, run.pipeline.steps, run.steps, run.input,
                        str(run.owner_id) if run.owner_id else None)
 
