@@ -223,6 +223,9 @@ class Settings(BaseSettings):
     approval_timeout_seconds: Annotated[Seconds | None, AfterValidator(_approval_wait)] = None
     # Longest an MCP server may take to start, initialize and list its tools (app/runtime/mcp/).
     mcp_connect_timeout_seconds: Timeout = 10.0
+    # How long a server that did not answer within the connect timeout counts as down before
+    # it is tried again (turns go without its tools meanwhile, without waiting); 0: at every use.
+    mcp_retry_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
     # Live delivery (SSE / WebSocket).
     sse_heartbeat_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 15.0  # 0 would spin
     sse_retry_ms: Count = 2000

@@ -38,7 +38,7 @@ async def list_capabilities():
     """List the built-in capabilities and the MCP servers' tools, with the JSON schema of
     each tool; an MCP server that cannot be reached is `mcp:<server>:*`, status unavailable."""
     runtime = current_runtime()
-    mcp = await mcp_capabilities(runtime.mcp, runtime.settings.mcp_connect_timeout_seconds)
+    mcp = await mcp_capabilities(runtime.mcp)
     data = [_out(cap) for cap in (*REGISTRY.values(), *mcp)]
     return Page[CapabilityOut](data=data, total=len(data), offset=0, limit=len(data))
 

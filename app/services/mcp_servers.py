@@ -143,26 +143,26 @@ async def list_server_tools(server_id: str, pool: McpPool) -> list[dict[str, Any
         raise McpServerUnavailable(f"MCP server '{server.name}' cannot be reached: {exc}") from None
     finally:
         if not server.enabled:  # listed on request only: no session kept for it
-            await pool.forget(server.id)
+            await pool.forget(server.id, edited=False)
 
 
-async def mcp_capabilities(pool: McpPool, timeout: float) -> list[Capability]:
+async def mcp_capabilities(pool: McpPool) -> list[Capability]:
     """For GET /v1/capabilities: per enabled server the caller can see, `mcp:<server>:*`
     and one capability per tool; a server that cannot be reached only as
-    `mcp:<server>:*`, status `unavailable`."""
+    `mcp:<server>:*`, status `unavailable` (within the connect timeout, which the pool
+    keeps; at once while the pool knows the server is down)."""
     servers = await visible(McpServer.filter(enabled=True)).order_by("name", "created_at")
-    listed = await asyncio.gather(*(_capabilities_of(server, pool, timeout) for server in servers))
+    listed = await asyncio.gather(*(_capabilities_of(server, pool) for server in servers))
     return [capability for capabilities in listed for capability in capabilities]
 
 
-async def _capabilities_of(server: McpServer, pool: McpPool, timeout: float) -> list[Capability]:
+async def _capabilities_of(server: McpServer, pool: McpPool) -> list[Capability]:
     everything = f"{PREFIX}{server.name}:{ALL_TOOLS}"
     title = f"MCP server {server.name}"
     try:
-        tools = await asyncio.wait_for(pool.catalog(server), timeout)
-    except (TimeoutError, McpUnavailable) as exc:
-        reason = str(exc) or f"no answer within {timeout:g} s"
-        return [Capability(everything, title, f"Cannot be reached: {reason}", "unavailable")]
+        tools = await pool.catalog(server)
+    except McpUnavailable as exc:
+        return [Capability(everything, title, f"Cannot be reached: {exc}", "unavailable")]
     # The tool's own name: all after `mcp:<server>:` (split_capability_id refuses names with white space)
     each = [Capability(tool.capability_id, f"{tool.capability_id.split(':', 2)[2]} ({server.name})",
                        tool.description, tools=(tool,)) for tool in tools]

@@ -7,18 +7,25 @@ turns calling MCP tools tests/runtime/test_mcp_turns.py's."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
 
-from tests.fakes.mcp_servers import HttpMcpServer, listening_socket, stdio_command
+from tests.fakes.mcp_servers import HttpMcpServer, listening_socket, silent_url, stdio_command
 
 SECRET = "tok-0123456789-very-secret"
 
 
+SILENT_TIMEOUT = 2.0  # MCP_CONNECT_TIMEOUT_SECONDS of the tests about a silent server
+
+
 @pytest.fixture
-def settings(settings):
-    return settings.replace(mcp_connect_timeout_seconds=5.0)
+def settings(settings, request):
+    # A silent server costs a whole timeout, so those tests use a short one; the stdio
+    # servers of the others need the time to start on a busy machine.
+    timeout = SILENT_TIMEOUT if "silent" in request.node.name else 5.0
+    return settings.replace(mcp_connect_timeout_seconds=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +143,40 @@ async def test_capabilities_list_mcp_tools_and_unreachable_servers(client):
     nowhere = by_id["mcp:nowhere:*"]
     assert nowhere["status"] == "unavailable" and nowhere["tools"] == []
     assert "Cannot be reached" in nowhere["description"]
+
+
+async def test_a_silent_server_is_listed_unavailable_at_once_once_it_is_known_down(client, http_server):
+    """Reported: while a server accepted connections and never answered, every
+    GET /v1/capabilities waited out the whole connect timeout. The first listing still
+    tries it (within the timeout); until MCP_RETRY_SECONDS pass, the listings answer at
+    once with the reason, and an edit of the server is tried at once."""
+    with silent_url() as url:
+        server = await create(client, {"name": "silent", "transport": "http", "url": url})
+        started = time.monotonic()
+        response = await client.get("/v1/capabilities")
+        first = time.monotonic() - started
+        assert response.status_code == 200 and first < 1.5 * SILENT_TIMEOUT, f"{first:.2f} s"
+        for _ in range(2):
+            started = time.monotonic()
+            response = await client.get("/v1/capabilities")
+            took = time.monotonic() - started
+            assert response.status_code == 200 and took < SILENT_TIMEOUT / 4, f"the listing took {took:.2f} s"
+            silent = {cap["id"]: cap for cap in (await response.get_json())["data"]}["mcp:silent:*"]
+            assert silent["status"] == "unavailable" and silent["tools"] == []
+            assert "Cannot be reached: no answer within 2 s" in silent["description"], silent
+            assert "not tried again for" in silent["description"], silent
+        started = time.monotonic()
+        response = await client.get(f"/v1/mcp-servers/{server['id']}/tools")
+        took = time.monotonic() - started
+        error = await response.get_json()
+        assert response.status_code == 502 and error["error"]["code"] == "mcp_unavailable"
+        assert "MCP server 'silent' cannot be reached: no answer within 2 s" in error["message"]
+        assert took < SILENT_TIMEOUT / 4, f"the tool list took {took:.2f} s"
+
+        patched = await client.patch(f"/v1/mcp-servers/{server['id']}", json={"url": http_server.url})
+        assert patched.status_code == 200
+        listed = {cap["id"]: cap for cap in (await (await client.get("/v1/capabilities")).get_json())["data"]}
+        assert listed["mcp:silent:*"]["status"] == "available" and "mcp:silent:echo" in listed
 
 
 async def test_a_tool_name_with_white_space_does_not_break_the_capability_list(client):

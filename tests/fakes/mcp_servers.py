@@ -13,6 +13,7 @@ process id, to check that it is stopped); each adds the one thing it is there fo
 
 `HttpMcpServer(variant)` runs one over streamable HTTP on a loopback port, in a
 subprocess (so `crash` can take the whole server down and `restart` can bring it back).
+`silent_url()` is the opposite: a port that accepts connections and never answers.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -108,6 +111,14 @@ def listening_socket(port: int = 0) -> socket.socket:
     sock.bind(("127.0.0.1", port))
     sock.listen(64)
     return sock
+
+
+@contextmanager
+def silent_url() -> Iterator[str]:
+    """An MCP URL whose port accepts connections (the kernel completes them into the
+    backlog) and never answers a byte: a hung server, or one behind a black hole."""
+    with listening_socket() as sock:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
 
 
 class HttpMcpServer:

@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import time
 import uuid
 
@@ -17,6 +18,7 @@ import pytest
 from app.models import McpServer
 from app.runtime.capabilities import ToolError
 from app.runtime.mcp import McpPool, McpUnavailable, model_name
+from app.runtime.mcp.base import ServerConfig
 from app.runtime.mcp.results import tool_result
 from app.runtime.providers.base import ToolCall
 from app.runtime.tools import execute_tool
@@ -24,10 +26,15 @@ from app.secrets import SecretBox, mask_secret
 from app.wiring import current_runtime
 from tests.fakes.mcp_servers import PNG, HttpMcpServer, listening_socket, stdio_command
 
+SILENT_TIMEOUT = 1.0  # MCP_CONNECT_TIMEOUT_SECONDS of the tests about a silent server
+
 
 @pytest.fixture
-def settings(settings):
-    return settings.replace(mcp_connect_timeout_seconds=5.0)
+def settings(settings, request):
+    # A silent server costs a whole timeout, so those tests use a short one; the stdio
+    # servers of the others need the time to start on a busy machine.
+    timeout = SILENT_TIMEOUT if "silent" in request.node.name else 5.0
+    return settings.replace(mcp_connect_timeout_seconds=timeout)
 
 
 @pytest.fixture
@@ -187,6 +194,71 @@ async def test_unreachable_or_disabled_servers_are_left_out_not_fatal(pool, capl
     assert "'missing' is unavailable" in caplog.text and "'nowhere' is unavailable" in caplog.text
     with pytest.raises(McpUnavailable, match="No such file"):
         await pool.list_tools(await McpServer.get(name="missing"))
+
+
+async def test_a_silent_stdio_server_costs_one_timeout_and_is_then_known_down(pool, caplog):
+    """Reported: MCP_CONNECT_TIMEOUT_SECONDS=10 made a turn wait 12 s for a stdio server
+    that never answers: the 2 s that stopping its process takes came on top. The timeout
+    now bounds what a turn waits; the process is stopped meanwhile, in the background."""
+    row = await McpServer.create(name="mute", transport="stdio", command="sleep", args=["600"])
+    with caplog.at_level(logging.WARNING, logger="app.runtime.mcp"):
+        started = time.monotonic()
+        assert await pool.tools_for(None, ["mcp:mute:*"]) == {}
+        took = time.monotonic() - started
+        assert took < 1.4 * SILENT_TIMEOUT, f"{took:.2f} s"
+        started = time.monotonic()
+        assert await pool.tools_for(None, ["mcp:mute:*"]) == {}
+        assert time.monotonic() - started < SILENT_TIMEOUT / 4  # known down: not tried again yet
+    said = [record.getMessage() for record in caplog.records]
+    assert any("'mute' cannot be reached: no answer within 1 s" in line for line in said), said
+    assert sum("'mute' is unavailable; its tools are left out of this turn" in line for line in said) == 2, said
+    started = time.monotonic()  # a call of a tool listed before it went down: an error result at once
+    with pytest.raises(ToolError, match="MCP server 'mute' is unavailable: no answer within 1 s"):
+        await pool.call(ServerConfig(id=row.id, name=row.name, version=row.updated_at, transport=row.transport),
+                        "add", {})
+    assert time.monotonic() - started < SILENT_TIMEOUT / 4
+
+
+async def test_a_caller_that_gives_up_does_not_cost_the_others_a_silent_server(pool):
+    """Callers that need a server at the same time share one attempt to reach it: the
+    first one's cancellation (its turn was cancelled) neither ends the attempt nor makes
+    the others start one of their own."""
+    with listening_socket() as sock:
+        await McpServer.create(name="silent", transport="http", url=f"http://127.0.0.1:{sock.getsockname()[1]}/mcp")
+        started = time.monotonic()
+        first = asyncio.create_task(pool.tools_for(None, ["mcp:silent:*"]))
+        others = asyncio.gather(*(pool.tools_for(None, ["mcp:silent:*"]) for _ in range(3)))
+        with await connected(sock):
+            first.cancel()
+            assert await others == [{}, {}, {}]
+        took = time.monotonic() - started
+        assert took < 1.4 * SILENT_TIMEOUT, f"{took:.2f} s"
+        assert isinstance((await asyncio.gather(first, return_exceptions=True))[0], asyncio.CancelledError)
+
+
+async def test_a_silent_server_edited_while_it_is_being_reached_is_tried_again_at_once(pool, http_normal):
+    """The attempt with the old settings is abandoned: who waited for it gets the edited
+    server's tools, without waiting out the timeout (nor a cancellation of their own)."""
+    with listening_socket() as sock:
+        row = await McpServer.create(name="moved", transport="http",
+                                     url=f"http://127.0.0.1:{sock.getsockname()[1]}/mcp")
+        started = time.monotonic()
+        waiting = asyncio.gather(*(pool.tools_for(None, ["mcp:moved:echo"]) for _ in range(2)))
+        with await connected(sock):
+            row.url = http_normal.url
+            await row.save()
+            await pool.forget(row.id)  # what PATCH /v1/mcp-servers/{id} does
+        assert [set(tools) for tools in await waiting] == [{"moved__echo"}, {"moved__echo"}]
+        took = time.monotonic() - started
+        assert took < SILENT_TIMEOUT, f"{took:.2f} s"
+
+
+async def connected(sock: socket.socket) -> socket.socket:
+    """The first client that connects to this listening socket: the server end, which
+    stays silent until the caller closes it."""
+    sock.setblocking(False)
+    peer, _ = await asyncio.get_running_loop().sock_accept(sock)
+    return peer
 
 
 async def test_tools_are_the_owners(pool):

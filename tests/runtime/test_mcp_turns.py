@@ -1,23 +1,32 @@
 """Turns that call MCP tools, in both runner modes: the tool's result stored as
 `tool.completed` (an image as a reference only), and a server that cannot be reached
-simply left out of the turn. The model is the fake LLM, scripted."""
+simply left out of the turn, at the cost of one connect timeout however many turns start
+meanwhile. The model is the fake LLM, scripted."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import pytest
 
 from tests.fakes import Text, ToolCalls
-from tests.fakes.mcp_servers import PNG, listening_socket, stdio_command
+from tests.fakes.mcp_servers import PNG, listening_socket, silent_url, stdio_command
 from tests.helpers import make_chat, messages, say, wait_for_event, wait_turns
 
 pytestmark = pytest.mark.both_modes
 
 
+SILENT_TIMEOUT = 2.0  # MCP_CONNECT_TIMEOUT_SECONDS of the tests about a silent server
+
+
 @pytest.fixture
-def settings(settings):
-    return settings.replace(mcp_connect_timeout_seconds=5.0)
+def settings(settings, request):
+    # A silent server costs a whole timeout, so those tests use a short one; the stdio
+    # servers of the others need the time to start on a busy machine.
+    timeout = SILENT_TIMEOUT if "silent" in request.node.name else 5.0
+    return settings.replace(mcp_connect_timeout_seconds=timeout)
 
 
 async def create(client, body: dict) -> dict:
@@ -64,6 +73,34 @@ async def test_an_unreachable_server_leaves_its_tools_out_of_the_turn(client, fa
     assert log[-1]["type"] == "session.completed"
     offered = {tool["function"]["name"] for tool in fake_llm.requests[0]["json"]["tools"]}
     assert offered == {"get_current_time"}
+
+
+async def test_a_silent_server_costs_concurrent_turns_one_timeout_and_the_next_turn_none(client, fake_llm):
+    """Reported: with a server that accepts connections and never answers, every turn of
+    every session using it waited out the whole timeout (12 s of a documented 10), one
+    turn after the other: the second session's turn queued behind the first's attempt,
+    then made its own. Now turns that start together share one attempt, and a server that
+    failed is remembered as down (MCP_RETRY_SECONDS), so the next turn does not wait."""
+    with silent_url() as url:
+        await create(client, {"name": "silent", "transport": "http", "url": url})
+        chats = [await make_chat(client, fake_llm, capabilities=("current_time", "mcp:silent:*")) for _ in range(2)]
+        fake_llm.script(Text("one"), Text("two"), Text("three"))
+        started = time.monotonic()
+        await asyncio.gather(*(say(client, chat["id"], "hi") for chat in chats))
+        logs = await asyncio.gather(*(wait_turns(client, chat["id"], timeout=20) for chat in chats))
+        together = time.monotonic() - started
+        assert [log[-1]["type"] for log in logs] == ["session.completed"] * 2
+        assert together < 1.5 * SILENT_TIMEOUT, f"both turns took {together:.2f} s"  # one timeout, not two
+
+        started = time.monotonic()
+        await say(client, chats[0]["id"], "again")
+        log = await wait_turns(client, chats[0]["id"], count=2, timeout=20)
+        again = time.monotonic() - started
+        assert log[-1]["type"] == "session.completed"
+        assert again < SILENT_TIMEOUT / 2, f"the next turn took {again:.2f} s"  # not another timeout
+    assert len(fake_llm.requests) == 3
+    for request in fake_llm.requests:  # each turn went on without the server's tools
+        assert {tool["function"]["name"] for tool in request["json"]["tools"]} == {"get_current_time"}
 
 
 async def test_one_mcp_tool_can_be_exempted_from_its_servers_approval(client, fake_llm):

@@ -72,11 +72,10 @@ class _WatchedStream:
 
 
 class Connection:
-    def __init__(self, config: ServerConfig, timeout: float):
+    def __init__(self, config: ServerConfig):
         self.config = config
         self.tools: list[types.Tool] | None = None  # cached for this session's life
         self.error: BaseException | None = None  # why the owner task ended, if it failed
-        self._timeout = timeout
         self._session: ClientSession | None = None
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -90,18 +89,14 @@ class Connection:
 
     async def open(self) -> None:
         """Start the owner task and wait until the session is initialized; McpUnavailable
-        when it fails or takes longer than the connect timeout."""
+        when it fails. The caller bounds the wait (the pool's connect timeout), and closes
+        a connection that did not open: in the background, as closing can take seconds
+        (a stdio process gets 2 s to exit) that nobody should wait for."""
         # A fresh context: the task outlives the request that happened to open it.
         self._task = asyncio.create_task(self._own(), name=f"mcp:{self.config.name}", context=contextvars.Context())
-        try:
-            await self._first(self._ready.wait(), self._ended.wait(), timeout=self._timeout)
-        except BaseException:
-            await self.close()
-            raise
+        await self._first(self._ready.wait(), self._ended.wait())
         if not self.alive:
-            reason = describe(self.error) if self._ended.is_set() else f"no answer within {self._timeout:g} s"
-            await self.close()
-            raise McpUnavailable(reason)
+            raise McpUnavailable(describe(self.error))
 
     async def close(self) -> None:
         """Stop the owner task (which ends the session and the process) and wait for it."""
