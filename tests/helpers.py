@@ -77,3 +77,11 @@ async def waiting(client, sid: str) -> list[dict]:
     """The session's waiting tool calls, once the turn has paused for them."""
     await wait_for_event(client, sid, "session.waiting")
     return (await (await client.get(f"/v1/sessions/{sid}/tool-calls?status=waiting")).get_json())["data"]
+
+
+async def until(check, timeout: float = 10) -> None:
+    """Poll `check` (a function, sync or async) until it is true; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not ((await result) if asyncio.iscoroutine(result := check()) else result):
+        assert time.monotonic() < deadline, f"{getattr(check, '__name__', check)} still false after {timeout} s"
+        await asyncio.sleep(0.02)

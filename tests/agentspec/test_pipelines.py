@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from tests.fakes import Hang, Text
-from tests.helpers import events, make_chat, messages, session
+from tests.helpers import events, make_chat, messages, session, until
 
 pytestmark = pytest.mark.both_modes  # in process and on Temporal (tests/conftest.py)
 
@@ -59,14 +59,6 @@ async def error(response, status_code: int) -> str:
     body = await response.get_json()
     assert response.status_code == status_code, body
     return body["error"]["message"]
-
-
-async def until(check, timeout: float = 10) -> None:
-    """Poll `check` (a function, sync or async) until it is true; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not ((await result) if asyncio.iscoroutine(result := check()) else result):
-        assert time.monotonic() < deadline, f"{getattr(check, '__name__', check)} still false after {timeout} s"
-        await asyncio.sleep(0.02)
 
 
 def at(value: str) -> dt.datetime:

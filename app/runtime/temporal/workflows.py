@@ -51,6 +51,8 @@ LATE_SIGNAL_WAIT = timedelta(seconds=2)
 # between storing the answer and signalling), the database is asked at this interval.
 ANSWER_POLL = timedelta(seconds=30)
 TOOL_TIMEOUT = SHORT_TIMEOUT + timedelta(minutes=10)
+# workflow.patched() id: a turn's end that found its session deleted ends the workflow.
+GONE_ENDS_WORKFLOW = "session-gone-at-finish-ends-workflow"
 
 
 @workflow.defn
@@ -86,8 +88,9 @@ class SessionWorkflow:
                 if not self.queue:
                     return
             if self.dropped and not self.queue:  # cancelled while nothing ran
-                await self._finish(FinishInput(self.session_id, None, "cancelled", message=self.cancel_reason,
-                                               dropped=self._take_dropped()))
+                if await self._finish(FinishInput(self.session_id, None, "cancelled", message=self.cancel_reason,
+                                                  dropped=self._take_dropped())):
+                    return
                 continue
             self.current = await self._next()
             if self.current is None:
@@ -214,25 +217,24 @@ class SessionWorkflow:
                     result_type=list[int], start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
                 self.known.update(stored)
                 self._stop_if_asked()
-            await self._finish(FinishInput(sid, mid, "completed", outcome={"reason": "max_iterations"}))
+            return await self._finish(FinishInput(sid, mid, "completed", outcome={"reason": "max_iterations"}))
         except asyncio.CancelledError:
-            await self._finish(FinishInput(sid, mid, "cancelled", message=self.cancel_reason or "cancelled by request",
-                                           dropped=self._take_dropped()))
+            return await self._finish(FinishInput(sid, mid, "cancelled",
+                                                  message=self.cancel_reason or "cancelled by request",
+                                                  dropped=self._take_dropped()))
         except ActivityError as exc:
             cause = exc.cause
             if isinstance(cause, CancelledError):
-                await self._finish(FinishInput(sid, mid, "cancelled",
-                                               message=self.cancel_reason or "cancelled by request",
-                                               dropped=self._take_dropped()))
-            elif isinstance(cause, ApplicationError) and cause.type == SESSION_GONE:
+                return await self._finish(FinishInput(sid, mid, "cancelled",
+                                                      message=self.cancel_reason or "cancelled by request",
+                                                      dropped=self._take_dropped()))
+            if isinstance(cause, ApplicationError) and cause.type == SESSION_GONE:
                 return True
-            elif isinstance(cause, ApplicationError) and cause.non_retryable:
-                await self._finish(FinishInput(sid, mid, "failed", code=cause.type or "internal_error",
-                                               message=cause.message))
-            else:
-                await self._finish(FinishInput(sid, mid, "failed", code="internal_error",
-                                               message="the turn could not be run on the workers; see their logs"))
-        return False
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                return await self._finish(FinishInput(sid, mid, "failed", code=cause.type or "internal_error",
+                                                      message=cause.message))
+            return await self._finish(FinishInput(sid, mid, "failed", code="internal_error",
+                                                  message="the turn could not be run on the workers; see their logs"))
 
     def _stop_if_asked(self) -> None:
         if self.stop_asked:
@@ -283,10 +285,15 @@ class SessionWorkflow:
                 self.answered |= waiting - set(still)
             self._stop_if_asked()
 
-    async def _finish(self, finish: FinishInput) -> None:
+    async def _finish(self, finish: FinishInput) -> bool:
+        """Record how the turn ended; True if the session is gone, and the workflow ends."""
         try:
             await workflow.execute_activity("finish_turn", finish, start_to_close_timeout=SHORT_TIMEOUT,
                                             retry_policy=INFRA_RETRIES)
         except ActivityError as exc:
             if not (isinstance(exc.cause, ApplicationError) and exc.cause.type == SESSION_GONE):
                 raise
+            # Histories written before this rule went on waiting (idle) instead: replayed
+            # as they were (Temporal's patch marker).
+            return workflow.patched(GONE_ENDS_WORKFLOW)
+        return False
