@@ -108,9 +108,10 @@ log = logging.getLogger("app.connections")
 
 
 class _SendLimitedWriter:
-    """A connection's StreamWriter, whose drain() gives up on a client that takes nothing
-    for `seconds`: the connection is aborted and ConnectionResetError raised, which
-    Hypercorn's TCPServer takes as the client gone. Everything else is the writer's."""
+    """A connection's StreamWriter, whose drain() and wait_closed() give up on a client
+    that takes nothing for `seconds`: the connection is aborted (and drain() raises
+    ConnectionResetError, which Hypercorn's TCPServer takes as the client gone).
+    Everything else is the writer's."""
 
     def __init__(self, writer: asyncio.StreamWriter, seconds: float):
         self._writer = writer
@@ -126,6 +127,13 @@ class _SendLimitedWriter:
             await self._writer.drain()
         elif not await self._within_limit(self._writer.drain):
             raise ConnectionResetError("the client took nothing of what was sent to it")
+
+    async def wait_closed(self) -> None:
+        """Closing flushes what is unsent first, which for a client that does not read is
+        never: a /ws client dropped for not reading, whose close the handler gave up
+        sending, kept its connection open. Aborted like a write after the limit."""
+        closed = asyncio.ensure_future(self._writer.wait_closed())  # one wait, shielded from the timeouts
+        await self._within_limit(lambda: asyncio.shield(closed))  # aborted: it ends with the connection
 
     async def _within_limit(self, wait: Callable[[], Awaitable[None]]) -> bool:
         """Await `wait()`, unless the client takes nothing of its pending data for the
