@@ -38,10 +38,16 @@ def _serve(settings: Settings) -> int | None:
     from hypercorn.asyncio.run import worker_serve
     from hypercorn.utils import wrap_app
 
-    from app.hypercorn_fixes import abort_connections_after, end_websocket_pings_at_close, track_connections
+    from app.hypercorn_fixes import (
+        abort_connections_after,
+        end_websocket_pings_at_close,
+        limit_send_waits,
+        track_connections,
+    )
 
     end_websocket_pings_at_close()
     track_connections()
+    limit_send_waits(settings.send_timeout_seconds)
     config = hypercorn_config(settings)
     sockets = _listen(config)
 

@@ -230,6 +230,9 @@ class Settings(BaseSettings):
     sse_heartbeat_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 15.0  # 0 would spin
     sse_retry_ms: Count = 2000
     subscriber_queue_size: Annotated[int, Field(ge=1)] = 1000
+    # A client that takes nothing of what is sent to it for this long is cut off
+    # (app/hypercorn_fixes.py); inf: never.
+    send_timeout_seconds: Timeout = 30.0
     delta_flush_ms: Annotated[int, Field(ge=0, le=1000)] = 50  # the merge window is capped at 1 s (app/runtime/deltas.py)
     delta_flush_ms_per_1000_subscribers: Count = 150
     # Authentication (app/auth).

@@ -3,12 +3,14 @@ a real server, and for the benchmarks."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -41,6 +43,16 @@ def terminate(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def until(condition: Callable[[], bool], timeout: float, what: str = "condition") -> float:
+    """Poll `condition` until it holds; how many seconds that took (AssertionError after `timeout`)."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.05)
+    return time.monotonic() - started
 
 
 def sse_listener(url: str) -> tuple[threading.Event, threading.Event]:
@@ -104,3 +116,22 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def held_connections(self) -> set[int]:
+        """The client ports of the TCP connections to this server that its process holds
+        open (Linux /proc). One the server has closed is gone from here at once, even while
+        the kernel still holds data it was sent, so a test need not read to find out."""
+        assert self.proc is not None, "launch() first"
+        sockets = set()
+        for fd in Path(f"/proc/{self.proc.pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile
+                if (target := os.readlink(fd)).startswith("socket:["):
+                    sockets.add(target[len("socket:["):-1])
+        held = set()
+        for table in ("tcp", "tcp6"):
+            for line in Path(f"/proc/{self.proc.pid}/net/{table}").read_text().splitlines()[1:]:
+                local, remote, inode = (fields := line.split())[1], fields[2], fields[9]
+                if int(local.rsplit(":", 1)[1], 16) == self.port and inode in sockets:
+                    if client_port := int(remote.rsplit(":", 1)[1], 16):  # 0: the listening socket
+                        held.add(client_port)
+        return held

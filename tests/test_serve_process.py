@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live_server import NOT_INHERITED, ROOT, free_port, sse_listener
+from tests.live_server import NOT_INHERITED, ROOT, free_port, sse_listener, until
 
 # WORKERS > 1 needs temporal mode's settings; nothing listens there: the refusal comes first.
 WORKERS = {"WORKERS": "2", "RUNNER_MODE": "temporal", "DATABASE_URL": "postgres://127.0.0.1:9/none",
@@ -223,22 +223,84 @@ def test_sigterm_ends_an_open_sse_stream_instead_of_waiting_for_it(live_server):
     assert "Traceback" not in live_server.log()
 
 
+def _big_log(server, session_id: str, count: int = 40) -> int:
+    """A session of `count` 200 KB messages (8 MB: far more than the kernel buffers of one
+    connection); the sequence of its last event."""
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        http.post("/sessions", json={"session_id": session_id, "session_name": "x"}).raise_for_status()
+        for i in range(count):
+            http.post(f"/sessions/{session_id}/events", json={
+                "event_type": "message", "session_id": session_id, "session_name": "x",
+                "timestamp": "2026-01-01T00:00:00Z", "role": "assistant",
+                "content": [{"type": "text", "text": f"{i} " + "x" * 200_000}]}).raise_for_status()
+        return http.get(f"/v1/sessions/{session_id}/events?format=json&limit=1").json()["total"]
+
+
+def _stalled_sse_client(port: int, path: str) -> socket.socket:
+    """A client that asks for an SSE stream and never reads it, with a tiny receive window
+    (set before connecting), so the server's writes really back up."""
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", port))
+    stalled.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
+    return stalled
+
+
+def _read_to_end(sock: socket.socket, timeout: float) -> bytes:
+    """What the client can still read, up to the end of its connection (EOF or a reset);
+    socket.timeout if the connection is still open after `timeout`."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_a_client_that_stopped_reading_is_cut_off_while_the_server_runs(live_server_factory):
+    """Reported: a client that stopped reading its SSE stream was never dropped. Its replay
+    waited in drain() for ever, holding what it had read of the log: five such clients of
+    a session of 900 KB events took the server from 130 MB to 1 GB, for as long as they
+    stayed. Now a connection that takes none of what is waiting for it for
+    SEND_TIMEOUT_SECONDS is cut off (one WARNING line), its stream ended and its memory
+    freed; a client that reads, however slowly, is not."""
+    server = live_server_factory({"SEND_TIMEOUT_SECONDS": "2"})
+    last, size = _big_log(server, "big"), 40 * 200_000
+    stalled = _stalled_sse_client(server.port, "/v1/sessions/big/sse")
+    try:
+        client_port = stalled.getsockname()[1]
+        until(lambda: client_port in server.held_connections(), 5, "the stalled client connected")
+        # Meanwhile a client that pauses between reads (2 s in all, but never 2 s without
+        # taking anything) gets it all.
+        received, at_last = b"", False
+        with httpx.stream("GET", f"{server.url}/v1/sessions/big/sse", timeout=10) as stream:
+            for n, chunk in enumerate(stream.iter_bytes()):
+                if n < 5:
+                    time.sleep(0.4)
+                received += chunk
+                at_last = at_last or f"\nid: {last}\n".encode() in received[-len(chunk) - 20:]
+                if at_last and received.endswith(b"\n\n"):  # the end of the last event
+                    break
+        assert len(received) > size and received.count(b"\nevent: message\n") == 40
+        until(lambda: client_port not in server.held_connections(), 2 + 5, "the stalled client cut off")
+        assert "took nothing for 2 s" in server.log()
+        # What the kernel still held for the client, then the end of the connection.
+        assert len(_read_to_end(stalled, 5)) < size
+    finally:
+        stalled.close()
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
 def test_sigterm_cuts_off_a_client_that_stopped_reading_after_graceful_timeout(live_server_factory):
     """Reported: an SSE client that does not read (its replay filled the socket buffers)
     kept a SIGTERM'd server up until the client went away, 80 s and more: Hypercorn
     awaits uvloop's wait_closed(), which waits for every connection, before its
     graceful_timeout starts, and a connection stuck in drain() never closes by itself."""
     server = live_server_factory({"GRACEFUL_TIMEOUT_SECONDS": "2"})
-    base = server.url
-    with httpx.Client(base_url=base, timeout=30) as http:
-        http.post("/sessions", json={"session_id": "big", "session_name": "x"}).raise_for_status()
-        for i in range(40):  # 8 MB of log: far more than the kernel buffers of one connection
-            http.post("/sessions/big/events", json={
-                "event_type": "message", "session_id": "big", "session_name": "x", "timestamp": "2026-01-01T00:00:00Z",
-                "role": "assistant", "content": [{"type": "text", "text": f"{i} " + "x" * 200_000}]}).raise_for_status()
-    stalled = socket.create_connection(("127.0.0.1", server.port))
-    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.sendall(b"GET /v1/sessions/big/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    _big_log(server, "big")
+    stalled = _stalled_sse_client(server.port, "/v1/sessions/big/events")
     try:
         time.sleep(1.5)  # the replay is now waiting for this client to read
         started = time.monotonic()

@@ -40,6 +40,9 @@ bp = Blueprint("ws", __name__)
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_UNAUTHORIZED = 4401  # the application range (4000-4999): HTTP's 401, so a client knows to sign in again
+# How long the handler waits for its close to go out. One that cannot (the client is not
+# reading) stays queued behind what was sent before it; the connection is cut off once the
+# client has taken nothing for SEND_TIMEOUT_SECONDS (app/hypercorn_fixes.py).
 CLOSE_WAIT_SECONDS = 1.0
 
 
@@ -113,7 +116,7 @@ async def live_feed():
                 for task in done:
                     task.result()  # re-raise a receive error (the client went away)
     except TimeoutError:
-        log.info("/ws client too slow and not reading; dropped")
+        log.info("/ws client not reading its close either; cut off once it has taken nothing for SEND_TIMEOUT_SECONDS")
     finally:
         hub.disconnect(connection)
         for task in tasks:

@@ -8,7 +8,7 @@ be read back, and a listener that missed something can always catch up from here
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Collection
+from collections.abc import AsyncIterator, Awaitable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -170,6 +170,28 @@ class EventLog:
     async def read(session_id: str, after: int = 0, limit: int | None = None,
                    types: tuple[str, ...] | None = None) -> list[LoggedEvent]:
         return [LoggedEvent.from_db(row) for row in await raw_sql.event_rows(session_id, after, limit, types)]
+
+    @staticmethod
+    async def read_batch(session_id: str, after: int, limit: int, max_bytes: int) -> tuple[list[LoggedEvent], bool]:
+        """At most `limit` events after `after`, and no more than `max_bytes` of them (one
+        at least); and whether more may follow. For replays: a batch of large events is
+        bounded by its size, not by a count that may be hundreds of MB of them."""
+        rows, more = await raw_sql.event_batch(session_id, after, limit, max_bytes)
+        return [LoggedEvent.from_db(row) for row in rows], more
+
+    @classmethod
+    async def batches(cls, session_id: str, after: int, limit: int, max_bytes: int) -> AsyncIterator[list[LoggedEvent]]:
+        """Every event after `after`, in read_batch's batches."""
+        count, more = limit, True
+        while more:
+            batch, more = await cls.read_batch(session_id, after, count, max_bytes)
+            if batch:
+                after = batch[-1].sequence
+                yield batch
+            # The database reads every event it sizes: after a batch the budget cut short,
+            # size about twice as many as fitted next time, not `limit` again (500 events
+            # of 900 KB read per MB sent); a batch that was all of `count` doubles it.
+            count = min(limit, 2 * len(batch) or 1)
 
     @classmethod
     async def in_order(cls, last: int | None, event: LoggedEvent) -> list[LoggedEvent]:

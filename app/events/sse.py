@@ -20,6 +20,10 @@ from app.events.log import EventLog, LoggedEvent
 from app.json_encoding import dumps
 
 REPLAY_BATCH = 500
+# The most a stream reads of the log, or writes to its client, at once (about: one event
+# however large). Replaying 500 events of 900 KB tool results held 450 MB read, encoded and
+# waiting for one client; and a queue of large live events is not sent in one piece either.
+BATCH_BYTES = 1024 * 1024
 # Every SSE response's headers (docs/api.md §4.4); no-buffering asks proxies (nginx) to pass
 # each frame on at once.
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -80,15 +84,11 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
             await stack.enter_async_context(watch.running(live.close))
         yield f"retry: {options.retry_ms}\n\n".encode()
         last = options.since
-        while True:  # replay in batches until the log has nothing newer
-            batch = await log.read(session_id, after=last, limit=REPLAY_BATCH)
+        async for batch in log.batches(session_id, last, REPLAY_BATCH, BATCH_BYTES):  # until nothing is newer
             frames = [event.sse_frame for event in batch if options.wants(event)]
             if frames:  # one write per batch: a long replay is not thousands of small sends
                 yield b"".join(frames)
-            if batch:
-                last = batch[-1].sequence
-            if len(batch) < REPLAY_BATCH:
-                break
+            last = batch[-1].sequence
         # Quiet is what this client saw: with `types`/`exclude` a busy session can send it
         # nothing for a whole turn (?exclude=message.delta during a long answer).
         keep_alive = KeepAlive(options.heartbeat_seconds)
@@ -99,7 +99,7 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
                 # Quiet for a while: anything stored meanwhile whose live copy was lost
                 # (Redis down or reconnecting, temporal mode) is in the log. A gap is
                 # otherwise seen only with the session's next event, which may never come.
-                missed = await log.read(session_id, after=last, limit=REPLAY_BATCH)
+                missed, _ = await log.read_batch(session_id, after=last, limit=REPLAY_BATCH, max_bytes=BATCH_BYTES)
                 if missed:
                     last = missed[-1].sequence
                 frames = [e.sse_frame for e in missed if options.wants(e)]
@@ -107,8 +107,9 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
                 keep_alive.sent()
                 continue
             # Whatever else is already queued goes out in the same write: under load this
-            # means fewer, larger sends instead of one per event.
+            # means fewer, larger sends instead of one per event (up to BATCH_BYTES each).
             chunk: list[bytes] = []
+            size = 0
             for event in (first, *live.get_ready()):
                 if event is None:
                     if watch and watch.problem:  # the watch closed the subscription: send nothing more
@@ -124,7 +125,13 @@ async def session_stream(log: EventLog, bus: EventBus, session_id: str, options:
                 # runs per subscriber per event); repeats and gaps go through in_order.
                 for due in (event,) if event.sequence == last + 1 else await log.in_order(last, event):
                     if options.wants(due):
-                        chunk.append(due.sse_frame)
+                        frame = due.sse_frame
+                        if chunk and size + len(frame) > BATCH_BYTES:
+                            yield b"".join(chunk)
+                            keep_alive.sent()
+                            chunk, size = [], 0
+                        chunk.append(frame)
+                        size += len(frame)
                     last = due.sequence
             if chunk:
                 yield b"".join(chunk)
@@ -145,7 +152,7 @@ async def ordered_events(log: EventLog, subscription: Subscription, session_id: 
         try:
             event = await subscription.get(timeout=quiet_seconds())
         except TimeoutError:
-            due = await log.read(session_id, after=last, limit=REPLAY_BATCH)
+            due, _ = await log.read_batch(session_id, after=last, limit=REPLAY_BATCH, max_bytes=BATCH_BYTES)
             if not due:
                 yield None
         else:

@@ -143,6 +143,37 @@ async def event_rows(session_id: str, after: int, limit: int | None, types: Coll
     return await _rows(sql, params)
 
 
+# The size of an event's data in bytes, as text (PostgreSQL stores jsonb, SQLite text).
+DATA_BYTES = {"postgres": "OCTET_LENGTH(CAST(data AS TEXT))", "sqlite": "LENGTH(CAST(data AS BLOB))"}
+
+
+@cache
+def _event_batch_sql(dialect: str) -> str:
+    """The next `limit` events, sized in the database so that only those within the byte
+    budget are read out: the first, and the others while the total stays within it. Only
+    sequence numbers and sizes are summed, so the database does not hold a page of large
+    events either; then the events up to the last that fits are one range of the index."""
+    return (
+        "WITH page AS (SELECT sequence, "
+        f"{DATA_BYTES.get(dialect, DATA_BYTES['sqlite'])} AS size FROM events "
+        "WHERE session_id = ? AND sequence > ? ORDER BY sequence LIMIT ?), "
+        "sized AS (SELECT sequence, ROW_NUMBER() OVER w AS n, SUM(size) OVER w AS running FROM page "
+        "WINDOW w AS (ORDER BY sequence ROWS UNBOUNDED PRECEDING)) "
+        "SELECT id, session_id, sequence, type, data, created_at, (SELECT COUNT(*) FROM page) FROM events "
+        "WHERE session_id = ? AND sequence > ? AND sequence <= (SELECT MAX(sequence) FROM sized WHERE n = 1 OR running <= ?) "
+        "ORDER BY sequence")
+
+
+async def event_batch(session_id: str, after: int, limit: int, max_bytes: int) -> tuple[list[Any], bool]:
+    """A session's events after `after` as event_rows gives them, at most `limit` and no
+    more than `max_bytes` of data (always one, however large), and whether the log may
+    hold more after them (it does when the budget cut the batch short)."""
+    sql = _event_batch_sql(connections.get("default").capabilities.dialect)
+    rows = await _rows(sql, [session_id, after, limit, session_id, after, max_bytes])
+    fetched = rows[0][6] if rows else 0
+    return [tuple(row)[:6] for row in rows], fetched == limit or len(rows) < fetched
+
+
 async def event_total(session_id: str, types: Collection[str] | None = None,
                       exclude: Collection[str] | None = None) -> int:
     """How many events the session has (of these types). Unfiltered, that is its last

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from tests.api.test_agent_runtime import full_auth  # noqa: F401  (a fixture: an app in AUTH_MODE=full)
 from tests.fakes import Text, ToolCalls
 from tests.helpers import FAKE_KEY
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, until
 
 pytestmark = pytest.mark.both_modes  # in process and on Temporal (tests/conftest.py)
 
@@ -275,6 +275,34 @@ async def test_slow_client_is_closed_and_fast_client_and_rest_are_unaffected(ser
     backlog = await asyncio.to_thread(slow.read_until_closed, 15)
     assert StalledClient.close_code(backlog) == 1013  # at the end of what it had been sent
     assert len(backlog) < count * len(big)  # it was cut off, not sent everything
+
+
+def test_a_client_dropped_for_not_reading_is_disconnected(live_server_factory):
+    """Reported: a /ws client that stopped reading was logged as dropped (its queue
+    overflowed; the 1013 close, which it did not read either, was abandoned after 1 s), but
+    its connection stayed open, with what was waiting to be sent to it, for as long as the
+    client kept it. Now the server cuts the connection once the client has taken nothing
+    for SEND_TIMEOUT_SECONDS; a client that reads again finds it ended."""
+    server = live_server_factory({"SUBSCRIBER_QUEUE_SIZE": "50", "SEND_TIMEOUT_SECONDS": "1"})
+    slow = StalledClient(server.port)
+    client_port = slow.sock.getsockname()[1]
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        http.post("/sessions", json={"session_id": "flood", "session_name": "flood"}).raise_for_status()
+        for i in range(300):  # until the server gives up on the client (9.6 MB at most)
+            http.post("/sessions/flood/events", json=hook("post_tool", "flood", tool_name="Flood",
+                                                          tool_output="x" * 32_000)).raise_for_status()
+            if i % 10 == 0 and "closing it (1013)" in server.log():
+                break
+    assert "closing it (1013)" in server.log()
+    # Up to 1 s for the close to be sent, 1 s without the client taking any of it; then gone.
+    until(lambda: client_port not in server.held_connections(), 2 + 5, "the dropped client disconnected")
+    assert "took nothing for 1 s" in server.log()
+    try:
+        backlog = slow.read_until_closed(5)  # what the kernel still held for it, then the end
+    except ConnectionResetError:
+        backlog = b""
+    assert len(backlog) < 300 * 32_000
+    assert httpx.get(f"{server.url}/health").status_code == 200
 
 
 def _server_tasks() -> set[asyncio.Task]:

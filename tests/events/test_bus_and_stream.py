@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from app.events import sse
 from app.events.bus import ALL_SESSIONS, EventBus
 from app.events.sse import StreamOptions, session_stream
 
@@ -165,3 +166,86 @@ async def test_ws_hub_fills_gaps_and_drops_repeats(client, runtime, chat):
             if message["type"] == "event":
                 received.append(message["data"]["sequence"])
     assert received == [1, 2, 3, 4]
+
+
+def _frames(write: bytes) -> list[int]:
+    """The sequence numbers of the frames of one write."""
+    return [int(f.split(b"\n")[0][4:]) for f in write.split(b"\n\n") if f.startswith(b"id:")]
+
+
+async def _writes_until(stream, last: int, writes: list[bytes] | None = None) -> list[bytes]:
+    """The stream's writes (after `writes`, if given) up to the one with event `last`."""
+    writes = writes or []
+    while not writes or not _frames(writes[-1]) or _frames(writes[-1])[-1] < last:
+        writes.append(await asyncio.wait_for(stream.__anext__(), 5))
+    return writes
+
+
+async def test_replay_reads_and_writes_at_most_a_batch_of_bytes(runtime, chat, monkeypatch):
+    """Reported: the replay read 500 events per batch and wrote them in one piece however
+    large each was, so a client of a session of 900 KB events had hundreds of MB read,
+    encoded and waiting for it (five that stopped reading held 900 MB). A batch now stops
+    at BATCH_BYTES too; one event larger than that goes alone."""
+    monkeypatch.setattr(sse, "BATCH_BYTES", 250_000, raising=False)
+    first = (await runtime.events.append(chat["id"], "tool.result", {"output": "x" * 100_000})).sequence
+    for _ in range(6):
+        await runtime.events.append(chat["id"], "tool.result", {"output": "x" * 100_000})
+    huge = await runtime.events.append(chat["id"], "tool.result", {"output": "y" * 300_000})
+    last = (await runtime.events.append(chat["id"], "tool.result", {"output": "z"})).sequence
+    stream = session_stream(runtime.events, runtime.bus, chat["id"], StreamOptions(since=first - 1))
+    assert await stream.__anext__() == b"retry: 2000\n\n"
+    writes = await _writes_until(stream, last)
+    await stream.aclose()
+    assert [s for write in writes for s in _frames(write)] == list(range(first, last + 1))
+    assert [len(_frames(write)) for write in writes] == [2, 2, 2, 1, 1, 1]  # 100 KB each, 300 KB, then 1 byte
+    assert _frames(writes[-2]) == [huge.sequence]
+    assert all(len(write) <= 250_000 for write in writes if len(_frames(write)) > 1)
+
+
+async def test_queued_live_events_go_out_in_writes_of_at_most_a_batch_of_bytes(runtime, chat, monkeypatch):
+    """Live events already queued go out together (fewer, larger writes), but not all of a
+    queue of large events in one piece: no more than BATCH_BYTES per write either."""
+    monkeypatch.setattr(sse, "BATCH_BYTES", 250_000, raising=False)
+    since = len(await runtime.events.read(chat["id"]))  # no replay: only live events
+    stream = session_stream(runtime.events, runtime.bus, chat["id"], StreamOptions(since=since))
+    assert await stream.__anext__() == b"retry: 2000\n\n"
+    waiting = asyncio.create_task(stream.__anext__())
+    await asyncio.sleep(0.05)  # the stream is now waiting for live events; they queue meanwhile
+    sequences = [(await runtime.events.append(chat["id"], "tool.result", {"output": "x" * 100_000})).sequence
+                 for _ in range(7)]
+    writes = await _writes_until(stream, sequences[-1], [await waiting])
+    await stream.aclose()
+    assert [s for write in writes for s in _frames(write)] == sequences
+    assert all(len(write) <= 250_000 for write in writes)
+    assert max(len(_frames(write)) for write in writes) == 2
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_a_batch_of_the_log_stops_at_its_byte_budget(request, settings, database):
+    """EventLog.read_batch: at most `limit` events, and no more than `max_bytes` of them
+    (at least one, however large), and whether the log may hold more after them."""
+    from app.main import create_app
+
+    app = create_app(request.getfixturevalue("pg_settings") if database == "postgres" else settings)
+    async with app.test_app():
+        client, log = app.test_client(), app.extensions["runtime"].events
+        sid = "s"
+        assert (await client.post("/sessions", json={"session_id": sid, "session_name": "x"})).status_code == 200
+        before = len(await log.read(sid))
+        sizes = [100_000, 100_000, 100_000, 300_000, 10, 10]
+        for size in sizes:
+            await log.append(sid, "tool.result", {"output": "é" * (size // 2)})  # two bytes each in UTF-8
+
+        async def batch(after: int, limit: int = 500, max_bytes: int = 250_000) -> tuple[list[int], bool]:
+            events, more = await log.read_batch(sid, after=before + after, limit=limit, max_bytes=max_bytes)
+            return [e.sequence - before for e in events], more
+
+        assert await batch(0) == ([1, 2], True)
+        assert await batch(2) == ([3], True)  # the next one would pass the budget
+        assert await batch(3) == ([4], True)  # larger than the budget: alone
+        assert await batch(4) == ([5, 6], False)
+        assert await batch(6) == ([], False)
+        assert await batch(4, limit=2) == ([5, 6], True)  # a full count: there may be more
+        assert await batch(0, max_bytes=10**9) == ([1, 2, 3, 4, 5, 6], False)
+        events, _ = await log.read_batch(sid, after=before, limit=1, max_bytes=10**9)
+        assert events[0].data == {"session_id": sid, "output": "é" * 50_000}
