@@ -1,13 +1,25 @@
 """Temporal mode when its parts are missing: /healthz says which, a message that cannot
-be queued is a clear 503 and the log says it will not be answered."""
+be queued is a clear 503 and the log says it will not be answered, and a turn whose
+database is gone for longer than Temporal's retries ends once the database is back."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
 
 from app.main import create_app
-from tests.helpers import events, make_chat, session, wait_for_event
+from app.runtime.outcome import TERMINAL
+from app.runtime.temporal import workflows
+from app.runtime.temporal.types import workflow_id
+from tests.conftest import temporal_app_serving
+from tests.fakes import Text
+from tests.helpers import events, make_chat, say, session, wait_for_event, wait_turns
 from tests.live_server import free_port
+from tests.tcp_proxy import TcpProxy
 
 
 async def test_healthz_checks_every_part(temporal_app):
@@ -110,3 +122,96 @@ async def test_redis_unreachable(temporal_settings):
         body = await response.get_json()
         assert response.status_code == 503 and body["checks"]["redis"].startswith("error")
         assert body["checks"]["temporal"] == "ok"
+
+
+# --- the database gone for longer than Temporal's retries --------------------------------
+
+@pytest.fixture
+def short_retries(monkeypatch):
+    """INFRA_RETRIES cut to 3 attempts, and Temporal's retry intervals to 50 ms (the dev
+    server's timers fire about once a second): an outage outlasts INFRA_RETRIES in a few
+    seconds. END_RETRIES keeps its attempts (no limit). The workflows' package is
+    passed through the sandbox (which otherwise imports the workflows module afresh for
+    every workflow run), so the worker's workflows see the patched policies."""
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+    from app.runtime.temporal import worker
+
+    assert workflows.INFRA_RETRIES.maximum_attempts == 10 and workflows.END_RETRIES.maximum_attempts == 0
+    production = worker.workflow_runner
+    monkeypatch.setattr(worker, "workflow_runner", lambda: SandboxedWorkflowRunner(
+        restrictions=production().restrictions.with_passthrough_modules("app.runtime.temporal")))
+    fast = {"initial_interval": timedelta(milliseconds=50), "maximum_interval": timedelta(milliseconds=50)}
+    monkeypatch.setattr(workflows, "INFRA_RETRIES", replace(workflows.INFRA_RETRIES, maximum_attempts=3, **fast))
+    monkeypatch.setattr(workflows, "END_RETRIES", replace(workflows.END_RETRIES, **fast))
+
+
+async def end_tried(temporal_address: str, session_id: str) -> int | None:
+    """Once the session's workflow has tried to record a turn's end (`finish_turn`) more
+    often than INFRA_RETRIES allows: how often; None if the workflow ended instead."""
+    from temporalio.client import Client, WorkflowExecutionStatus
+
+    handle = (await Client.connect(temporal_address)).get_workflow_handle(workflow_id(session_id))
+    async with asyncio.timeout(20):
+        while True:
+            description = await handle.describe()
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                return None
+            for pending in description.raw_description.pending_activities:
+                if pending.activity_type.name == "finish_turn" and pending.attempt > workflows.INFRA_RETRIES.maximum_attempts:
+                    return pending.attempt
+            await asyncio.sleep(0.1)
+
+
+async def workflow_run(temporal_address: str, session_id: str):
+    from temporalio.client import Client
+
+    return await (await Client.connect(temporal_address)).get_workflow_handle(workflow_id(session_id)).describe()
+
+
+async def ended_once(client, session_id: str, message_id: str, type: str) -> dict:
+    """The log is numbered without gaps and ends with the turn's one terminal event."""
+    log = await events(client, session_id)
+    assert [e["sequence"] for e in log] == list(range(1, len(log) + 1))
+    terminal = [e for e in log if e["type"] in TERMINAL]
+    assert [e["type"] for e in terminal] == [type] and terminal[0]["data"]["message_id"] == message_id
+    assert log[-1] == terminal[0]
+    return terminal[0]
+
+
+async def test_a_turn_whose_database_is_gone_past_the_retries_ends_once_it_is_back(temporal_settings, pg_copy,
+                                                                                   fake_llm, short_retries):
+    """Reported: the turn's activities gave up after INFRA_RETRIES (10 attempts, about 30 s),
+    and so did the one recording its end. The session workflow failed: the session stayed
+    `running` with no terminal event, for good. The end is now tried until the database
+    takes it, and the workflow goes on to the session's next message."""
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        settings = temporal_settings.replace(database_url=proxy.url(pg_copy))
+        async with temporal_app_serving(settings) as app:
+            client = app.test_client()
+            chat = await make_chat(client, fake_llm)
+            fake_llm.script(Text(["Hel", "lo ", "wor", "ld"], delay=0.5))
+            posted = await say(client, chat["id"], "hi")
+            await wait_for_event(client, chat["id"], "message.delta")
+            run_id = (await workflow_run(settings.temporal_address, chat["id"])).run_id
+            proxy.refuse()  # PostgreSQL goes away, for the API and the worker
+            try:  # the model step gives up after its attempts; its end is tried past that many
+                tried = await end_tried(settings.temporal_address, chat["id"])
+            finally:
+                proxy.forward()
+
+            await wait_turns(client, chat["id"], timeout=15)
+            assert tried is not None
+            failed = await ended_once(client, chat["id"], posted["id"], "session.failed")
+            assert failed["data"]["code"] == "database_unavailable"
+            reason = "the turn stopped because the database was unavailable (connection refused or lost)"
+            assert failed["data"]["error"] == f"{reason}; send the message again"
+            after = await session(client, chat["id"])
+            assert after["status"] == "failed" and after["last_error"] == failed["data"]["error"]
+
+            fake_llm.script(Text(["back"]))  # the session takes messages again, on the same workflow
+            await say(client, chat["id"], "again")
+            assert (await wait_turns(client, chat["id"], count=2))[-1]["type"] == "session.completed"
+            assert (await session(client, chat["id"]))["status"] == "pending"
+            assert (await workflow_run(settings.temporal_address, chat["id"])).run_id == run_id
+            assert len(fake_llm.requests) == 2  # no model call while the database was gone

@@ -21,8 +21,10 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 from tortoise.exceptions import IntegrityError
 
+from app.db import DatabaseUnavailable
 from app.errors import SessionGone
 from app.events.messages import MessageRow
 from app.models import Event, Message, Session, ToolCallWait
@@ -31,6 +33,7 @@ from app.runtime.outcome import find_terminal
 from app.runtime.providers.base import ProviderError, ToolCall
 from app.runtime.resolution import NoModel
 from app.runtime.temporal.types import (
+    DATABASE_UNAVAILABLE,
     SESSION_GONE,
     EarlierInput,
     FinishInput,
@@ -80,6 +83,24 @@ def ends_if_deleted(session_id: str) -> Iterator[None]:
         yield
     except SessionGone:
         raise _gone(session_id) from None
+
+
+class DatabaseFailures(Interceptor):
+    """An activity that failed because the database was unavailable says so, with the
+    reason (safe to show: app/db.py), as a retryable DATABASE_UNAVAILABLE: Temporal
+    retries it as any other failure, and a workflow whose retries ran out can tell the
+    session why its turn stopped."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _NamingDatabaseFailures(next)
+
+
+class _NamingDatabaseFailures(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        try:
+            return await self.next.execute_activity(input)
+        except DatabaseUnavailable as exc:
+            raise ApplicationError(f"the database was unavailable ({exc.reason})", type=DATABASE_UNAVAILABLE) from exc
 
 
 class TurnActivities:

@@ -128,6 +128,7 @@ class FinishInput:
 
 # ApplicationError types raised by activities that the workflow treats specially.
 SESSION_GONE = "session_gone"
+DATABASE_UNAVAILABLE = "database_unavailable"  # retryable; its message: "the database was unavailable (<reason>)"
 
 
 # --- pipeline runs ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from app.runtime.temporal.types import (
+        DATABASE_UNAVAILABLE,
         SESSION_GONE,
         EarlierInput,
         FinishInput,
@@ -43,6 +44,12 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=2)
 # errors were already retried inside the activity and arrive as non-retryable.
 INFRA_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
                             maximum_interval=timedelta(seconds=5), maximum_attempts=10)
+# A turn's end (its terminal event and the session's status) is tried until the database
+# takes it, however long the outage: given up, the session would stay `running` with no
+# terminal event, and the workflow would fail with the messages queued behind the turn.
+# Only the session's deletion (SESSION_GONE) ends the tries otherwise.
+END_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(seconds=5), maximum_attempts=0)  # 0: no limit
 MODEL_CALL_TIMEOUT = timedelta(minutes=30)  # the whole step, provider retries included
 SHORT_TIMEOUT = timedelta(minutes=2)
 CANCEL_WAIT = timedelta(seconds=5)
@@ -229,6 +236,9 @@ class SessionWorkflow:
             elif isinstance(cause, ApplicationError) and cause.non_retryable:
                 await self._finish(FinishInput(sid, mid, "failed", code=cause.type or "internal_error",
                                                message=cause.message))
+            elif isinstance(cause, ApplicationError) and cause.type == DATABASE_UNAVAILABLE:  # retries used up
+                await self._finish(FinishInput(sid, mid, "failed", code=DATABASE_UNAVAILABLE,
+                                               message=f"the turn stopped because {cause.message}; send the message again"))
             else:
                 await self._finish(FinishInput(sid, mid, "failed", code="internal_error",
                                                message="the turn could not be run on the workers; see their logs"))
@@ -286,7 +296,7 @@ class SessionWorkflow:
     async def _finish(self, finish: FinishInput) -> None:
         try:
             await workflow.execute_activity("finish_turn", finish, start_to_close_timeout=SHORT_TIMEOUT,
-                                            retry_policy=INFRA_RETRIES)
+                                            retry_policy=END_RETRIES)
         except ActivityError as exc:
             if not (isinstance(exc.cause, ApplicationError) and exc.cause.type == SESSION_GONE):
                 raise
