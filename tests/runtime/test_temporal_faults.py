@@ -11,13 +11,14 @@ from datetime import timedelta
 
 import pytest
 
+from app.db import DatabaseUnavailable
 from app.main import create_app
 from app.runtime.outcome import TERMINAL
 from app.runtime.temporal import workflows
 from app.runtime.temporal.types import workflow_id
 from tests.conftest import temporal_app_serving
 from tests.fakes import Text
-from tests.helpers import events, make_chat, say, session, wait_for_event, wait_turns
+from tests.helpers import events, make_chat, messages, say, session, wait_for_event, wait_turns
 from tests.live_server import free_port
 from tests.tcp_proxy import TcpProxy
 
@@ -215,3 +216,41 @@ async def test_a_turn_whose_database_is_gone_past_the_retries_ends_once_it_is_ba
             assert (await session(client, chat["id"]))["status"] == "pending"
             assert (await workflow_run(settings.temporal_address, chat["id"])).run_id == run_id
             assert len(fake_llm.requests) == 2  # no model call while the database was gone
+
+
+def refusing(events, monkeypatch, type: str, times: int) -> list[int]:
+    """The event log refuses the first `times` appends of `type` as a database that went
+    away would (app/db.py); the list holds how many are left to refuse."""
+    left, append = [times], events.append
+
+    async def refusing_append(session_id, event_type, data=None):
+        if event_type == type and left[0]:
+            left[0] -= 1
+            raise DatabaseUnavailable("connection refused or lost")
+        return await append(session_id, event_type, data)
+
+    monkeypatch.setattr(events, "append", refusing_append)
+    return left
+
+
+async def test_an_answer_whose_end_the_database_refuses_past_the_retries_completes(temporal_settings, fake_llm,
+                                                                                   short_retries, monkeypatch):
+    """Reported: the model step records the turn's end itself. When the database refused
+    it for longer than the step's retries, the turn ended `failed`, its answer stored
+    and shown. The end is now recorded as `completed`, once, when the database takes it."""
+    async with temporal_app_serving(temporal_settings) as app:
+        client = app.test_client()
+        chat = await make_chat(client, fake_llm)
+        left = refusing(app.extensions["runtime"].events, monkeypatch, "session.completed",
+                        workflows.INFRA_RETRIES.maximum_attempts + 2)
+        fake_llm.script(Text(["done"]))
+        posted = await say(client, chat["id"], "hi")
+        await wait_turns(client, chat["id"], timeout=15)
+        completed = await ended_once(client, chat["id"], posted["id"], "session.completed")
+        assert left == [0] and completed["data"]["reason"] == "completed"
+        assert (await session(client, chat["id"]))["status"] == "pending"
+        assert [m["role"] for m in await messages(client, chat["id"])] == ["user", "assistant"]
+        assert len(fake_llm.requests) == 1  # the answer was not asked for again
+        fake_llm.script(Text(["more"]))
+        await say(client, chat["id"], "again")
+        assert (await wait_turns(client, chat["id"], count=2))[-1]["type"] == "session.completed"

@@ -148,9 +148,9 @@ class TurnActivities:
         stored = await _stored_step(step, limit) if attempt > 1 else None  # a first attempt stored nothing
         if stored is not None:
             if not stored.tool_calls:
-                if not await _turn_ended(step.session_id, step.message_id, current.sequence):
-                    await turn.completed({"reason": "completed", "iterations": step.iteration})
-                stored.completed = True
+                ended = await _turn_ended(step.session_id, step.message_id, current.sequence) \
+                    or await self._end_turn(turn, step)
+                stored.completed, stored.answered = ended, not ended
             return stored
         async with heartbeating():
             try:
@@ -187,12 +187,24 @@ class TurnActivities:
                     raise _gone(step.session_id) from None
                 raise
         calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in finished.tool_calls]
-        if not calls:  # the answer: the turn ends here, without another activity
+        ended = not calls and await self._end_turn(turn, step)  # the answer: the turn ends here
+        return StepResult(started_at_seq, calls, limit, stored=turn.stored_sequences, completed=ended,
+                          kinds=[kind_of(context.tools.get(c.name)) for c in finished.tool_calls],
+                          answered=not calls and not ended)
+
+    async def _end_turn(self, turn: Turn, step: StepInput) -> bool:
+        """The step answered: it records the turn's end itself, saving an activity. False
+        when the database refused: the answer is stored, and the workflow records the end
+        with `finish_turn`, whose retries outlast any outage (this activity's run out)."""
+        try:
             with ends_if_deleted(step.session_id):
                 await turn.completed({"reason": "completed", "iterations": step.iteration})
-            self._count(turn)
-        return StepResult(started_at_seq, calls, limit, stored=turn.stored_sequences, completed=not calls,
-                          kinds=[kind_of(context.tools.get(c.name)) for c in finished.tool_calls])
+        except DatabaseUnavailable as exc:
+            log.warning("session %s: the answer is stored, the end of its turn not yet (%s); it is recorded once "
+                        "the database takes it", step.session_id, exc.reason)
+            return False
+        self._count(turn)
+        return True
 
     @activity.defn(name="run_tool")
     async def run_tool(self, request: ToolInput) -> ToolOutput:

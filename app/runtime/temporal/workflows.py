@@ -210,6 +210,10 @@ class SessionWorkflow:
                 self.known.update(result.stored)
                 if result.completed:  # the step ended the turn itself (no tools wanted)
                     return False
+                if result.answered:  # the same, but the database refused the end: recorded until it takes it
+                    await self._finish(FinishInput(sid, mid, "completed",
+                                                   outcome={"reason": "completed", "iterations": iteration}))
+                    return False
                 if all(kind == "run" for kind in result.kinds):
                     outputs = await asyncio.gather(*(self._tool(ToolInput(sid, mid, step_id, call))
                                                      for call in result.tool_calls))
