@@ -17,7 +17,7 @@ from app.runtime.outcome import TERMINAL
 from app.runtime.temporal import workflows
 from app.runtime.temporal.types import workflow_id
 from tests.conftest import temporal_app_serving
-from tests.fakes import Text
+from tests.fakes import Hang, Text
 from tests.helpers import events, make_chat, messages, say, session, wait_for_event, wait_turns
 from tests.live_server import free_port
 from tests.tcp_proxy import TcpProxy
@@ -254,3 +254,52 @@ async def test_an_answer_whose_end_the_database_refuses_past_the_retries_complet
         fake_llm.script(Text(["more"]))
         await say(client, chat["id"], "again")
         assert (await wait_turns(client, chat["id"], count=2))[-1]["type"] == "session.completed"
+
+
+async def updates_accepted(temporal_address: str, session_id: str, count: int) -> None:
+    """Until the session's workflow has taken `count` updates (cancels)."""
+    from temporalio.client import Client
+
+    handle = (await Client.connect(temporal_address)).get_workflow_handle(workflow_id(session_id))
+    async with asyncio.timeout(10):
+        while True:
+            history = [event async for event in handle.fetch_history_events()]
+            if sum(event.HasField("workflow_execution_update_accepted_event_attributes") for event in history) >= count:
+                return
+            await asyncio.sleep(0.1)
+
+
+async def test_a_cancel_whose_end_the_database_refuses_is_recorded_despite_a_second_cancel(
+        temporal_settings, fake_llm, short_retries, monkeypatch):
+    """A cancel's end (the kept text, `pending`, `session.cancelled`) refused by the
+    database past INFRA_RETRIES is recorded once it is back. Reported: a second cancel (a
+    client's retry, a delete) while the first one's end was being retried cancelled that
+    retry: the workflow failed on the cancellation, and the turn had no terminal event."""
+    async with temporal_app_serving(temporal_settings) as app:
+        client = app.test_client()
+        address = temporal_settings.temporal_address
+        chat = await make_chat(client, fake_llm)
+        fake_llm.script(Hang(["Hello "], seconds=30))
+        posted = await say(client, chat["id"], "hi")
+        await wait_for_event(client, chat["id"], "message.delta")
+        run_id = (await workflow_run(address, chat["id"])).run_id
+        left = refusing(app.extensions["runtime"].events, monkeypatch, "session.cancelled", 1000)
+        cancel = f"/v1/sessions/{chat['id']}/cancel"
+        first = asyncio.ensure_future(client.post(cancel))
+        assert await end_tried(address, chat["id"]) is not None
+        second = asyncio.ensure_future(client.post(cancel))
+        await updates_accepted(address, chat["id"], 2)
+        left[0] = 0  # the database takes writes again
+        answers = [await (await first).get_json(), await (await second).get_json()]
+        assert [a["cancelled"] for a in answers] == [True, False]  # the second found the turn ending
+
+        await wait_turns(client, chat["id"], timeout=15)
+        await ended_once(client, chat["id"], posted["id"], "session.cancelled")
+        after = await session(client, chat["id"])
+        assert after["status"] == "pending" and after["last_error"] is None
+        kept = (await messages(client, chat["id"]))[-1]
+        assert kept["role"] == "assistant" and kept["content"]["text"] == "Hello "
+        fake_llm.script(Text(["back"]))
+        await say(client, chat["id"], "again")
+        assert (await wait_turns(client, chat["id"], count=2))[-1]["type"] == "session.completed"
+        assert (await workflow_run(address, chat["id"])).run_id == run_id

@@ -79,6 +79,10 @@ class SessionWorkflow:
         # result and the cancellation is gone (the SDK shields activity results). So the
         # turn also checks this flag after each activity (_stop_if_asked).
         self.stop_asked = False
+        # Set once the running turn is recording its end (finish_turn). A cancel leaves it
+        # alone then: cancelling it would abandon the end's retries (the session `running`,
+        # no terminal event), and the CancelledError would fail the workflow.
+        self.ending = False
 
     @workflow.run
     async def run(self, state: SessionState) -> None:
@@ -100,7 +104,7 @@ class SessionWorkflow:
             if self.current is None:
                 continue
             self.last_started = max(self.last_started, self.current.sequence)
-            self.cancel_reason, self.stop_asked = None, False
+            self.cancel_reason, self.stop_asked, self.ending = None, False, False
             self.turn_task = asyncio.create_task(self._turn(self.current))
             gone = await self.turn_task
             self.current, self.turn_task = None, None
@@ -129,7 +133,7 @@ class SessionWorkflow:
         the in-process runner does, or after CANCEL_WAIT at most."""
         task = self.turn_task
         stopping = self._stop(reason)
-        if task is not None and stopping:
+        if task is not None and not task.done():  # stopping, or recording its end
             try:
                 await workflow.wait_condition(lambda: task.done(), timeout=CANCEL_WAIT)
             except TimeoutError:
@@ -144,11 +148,12 @@ class SessionWorkflow:
         self._stop(reason)
 
     def _stop(self, reason: str) -> bool:
-        """Drop the queued turns and cancel the running one; whether one was running."""
+        """Drop the queued turns and cancel the running one, unless it is recording its
+        end already; whether it was cancelled."""
         self.dropped.extend(r.message_id for r in self.queue)
         self.queue.clear()
         task = self.turn_task
-        stopping = task is not None and not task.done()
+        stopping = task is not None and not task.done() and not self.ending
         if stopping or self.dropped:
             self.cancel_reason = reason
         if task is not None and stopping:
@@ -298,6 +303,7 @@ class SessionWorkflow:
             self._stop_if_asked()
 
     async def _finish(self, finish: FinishInput) -> None:
+        self.ending = True
         try:
             await workflow.execute_activity("finish_turn", finish, start_to_close_timeout=SHORT_TIMEOUT,
                                             retry_policy=END_RETRIES)
