@@ -303,3 +303,21 @@ async def test_a_cancel_whose_end_the_database_refuses_is_recorded_despite_a_sec
         await say(client, chat["id"], "again")
         assert (await wait_turns(client, chat["id"], count=2))[-1]["type"] == "session.completed"
         assert (await workflow_run(address, chat["id"])).run_id == run_id
+
+
+async def test_a_cancel_whose_step_cannot_keep_its_text_still_ends_cancelled(temporal_app, fake_llm, monkeypatch):
+    """Reported: a cancelled model step keeps the text streamed so far; when the database
+    refused that write, the step failed with it rather than as cancelled, and the turn
+    ended `failed` (`database_unavailable`) although the client had cancelled it, and been
+    told `cancelled: true`."""
+    client = temporal_app.test_client()
+    chat = await make_chat(client, fake_llm)
+    fake_llm.script(Hang(["Hello "], seconds=30))
+    posted = await say(client, chat["id"], "hi")
+    await wait_for_event(client, chat["id"], "message.delta")
+    left = refusing(temporal_app.extensions["runtime"].events, monkeypatch, "message.created", 1)
+    answer = await (await client.post(f"/v1/sessions/{chat['id']}/cancel")).get_json()
+    assert left == [0] and answer["cancelled"] is True and answer["status"] == "pending"
+    await ended_once(client, chat["id"], posted["id"], "session.cancelled")
+    after = await session(client, chat["id"])
+    assert after["status"] == "pending" and after["last_error"] is None

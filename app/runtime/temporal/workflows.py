@@ -236,12 +236,14 @@ class SessionWorkflow:
                                            dropped=self._take_dropped()))
         except ActivityError as exc:
             cause = exc.cause
-            if isinstance(cause, CancelledError):
+            if isinstance(cause, ApplicationError) and cause.type == SESSION_GONE:
+                return True
+            if isinstance(cause, CancelledError) or self.stop_asked:
+                # Asked to stop, the activity may still fail otherwise as it winds down (its
+                # kept text refused by the database): the turn ends as the client asked.
                 await self._finish(FinishInput(sid, mid, "cancelled",
                                                message=self.cancel_reason or "cancelled by request",
                                                dropped=self._take_dropped()))
-            elif isinstance(cause, ApplicationError) and cause.type == SESSION_GONE:
-                return True
             elif isinstance(cause, ApplicationError) and cause.non_retryable:
                 await self._finish(FinishInput(sid, mid, "failed", code=cause.type or "internal_error",
                                                message=cause.message))
