@@ -15,7 +15,7 @@ from app.db import DatabaseUnavailable
 from app.main import create_app
 from app.runtime.outcome import TERMINAL
 from app.runtime.temporal import workflows
-from app.runtime.temporal.types import workflow_id
+from app.runtime.temporal.types import EarlierInput, workflow_id
 from tests.conftest import temporal_app_serving
 from tests.fakes import Hang, Text
 from tests.helpers import events, make_chat, messages, say, session, wait_for_event, wait_turns
@@ -321,3 +321,49 @@ async def test_a_cancel_whose_step_cannot_keep_its_text_still_ends_cancelled(tem
     await ended_once(client, chat["id"], posted["id"], "session.cancelled")
     after = await session(client, chat["id"])
     assert after["status"] == "pending" and after["last_error"] is None
+
+
+async def test_a_message_to_an_idle_session_waits_for_the_database_to_start(temporal_settings, fake_llm,
+                                                                            short_retries, monkeypatch):
+    """A session's workflow ends when the session is idle; the next message starts a new
+    one, which first reads the session's earlier messages (`earlier_messages`). Reported:
+    with the database gone for longer than that read's retries, the new workflow failed
+    and the message was never answered, with no terminal event. It now waits for the
+    database and then answers the message."""
+    from temporalio import activity
+    from temporalio.client import Client, WorkflowExecutionStatus
+
+    from app.runtime.temporal.activities import TurnActivities
+
+    refused, read = [], TurnActivities.earlier_messages
+
+    @activity.defn(name="earlier_messages")
+    async def earlier_messages(self, request: EarlierInput) -> list[str]:
+        if refused is not None:
+            refused.append(request.before)
+            raise DatabaseUnavailable("connection refused or lost")
+        return await read(self, request)
+
+    monkeypatch.setattr(TurnActivities, "earlier_messages", earlier_messages)
+    monkeypatch.setattr(workflows, "IDLE_END", timedelta(seconds=1))
+    async with temporal_app_serving(temporal_settings) as app:
+        client = app.test_client()
+        address = temporal_settings.temporal_address
+        chat = await make_chat(client, fake_llm)
+        refused = None
+        await say(client, chat["id"], "first")  # the session's first message: nothing to read before it
+        await wait_turns(client, chat["id"])
+        idle = (await Client.connect(address)).get_workflow_handle(workflow_id(chat["id"]))
+        await asyncio.wait_for(idle.result(), 10)  # idle: its workflow ends
+
+        refused = []
+        posted = await say(client, chat["id"], "second")
+        async with asyncio.timeout(20):  # refused past INFRA_RETRIES, or the new workflow ended
+            while len(refused) <= workflows.INFRA_RETRIES.maximum_attempts:
+                if (await workflow_run(address, chat["id"])).status != WorkflowExecutionStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.1)
+        refused = None  # the database is back
+        log = await wait_turns(client, chat["id"], count=2, timeout=15)
+        assert log[-1]["type"] == "session.completed" and log[-1]["data"]["message_id"] == posted["id"]
+        assert (await session(client, chat["id"]))["status"] == "pending"

@@ -47,7 +47,8 @@ INFRA_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backof
 # A turn's end (its terminal event and the session's status) is tried until the database
 # takes it, however long the outage: given up, the session would stay `running` with no
 # terminal event, and the workflow would fail with the messages queued behind the turn.
-# Only the session's deletion (SESSION_GONE) ends the tries otherwise.
+# Only the session's deletion (SESSION_GONE) ends the tries otherwise. The read that
+# starts a workflow's first turn (_next) is retried the same way, for the same reason.
 END_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
                           maximum_interval=timedelta(seconds=5), maximum_attempts=0)  # 0: no limit
 MODEL_CALL_TIMEOUT = timedelta(minutes=30)  # the whole step, provider retries included
@@ -173,9 +174,11 @@ class SessionWorkflow:
         waited for (briefly: a message whose turn could not be queued never signals)."""
         first = min(self.queue, key=lambda r: r.sequence)
         if not self.known.issuperset(range(self.last_started + 1, first.sequence)):  # unknown numbers: ask
+            # Asked until the database answers, as a turn's end is recorded: given up, the
+            # workflow would fail and the queued messages would never be answered.
             earlier = await workflow.execute_local_activity(
                 "earlier_messages", EarlierInput(self.session_id, self.last_started, first.sequence),
-                result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
+                result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT, retry_policy=END_RETRIES)
             if set(earlier) - self.seen:
                 try:
                     await workflow.wait_condition(lambda: self.seen >= set(earlier) or bool(self.dropped),
