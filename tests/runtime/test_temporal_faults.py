@@ -15,10 +15,10 @@ from app.db import DatabaseUnavailable
 from app.main import create_app
 from app.runtime.outcome import TERMINAL
 from app.runtime.temporal import workflows
-from app.runtime.temporal.types import EarlierInput, workflow_id
+from app.runtime.temporal.types import EarlierInput, WaitInput, workflow_id
 from tests.conftest import temporal_app_serving
-from tests.fakes import Hang, Text
-from tests.helpers import events, make_chat, messages, say, session, wait_for_event, wait_turns
+from tests.fakes import Hang, Text, ToolCalls
+from tests.helpers import approval_chat, events, make_chat, messages, say, session, wait_for_event, wait_turns, waiting
 from tests.live_server import free_port
 from tests.tcp_proxy import TcpProxy
 
@@ -323,6 +323,18 @@ async def test_a_cancel_whose_step_cannot_keep_its_text_still_ends_cancelled(tem
     assert after["status"] == "pending" and after["last_error"] is None
 
 
+async def refused_past_the_retries(refused: list, temporal_address: str, session_id: str) -> None:
+    """Until a read was refused more often than INFRA_RETRIES allows, or the session's
+    workflow ended."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    async with asyncio.timeout(20):
+        while len(refused) <= workflows.INFRA_RETRIES.maximum_attempts:
+            if (await workflow_run(temporal_address, session_id)).status != WorkflowExecutionStatus.RUNNING:
+                return
+            await asyncio.sleep(0.1)
+
+
 async def test_a_message_to_an_idle_session_waits_for_the_database_to_start(temporal_settings, fake_llm,
                                                                             short_retries, monkeypatch):
     """A session's workflow ends when the session is idle; the next message starts a new
@@ -331,7 +343,7 @@ async def test_a_message_to_an_idle_session_waits_for_the_database_to_start(temp
     and the message was never answered, with no terminal event. It now waits for the
     database and then answers the message."""
     from temporalio import activity
-    from temporalio.client import Client, WorkflowExecutionStatus
+    from temporalio.client import Client
 
     from app.runtime.temporal.activities import TurnActivities
 
@@ -358,12 +370,46 @@ async def test_a_message_to_an_idle_session_waits_for_the_database_to_start(temp
 
         refused = []
         posted = await say(client, chat["id"], "second")
-        async with asyncio.timeout(20):  # refused past INFRA_RETRIES, or the new workflow ended
-            while len(refused) <= workflows.INFRA_RETRIES.maximum_attempts:
-                if (await workflow_run(address, chat["id"])).status != WorkflowExecutionStatus.RUNNING:
-                    break
-                await asyncio.sleep(0.1)
+        await refused_past_the_retries(refused, address, chat["id"])
         refused = None  # the database is back
         log = await wait_turns(client, chat["id"], count=2, timeout=15)
         assert log[-1]["type"] == "session.completed" and log[-1]["data"]["message_id"] == posted["id"]
+        assert (await session(client, chat["id"]))["status"] == "pending"
+
+
+async def test_a_turn_waiting_for_an_approval_outlasts_a_database_gone_past_the_retries(
+        temporal_settings, fake_llm, short_retries, monkeypatch):
+    """A turn waiting for an approval also asks the database for answers now and then, in
+    case a signal was lost (`still_waiting`, every ANSWER_POLL). Reported: with the
+    database gone for longer than that read's retries, its error failed the session
+    workflow. The session stayed `waiting_for_approval`, and the approval sent once the
+    database was back was taken (200) but never acted on. A read that fails is now
+    skipped, and the turn goes on waiting."""
+    from temporalio import activity
+
+    from app.runtime.temporal.activities import TurnActivities
+
+    refused, read = [], TurnActivities.still_waiting
+
+    @activity.defn(name="still_waiting")
+    async def still_waiting(self, request: WaitInput) -> list[str]:
+        if refused is not None:
+            refused.append(request.step_id)
+            raise DatabaseUnavailable("connection refused or lost")
+        return await read(self, request)
+
+    monkeypatch.setattr(TurnActivities, "still_waiting", still_waiting)
+    monkeypatch.setattr(workflows, "ANSWER_POLL", timedelta(seconds=1))
+    async with temporal_app_serving(temporal_settings) as app:
+        client = app.test_client()
+        chat = await approval_chat(client, fake_llm)
+        fake_llm.script(ToolCalls([("c1", "get_current_time", {})]), Text(["It is now."]))
+        posted = await say(client, chat["id"], "time?")
+        await waiting(client, chat["id"])
+        await refused_past_the_retries(refused, temporal_settings.temporal_address, chat["id"])
+        refused = None  # the database is back
+        approved = await client.post(f"/v1/sessions/{chat['id']}/tool-calls/c1/approve")
+        assert approved.status_code == 200, await approved.get_json()
+        await wait_turns(client, chat["id"], timeout=15)
+        await ended_once(client, chat["id"], posted["id"], "session.completed")
         assert (await session(client, chat["id"]))["status"] == "pending"

@@ -301,11 +301,21 @@ class SessionWorkflow:
             try:
                 await workflow.wait_condition(lambda: waiting <= self.answered or self.stop_asked, timeout=left)
             except TimeoutError:
-                still = await workflow.execute_local_activity(
-                    "still_waiting", step, result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT,
-                    retry_policy=INFRA_RETRIES)
-                self.answered |= waiting - set(still)
+                self.answered |= waiting - set(await self._still_waiting(step, waiting))
             self._stop_if_asked()
+
+    async def _still_waiting(self, step: WaitInput, waiting: set[str]) -> list[str]:
+        """The calls the database says still wait. A read that still fails after its
+        retries (the database gone) is skipped: the answers' signals come all the same,
+        and the next poll asks again. Its error would otherwise fail the workflow: a
+        local activity's failure is raised unwrapped (ApplicationError), which the
+        turn's `except ActivityError` does not catch."""
+        try:
+            return await workflow.execute_local_activity(
+                "still_waiting", step, result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT,
+                retry_policy=INFRA_RETRIES)
+        except (ActivityError, ApplicationError):
+            return list(waiting)
 
     async def _finish(self, finish: FinishInput) -> None:
         self.ending = True
