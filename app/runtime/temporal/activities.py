@@ -21,8 +21,10 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 from tortoise.exceptions import IntegrityError
 
+from app.db import DatabaseUnavailable
 from app.errors import SessionGone
 from app.events.messages import MessageRow
 from app.models import Event, Message, Session, ToolCallWait
@@ -31,6 +33,7 @@ from app.runtime.outcome import find_terminal
 from app.runtime.providers.base import ProviderError, ToolCall
 from app.runtime.resolution import NoModel
 from app.runtime.temporal.types import (
+    DATABASE_UNAVAILABLE,
     SESSION_GONE,
     EarlierInput,
     FinishInput,
@@ -82,6 +85,24 @@ def ends_if_deleted(session_id: str) -> Iterator[None]:
         raise _gone(session_id) from None
 
 
+class DatabaseFailures(Interceptor):
+    """An activity that failed because the database was unavailable says so, with the
+    reason (safe to show: app/db.py), as a retryable DATABASE_UNAVAILABLE: Temporal
+    retries it as any other failure, and a workflow whose retries ran out can tell the
+    session why its turn stopped."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _NamingDatabaseFailures(next)
+
+
+class _NamingDatabaseFailures(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        try:
+            return await self.next.execute_activity(input)
+        except DatabaseUnavailable as exc:
+            raise ApplicationError(f"the database was unavailable ({exc.reason})", type=DATABASE_UNAVAILABLE) from exc
+
+
 class TurnActivities:
     def __init__(self, deps: TurnDeps):
         self.deps = deps
@@ -127,9 +148,9 @@ class TurnActivities:
         stored = await _stored_step(step, limit) if attempt > 1 else None  # a first attempt stored nothing
         if stored is not None:
             if not stored.tool_calls:
-                if not await _turn_ended(step.session_id, step.message_id, current.sequence):
-                    await turn.completed({"reason": "completed", "iterations": step.iteration})
-                stored.completed = True
+                ended = await _turn_ended(step.session_id, step.message_id, current.sequence) \
+                    or await self._end_turn(turn, step)
+                stored.completed, stored.answered = ended, not ended
             return stored
         async with heartbeating():
             try:
@@ -166,12 +187,24 @@ class TurnActivities:
                     raise _gone(step.session_id) from None
                 raise
         calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in finished.tool_calls]
-        if not calls:  # the answer: the turn ends here, without another activity
+        ended = not calls and await self._end_turn(turn, step)  # the answer: the turn ends here
+        return StepResult(started_at_seq, calls, limit, stored=turn.stored_sequences, completed=ended,
+                          kinds=[kind_of(context.tools.get(c.name)) for c in finished.tool_calls],
+                          answered=not calls and not ended)
+
+    async def _end_turn(self, turn: Turn, step: StepInput) -> bool:
+        """The step answered: it records the turn's end itself, saving an activity. False
+        when the database refused: the answer is stored, and the workflow records the end
+        with `finish_turn`, whose retries outlast any outage (this activity's run out)."""
+        try:
             with ends_if_deleted(step.session_id):
                 await turn.completed({"reason": "completed", "iterations": step.iteration})
-            self._count(turn)
-        return StepResult(started_at_seq, calls, limit, stored=turn.stored_sequences, completed=not calls,
-                          kinds=[kind_of(context.tools.get(c.name)) for c in finished.tool_calls])
+        except DatabaseUnavailable as exc:
+            log.warning("session %s: the answer is stored, the end of its turn not yet (%s); it is recorded once "
+                        "the database takes it", step.session_id, exc.reason)
+            return False
+        self._count(turn)
+        return True
 
     @activity.defn(name="run_tool")
     async def run_tool(self, request: ToolInput) -> ToolOutput:

@@ -62,6 +62,8 @@ class StepResult:
     stored: list[int] = field(default_factory=list)  # numbers of the messages the step stored
     completed: bool = False  # no tool calls: the step also ended the turn (session.completed)
     kinds: list[str] = field(default_factory=list)  # per call: run | approval | client (runtime/toolbox.py)
+    # No tool calls, but the database refused the turn's end: the workflow records it.
+    answered: bool = False
 
 
 @dataclass
@@ -128,6 +130,7 @@ class FinishInput:
 
 # ApplicationError types raised by activities that the workflow treats specially.
 SESSION_GONE = "session_gone"
+DATABASE_UNAVAILABLE = "database_unavailable"  # retryable; its message: "the database was unavailable (<reason>)"
 
 
 # --- pipeline runs ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from app.runtime.temporal.types import (
+        DATABASE_UNAVAILABLE,
         SESSION_GONE,
         EarlierInput,
         FinishInput,
@@ -43,6 +44,13 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=2)
 # errors were already retried inside the activity and arrive as non-retryable.
 INFRA_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
                             maximum_interval=timedelta(seconds=5), maximum_attempts=10)
+# A turn's end (its terminal event and the session's status) is tried until the database
+# takes it, however long the outage: given up, the session would stay `running` with no
+# terminal event, and the workflow would fail with the messages queued behind the turn.
+# Only the session's deletion (SESSION_GONE) ends the tries otherwise. The read that
+# starts a workflow's first turn (_next) is retried the same way, for the same reason.
+END_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(seconds=5), maximum_attempts=0)  # 0: no limit
 MODEL_CALL_TIMEOUT = timedelta(minutes=30)  # the whole step, provider retries included
 SHORT_TIMEOUT = timedelta(minutes=2)
 CANCEL_WAIT = timedelta(seconds=5)
@@ -74,6 +82,10 @@ class SessionWorkflow:
         # result and the cancellation is gone (the SDK shields activity results). So the
         # turn also checks this flag after each activity (_stop_if_asked).
         self.stop_asked = False
+        # Set once the running turn is recording its end (finish_turn). A cancel leaves it
+        # alone then: cancelling it would abandon the end's retries (the session `running`,
+        # no terminal event), and the CancelledError would fail the workflow.
+        self.ending = False
 
     @workflow.run
     async def run(self, state: SessionState) -> None:
@@ -96,7 +108,7 @@ class SessionWorkflow:
             if self.current is None:
                 continue
             self.last_started = max(self.last_started, self.current.sequence)
-            self.cancel_reason, self.stop_asked = None, False
+            self.cancel_reason, self.stop_asked, self.ending = None, False, False
             self.turn_task = asyncio.create_task(self._turn(self.current))
             gone = await self.turn_task
             self.current, self.turn_task = None, None
@@ -125,7 +137,7 @@ class SessionWorkflow:
         the in-process runner does, or after CANCEL_WAIT at most."""
         task = self.turn_task
         stopping = self._stop(reason)
-        if task is not None and stopping:
+        if task is not None and not task.done():  # stopping, or recording its end
             try:
                 await workflow.wait_condition(lambda: task.done(), timeout=CANCEL_WAIT)
             except TimeoutError:
@@ -140,11 +152,12 @@ class SessionWorkflow:
         self._stop(reason)
 
     def _stop(self, reason: str) -> bool:
-        """Drop the queued turns and cancel the running one; whether one was running."""
+        """Drop the queued turns and cancel the running one, unless it is recording its
+        end already; whether it was cancelled."""
         self.dropped.extend(r.message_id for r in self.queue)
         self.queue.clear()
         task = self.turn_task
-        stopping = task is not None and not task.done()
+        stopping = task is not None and not task.done() and not self.ending
         if stopping or self.dropped:
             self.cancel_reason = reason
         if task is not None and stopping:
@@ -164,9 +177,11 @@ class SessionWorkflow:
         waited for (briefly: a message whose turn could not be queued never signals)."""
         first = min(self.queue, key=lambda r: r.sequence)
         if not self.known.issuperset(range(self.last_started + 1, first.sequence)):  # unknown numbers: ask
+            # Asked until the database answers, as a turn's end is recorded: given up, the
+            # workflow would fail and the queued messages would never be answered.
             earlier = await workflow.execute_local_activity(
                 "earlier_messages", EarlierInput(self.session_id, self.last_started, first.sequence),
-                result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
+                result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT, retry_policy=END_RETRIES)
             if set(earlier) - self.seen:
                 try:
                     await workflow.wait_condition(lambda: self.seen >= set(earlier) or bool(self.dropped),
@@ -206,6 +221,9 @@ class SessionWorkflow:
                 self.known.update(result.stored)
                 if result.completed:  # the step ended the turn itself (no tools wanted)
                     return False
+                if result.answered:  # the same, but the database refused the end: recorded until it takes it
+                    return await self._finish(FinishInput(sid, mid, "completed",
+                                                          outcome={"reason": "completed", "iterations": iteration}))
                 if all(kind == "run" for kind in result.kinds):
                     outputs = await asyncio.gather(*(self._tool(ToolInput(sid, mid, step_id, call))
                                                      for call in result.tool_calls))
@@ -224,15 +242,21 @@ class SessionWorkflow:
                                                   dropped=self._take_dropped()))
         except ActivityError as exc:
             cause = exc.cause
-            if isinstance(cause, CancelledError):
+            if isinstance(cause, ApplicationError) and cause.type == SESSION_GONE:
+                return True
+            if isinstance(cause, CancelledError) or self.stop_asked:
+                # Asked to stop, the activity may still fail otherwise as it winds down (its
+                # kept text refused by the database): the turn ends as the client asked.
                 return await self._finish(FinishInput(sid, mid, "cancelled",
                                                       message=self.cancel_reason or "cancelled by request",
                                                       dropped=self._take_dropped()))
-            if isinstance(cause, ApplicationError) and cause.type == SESSION_GONE:
-                return True
             if isinstance(cause, ApplicationError) and cause.non_retryable:
                 return await self._finish(FinishInput(sid, mid, "failed", code=cause.type or "internal_error",
                                                       message=cause.message))
+            if isinstance(cause, ApplicationError) and cause.type == DATABASE_UNAVAILABLE:  # retries used up
+                return await self._finish(FinishInput(
+                    sid, mid, "failed", code=DATABASE_UNAVAILABLE,
+                    message=f"the turn stopped because {cause.message}; send the message again"))
             return await self._finish(FinishInput(sid, mid, "failed", code="internal_error",
                                                   message="the turn could not be run on the workers; see their logs"))
 
@@ -279,17 +303,28 @@ class SessionWorkflow:
             try:
                 await workflow.wait_condition(lambda: waiting <= self.answered or self.stop_asked, timeout=left)
             except TimeoutError:
-                still = await workflow.execute_local_activity(
-                    "still_waiting", step, result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT,
-                    retry_policy=INFRA_RETRIES)
-                self.answered |= waiting - set(still)
+                self.answered |= waiting - set(await self._still_waiting(step, waiting))
             self._stop_if_asked()
+
+    async def _still_waiting(self, step: WaitInput, waiting: set[str]) -> list[str]:
+        """The calls the database says still wait. A read that still fails after its
+        retries (the database gone) is skipped: the answers' signals come all the same,
+        and the next poll asks again. Its error would otherwise fail the workflow: a
+        local activity's failure is raised unwrapped (ApplicationError), which the
+        turn's `except ActivityError` does not catch."""
+        try:
+            return await workflow.execute_local_activity(
+                "still_waiting", step, result_type=list[str], start_to_close_timeout=SHORT_TIMEOUT,
+                retry_policy=INFRA_RETRIES)
+        except (ActivityError, ApplicationError):
+            return list(waiting)
 
     async def _finish(self, finish: FinishInput) -> bool:
         """Record how the turn ended; True if the session is gone, and the workflow ends."""
+        self.ending = True
         try:
             await workflow.execute_activity("finish_turn", finish, start_to_close_timeout=SHORT_TIMEOUT,
-                                            retry_policy=INFRA_RETRIES)
+                                            retry_policy=END_RETRIES)
         except ActivityError as exc:
             if not (isinstance(exc.cause, ApplicationError) and exc.cause.type == SESSION_GONE):
                 raise
