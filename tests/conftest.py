@@ -8,9 +8,12 @@ import contextlib
 import os
 import shutil
 import uuid
+from functools import partial
 from pathlib import Path
 
 import pytest
+from quart import Quart
+from quart.testing.app import TestApp
 
 from app.config import Settings
 from app.db import apply_migrations
@@ -20,6 +23,12 @@ from tests.helpers import FAKE_KEY
 from tests.live_server import LiveServer, accepts_tcp
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Quart's test app gives start-up and shutdown 6 s. A test that starts the app on a fresh
+# database migrates it first, and on a loaded 2-core CI machine that once took longer
+# (test_key_files, in a full run beside a Temporal cluster): a timeout of the machine, not
+# a failure of the app. Tests that measure start-up time do so themselves.
+Quart.test_app_class = partial(TestApp, startup_timeout=60, shutdown_timeout=60)  # type: ignore[assignment]
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 
 
