@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from app.config import ConfigError, Settings
 from app.resources import require_database_driver, resource
@@ -30,6 +31,9 @@ def _migrate(settings: Settings) -> None:
 
 ASGI_APP_PATH = "app.asgi:app"  # what each worker process of WORKERS > 1 loads
 STRAGGLER_GRACE_SECONDS = 5.0  # a worker still running this long after graceful_timeout is killed
+# A worker that dies after it began serving (kill -9, the OOM killer, a crash) is replaced;
+# more than this many replacements within the window stop the server instead of looping.
+MAX_RESTARTS, RESTART_WINDOW_SECONDS = 5, 60.0
 
 
 def _serve(settings: Settings) -> int | None:
@@ -151,7 +155,9 @@ def _serve_workers(settings: Settings) -> int:
     Here SIGINT or SIGTERM to this process, or SIGTERM to a worker, starts the graceful
     shutdown of every worker; this process waits for all of them (SIGKILL only after
     graceful_timeout + STRAGGLER_GRACE_SECONDS) and exits non-zero if any failed. A worker
-    that ends by itself with status 0 is replaced, as Hypercorn does (max_requests)."""
+    that ends by itself with status 0 is replaced, as Hypercorn does (max_requests), and so
+    is one that dies while serving (kill -9, the OOM killer), up to MAX_RESTARTS within
+    RESTART_WINDOW_SECONDS; one that fails before it serves stops the server."""
     from app.log_setup import configure_logging
     from app.secrets import load_keys
 
@@ -189,16 +195,21 @@ def _supervise(config, sockets) -> int:
         nonlocal stop_requested
         stop_requested = True
 
+    serving: dict[Any, Any] = {}  # a worker process -> the event it sets once it serves (_StopWhen)
+
     def spawn():
+        started = ctx.Event()
         process = ctx.Process(target=run_worker, kwargs={"config": config, "sockets": sockets,
-                                                         "shutdown_event": shutdown_event})
+                                                         "shutdown_event": shutdown_event, "serving": started})
         process.start()
+        serving[process] = started
         return process
 
     # SIG_IGN is inherited by the workers: Ctrl-C (SIGINT to the terminal's whole process
     # group) reaches only this process's handler, which stops them gracefully.
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     processes = []
+    restarts: list[float] = []
     failed = False
     try:
         signal.signal(signal.SIGTERM, request_stop)  # not inherited: the workers set their own
@@ -210,12 +221,22 @@ def _supervise(config, sockets) -> int:
                 if process.exitcode is None or stop_requested:
                     continue
                 if process.exitcode != 0:
-                    print(f"worker {process.pid} exited with status {process.exitcode}; stopping",
-                          file=sys.stderr)
-                    failed = True
-                    request_stop()
-                    break
-                processes[index] = spawn()  # ended by itself (max_requests): replace it
+                    now = time.monotonic()
+                    restarts = [at for at in restarts if now - at < RESTART_WINDOW_SECONDS]
+                    why = _why_not_replaced(serving[process].is_set(), len(restarts))
+                    if why:
+                        print(f"worker {process.pid} exited with status {process.exitcode} {why}; stopping",
+                              file=sys.stderr)
+                        failed = True
+                        request_stop()
+                        break
+                    # Killed or crashed while serving: the other workers and their clients go
+                    # on; its own connections are lost, as they would be in any server.
+                    print(f"worker {process.pid} exited with status {process.exitcode} while serving; "
+                          "starting another", file=sys.stderr)
+                    restarts.append(now)
+                del serving[process]
+                processes[index] = spawn()  # died, or ended by itself (max_requests): replace it
     finally:
         shutdown_event.set()
         deadline = time.monotonic() + config.graceful_timeout + STRAGGLER_GRACE_SECONDS
@@ -233,18 +254,35 @@ def _supervise(config, sockets) -> int:
     return 1 if failed or any(process.exitcode != 0 for process in processes) else 0
 
 
+def _why_not_replaced(was_serving: bool, recent_restarts: int) -> str:
+    """Why a worker that failed is not replaced ("" if it is). One that failed before it
+    served failed at start-up, as every worker would (a setting, the database): the server
+    stops with one line rather than restarting workers in a loop."""
+    if not was_serving:
+        return "before it served"
+    if recent_restarts >= MAX_RESTARTS:
+        return f"while serving, after {recent_restarts} workers were replaced within {RESTART_WINDOW_SECONDS:g} s"
+    return ""
+
+
 class _StopWhen:
     """What a worker's Hypercorn polls (is_set, every 0.1 s, on its event loop) to begin its
     graceful shutdown: the supervisor's shared event, or a SIGTERM this worker received.
     The first time it answers yes it calls `on_stop`, as one-process `serve`'s shutdown
-    trigger ends the streams."""
+    trigger ends the streams. Hypercorn polls it only once its app has started and its
+    sockets accept, so the first poll also tells the supervisor that this worker serves
+    (`serving`): a worker that dies later is replaced, not taken for a failed start."""
 
-    def __init__(self, shared, on_stop: Callable[[], None]) -> None:
+    def __init__(self, shared, on_stop: Callable[[], None], serving=None) -> None:
         self.shared = shared
         self.signalled = False
         self.on_stop: Callable[[], None] | None = on_stop
+        self.serving = serving
 
     def is_set(self) -> bool:
+        if self.serving is not None:
+            self.serving.set()
+            self.serving = None
         stopping = self.signalled or self.shared.is_set()
         if stopping and self.on_stop is not None:
             on_stop, self.on_stop = self.on_stop, None
@@ -260,12 +298,13 @@ def _end_worker_streams() -> None:
     app.extensions["runtime"].end_streams()
 
 
-def run_worker(config, sockets, shutdown_event) -> None:
-    """One worker process of `serve` with WORKERS > 1 (a spawned process)."""
+def run_worker(config, sockets, shutdown_event, serving=None) -> None:
+    """One worker process of `serve` with WORKERS > 1 (a spawned process); it sets
+    `serving` once it serves (_StopWhen)."""
     from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 
     # (Hypercorn's WebSocket fix is applied by app.asgi, which each worker loads.)
-    stop = _StopWhen(shutdown_event, on_stop=_end_worker_streams)
+    stop = _StopWhen(shutdown_event, on_stop=_end_worker_streams, serving=serving)
 
     def on_sigterm(*_) -> None:
         stop.signalled = True

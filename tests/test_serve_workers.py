@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -266,3 +267,55 @@ def test_sigterm_ends_streams_in_every_worker(start_server, temporal_env):
     assert server.proc.wait(10) == 0, server.log()
     assert stream_ended.wait(5), "the SSE stream was cut off instead of ended"
     assert "Traceback" not in server.log()
+
+
+@needs_proc
+def test_a_worker_killed_while_serving_is_replaced_and_the_other_keeps_its_clients(start_server, temporal_env):
+    """Reported: kill -9 of one of WORKERS=2 (as the OOM killer would) made the supervisor
+    print "exited with status -9; stopping" and stop the healthy worker too, streams and
+    all, and nothing restarted the server. Now the dead worker is replaced and the other's
+    SSE client reads on, live events included."""
+    server = start_server({**temporal_env, "WORKERS": "2"})
+    parent = server.proc.pid
+    workers = {pid for pid, cmd in _children(parent).items() if "spawn_main" in cmd}
+    assert len(workers) == 2
+    deadline = time.monotonic() + 30  # both serve (one that dies before is a failed start-up)
+    while not all(f"[{pid}] [INFO] Running on" in server.log() for pid in workers):
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
+    httpx.post(f"{server.url}/sessions", json={"session_id": "k1", "session_name": "x"}).raise_for_status()
+    received: list[bytes] = []
+    opened = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{server.url}/v1/sessions/k1/sse", timeout=None) as stream:
+            for chunk in stream.iter_bytes():
+                received.append(chunk)
+                opened.set()
+
+    threading.Thread(target=listen, daemon=True).start()
+    assert opened.wait(10)
+    (stream_socket,) = _tcp_sockets(server.port, "01")  # the stream's, server side
+    (holder,) = [pid for pid in workers if stream_socket in _socket_inodes(pid)]
+    (victim,) = workers - {holder}
+
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = {pid for pid, cmd in _children(parent).items() if "spawn_main" in cmd and _alive(pid)}
+        replacement = next(iter(now - workers), None)
+        if victim not in now and replacement and f"[{replacement}] [INFO] Running on" in server.log():
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"no replacement for worker {victim}:\n{server.log()}")
+    assert server.proc.poll() is None and _alive(holder)
+    assert f"worker {victim} exited with status -9 while serving; starting another" in server.log()
+
+    before = len(b"".join(received))
+    event = {"event_type": "pre_tool", "session_id": "k1", "session_name": "x", "timestamp": "2025-01-01T00:00:00Z"}
+    httpx.post(f"{server.url}/sessions/k1/events", json=event, timeout=5).raise_for_status()
+    deadline = time.monotonic() + 10
+    while b"event:" not in b"".join(received)[before:] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b"event:" in b"".join(received)[before:], "the surviving worker's stream got nothing after the kill"
