@@ -72,6 +72,7 @@ async def _list_sessions(connection, message: dict) -> None:
         # of GET /sessions has only text, which the same model parses there)
         query = SessionsQuery.model_validate({k: message[k] for k in ("limit", "before") if k in message}, strict=True)
         sessions, cursor = await service.list_sessions(query.limit, query.before)
+        current_runtime().hub.feed.remember(sessions)  # so their deletion is announced even if its notice is lost
         answer = {"type": "sessions", "before": query.before, **session_page(sessions, cursor)}
     except (ValidationError, InvalidRequest) as exc:
         detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else exc.message
@@ -103,6 +104,7 @@ async def live_feed():
         async with watch.running(signed_out.set):
             await websocket.accept()
             sessions, cursor = await service.list_sessions()  # the newest page; more on request
+            hub.feed.remember(sessions)
             await websocket.send(dumps({"type": "init", **session_page(sessions, cursor)}))
             tasks = [asyncio.create_task(_forward(connection)), asyncio.create_task(_answer_requests(connection)),
                      asyncio.create_task(connection.dropped.wait()), asyncio.create_task(connection.going_away.wait()),

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from app.events.log import LoggedEvent
 
 log = logging.getLogger("app.events.bus")
@@ -35,15 +37,25 @@ class SessionNotice:
     owner_id: Any = None  # known to the sender; a deleted session can no longer be looked up
 
 
+@dataclass(frozen=True)
+class Resubscribed:
+    """To listeners of every session, in line with the items around it: what other
+    processes published from `since` (a wall-clock time, margin included) until now may
+    be lost (the Redis bus was not subscribed); the database has it. Never sent by the
+    in-memory bus: it has no other processes."""
+
+    since: datetime
+
+
 class Subscription:
     def __init__(self, bus: EventBus, key: str, maxsize: int):
         self._bus = bus
         self.key = key
-        self.queue: asyncio.Queue[LoggedEvent | SessionNotice | None] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[LoggedEvent | SessionNotice | Resubscribed | None] = asyncio.Queue(maxsize)
         self.overflowed = False
         self.closed = False
 
-    def offer(self, event: LoggedEvent | SessionNotice) -> None:
+    def offer(self, event: LoggedEvent | SessionNotice | Resubscribed) -> None:
         if self.closed:
             return
         try:
@@ -52,7 +64,7 @@ class Subscription:
             self.overflowed = True
             self.close()
 
-    async def get(self, timeout: float | None = None) -> LoggedEvent | SessionNotice | None:
+    async def get(self, timeout: float | None = None) -> LoggedEvent | SessionNotice | Resubscribed | None:
         """The next event; None when closed (check `overflowed`); TimeoutError on timeout."""
         if self.closed and self.queue.empty():
             return None
@@ -61,7 +73,7 @@ class Subscription:
         async with asyncio.timeout(timeout):  # unlike wait_for, no extra task per event
             return await self.queue.get()
 
-    def get_ready(self) -> list[LoggedEvent | SessionNotice | None]:
+    def get_ready(self) -> list[LoggedEvent | SessionNotice | Resubscribed | None]:
         """Everything already queued, without waiting."""
         items = []
         while not self.queue.empty():
@@ -117,6 +129,12 @@ class EventBus:
         """Session created/updated/deleted: only for listeners of every session (/ws)."""
         for sub in tuple(self._subscribers.get(ALL_SESSIONS, ())):
             sub.offer(notice)
+
+    def resubscribed(self, since: datetime) -> None:
+        """Tell listeners of every session (/ws) that items from other processes may be
+        missing since `since` (Redis bus only)."""
+        for sub in tuple(self._subscribers.get(ALL_SESSIONS, ())):
+            sub.offer(Resubscribed(since))
 
     def end_session(self, session_id: str) -> None:
         """Close every stream of a session that no longer exists."""

@@ -25,6 +25,7 @@ from app.models.sequences import EVENT_INSERT, MESSAGE_INSERT, SequenceCounter, 
 from app.timeutil import utcnow
 
 ONCE_LOOKBACK = 50  # append_once looks this far back among the session's events of the type
+SINCE_PAGE = 1000  # events per read of written_since
 
 T = TypeVar("T")
 
@@ -207,6 +208,27 @@ class EventLog:
         if event.sequence == last + 1:
             return [event]
         return [*await cls.read(event.session_id, after=last, limit=event.sequence - last - 1), event]
+
+    @staticmethod
+    async def written_since(when: datetime) -> dict[str, tuple[int, int]]:
+        """The sessions with events stored at or after `when` (as their writers stamped
+        them), each with the first and last such sequence. Read newest first by id, the
+        primary key, until one is older: ids are handed out in about the order events are
+        stored, so this reads what was stored since, never the whole log (created_at has
+        no index)."""
+        found: dict[str, tuple[int, int]] = {}
+        before: int | None = None
+        while True:
+            query = Event.all() if before is None else Event.filter(id__lt=before)
+            rows = await query.order_by("-id").limit(SINCE_PAGE).values_list("id", "session_id", "sequence", "created_at")
+            for row_id, session_id, sequence, created_at in rows:
+                if created_at < when:
+                    return found
+                first, last = found.get(session_id, (sequence, sequence))
+                found[session_id] = (min(first, sequence), max(last, sequence))
+                before = row_id
+            if len(rows) < SINCE_PAGE:
+                return found
 
     async def page(self, session_id: str, after: int, limit: int,
                    types: Collection[str] | None, exclude: Collection[str] | None) -> tuple[list[LoggedEvent], int]:

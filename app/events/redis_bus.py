@@ -11,7 +11,11 @@ is gone), but events are written to the log before they are published, and a sub
 that sees a gap in `sequence` reads the missing ones from the database (app/events/sse.py
 does), as does every client that reconnects. So a lost message delays an event, never
 loses it. After a failed send the batch is sent again, so a message may also arrive twice;
-streams skip sequences they have already sent.
+streams skip sequences they have already sent. Once the listener is subscribed again after
+losing its subscription, listeners of every session (the /ws hub) are told what time the
+loss may have begun (`Resubscribed`), in line with what comes live, and read it up from
+the database: a gap they cannot see in a session's sequence (the last events of a turn, a
+session created meanwhile) is not left until the session's next event.
 
 Hence Redis trouble never reaches a caller: publish() delivers locally at once and only
 queues for Redis; the publisher and listener tasks log a warning, back off and reconnect.
@@ -26,7 +30,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -47,6 +51,10 @@ REPLY_SECONDS = 5.0  # a Redis that accepts connections but never answers counts
 # ignored. A worker streaming a turn has no subscribers of its own, and the delta merge
 # window grows with the audience (app/runtime/deltas.py), so it needs the API's counts.
 COUNTS_EVERY, COUNTS_TTL, COUNTS_MIN = 1.0, 3.0, 20
+# How much earlier than the last message heard a loss may have begun, for what is read up
+# after it by the time its writer stamped it: other processes' clocks differ a little, and
+# what they publish waits in their outbox a moment after it was stored.
+GAP_MARGIN_SECONDS = 10.0
 
 
 class RedisEventBus(EventBus):
@@ -74,6 +82,8 @@ class RedisEventBus(EventBus):
         self.dropped = 0
         self._remote_counts: dict[str, tuple[float, dict[str, int]]] = {}  # origin -> (when, counts)
         self._reported = False  # the last report was not empty (so an empty one clears it)
+        self._heard_at = time.time()  # when the listener last heard from Redis (nothing to miss before start)
+        self._lost_since: float | None = None  # set while not subscribed, after a loss or a failed first try
 
     def subscriber_count(self, session_id: str | None = None) -> int:
         """With a session id: this process's subscribers plus the other processes' (as
@@ -217,11 +227,18 @@ class RedisEventBus(EventBus):
                     self._listening.set()
                     self._recovered("listen")
                     backoff = BACKOFF_MIN
+                    self._heard_at = time.time()
+                    if self._lost_since is not None:
+                        self.resubscribed(datetime.fromtimestamp(self._lost_since - GAP_MARGIN_SECONDS, UTC))
+                        self._lost_since = None
                     async for message in pubsub.listen():
+                        self._heard_at = time.time()
                         if message["type"] == "message":
                             self._receive(message["data"])
             except Exception as exc:
                 self._trouble("listen", exc)
+            if self._lost_since is None:  # what came after the last message heard may be lost
+                self._lost_since = self._heard_at
             self._listening.set()
             await asyncio.sleep(backoff)
             backoff = min(2 * backoff, BACKOFF_MAX)

@@ -5,6 +5,10 @@ translates each one to the Agent Runtime shape once, encodes it once, and offers
 bytes to every connection's bounded queue. A connection whose queue is full is closed
 (code 1013) by its own handler; the hub never waits for a client, so a slow client
 cannot slow other clients, the REST API or a turn.
+
+With several processes (Redis bus), live items from the others can be lost while this
+process is not subscribed. The bus then says so in line (`Resubscribed`), and the hub
+sends from the database what it missed (`_catch_up`) before whatever comes live next.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Protocol
 
-from app.events.bus import ALL_SESSIONS, EventBus, SessionNotice
+from app.events.bus import ALL_SESSIONS, EventBus, Resubscribed, SessionNotice
 from app.events.log import EventLog, LoggedEvent
+from app.events.sse import BATCH_BYTES, REPLAY_BATCH
 from app.json_encoding import dumps
 
 log = logging.getLogger("app.events.ws")
@@ -67,6 +73,8 @@ class Feed(Protocol):
     def core_only(self, event: LoggedEvent) -> bool: ...
     async def notice(self, notice: SessionNotice) -> Shaped: ...
     def forget(self, session_id: str) -> None: ...
+    def remember(self, sessions: list) -> None: ...
+    async def changes_since(self, since: datetime, known: Collection[str]) -> list[SessionNotice]: ...
 
 
 class WebSocketHub:
@@ -121,16 +129,46 @@ class WebSocketHub:
             return [item]
         due = await EventLog.in_order(self._last.get(item.session_id), item)
         if due:
-            self._last[item.session_id] = item.sequence
-            self._last.move_to_end(item.session_id)
-            while len(self._last) > MAX_TRACKED_SESSIONS:
-                self._last.popitem(last=False)
+            self._sent(item)
         return due
+
+    def _sent(self, event: LoggedEvent) -> None:
+        self._last[event.session_id] = event.sequence
+        self._last.move_to_end(event.session_id)
+        while len(self._last) > MAX_TRACKED_SESSIONS:
+            self._last.popitem(last=False)
+
+    async def _catch_up(self, since: datetime) -> None:
+        """Live items from other processes may be lost since `since`: send what they would
+        have brought, from the database. Session changes first (a new session before its
+        events), then each session's events after the last one sent, or, for a session
+        none was sent of, every one stored since. What comes live afterwards and was read
+        here is a repeat, dropped by sequence."""
+        for notice in await self.feed.changes_since(since, self._last):
+            for item in await self._in_order(notice):
+                await self._deliver(item)
+        for session_id, (first, last) in (await EventLog.written_since(since)).items():
+            after = self._last.get(session_id, first - 1)
+            if after >= last:  # it came live before the loss
+                continue
+            if not self.connections:  # nobody to send them to: the next live event stands alone
+                self._last.pop(session_id, None)
+                continue
+            async for batch in EventLog.batches(session_id, after, REPLAY_BATCH, BATCH_BYTES):
+                for event in batch:
+                    self._sent(event)
+                    await self._deliver(event)
 
     async def _run(self) -> None:
         while True:
             with self.bus.subscribe(ALL_SESSIONS, maxsize=HUB_QUEUE_SIZE) as items:
                 while (received := await items.get()) is not None:
+                    if isinstance(received, Resubscribed):
+                        try:
+                            await self._catch_up(received.since)
+                        except Exception:  # the database is down too: later events still fill gaps
+                            log.exception("cannot catch /ws up after live events from %s may be lost", received.since)
+                        continue
                     try:
                         ordered = await self._in_order(received)
                     except Exception:  # the log could not be read: send what arrived

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.events.bus import EventBus, SessionNotice, Subscription
+from app.events.bus import EventBus, Resubscribed, SessionNotice, Subscription
 from app.events.log import EventLog, LoggedEvent
 from app.models import Event, Session
 from app.runtime import waits
@@ -132,7 +132,7 @@ async def await_outcome(subscription: Subscription, session_id: str, message_id:
         while True:
             try:
                 event = await subscription.get(timeout=poll_seconds)
-                assert not isinstance(event, SessionNotice)  # a session's subscription gets no notices
+                assert not isinstance(event, SessionNotice | Resubscribed)  # a session's subscription gets neither
             except TimeoutError:
                 event = await find_terminal(session_id, message_id, after) \
                     or await find_pause(session_id, message_id, after)

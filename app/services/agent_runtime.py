@@ -13,6 +13,7 @@ import binascii
 import datetime as dt
 import json
 import uuid
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from tortoise.exceptions import IntegrityError
@@ -47,6 +48,7 @@ EVENT_TRIES = 3
 
 
 SESSION_PAGE = 100  # sessions per page when the client names no limit (REST and /ws init)
+KNOWN_PAGE = 500  # session ids per query when the /ws feed checks which still exist
 BAD_CURSOR = "before: not a cursor this server gave out (use the `next` of the previous page)"
 
 
@@ -275,6 +277,27 @@ class LiveFeed:
 
     def forget(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
+
+    def remember(self, sessions: list[Session]) -> None:
+        """Sessions a client was shown (a /ws page): so that their deletion is announced
+        even when their notice is lost (changes_since), with the owner it needs."""
+        for session in sessions:  # a notice handled since the page was read knows better
+            self._sessions.setdefault(session.id, (ar_session(session)["session_name"], session.owner_id))
+
+    async def changes_since(self, since: dt.datetime, known: Collection[str]) -> list[SessionNotice]:
+        """The notices /ws would have sent since `since` had none been lost (Redis was
+        unreachable): one per session changed since (created, unless it was known), oldest
+        change first; and a deletion for each session the hub (`known`) or this feed knew
+        that is gone, with the owner the feed knew (else only admins are told)."""
+        known = set(known) | set(self._sessions)
+        ids, gone = sorted(known), set(known)
+        for start in range(0, len(ids), KNOWN_PAGE):
+            gone -= set(await Session.filter(id__in=ids[start:start + KNOWN_PAGE]).values_list("id", flat=True))
+        notices = [SessionNotice("session_deleted", session_id, self._sessions.get(session_id, ("", None))[1])
+                   for session_id in sorted(gone)]
+        changed = await Session.filter(updated_at__gte=since).order_by("updated_at").values_list("id", "created_at")
+        return notices + [SessionNotice("session_updated" if session_id in known or created < since else "session_created",
+                                        session_id) for session_id, created in changed]
 
     async def notice(self, notice: SessionNotice) -> tuple[dict | None, uuid.UUID | None]:
         if notice.kind == "session_deleted":

@@ -15,6 +15,7 @@ from app.models.enums import SessionKind, SessionStatus
 from app.runtime.turn import TurnOutcome, missing_variables
 from app.runtime.waits import WAITING_STATUSES
 from app.services.sessions import get_session
+from app.timeutil import utcnow
 
 log = logging.getLogger("app.services.turns")
 
@@ -52,7 +53,8 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
             await runtime.events.append(session.id, "session.cancelled", {
                 "reason": error, "message_id": None, "dropped_message_ids": [str(message.id)]})
         else:
-            await Session.filter(id=session.id).update(status=SessionStatus.FAILED, last_error=error)
+            # updated_at as every status change moves it: /ws reads changes by it after a Redis gap
+            await Session.filter(id=session.id).update(status=SessionStatus.FAILED, last_error=error, updated_at=utcnow())
             await runtime.events.append(session.id, "session.failed",
                                         {"error": error, "code": "runner_unavailable", "message_id": str(message.id)})
             runtime.events.notify_session("session_updated", session.id)

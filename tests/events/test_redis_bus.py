@@ -8,7 +8,7 @@ import asyncio
 import socket
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as redis
@@ -179,6 +179,35 @@ async def test_both_processes_reconnect_after_redis_drops_their_connections(buse
         received.append(await on_b.get(5))
     sequences = [e.sequence for e in received]
     assert sequences == sorted(set(sequences))  # in order, no repeats
+
+
+@needs_redis
+async def test_listeners_of_every_session_are_told_in_line_when_a_lost_subscription_is_back(buses):
+    """The /ws hub reads up from the log what may have been lost; a session's stream (SSE)
+    reads the log when quiet and is not told."""
+    from app.events.bus import Resubscribed
+    from app.events.redis_bus import GAP_MARGIN_SECONDS
+
+    a, b = buses
+    everything, one_session = b.subscribe(ALL_SESSIONS), b.subscribe("s1")
+    sent_at = datetime.now(UTC)
+    a.publish(event(1))
+    first = await everything.get(5)  # the first subscription was no loss: nothing before the event
+    assert isinstance(first, LoggedEvent) and first.sequence == 1
+    heard_by = datetime.now(UTC)
+    async with redis.Redis.from_url(REDIS_URL) as admin:
+        killed = 0
+        for client in await admin.client_list():
+            if client["name"] == f"agent-runtime-bus-{b.origin}":
+                killed += await admin.client_kill_filter(_id=client["id"])
+    assert killed >= 1
+    told = await everything.get(5)
+    assert isinstance(told, Resubscribed)
+    margin = timedelta(seconds=GAP_MARGIN_SECONDS)
+    assert sent_at - margin <= told.since <= heard_by - margin  # from the last message heard, margin included
+    a.publish(event(2))
+    assert (await everything.get(5)).sequence == 2  # what comes live after it, after it
+    assert [e.sequence for e in one_session.get_ready()] == [1, 2]
 
 
 async def test_redis_down_never_reaches_the_publisher(prefix, caplog):
