@@ -45,7 +45,7 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
         # The message is stored and announced already: say in the log that it will not
         # be answered, rather than leave it looking queued.
         error = "the turn could not be queued (the runner is unreachable); send the message again"
-        log.exception("could not queue the turn for session %s", session.id)
+        _log_not_queued(session.id, exc)
         if session.status in (SessionStatus.RUNNING, *WAITING_STATUSES):
             # A turn of the session goes on (on a worker): a failure here would read as its
             # end. Say only that this message was given up, as a cancel of a queued one does.
@@ -61,6 +61,19 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
     # before this request's response is built and written: the first token comes sooner.
     await asyncio.sleep(0)
     return message, done
+
+
+def _log_not_queued(session_id: str, exc: Exception) -> None:
+    """Temporal unreachable is an outage /healthz reports: one line each, its traceback
+    only at DEBUG. Anything else is a fault of ours, with its traceback."""
+    if isinstance(exc, ServiceUnavailable):
+        from app.runtime.temporal.runner import unreachable_reason  # imports temporalio: temporal mode only
+
+        log.warning("could not queue the turn for session %s, the message is given up: %s", session_id,
+                    unreachable_reason(exc.__cause__ or exc))
+        log.debug("could not queue the turn for session %s", session_id, exc_info=exc)
+    else:
+        log.exception("could not queue the turn for session %s", session_id)
 
 
 async def post_user_message(runtime: Runtime, session_id: str, text: str, agent_id: str | None = None) -> Message:

@@ -3,11 +3,13 @@ be queued is a clear 503 and the log says it will not be answered."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from app.main import create_app
-from tests.helpers import events, make_chat, session, wait_for_event
+from tests.helpers import events, make_chat, say, session, wait_for_event
 from tests.live_server import free_port
+from tests.tcp_proxy import TcpProxy
 
 
 async def test_healthz_checks_every_part(temporal_app):
@@ -110,3 +112,43 @@ async def test_redis_unreachable(temporal_settings):
         body = await response.get_json()
         assert response.status_code == 503 and body["checks"]["redis"].startswith("error")
         assert body["checks"]["temporal"] == "ok"
+
+
+def through(proxy: TcpProxy, settings):
+    """The settings with Temporal reached through the proxy (so a test can cut it)."""
+    return settings.replace(temporal_address=f"127.0.0.1:{proxy.port}")
+
+
+async def test_while_temporal_is_down_a_message_and_a_cancel_answer_503_in_seconds(
+        temporal_settings, temporal_server, fake_llm, caplog):
+    """Reported: with Temporal stopped, the SDK retried each call for up to 10 s. A message
+    answered 503 after 6-10 s and a cancel after 17 s (its update, then its signal): a
+    client with a 5-10 s timeout got a timeout instead of the 503. And each message logged
+    an ERROR with the whole gRPC traceback, for an outage /healthz reports already."""
+    with TcpProxy("127.0.0.1", temporal_server.port) as proxy:
+        app = create_app(through(proxy, temporal_settings))
+        logging.getLogger().addHandler(caplog.handler)  # create_app set up logging anew
+        async with app.test_app():
+            client = app.test_client()
+            queued = await make_chat(client, fake_llm)
+            await say(client, queued["id"], "hi")  # connected; its workflow waits for a worker
+            idle = await (await client.post(f"/v1/agents/{queued['agent_id']}/sessions", json={})).get_json()
+            proxy.refuse()  # Temporal goes away
+            caplog.clear()
+
+            started = time.monotonic()
+            response = await client.post(f"/v1/sessions/{idle['id']}/messages", json={"content": "hello"})
+            took = time.monotonic() - started
+            assert response.status_code == 503 and (await response.get_json())["error"]["code"] == "runner_unavailable"
+            assert took < 2.5, f"the 503 took {took:.1f} s"
+            assert [e["type"] for e in await events(client, idle["id"])] == ["message.created", "session.failed"]
+
+            started = time.monotonic()
+            cancel = await client.post(f"/v1/sessions/{queued['id']}/cancel")
+            took = time.monotonic() - started
+            assert cancel.status_code == 503 and (await cancel.get_json())["error"]["code"] == "runner_unavailable"
+            assert took < 2.5, f"the 503 took {took:.1f} s"
+
+            said = [(r.levelname, r.name, r.exc_info) for r in caplog.records if r.levelno >= logging.WARNING]
+            assert said == [("WARNING", "app.services.turns", None), ("WARNING", "app.runtime.temporal", None)]
+            assert "Temporal cannot be reached" in caplog.records[0].getMessage()
