@@ -13,7 +13,7 @@ from app.events.messages import record_message
 from app.models import Message, Session
 from app.models.enums import SessionKind, SessionStatus
 from app.runtime.turn import TurnOutcome, missing_variables
-from app.runtime.waits import WAITING_STATUSES
+from app.runtime.waits import has_turn
 from app.services.sessions import get_session
 
 log = logging.getLogger("app.services.turns")
@@ -46,7 +46,9 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
         # be answered, rather than leave it looking queued.
         error = "the turn could not be queued (the runner is unreachable); send the message again"
         _log_not_queued(session.id, exc)
-        if session.status in (SessionStatus.RUNNING, *WAITING_STATUSES):
+        # Read now, not before the wait: a turn that ended meanwhile would otherwise get a
+        # `session.cancelled` after its own end.
+        if await has_turn(session.id):
             # A turn of the session goes on (on a worker): a failure here would read as its
             # end. Say only that this message was given up, as a cancel of a queued one does.
             await runtime.events.append(session.id, "session.cancelled", {

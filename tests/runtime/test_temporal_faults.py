@@ -3,11 +3,15 @@ be queued is a clear 503 and the log says it will not be answered."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from app.main import create_app
-from tests.helpers import events, make_chat, say, session, wait_for_event
+from app.runtime.outcome import TERMINAL
+from tests.conftest import temporal_app_serving
+from tests.fakes import Text
+from tests.helpers import events, make_chat, say, session, wait_for_event, wait_turns
 from tests.live_server import free_port
 from tests.tcp_proxy import TcpProxy
 
@@ -152,3 +156,36 @@ async def test_while_temporal_is_down_a_message_and_a_cancel_answer_503_in_secon
             said = [(r.levelname, r.name, r.exc_info) for r in caplog.records if r.levelno >= logging.WARNING]
             assert said == [("WARNING", "app.services.turns", None), ("WARNING", "app.runtime.temporal", None)]
             assert "Temporal cannot be reached" in caplog.records[0].getMessage()
+
+
+async def test_a_message_given_up_while_the_turn_ends_is_given_up_after_that_end(temporal_settings, temporal_server,
+                                                                                  fake_llm):
+    """Reported: a message posted to a running session, whose hand-off to Temporal then
+    failed, was given up by the session's status as read before the wait. The turn had
+    ended during it, so a `session.cancelled` (message_id null, the message dropped)
+    came after that turn's `session.completed`, ending no turn. The status is now read
+    once the hand-off failed: the session is idle, and the message fails as on an idle
+    session."""
+    with TcpProxy("127.0.0.1", temporal_server.port) as proxy:
+        settings = through(proxy, temporal_settings)
+        async with temporal_app_serving(settings, worker_address=temporal_server.address) as app:
+            client = app.test_client()
+            chat = await make_chat(client, fake_llm)
+            fake_llm.script(Text(["Hel", "lo"], delay=0.5))
+            first = await say(client, chat["id"], "hi")
+            await wait_for_event(client, chat["id"], "message.delta")
+            assert (await session(client, chat["id"]))["status"] == "running"
+            proxy.black_hole()  # the API's Temporal stops answering (REQUEST_ANSWER_TIMEOUT); the worker's does not
+            post = asyncio.ensure_future(client.post(f"/v1/sessions/{chat['id']}/messages", json={"content": "more"}))
+            await wait_turns(client, chat["id"])
+            assert not post.done()  # the turn ended while the message was being handed over
+            response = await post
+            assert response.status_code == 503 and (await response.get_json())["error"]["code"] == "runner_unavailable"
+
+            log = await events(client, chat["id"])
+            second = next(e["data"]["message_id"] for e in log
+                          if e["type"] == "message.created" and e["data"]["content"] == {"text": "more"})
+            ends = [(e["type"], e["data"]["message_id"]) for e in log if e["type"] in TERMINAL]
+            assert ends == [("session.completed", first["id"]), ("session.failed", second)]
+            assert log[-1]["type"] == "session.failed" and log[-1]["data"]["code"] == "runner_unavailable"
+            assert (await session(client, chat["id"]))["status"] == "failed"
