@@ -9,8 +9,9 @@ import time
 
 from app.main import create_app
 from app.runtime.outcome import TERMINAL
+from app.runtime.temporal.types import workflow_id
 from tests.conftest import temporal_app_serving
-from tests.fakes import Text
+from tests.fakes import Hang, Text
 from tests.helpers import events, make_chat, say, session, wait_for_event, wait_turns
 from tests.live_server import free_port
 from tests.tcp_proxy import TcpProxy
@@ -189,3 +190,43 @@ async def test_a_message_given_up_while_the_turn_ends_is_given_up_after_that_end
             assert ends == [("session.completed", first["id"]), ("session.failed", second)]
             assert log[-1]["type"] == "session.failed" and log[-1]["data"]["code"] == "runner_unavailable"
             assert (await session(client, chat["id"]))["status"] == "failed"
+
+
+async def model_step_attempt(temporal_address: str, session_id: str, attempt: int) -> None:
+    """Until Temporal has scheduled the session's model call for its `attempt`th try."""
+    from temporalio.client import Client
+
+    handle = (await Client.connect(temporal_address)).get_workflow_handle(workflow_id(session_id))
+    async with asyncio.timeout(15):
+        while True:  # Temporal tells no one: it is asked
+            pending = (await handle.describe()).raw_description.pending_activities
+            if any(p.activity_type.name == "model_step" and p.attempt >= attempt for p in pending):
+                return
+            await asyncio.sleep(0.1)
+
+
+async def test_a_step_whose_worker_lost_temporal_is_retried_saying_so(temporal_settings, temporal_server, fake_llm):
+    """Reported: a worker that lost Temporal for longer than the heartbeat timeout (2 s)
+    had its model call run again, with a `step.retried` whose reason said "the worker
+    running this model call stopped". No worker had stopped. The reason now names both
+    causes, which the retry cannot tell apart."""
+    with TcpProxy("127.0.0.1", temporal_server.port) as proxy:
+        async with temporal_app_serving(temporal_settings, worker_address=f"127.0.0.1:{proxy.port}") as app:
+            client = app.test_client()
+            chat = await make_chat(client, fake_llm)
+            fake_llm.script(Hang(["Hel"], seconds=10), Text(["Hello"]))
+            posted = await say(client, chat["id"], "hi")
+            await wait_for_event(client, chat["id"], "message.delta")
+            proxy.refuse()  # the worker loses Temporal; its heartbeats stop arriving
+            try:
+                await model_step_attempt(temporal_settings.temporal_address, chat["id"], 2)
+            finally:
+                proxy.forward()
+            log = await wait_turns(client, chat["id"], timeout=15)
+
+    assert log[-1]["type"] == "session.completed" and log[-1]["data"]["message_id"] == posted["id"]
+    (retried,) = [e["data"] for e in log if e["type"] == "step.retried"]
+    assert retried["attempt"] == 2
+    assert retried["reason"] == ("the previous attempt of this model call did not finish (its worker stopped or "
+                                 "lost contact with the Temporal server, or a write to the database failed); the "
+                                 "call is made again, and the text streamed so far for this message_id is replaced")

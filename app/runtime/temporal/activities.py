@@ -55,6 +55,12 @@ log = logging.getLogger("app.runtime.temporal")
 # and how a cancel reaches a running activity, so they go often: the worker sends at
 # most one per max_heartbeat_throttle_interval (see worker.py).
 HEARTBEAT_EVERY = 0.25
+# Why a model step runs again. Its new attempt cannot tell which of these stopped the last
+# one: Temporal saw no heartbeat (the worker died, or lost the Temporal server), or the
+# attempt failed on the database.
+RETRIED_REASON = ("the previous attempt of this model call did not finish (its worker stopped or lost contact with "
+                  "the Temporal server, or a write to the database failed); the call is made again, and the text "
+                  "streamed so far for this message_id is replaced")
 
 
 @asynccontextmanager
@@ -159,8 +165,7 @@ class TurnActivities:
                 if attempt > 1:
                     await self.deps.events.append(step.session_id, "step.retried", {
                         "step_id": step.step_id, "message_id": step.step_message_id, "attempt": attempt,
-                        "reason": "the worker running this model call stopped; the call is made again, and "
-                                  "the text streamed so far for this message_id is replaced"})
+                        "reason": RETRIED_REASON})
                 context = await turn.prepare(session, agent)
                 finished, started_at_seq = await turn.model_step(
                     context, step.iteration, step.started_at_seq, step.step_id, uuid.UUID(step.step_message_id), attempt,
