@@ -29,7 +29,7 @@ from app.errors import SessionGone
 from app.events.messages import MessageRow
 from app.models import Event, Message, Session, ToolCallWait
 from app.runtime import waits
-from app.runtime.outcome import find_terminal
+from app.runtime.outcome import find_terminal, unfinished_step
 from app.runtime.providers.base import ProviderError, ToolCall
 from app.runtime.resolution import NoModel
 from app.runtime.temporal.types import (
@@ -280,6 +280,8 @@ class TurnActivities:
                 await self.deps.events.append(finish.session_id, "session.cancelled", {
                     "reason": finish.message, "message_id": None, "dropped_message_ids": finish.dropped})
             return
+        if finish.status != "completed":
+            await _keep_streamed_text(turn, finish.session_id, finish.message_id)
         if finish.status == "completed":
             outcome = finish.outcome or {}
             await turn.completed(turn.out_of_iterations() if outcome.get("reason") == "max_iterations" else outcome)
@@ -327,6 +329,20 @@ async def _turn_ended(session_id: str, message_id: str, after: int = 0) -> bool:
     terminal event. `after`: the message's own number bounds the search, since the
     events of every message up to it come before that terminal event."""
     return await find_terminal(session_id, message_id, after) is not None
+
+
+async def _keep_streamed_text(turn: Turn, session_id: str, message_id: str) -> None:
+    """What the turn's last model step streamed, kept for a failed or cancelled turn as in
+    process (docs/api.md §4.3). The step's activity held the text; it may have failed with
+    the database, or been lost with its worker, before storing it (or announcing it)."""
+    started = await Event.filter(session_id=session_id, type="session.started").order_by("-sequence").first()
+    if started is None or started.data.get("message_id") != message_id:
+        return  # the turn did not start: it streamed nothing
+    step = await unfinished_step(session_id, started.sequence)
+    if step is not None and step[2]:
+        turn.step_id, step_message, text = step
+        turn.message_id = uuid.UUID(step_message)
+        await turn.keep_text_once(text)
 
 
 async def _turn_started(step: StepInput) -> bool:
