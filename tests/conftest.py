@@ -230,9 +230,11 @@ def temporal_settings(settings, pg_copy, redis_url, temporal_server, task_queue)
 
 
 @contextlib.asynccontextmanager
-async def temporal_app_serving(temporal_settings):
+async def temporal_app_serving(temporal_settings, worker_address: str | None = None):
     """The app in temporal mode with a Temporal worker in this process (the same code
-    `python -m app worker` runs), sharing the app's database, bus and provider clients."""
+    `python -m app worker` runs), sharing the app's database, bus and provider clients.
+    `worker_address`: the worker's Temporal, when not the app's (one of them behind a
+    tests/tcp_proxy.py, to cut it alone)."""
     from temporalio.client import Client
 
     from app.runtime.temporal.worker import build_worker
@@ -245,7 +247,7 @@ async def temporal_app_serving(temporal_settings):
         runtime = app.extensions["runtime"]
         deps = TurnDeps(temporal_settings, runtime.events, runtime.clients, runtime.metrics, runtime.models,
                         Toolbox(runtime.mcp))  # the app's MCP sessions serve the test's worker too
-        client = await Client.connect(temporal_settings.temporal_address)  # a worker's may not be lazy
+        client = await Client.connect(worker_address or temporal_settings.temporal_address)  # a worker's may not be lazy
         async with build_worker(client, temporal_settings, deps, get_active_agent):
             yield app
 

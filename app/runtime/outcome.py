@@ -101,6 +101,22 @@ async def outcome_from_log(session_id: str, message_id: str, terminal: LoggedEve
     return outcome
 
 
+async def unfinished_step(session_id: str, after: int) -> tuple[str | None, str, str] | None:
+    """The model step that streamed last after event number `after` (the turn's
+    `session.started`), unless it completed: its step_id, message_id, and the text it
+    streamed as its readers have it, which is the deltas of its latest attempt (temporal
+    mode: a `step.retried` tells them to drop the earlier ones)."""
+    events = await EventLog.read(session_id, after=after, limit=None,
+                                 types=("message.delta", "step.retried", "step.completed"))
+    last = next((e.data for e in reversed(events) if e.type == "message.delta"), None)
+    if last is None or any(e.type == "step.completed" and e.data.get("step_id") == last.get("step_id") for e in events):
+        return None
+    of_step = [e.data for e in events if e.type != "step.completed" and e.data.get("message_id") == last["message_id"]]
+    latest = max(data.get("attempt", 1) for data in of_step)
+    text = "".join(data["delta"] for data in of_step if "delta" in data and data.get("attempt", 1) == latest)
+    return last.get("step_id"), last["message_id"], text
+
+
 class LaterOutcome:
     """The outcome of a turn run elsewhere, looked for only if someone awaits it: most
     messages (Everruns' POST) are never waited for, and watching every turn's events

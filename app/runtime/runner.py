@@ -21,6 +21,7 @@ from app.events.messages import record_message
 from app.models import Event, Message, Session
 from app.models.enums import SessionKind, SessionStatus
 from app.runtime import waits
+from app.runtime.outcome import unfinished_step
 from app.runtime.turn import SESSION_DELETED, SHUTTING_DOWN, Turn, TurnDeps, TurnOutcome
 from app.timeutil import utcnow
 
@@ -200,12 +201,11 @@ async def _keep_streamed_text(deps: TurnDeps, session_id: str, started: Event) -
     as the assistant message they name: the deltas then point at a message that exists,
     and the model sees what the user saw. Deltas still being merged in memory when the
     process died are lost with it."""
-    deltas = await deps.events.read(session_id, after=started.sequence, types=("message.delta",))
-    if not deltas:
+    step = await unfinished_step(session_id, started.sequence)
+    if step is None:
         return
-    last = deltas[-1].data
-    if await Message.filter(id=last["message_id"]).exists():
+    step_id, message_id, text = step
+    if await Message.filter(id=message_id).exists():
         return  # the step's message was stored: nothing streamed is missing
-    text = "".join(e.data["delta"] for e in deltas if e.data["message_id"] == last["message_id"])
-    await record_message(deps.events, session_id, "assistant", {"text": text}, message_id=uuid.UUID(last["message_id"]),
-                         step_id=last.get("step_id"), reply_to=uuid.UUID(started.data["message_id"]))
+    await record_message(deps.events, session_id, "assistant", {"text": text}, message_id=uuid.UUID(message_id),
+                         step_id=step_id, reply_to=uuid.UUID(started.data["message_id"]))

@@ -95,20 +95,26 @@ class TurnEndings:
         self.writer = None  # its deltas not yet written are lost; the whole text is kept below
         text = "".join(self.partial)
         if text:
-            stored = await Message.get_or_none(id=self.message_id)
-            if stored is None:
-                await self._record("assistant", {"text": text}, message_id=self.message_id, step_id=self.step_id)
-            else:  # stored by the failed attempt; its announcement may not have been
-                created = {"message_id": str(stored.id), "role": stored.role, "sequence": stored.sequence,
-                           "content": stored.content}  # as record_message announces it
-                if self.step_id:
-                    created["step_id"] = self.step_id
-                await self.events.append_once(self.session_id, "message.created", created)
+            await self.keep_text_once(text)
             self.partial = []
-            self.outcome.output = text
         await waits.cancel_open(self.session_id)  # calls still waiting can no longer be answered
         await self._write_status(status, error)
         await self.events.append_once(self.session_id, type, data)
+
+    async def keep_text_once(self, text: str) -> None:
+        """Store `text` as the step's assistant message (`message_id`), unless an earlier
+        try stored it already: then only its announcement is made sure of, since that
+        write may have been the one that failed."""
+        stored = await Message.get_or_none(id=self.message_id) if self.message_id is not None else None
+        if stored is None:
+            await self._record("assistant", {"text": text}, message_id=self.message_id, step_id=self.step_id)
+        else:
+            created = {"message_id": str(stored.id), "role": stored.role, "sequence": stored.sequence,
+                       "content": stored.content}  # as record_message announces it
+            if self.step_id:
+                created["step_id"] = self.step_id
+            await self.events.append_once(self.session_id, "message.created", created)
+        self.outcome.output = text
 
     async def completed(self, outcome: dict[str, Any]) -> None:
         self.outcome.status, self.outcome.reason = "completed", outcome["reason"]

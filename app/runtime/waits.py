@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from app.models import ToolCallWait
+from app.models import Session, ToolCallWait
 from app.models.enums import SessionStatus, ToolCallKind, ToolCallStatus
 from app.timeutil import utcnow
 
@@ -35,6 +35,13 @@ SESSION_WAITING = "session.waiting"
 # The session status while the turn waits: for a person if any approval is asked.
 WAITING_FOR_APPROVAL, WAITING_FOR_CLIENT = SessionStatus.WAITING_FOR_APPROVAL, SessionStatus.WAITING_FOR_CLIENT
 WAITING_STATUSES = (WAITING_FOR_APPROVAL, WAITING_FOR_CLIENT)
+
+
+async def has_turn(session_id: str) -> bool:
+    """Whether the session has a turn going on (running, or waiting for answers), by its
+    stored status."""
+    status = await Session.filter(id=session_id).values_list("status", flat=True)
+    return bool(status) and status[0] in (SessionStatus.RUNNING, *WAITING_STATUSES)
 
 
 @dataclass

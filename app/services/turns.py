@@ -13,7 +13,7 @@ from app.events.messages import record_message
 from app.models import Message, Session
 from app.models.enums import SessionKind, SessionStatus
 from app.runtime.turn import TurnOutcome, missing_variables
-from app.runtime.waits import WAITING_STATUSES
+from app.runtime.waits import has_turn
 from app.services.sessions import get_session
 from app.timeutil import utcnow
 
@@ -46,8 +46,10 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
         # The message is stored and announced already: say in the log that it will not
         # be answered, rather than leave it looking queued.
         error = "the turn could not be queued (the runner is unreachable); send the message again"
-        log.exception("could not queue the turn for session %s", session.id)
-        if session.status in (SessionStatus.RUNNING, *WAITING_STATUSES):
+        _log_not_queued(session.id, exc)
+        # Read now, not before the wait: a turn that ended meanwhile would otherwise get a
+        # `session.cancelled` after its own end.
+        if await has_turn(session.id):
             # A turn of the session goes on (on a worker): a failure here would read as its
             # end. Say only that this message was given up, as a cancel of a queued one does.
             await runtime.events.append(session.id, "session.cancelled", {
@@ -63,6 +65,19 @@ async def start_turn(runtime: Runtime, session: Session, text: str, variables: d
     # before this request's response is built and written: the first token comes sooner.
     await asyncio.sleep(0)
     return message, done
+
+
+def _log_not_queued(session_id: str, exc: Exception) -> None:
+    """Temporal unreachable is an outage /healthz reports: one line each, its traceback
+    only at DEBUG. Anything else is a fault of ours, with its traceback."""
+    if isinstance(exc, ServiceUnavailable):
+        from app.runtime.temporal.runner import unreachable_reason  # imports temporalio: temporal mode only
+
+        log.warning("could not queue the turn for session %s, the message is given up: %s", session_id,
+                    unreachable_reason(exc.__cause__ or exc))
+        log.debug("could not queue the turn for session %s", session_id, exc_info=exc)
+    else:
+        log.exception("could not queue the turn for session %s", session_id)
 
 
 async def post_user_message(runtime: Runtime, session_id: str, text: str, agent_id: str | None = None) -> Message:

@@ -115,6 +115,42 @@ async def test_a_turn_whose_database_is_gone_past_the_retries_ends_once_it_is_ba
             assert len(fake_llm.requests) == 2  # no model call while the database was gone
 
 
+async def test_a_turn_failed_by_the_database_keeps_the_text_it_streamed(temporal_settings, pg_copy, fake_llm,
+                                                                       short_retries):
+    """Reported: a turn that ended `failed` (`database_unavailable`) after an outage kept
+    none of the text it had streamed, although docs/api.md §4.3 keeps it for any failure
+    and the in-process runner does. Clients that showed the deltas held text that was not
+    in the conversation. The streamed text is now kept, from the log's deltas, when the
+    turn's end is recorded once the database is back."""
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        settings = temporal_settings.replace(database_url=proxy.url(pg_copy))
+        async with temporal_app_serving(settings) as app:
+            client = app.test_client()
+            chat = await make_chat(client, fake_llm)
+            fake_llm.script(Text(["Hel", "lo ", "wor", "ld"], delay=0.5))
+            posted = await say(client, chat["id"], "hi")
+            await wait_for_event(client, chat["id"], "message.delta")
+            proxy.refuse()
+            try:
+                assert await end_tried(settings.temporal_address, chat["id"]) is not None
+            finally:
+                proxy.forward()
+            await wait_turns(client, chat["id"], timeout=15)
+
+            failed = await ended_once(client, chat["id"], posted["id"], "session.failed")
+            assert failed["data"]["code"] == "database_unavailable"
+            log = await events(client, chat["id"])
+            deltas = [e["data"] for e in log if e["type"] == "message.delta"]
+            streamed = "".join(d["delta"] for d in deltas)
+            assert streamed and streamed != "Hello world"  # cut off by the outage
+            conversation = await messages(client, chat["id"])
+            assert [(m["role"], m["content"]) for m in conversation] == [("user", {"text": "hi"}),
+                                                                        ("assistant", {"text": streamed})]
+            assert conversation[1]["id"] == deltas[0]["message_id"]  # the message the deltas announced
+            (created,) = [e for e in log if e["type"] == "message.created" and e["data"]["role"] == "assistant"]
+            assert created["data"]["message_id"] == conversation[1]["id"] and created["sequence"] < failed["sequence"]
+
+
 def refusing(events, monkeypatch, type: str, times: int) -> list[int]:
     """The event log refuses the first `times` appends of `type` as a database that went
     away would (app/db.py); the list holds how many are left to refuse."""
@@ -215,9 +251,14 @@ async def test_a_cancel_whose_step_cannot_keep_its_text_still_ends_cancelled(tem
     left = refusing(temporal_app.extensions["runtime"].events, monkeypatch, "message.created", 1)
     answer = await (await client.post(f"/v1/sessions/{chat['id']}/cancel")).get_json()
     assert left == [0] and answer["cancelled"] is True and answer["status"] == "pending"
-    await ended_once(client, chat["id"], posted["id"], "session.cancelled")
+    cancelled = await ended_once(client, chat["id"], posted["id"], "session.cancelled")
     after = await session(client, chat["id"])
     assert after["status"] == "pending" and after["last_error"] is None
+    # The kept text was stored, its announcement refused: the end of the turn announces it.
+    kept = (await messages(client, chat["id"]))[-1]
+    assert kept["role"] == "assistant" and kept["content"] == {"text": "Hello "}
+    created = [e for e in await events(client, chat["id"]) if e["type"] == "message.created"]
+    assert created[-1]["data"]["message_id"] == kept["id"] and created[-1]["sequence"] < cancelled["sequence"]
 
 
 async def refused_past_the_retries(refused: list, temporal_address: str, session_id: str) -> None:

@@ -3,11 +3,18 @@ be queued is a clear 503 and the log says it will not be answered."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 from app.main import create_app
-from tests.helpers import events, make_chat, session, wait_for_event
+from app.runtime.outcome import TERMINAL
+from app.runtime.temporal.types import workflow_id
+from tests.conftest import temporal_app_serving
+from tests.fakes import Hang, Text
+from tests.helpers import events, make_chat, say, session, wait_for_event, wait_turns
 from tests.live_server import free_port
+from tests.tcp_proxy import TcpProxy
 
 
 async def test_healthz_checks_every_part(temporal_app):
@@ -110,3 +117,116 @@ async def test_redis_unreachable(temporal_settings):
         body = await response.get_json()
         assert response.status_code == 503 and body["checks"]["redis"].startswith("error")
         assert body["checks"]["temporal"] == "ok"
+
+
+def through(proxy: TcpProxy, settings):
+    """The settings with Temporal reached through the proxy (so a test can cut it)."""
+    return settings.replace(temporal_address=f"127.0.0.1:{proxy.port}")
+
+
+async def test_while_temporal_is_down_a_message_and_a_cancel_answer_503_in_seconds(
+        temporal_settings, temporal_server, fake_llm, caplog):
+    """Reported: with Temporal stopped, the SDK retried each call for up to 10 s. A message
+    answered 503 after 6-10 s and a cancel after 17 s (its update, then its signal): a
+    client with a 5-10 s timeout got a timeout instead of the 503. And each message logged
+    an ERROR with the whole gRPC traceback, for an outage /healthz reports already."""
+    with TcpProxy("127.0.0.1", temporal_server.port) as proxy:
+        app = create_app(through(proxy, temporal_settings))
+        logging.getLogger().addHandler(caplog.handler)  # create_app set up logging anew
+        async with app.test_app():
+            client = app.test_client()
+            queued = await make_chat(client, fake_llm)
+            await say(client, queued["id"], "hi")  # connected; its workflow waits for a worker
+            idle = await (await client.post(f"/v1/agents/{queued['agent_id']}/sessions", json={})).get_json()
+            proxy.refuse()  # Temporal goes away
+            caplog.clear()
+
+            started = time.monotonic()
+            response = await client.post(f"/v1/sessions/{idle['id']}/messages", json={"content": "hello"})
+            took = time.monotonic() - started
+            assert response.status_code == 503 and (await response.get_json())["error"]["code"] == "runner_unavailable"
+            assert took < 2.5, f"the 503 took {took:.1f} s"
+            assert [e["type"] for e in await events(client, idle["id"])] == ["message.created", "session.failed"]
+
+            started = time.monotonic()
+            cancel = await client.post(f"/v1/sessions/{queued['id']}/cancel")
+            took = time.monotonic() - started
+            assert cancel.status_code == 503 and (await cancel.get_json())["error"]["code"] == "runner_unavailable"
+            assert took < 2.5, f"the 503 took {took:.1f} s"
+
+            said = [(r.levelname, r.name, r.exc_info) for r in caplog.records if r.levelno >= logging.WARNING]
+            assert said == [("WARNING", "app.services.turns", None), ("WARNING", "app.runtime.temporal", None)]
+            assert "Temporal cannot be reached" in caplog.records[0].getMessage()
+
+
+async def test_a_message_given_up_while_the_turn_ends_is_given_up_after_that_end(temporal_settings, temporal_server,
+                                                                                  fake_llm):
+    """Reported: a message posted to a running session, whose hand-off to Temporal then
+    failed, was given up by the session's status as read before the wait. The turn had
+    ended during it, so a `session.cancelled` (message_id null, the message dropped)
+    came after that turn's `session.completed`, ending no turn. The status is now read
+    once the hand-off failed: the session is idle, and the message fails as on an idle
+    session."""
+    with TcpProxy("127.0.0.1", temporal_server.port) as proxy:
+        settings = through(proxy, temporal_settings)
+        async with temporal_app_serving(settings, worker_address=temporal_server.address) as app:
+            client = app.test_client()
+            chat = await make_chat(client, fake_llm)
+            fake_llm.script(Text(["Hel", "lo"], delay=0.5))
+            first = await say(client, chat["id"], "hi")
+            await wait_for_event(client, chat["id"], "message.delta")
+            assert (await session(client, chat["id"]))["status"] == "running"
+            proxy.black_hole()  # the API's Temporal stops answering (REQUEST_ANSWER_TIMEOUT); the worker's does not
+            post = asyncio.ensure_future(client.post(f"/v1/sessions/{chat['id']}/messages", json={"content": "more"}))
+            await wait_turns(client, chat["id"])
+            assert not post.done()  # the turn ended while the message was being handed over
+            response = await post
+            assert response.status_code == 503 and (await response.get_json())["error"]["code"] == "runner_unavailable"
+
+            log = await events(client, chat["id"])
+            second = next(e["data"]["message_id"] for e in log
+                          if e["type"] == "message.created" and e["data"]["content"] == {"text": "more"})
+            ends = [(e["type"], e["data"]["message_id"]) for e in log if e["type"] in TERMINAL]
+            assert ends == [("session.completed", first["id"]), ("session.failed", second)]
+            assert log[-1]["type"] == "session.failed" and log[-1]["data"]["code"] == "runner_unavailable"
+            assert (await session(client, chat["id"]))["status"] == "failed"
+
+
+async def model_step_attempt(temporal_address: str, session_id: str, attempt: int) -> None:
+    """Until Temporal has scheduled the session's model call for its `attempt`th try."""
+    from temporalio.client import Client
+
+    handle = (await Client.connect(temporal_address)).get_workflow_handle(workflow_id(session_id))
+    async with asyncio.timeout(15):
+        while True:  # Temporal tells no one: it is asked
+            pending = (await handle.describe()).raw_description.pending_activities
+            if any(p.activity_type.name == "model_step" and p.attempt >= attempt for p in pending):
+                return
+            await asyncio.sleep(0.1)
+
+
+async def test_a_step_whose_worker_lost_temporal_is_retried_saying_so(temporal_settings, temporal_server, fake_llm):
+    """Reported: a worker that lost Temporal for longer than the heartbeat timeout (2 s)
+    had its model call run again, with a `step.retried` whose reason said "the worker
+    running this model call stopped". No worker had stopped. The reason now names both
+    causes, which the retry cannot tell apart."""
+    with TcpProxy("127.0.0.1", temporal_server.port) as proxy:
+        async with temporal_app_serving(temporal_settings, worker_address=f"127.0.0.1:{proxy.port}") as app:
+            client = app.test_client()
+            chat = await make_chat(client, fake_llm)
+            fake_llm.script(Hang(["Hel"], seconds=10), Text(["Hello"]))
+            posted = await say(client, chat["id"], "hi")
+            await wait_for_event(client, chat["id"], "message.delta")
+            proxy.refuse()  # the worker loses Temporal; its heartbeats stop arriving
+            try:
+                await model_step_attempt(temporal_settings.temporal_address, chat["id"], 2)
+            finally:
+                proxy.forward()
+            log = await wait_turns(client, chat["id"], timeout=15)
+
+    assert log[-1]["type"] == "session.completed" and log[-1]["data"]["message_id"] == posted["id"]
+    (retried,) = [e["data"] for e in log if e["type"] == "step.retried"]
+    assert retried["attempt"] == 2
+    assert retried["reason"] == ("the previous attempt of this model call did not finish (its worker stopped or "
+                                 "lost contact with the Temporal server, or a write to the database failed); the "
+                                 "call is made again, and the text streamed so far for this message_id is replaced")

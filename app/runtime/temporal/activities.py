@@ -29,7 +29,7 @@ from app.errors import SessionGone
 from app.events.messages import MessageRow
 from app.models import Event, Message, Session, ToolCallWait
 from app.runtime import waits
-from app.runtime.outcome import find_terminal
+from app.runtime.outcome import find_terminal, unfinished_step
 from app.runtime.providers.base import ProviderError, ToolCall
 from app.runtime.resolution import NoModel
 from app.runtime.temporal.types import (
@@ -55,6 +55,12 @@ log = logging.getLogger("app.runtime.temporal")
 # and how a cancel reaches a running activity, so they go often: the worker sends at
 # most one per max_heartbeat_throttle_interval (see worker.py).
 HEARTBEAT_EVERY = 0.25
+# Why a model step runs again. Its new attempt cannot tell which of these stopped the last
+# one: Temporal saw no heartbeat (the worker died, or lost the Temporal server), or the
+# attempt failed on the database.
+RETRIED_REASON = ("the previous attempt of this model call did not finish (its worker stopped or lost contact with "
+                  "the Temporal server, or a write to the database failed); the call is made again, and the text "
+                  "streamed so far for this message_id is replaced")
 
 
 @asynccontextmanager
@@ -159,8 +165,7 @@ class TurnActivities:
                 if attempt > 1:
                     await self.deps.events.append(step.session_id, "step.retried", {
                         "step_id": step.step_id, "message_id": step.step_message_id, "attempt": attempt,
-                        "reason": "the worker running this model call stopped; the call is made again, and "
-                                  "the text streamed so far for this message_id is replaced"})
+                        "reason": RETRIED_REASON})
                 context = await turn.prepare(session, agent)
                 finished, started_at_seq = await turn.model_step(
                     context, step.iteration, step.started_at_seq, step.step_id, uuid.UUID(step.step_message_id), attempt,
@@ -275,6 +280,8 @@ class TurnActivities:
                 await self.deps.events.append(finish.session_id, "session.cancelled", {
                     "reason": finish.message, "message_id": None, "dropped_message_ids": finish.dropped})
             return
+        if finish.status != "completed":
+            await _keep_streamed_text(turn, finish.session_id, finish.message_id)
         if finish.status == "completed":
             outcome = finish.outcome or {}
             await turn.completed(turn.out_of_iterations() if outcome.get("reason") == "max_iterations" else outcome)
@@ -322,6 +329,20 @@ async def _turn_ended(session_id: str, message_id: str, after: int = 0) -> bool:
     terminal event. `after`: the message's own number bounds the search, since the
     events of every message up to it come before that terminal event."""
     return await find_terminal(session_id, message_id, after) is not None
+
+
+async def _keep_streamed_text(turn: Turn, session_id: str, message_id: str) -> None:
+    """What the turn's last model step streamed, kept for a failed or cancelled turn as in
+    process (docs/api.md §4.3). The step's activity held the text; it may have failed with
+    the database, or been lost with its worker, before storing it (or announcing it)."""
+    started = await Event.filter(session_id=session_id, type="session.started").order_by("-sequence").first()
+    if started is None or started.data.get("message_id") != message_id:
+        return  # the turn did not start: it streamed nothing
+    step = await unfinished_step(session_id, started.sequence)
+    if step is not None and step[2]:
+        turn.step_id, step_message, text = step
+        turn.message_id = uuid.UUID(step_message)
+        await turn.keep_text_once(text)
 
 
 async def _turn_started(step: StepInput) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -15,32 +16,38 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
 from app.config import Settings
 from app.errors import ServiceUnavailable
 from app.events.bus import EventBus
 from app.models import Message, Session
-from app.models.enums import SessionStatus
 from app.runtime.outcome import LaterOutcome
 from app.runtime.temporal.types import SessionState, TurnRequest, pipeline_workflow_id, workflow_id
-from app.runtime.waits import WAITING_STATUSES
+from app.runtime.waits import has_turn
 
 log = logging.getLogger("app.runtime.temporal")
 
 # How long a cancel waits for a worker to take its update: the workflow's own wait for the
 # turn to wind down (CANCEL_WAIT, 5 s) and a little more.
 CANCEL_ANSWER_SECONDS = 7.0
+# The calls a request waits for (hand a message to its workflow, cancel, wake it) give up
+# on a Temporal that refuses them after 3 retries, 1.4 s (0.2 + 0.4 + 0.8 s), rather
+# than after the SDK's default 10 s; and on one that does not answer at all (no reset: a
+# network partition) after REQUEST_ANSWER_TIMEOUT. They take milliseconds when Temporal
+# is up: neither limit turns a slow Temporal into a 503 (decision 193).
+REQUEST_RETRIES = RetryConfig(initial_interval_millis=200, multiplier=2.0, max_elapsed_time_millis=2000)
+REQUEST_ANSWER_TIMEOUT = timedelta(seconds=3)
 
 
 def _unreachable() -> ServiceUnavailable:
     return ServiceUnavailable("the runner (Temporal) cannot be reached; try again", code="runner_unavailable")
 
 
-async def _has_turn(session_id: str) -> bool:
-    """Whether the session has a turn (running or waiting), by its stored status."""
-    status = await Session.filter(id=session_id).values_list("status", flat=True)
-    return bool(status) and status[0] in (SessionStatus.RUNNING, *WAITING_STATUSES)
+def unreachable_reason(exc: BaseException) -> str:
+    """One line for the log: why Temporal did not take a call (`exc`, the SDK's error)."""
+    status = getattr(exc, "status", None)
+    return f"Temporal cannot be reached ({status.name + ': ' if status is not None else ''}{exc})"
 
 
 class TemporalRunner:
@@ -48,12 +55,18 @@ class TemporalRunner:
         self.settings = settings
         self.bus = bus
         self._client: Client | None = None
+        self._requests: Client | None = None
         self._waiters: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         # Lazy: the API starts (and /healthz reports it) while Temporal is unreachable.
         self._client = await Client.connect(self.settings.temporal_address, namespace=self.settings.temporal_namespace,
                                            lazy=True)
+        # Its own connection, for its own retries (REQUEST_RETRIES): the client's are set per
+        # connection, and pipeline runs' long waits (handle.result) keep the SDK's 10 s.
+        self._requests = await Client.connect(self.settings.temporal_address,
+                                              namespace=self.settings.temporal_namespace, lazy=True,
+                                              retry_config=REQUEST_RETRIES)
 
     @property
     def client(self) -> Client:
@@ -61,15 +74,26 @@ class TemporalRunner:
             raise RuntimeError("TemporalRunner.start() was not called")
         return self._client
 
+    @property
+    def requests(self) -> Client:
+        """For the calls a client's request waits for: they give up in seconds."""
+        if self._requests is None:
+            raise RuntimeError("TemporalRunner.start() was not called")
+        return self._requests
+
     async def submit(self, session_id: str, message: Message, variables: dict[str, Any] | None = None,
                      session: Session | None = None) -> LaterOutcome:
         """Queue the turn in the session's workflow (starting it if idle). Awaiting the
-        result waits for a worker to have run it."""
+        result waits for a worker to have run it. ServiceUnavailable when Temporal does
+        not take it."""
         message_id = str(message.id)
-        await self.client.start_workflow(
-            "SessionWorkflow", SessionState(session_id), id=workflow_id(session_id),
-            task_queue=self.settings.temporal_task_queue,
-            start_signal="submit", start_signal_args=[TurnRequest(message_id, variables, message.sequence)])
+        try:
+            await self.requests.start_workflow(
+                "SessionWorkflow", SessionState(session_id), id=workflow_id(session_id),
+                task_queue=self.settings.temporal_task_queue, rpc_timeout=REQUEST_ANSWER_TIMEOUT,
+                start_signal="submit", start_signal_args=[TurnRequest(message_id, variables, message.sequence)])
+        except (RPCError, RuntimeError) as exc:  # RuntimeError: the lazy client's first connection failed
+            raise _unreachable() from exc
         return LaterOutcome(self.bus, session_id, message_id, message.sequence)
 
     async def cancel(self, session_id: str, reason: str = "cancelled by request") -> bool:
@@ -78,19 +102,18 @@ class TemporalRunner:
         turn has wound down; when no worker takes the update in time (none running, or all
         of them restarting), the cancel goes as a signal, which Temporal keeps until a
         worker runs the workflow: the answer comes in seconds and the cancel is not lost."""
-        handle = self.client.get_workflow_handle(workflow_id(session_id))
+        handle = self.requests.get_workflow_handle(workflow_id(session_id))
         try:
             try:
                 return await asyncio.wait_for(handle.execute_update("cancel", reason, result_type=bool),
                                               CANCEL_ANSWER_SECONDS)
             except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-                await handle.signal("cancel_requested", reason)
-                return await _has_turn(session_id)
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
+                await handle.signal("cancel_requested", reason, rpc_timeout=REQUEST_ANSWER_TIMEOUT)
+                return await has_turn(session_id)
+        except (RPCError, RuntimeError) as exc:  # RuntimeError: the lazy client's first connection failed
+            if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
                 return False  # no workflow: nothing ran for a while
-            raise _unreachable() from exc
-        except RuntimeError as exc:  # the lazy client's first connection failed
+            log.warning("could not cancel the turn of session %s: %s", session_id, unreachable_reason(exc))
             raise _unreachable() from exc
         except WorkflowUpdateFailedError:  # the workflow was just ending
             return False
@@ -103,8 +126,9 @@ class TemporalRunner:
         """Wake the session's workflow: one of its waiting tool calls was answered. Should
         the signal not arrive, the workflow finds the answer in the database anyway."""
         try:
-            await self.client.get_workflow_handle(workflow_id(session_id)).signal("tool_answered", call_id)
-        except RPCError as exc:
+            await self.requests.get_workflow_handle(workflow_id(session_id)).signal(
+                "tool_answered", call_id, rpc_timeout=REQUEST_ANSWER_TIMEOUT)
+        except (RPCError, RuntimeError) as exc:
             log.warning("could not signal the workflow of session %s (%s); it polls for answers", session_id, exc)
 
     async def start_pipeline_run(self, run_id: str) -> asyncio.Task[bool]:
