@@ -256,3 +256,28 @@ async def temporal_app_serving(temporal_settings, worker_address: str | None = N
 async def temporal_app(temporal_settings):
     async with temporal_app_serving(temporal_settings) as app:
         yield app
+
+
+@pytest.fixture
+def short_retries(monkeypatch):
+    """INFRA_RETRIES cut to 3 attempts, and Temporal's retry intervals to 50 ms (the dev
+    server's timers fire about once a second): an outage outlasts INFRA_RETRIES in a few
+    seconds. END_RETRIES keeps its attempts (no limit). The workflows' package is
+    passed through the sandbox (which otherwise imports the workflows module afresh for
+    every workflow run), so the worker's workflows see the patched policies."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+    from app.runtime.temporal import pipelines, worker, workflows
+
+    assert workflows.INFRA_RETRIES.maximum_attempts == 10 and workflows.END_RETRIES.maximum_attempts == 0
+    production = worker.workflow_runner
+    monkeypatch.setattr(worker, "workflow_runner", lambda: SandboxedWorkflowRunner(
+        restrictions=production().restrictions.with_passthrough_modules("app.runtime.temporal")))
+    fast = {"initial_interval": timedelta(milliseconds=50), "maximum_interval": timedelta(milliseconds=50)}
+    monkeypatch.setattr(workflows, "INFRA_RETRIES", replace(workflows.INFRA_RETRIES, maximum_attempts=3, **fast))
+    monkeypatch.setattr(workflows, "END_RETRIES", replace(workflows.END_RETRIES, **fast))
+    for name in ("INFRA_RETRIES", "END_RETRIES"):  # pipeline runs use the same policies
+        monkeypatch.setattr(pipelines, name, getattr(workflows, name))

@@ -9,10 +9,7 @@ a database that went away does (app/db.py DatabaseUnavailable)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import timedelta
-
-import pytest
 
 from app.db import DatabaseUnavailable
 from app.runtime.outcome import TERMINAL
@@ -22,26 +19,6 @@ from tests.conftest import temporal_app_serving
 from tests.fakes import Hang, Text, ToolCalls
 from tests.helpers import approval_chat, events, make_chat, messages, say, session, wait_for_event, wait_turns, waiting
 from tests.tcp_proxy import TcpProxy
-
-
-@pytest.fixture
-def short_retries(monkeypatch):
-    """INFRA_RETRIES cut to 3 attempts, and Temporal's retry intervals to 50 ms (the dev
-    server's timers fire about once a second): an outage outlasts INFRA_RETRIES in a few
-    seconds. END_RETRIES keeps its attempts (no limit). The workflows' package is
-    passed through the sandbox (which otherwise imports the workflows module afresh for
-    every workflow run), so the worker's workflows see the patched policies."""
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
-
-    from app.runtime.temporal import worker
-
-    assert workflows.INFRA_RETRIES.maximum_attempts == 10 and workflows.END_RETRIES.maximum_attempts == 0
-    production = worker.workflow_runner
-    monkeypatch.setattr(worker, "workflow_runner", lambda: SandboxedWorkflowRunner(
-        restrictions=production().restrictions.with_passthrough_modules("app.runtime.temporal")))
-    fast = {"initial_interval": timedelta(milliseconds=50), "maximum_interval": timedelta(milliseconds=50)}
-    monkeypatch.setattr(workflows, "INFRA_RETRIES", replace(workflows.INFRA_RETRIES, maximum_attempts=3, **fast))
-    monkeypatch.setattr(workflows, "END_RETRIES", replace(workflows.END_RETRIES, **fast))
 
 
 async def end_tried(temporal_address: str, session_id: str) -> int | None:

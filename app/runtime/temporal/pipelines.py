@@ -10,13 +10,19 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from app.runtime import pipeline_graph as graph
-    from app.runtime.temporal.types import PipelineStep, PipelineStepOutcome, RunPlan, RunProgress
+    from app.runtime.temporal.types import (
+        DATABASE_UNAVAILABLE,
+        PipelineStep,
+        PipelineStepOutcome,
+        RunPlan,
+        RunProgress,
+    )
 
-from app.runtime.temporal.workflows import HEARTBEAT_TIMEOUT, INFRA_RETRIES, SHORT_TIMEOUT
+from app.runtime.temporal.workflows import END_RETRIES, HEARTBEAT_TIMEOUT, INFRA_RETRIES, SHORT_TIMEOUT
 
 STEP_TIMEOUT = timedelta(hours=2)
 
@@ -25,9 +31,11 @@ STEP_TIMEOUT = timedelta(hours=2)
 class PipelineRunWorkflow:
     @workflow.run
     async def run(self, run_id: str) -> str:
+        # Read until the database answers (END_RETRIES): given up, the workflow would fail
+        # and the run would stay `running` for good, as would one whose end is given up.
         plan: RunPlan | None = await workflow.execute_activity(
             "load_pipeline_run", run_id, result_type=RunPlan | None,  # type: ignore[arg-type]  # the converter takes unions
-            start_to_close_timeout=SHORT_TIMEOUT, retry_policy=INFRA_RETRIES)
+            start_to_close_timeout=SHORT_TIMEOUT, retry_policy=END_RETRIES)
         if plan is None:  # deleted with its pipeline before this began (services/pipelines.py)
             return "stopped"
         self.run_id, self.plan = run_id, plan
@@ -75,6 +83,9 @@ class PipelineRunWorkflow:
             cause = exc.cause
             if isinstance(cause, ApplicationError) and cause.non_retryable:
                 return PipelineStepOutcome("failed", error={"code": cause.type or "internal_error", "message": cause.message})
+            if isinstance(cause, ApplicationError) and cause.type == DATABASE_UNAVAILABLE:  # retries used up
+                return PipelineStepOutcome("failed", error={
+                    "code": DATABASE_UNAVAILABLE, "message": f"the step stopped because {cause.message}; run the pipeline again"})
             return PipelineStepOutcome("failed", error={"code": "internal_error",
                                                         "message": "the step could not be run on the workers; see their logs"})
 
@@ -84,9 +95,21 @@ class PipelineRunWorkflow:
                           self._duration_so_far(entry))
 
     async def _save(self, status: str | None = None, output: str | None = None) -> None:
+        """Write the run's progress, or its end (`status`). The end is tried until the
+        database takes it: given up, the run would stay `running` for good. Progress that
+        the database refuses past its retries is skipped: each save writes every step,
+        so the next one (the end at the latest) brings it up to date."""
         progress = RunProgress(self.run_id, [self.entries[name] for name in self.defs], status, output)
-        await workflow.execute_activity("save_pipeline_run", progress, start_to_close_timeout=SHORT_TIMEOUT,
-                                        retry_policy=INFRA_RETRIES)
+        try:
+            await workflow.execute_activity("save_pipeline_run", progress, start_to_close_timeout=SHORT_TIMEOUT,
+                                            retry_policy=INFRA_RETRIES if status is None else END_RETRIES)
+        except ActivityError as exc:
+            if status is not None:
+                raise
+            if isinstance(exc.cause, CancelledError):  # the run was stopped meanwhile
+                raise asyncio.CancelledError from exc
+            workflow.logger.warning("pipeline run %s: its progress was not saved, the next save brings it: %s",
+                                    self.run_id, exc.cause)
 
     @staticmethod
     def _now() -> str:

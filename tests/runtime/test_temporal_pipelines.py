@@ -1,0 +1,133 @@
+"""Pipeline runs on Temporal (app/runtime/temporal/pipelines.py) when the database or
+Temporal itself is gone: a run always ends with a stored status, never stays `running`.
+
+A database fault is an activity refusing, as a database that went away does (app/db.py
+DatabaseUnavailable); `short_retries` (tests/conftest.py) makes an outage outlast the
+activities' retries in seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import typing
+
+from temporalio import activity
+
+from app.db import DatabaseUnavailable
+from app.runtime.temporal import workflows
+from app.runtime.temporal.pipeline_activities import PipelineActivities
+from app.runtime.temporal.types import PipelineStep, RunProgress, pipeline_workflow_id
+from tests.conftest import temporal_app_serving
+from tests.fakes import Text
+from tests.helpers import make_chat, until
+
+
+async def one_step_pipeline(client, fake_llm) -> None:
+    await make_chat(client, fake_llm)  # the fake provider, its model and the agent "Helper"
+    response = await client.post("/v1/pipelines", json={"name": "flow", "steps": [{"name": "A", "agent": "Helper"}]})
+    assert response.status_code == 201, await response.get_json()
+
+
+async def start(client) -> str:
+    response = await client.post("/v1/pipelines/flow/run", json={"input": "the topic", "wait": False})
+    assert response.status_code == 202, await response.get_json()
+    return (await response.get_json())["run_id"]
+
+
+async def run_status(client, run_id: str) -> dict:
+    response = await client.get(f"/v1/pipelines/flow/status?run_id={run_id}")
+    assert response.status_code == 200, await response.get_json()
+    return await response.get_json()
+
+
+async def ended(client, run_id: str, timeout: float = 15) -> dict:
+    """The run once its status is no longer `running` (the test fails if it stays so)."""
+    async def has_ended() -> bool:
+        return (await run_status(client, run_id))["status"] != "running"
+
+    await until(has_ended, timeout)
+    return await run_status(client, run_id)
+
+
+async def refused_past_the_retries(refused, temporal_address: str, run_id: str) -> None:
+    """Until `refused()` (a count of refused calls) is more than INFRA_RETRIES allows, or
+    the run's workflow ended."""
+    from temporalio.client import Client, WorkflowExecutionStatus
+    from temporalio.service import RPCError
+
+    handle = (await Client.connect(temporal_address)).get_workflow_handle(pipeline_workflow_id(run_id))
+    async with asyncio.timeout(20):
+        while refused() <= workflows.INFRA_RETRIES.maximum_attempts:
+            try:
+                if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                    return
+            except RPCError:  # not started yet
+                pass
+            await asyncio.sleep(0.1)
+
+
+def refuse(monkeypatch, name: str, box: list) -> None:
+    """The pipeline activity `name` raises DatabaseUnavailable, as a database that went
+    away does, while `box[0]` (the requests it refused) is not None."""
+    original = getattr(PipelineActivities, name)
+
+    async def refusing(self, request):
+        if box[0] is not None:
+            box[0].append(request)
+            raise DatabaseUnavailable("connection refused or lost")
+        return await original(self, request)
+
+    hints = typing.get_type_hints(original)  # how Temporal decodes the request
+    (request_type,) = [t for n, t in hints.items() if n != "return"]
+    refusing.__annotations__ = {"request": request_type, "return": hints["return"]}
+    monkeypatch.setattr(PipelineActivities, name, activity.defn(name=name)(refusing))
+
+
+async def test_a_run_whose_database_is_gone_past_the_retries_ends_failed_once_it_is_back(
+        temporal_settings, fake_llm, short_retries, monkeypatch):
+    """Reported: with the database gone for longer than the activities' retries, the step
+    failed, and so did saving the run's progress: the PipelineRunWorkflow failed and the
+    run stayed `running` for good. The run now ends `failed`, its step failed with
+    `database_unavailable`, once the database is back: its end is tried until the
+    database takes it."""
+    refused: list = []
+    box: list = [refused]
+    refuse(monkeypatch, "pipeline_step", box)
+    refuse(monkeypatch, "save_pipeline_run", box)
+    async with temporal_app_serving(temporal_settings) as app:
+        client = app.test_client()
+        await one_step_pipeline(client, fake_llm)
+        run_id = await start(client)
+        # The step's attempts, then the run's end (its final save) past as many.
+        await refused_past_the_retries(lambda: sum(isinstance(r, RunProgress) and r.status is not None
+                                                   for r in refused), temporal_settings.temporal_address, run_id)
+        box[0] = None  # the database is back
+
+        run = await ended(client, run_id)
+        assert run["status"] == "failed" and run["finished_at"] is not None
+        (step,) = run["steps"]
+        assert step["status"] == "failed" and step["output"] is None and step["finished_at"] is not None
+        assert step["error"]["code"] == "database_unavailable"
+        assert step["error"]["message"] == ("the step stopped because the database was unavailable "
+                                            "(connection refused or lost); run the pipeline again")
+        assert sum(isinstance(r, PipelineStep) for r in refused) == workflows.INFRA_RETRIES.maximum_attempts
+        assert fake_llm.requests == []  # the step never reached its turn
+
+
+async def test_a_run_whose_start_the_database_refuses_past_the_retries_runs_once_it_is_back(
+        temporal_settings, fake_llm, short_retries, monkeypatch):
+    """Reported: the run's workflow first reads the run (`load_pipeline_run`). With the
+    database gone for longer than that read's retries, the workflow failed and the run
+    stayed `running` for good, never started. It now waits for the database."""
+    refused: list = []
+    box: list = [refused]
+    refuse(monkeypatch, "load_pipeline_run", box)
+    async with temporal_app_serving(temporal_settings) as app:
+        client = app.test_client()
+        await one_step_pipeline(client, fake_llm)
+        fake_llm.script(Text(["done"]))
+        run_id = await start(client)
+        await refused_past_the_retries(lambda: len(refused), temporal_settings.temporal_address, run_id)
+        box[0] = None  # the database is back
+        run = await ended(client, run_id)
+        assert run["status"] == "completed" and run["output"] == "done"
+        assert len(refused) > workflows.INFRA_RETRIES.maximum_attempts
