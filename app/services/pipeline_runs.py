@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from app.errors import ApiError, Conflict
+from app.errors import ApiError, Conflict, ServiceUnavailable
 from app.models import Message, Pipeline, PipelineRun
 from app.models.enums import PipelineRunStatus
 from app.runtime import pipeline_graph as graph
@@ -56,9 +56,18 @@ def describe_run(run: PipelineRun, pipeline_name: str) -> dict[str, Any]:
 async def launch(runtime: Runtime, pipeline: Pipeline, run: PipelineRun) -> asyncio.Task:
     """Execute a stored run in a background task that outlives the request (or, in
     temporal mode, in a workflow on the workers); the task resolves with the finished
-    run as `describe_run` shows it."""
-    run_it = _run_on_temporal(runtime, pipeline.name, run.id) if runtime.settings.temporal \
-        else _RunExecution(runtime, pipeline, run).execute()
+    run as `describe_run` shows it. In temporal mode the workflow is started before this
+    returns: when Temporal does not take it, the run is deleted (the client is told it
+    did not start; nothing would ever end it) and ServiceUnavailable is raised."""
+    if runtime.settings.temporal:
+        try:
+            finished = await runtime.temporal_runner.start_pipeline_run(str(run.id))
+        except ServiceUnavailable:
+            await PipelineRun.filter(id=run.id).delete()
+            raise
+        run_it = _run_on_temporal(runtime, pipeline.name, run.id, finished)
+    else:
+        run_it = _RunExecution(runtime, pipeline, run).execute()
     return runtime.tasks.start(run_it, name=f"pipeline-run:{run.id}", group=_group(pipeline.id))
 
 
@@ -66,8 +75,9 @@ def _group(pipeline_id: uuid.UUID) -> tuple[str, uuid.UUID]:
     return ("pipeline-runs", pipeline_id)
 
 
-async def _run_on_temporal(runtime: Runtime, pipeline_name: str, run_id: uuid.UUID) -> dict[str, Any]:
-    finished = await (await runtime.temporal_runner.start_pipeline_run(str(run_id)))
+async def _run_on_temporal(runtime: Runtime, pipeline_name: str, run_id: uuid.UUID,
+                           workflow: asyncio.Task[bool]) -> dict[str, Any]:
+    finished = await workflow
     run = await PipelineRun.get_or_none(id=run_id)
     if not finished or run is None:
         raise asyncio.CancelledError("the run was stopped")

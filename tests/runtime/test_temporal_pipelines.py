@@ -1,5 +1,6 @@
 """Pipeline runs on Temporal (app/runtime/temporal/pipelines.py) when the database or
-Temporal itself is gone: a run always ends with a stored status, never stays `running`.
+Temporal itself is gone: a run always ends with a stored status, never stays `running`;
+one that Temporal cannot take is a 503 and is not kept.
 
 A database fault is an activity refusing, as a database that went away does (app/db.py
 DatabaseUnavailable); `short_retries` (tests/conftest.py) makes an outage outlast the
@@ -8,17 +9,20 @@ activities' retries in seconds."""
 from __future__ import annotations
 
 import asyncio
+import time
 import typing
 
 from temporalio import activity
 
 from app.db import DatabaseUnavailable
+from app.main import create_app
 from app.runtime.temporal import workflows
 from app.runtime.temporal.pipeline_activities import PipelineActivities
 from app.runtime.temporal.types import PipelineStep, RunProgress, pipeline_workflow_id
 from tests.conftest import temporal_app_serving
 from tests.fakes import Text
 from tests.helpers import make_chat, until
+from tests.tcp_proxy import TcpProxy
 
 
 async def one_step_pipeline(client, fake_llm) -> None:
@@ -131,3 +135,29 @@ async def test_a_run_whose_start_the_database_refuses_past_the_retries_runs_once
         run = await ended(client, run_id)
         assert run["status"] == "completed" and run["output"] == "done"
         assert len(refused) > workflows.INFRA_RETRIES.maximum_attempts
+
+
+async def test_a_run_started_while_temporal_is_down_is_a_503_in_seconds_and_not_kept(temporal_settings,
+                                                                                     temporal_server, fake_llm):
+    """Reported: a run's workflow was started in a background task, after the answer,
+    with the SDK's 10 s of retries. With Temporal down, `wait: false` answered 202 and the
+    run stayed `running` for good; `wait: true` answered 500 `internal_error`. Both now
+    answer 503 `runner_unavailable` within about 1.5 s, as a message does (decision
+    193), and the run is not kept: the client was told it did not start."""
+    with TcpProxy("127.0.0.1", temporal_server.port) as proxy:
+        app = create_app(temporal_settings.replace(temporal_address=f"127.0.0.1:{proxy.port}"))
+        async with app.test_app():
+            client = app.test_client()
+            await one_step_pipeline(client, fake_llm)
+            first = await start(client)  # connected; its workflow waits for a worker
+            proxy.refuse()  # Temporal goes away
+            for wait in (False, True):
+                started = time.monotonic()
+                response = await client.post("/v1/pipelines/flow/run", json={"input": "the topic", "wait": wait})
+                took, body = time.monotonic() - started, await response.get_json()
+                assert response.status_code == 503 and body["error"]["code"] == "runner_unavailable", (wait, body)
+                assert body["error"]["message"] == "the runner (Temporal) cannot be reached; try again"
+                assert took < 2.5, f"the 503 took {took:.1f} s"
+            runs = await (await client.get("/v1/pipelines/flow/runs")).get_json()
+            assert runs["total"] == 1 and [r["run_id"] for r in runs["data"]] == [first]
+            assert fake_llm.requests == []

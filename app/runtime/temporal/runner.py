@@ -133,9 +133,17 @@ class TemporalRunner:
 
     async def start_pipeline_run(self, run_id: str) -> asyncio.Task[bool]:
         """Start a pipeline run's workflow; the task ends with it (True: it finished,
-        False: it was stopped)."""
-        handle = await self.client.start_workflow("PipelineRunWorkflow", run_id, id=pipeline_workflow_id(run_id),
-                                                  task_queue=self.settings.temporal_task_queue)
+        False: it was stopped). ServiceUnavailable, as soon as a message's would be
+        (REQUEST_RETRIES), when Temporal does not take it."""
+        try:
+            await self.requests.start_workflow("PipelineRunWorkflow", run_id, id=pipeline_workflow_id(run_id),
+                                               task_queue=self.settings.temporal_task_queue,
+                                               rpc_timeout=REQUEST_ANSWER_TIMEOUT)
+        except (RPCError, RuntimeError) as exc:  # RuntimeError: the lazy client's first connection failed
+            log.warning("could not start pipeline run %s, it is not kept: %s", run_id, unreachable_reason(exc))
+            raise _unreachable() from exc
+        # Waited for on the first client: its 10 s of retries ride out a blip in a long wait.
+        handle = self.client.get_workflow_handle(pipeline_workflow_id(run_id))
 
         async def finished() -> bool:
             try:
