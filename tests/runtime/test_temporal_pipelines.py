@@ -161,3 +161,27 @@ async def test_a_run_started_while_temporal_is_down_is_a_503_in_seconds_and_not_
             runs = await (await client.get("/v1/pipelines/flow/runs")).get_json()
             assert runs["total"] == 1 and [r["run_id"] for r in runs["data"]] == [first]
             assert fake_llm.requests == []
+
+
+async def test_a_caller_waiting_for_a_run_outlasts_temporal_going_away(temporal_settings, temporal_server, fake_llm):
+    """Reported: with `wait: true`, Temporal going away while the run went on made the
+    wait fail after the SDK's ~10 s of retries: a 500 `internal_error` and an ERROR
+    traceback, though the run itself went on in Temporal. The caller now waits on, and
+    gets the run once Temporal is back."""
+    with TcpProxy("127.0.0.1", temporal_server.port) as proxy:
+        settings = temporal_settings.replace(temporal_address=f"127.0.0.1:{proxy.port}")
+        async with temporal_app_serving(settings, worker_address=temporal_settings.temporal_address) as app:
+            client = app.test_client()
+            await one_step_pipeline(client, fake_llm)
+            fake_llm.script(Text(["slow ", "answer"], delay=1.0))
+            waiting = asyncio.ensure_future(client.post("/v1/pipelines/flow/run",
+                                                        json={"input": "the topic", "wait": True}))
+            await until(lambda: bool(fake_llm.requests))  # the step runs on the worker
+            proxy.refuse()  # the API's Temporal goes away; the worker's stays
+            await asyncio.sleep(12)  # past the SDK's retries of the API's wait
+            assert not waiting.done() or (await waiting).status_code == 200, await (await waiting).get_json()
+            proxy.forward()
+            response = await asyncio.wait_for(waiting, 20)
+            body = await response.get_json()
+            assert response.status_code == 200 and body["status"] == "completed", body
+            assert body["output"] == "slow answer"

@@ -38,6 +38,8 @@ CANCEL_ANSWER_SECONDS = 7.0
 # is up: neither limit turns a slow Temporal into a 503 (decision 193).
 REQUEST_RETRIES = RetryConfig(initial_interval_millis=200, multiplier=2.0, max_elapsed_time_millis=2000)
 REQUEST_ANSWER_TIMEOUT = timedelta(seconds=3)
+# How often the wait for a pipeline run's result asks again once Temporal stopped answering.
+RESULT_RETRY_SECONDS = 2.0
 
 
 def _unreachable() -> ServiceUnavailable:
@@ -146,11 +148,21 @@ class TemporalRunner:
         handle = self.client.get_workflow_handle(pipeline_workflow_id(run_id))
 
         async def finished() -> bool:
-            try:
-                await handle.result()
-            except WorkflowFailureError:  # cancelled (the pipeline was deleted) or failed
-                return False
-            return True
+            lost = False
+            while True:
+                try:
+                    await handle.result()
+                except WorkflowFailureError:  # cancelled (the pipeline was deleted) or failed
+                    return False
+                except RPCError as exc:
+                    # Temporal went away while the run goes on: it goes on there, so whoever
+                    # waits here (a `wait: true` caller) waits on, as for any long run.
+                    if not lost:
+                        log.warning("waiting for pipeline run %s: %s; waiting on", run_id, unreachable_reason(exc))
+                        lost = True
+                    await asyncio.sleep(RESULT_RETRY_SECONDS)
+                    continue
+                return True
 
         task = asyncio.create_task(finished(), name=f"pipeline-run:{run_id}")
         self._waiters.add(task)
