@@ -101,6 +101,15 @@ async def outcome_from_log(session_id: str, message_id: str, terminal: LoggedEve
     return outcome
 
 
+async def last_turn_start(session_id: str, message_id: str | None = None) -> Event | None:
+    """The session's latest `session.started`: where its last turn began. With
+    `message_id`, only if that turn answers this message (else None)."""
+    started = await Event.filter(session_id=session_id, type="session.started").order_by("-sequence").first()
+    if started is None or (message_id is not None and started.data.get("message_id") != message_id):
+        return None
+    return started
+
+
 async def unfinished_step(session_id: str, after: int) -> tuple[str | None, str, str] | None:
     """The model step that streamed last after event number `after` (the turn's
     `session.started`), unless it completed: its step_id, message_id, and the text it

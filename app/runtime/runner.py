@@ -21,7 +21,7 @@ from app.events.messages import record_message
 from app.models import Event, Message, Session
 from app.models.enums import SessionKind, SessionStatus
 from app.runtime import waits
-from app.runtime.outcome import unfinished_step
+from app.runtime.outcome import last_turn_start, unfinished_step
 from app.runtime.turn import SESSION_DELETED, SHUTTING_DOWN, Turn, TurnDeps, TurnOutcome
 from app.timeutil import utcnow
 
@@ -182,7 +182,7 @@ async def fail_interrupted_sessions(deps: TurnDeps) -> int:
     message = "the server restarted while this turn was running; send the message again"
     for session_id in stuck:
         data = {"error": message, "code": "server_restarted"}
-        started = await Event.filter(session_id=session_id, type="session.started").order_by("-sequence").first()
+        started = await last_turn_start(session_id)
         if started is not None:
             data["message_id"] = started.data["message_id"]
             await _keep_streamed_text(deps, session_id, started)

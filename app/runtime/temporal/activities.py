@@ -27,9 +27,9 @@ from tortoise.exceptions import IntegrityError
 from app.db import DatabaseUnavailable
 from app.errors import SessionGone
 from app.events.messages import MessageRow
-from app.models import Event, Message, Session, ToolCallWait
+from app.models import Message, Session, ToolCallWait
 from app.runtime import waits
-from app.runtime.outcome import find_terminal, unfinished_step
+from app.runtime.outcome import find_terminal, last_turn_start, unfinished_step
 from app.runtime.providers.base import ProviderError, ToolCall
 from app.runtime.resolution import NoModel
 from app.runtime.temporal.types import (
@@ -303,8 +303,7 @@ class TurnActivities:
         started afresh knows no last turn: the log's latest session.started tells it."""
         after = request.after
         if after == 0:
-            started = await Event.filter(session_id=request.session_id, type="session.started") \
-                .order_by("-sequence").first()
+            started = await last_turn_start(request.session_id)
             answered = started and await Message.get_or_none(id=started.data.get("message_id"))
             after = answered.sequence if answered else 0
         ids = await Message.filter(session_id=request.session_id, role="user", sequence__gt=after,
@@ -335,8 +334,8 @@ async def _keep_streamed_text(turn: Turn, session_id: str, message_id: str) -> N
     """What the turn's last model step streamed, kept for a failed or cancelled turn as in
     process (docs/api.md §4.3). The step's activity held the text; it may have failed with
     the database, or been lost with its worker, before storing it (or announcing it)."""
-    started = await Event.filter(session_id=session_id, type="session.started").order_by("-sequence").first()
-    if started is None or started.data.get("message_id") != message_id:
+    started = await last_turn_start(session_id, message_id)
+    if started is None:
         return  # the turn did not start: it streamed nothing
     step = await unfinished_step(session_id, started.sequence)
     if step is not None and step[2]:
@@ -347,8 +346,7 @@ async def _keep_streamed_text(turn: Turn, session_id: str, message_id: str) -> N
 
 async def _turn_started(step: StepInput) -> bool:
     """Whether a crashed first attempt already wrote this turn's session.started."""
-    last = await Event.filter(session_id=step.session_id, type="session.started").order_by("-sequence").first()
-    return last is not None and last.data.get("message_id") == step.message_id
+    return await last_turn_start(step.session_id, step.message_id) is not None
 
 
 async def _stored_step(step: StepInput, limit: int) -> StepResult | None:
