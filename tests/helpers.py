@@ -85,3 +85,26 @@ async def until(check, timeout: float = 10) -> None:
     while not ((await result) if asyncio.iscoroutine(result := check()) else result):
         assert time.monotonic() < deadline, f"{getattr(check, '__name__', check)} still false after {timeout} s"
         await asyncio.sleep(0.02)
+
+
+def refuse_activity(monkeypatch, activities: type, name: str, box: list) -> None:
+    """The Temporal activity `name` (a method of `activities`) raises DatabaseUnavailable,
+    as a database that went away does, while `box[0]` (the requests it refused) is not None."""
+    import typing
+
+    from temporalio import activity
+
+    from app.db import DatabaseUnavailable
+
+    original = getattr(activities, name)
+
+    async def refusing(self, request):
+        if box[0] is not None:
+            box[0].append(request)
+            raise DatabaseUnavailable("connection refused or lost")
+        return await original(self, request)
+
+    hints = typing.get_type_hints(original)  # how Temporal decodes the request
+    (request_type,) = [t for n, t in hints.items() if n != "return"]
+    refusing.__annotations__ = {"request": request_type, "return": hints["return"]}
+    monkeypatch.setattr(activities, name, activity.defn(name=name)(refusing))

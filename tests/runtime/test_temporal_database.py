@@ -14,10 +14,21 @@ from datetime import timedelta
 from app.db import DatabaseUnavailable
 from app.runtime.outcome import TERMINAL
 from app.runtime.temporal import workflows
-from app.runtime.temporal.types import EarlierInput, WaitInput, workflow_id
+from app.runtime.temporal.types import workflow_id
 from tests.conftest import temporal_app_serving
 from tests.fakes import Hang, Text, ToolCalls
-from tests.helpers import approval_chat, events, make_chat, messages, say, session, wait_for_event, wait_turns, waiting
+from tests.helpers import (
+    approval_chat,
+    events,
+    make_chat,
+    messages,
+    refuse_activity,
+    say,
+    session,
+    wait_for_event,
+    wait_turns,
+    waiting,
+)
 from tests.tcp_proxy import TcpProxy
 
 
@@ -257,36 +268,26 @@ async def test_a_message_to_an_idle_session_waits_for_the_database_to_start(temp
     with the database gone for longer than that read's retries, the new workflow failed
     and the message was never answered, with no terminal event. It now waits for the
     database and then answers the message."""
-    from temporalio import activity
     from temporalio.client import Client
 
     from app.runtime.temporal.activities import TurnActivities
 
-    refused, read = [], TurnActivities.earlier_messages
-
-    @activity.defn(name="earlier_messages")
-    async def earlier_messages(self, request: EarlierInput) -> list[str]:
-        if refused is not None:
-            refused.append(request.before)
-            raise DatabaseUnavailable("connection refused or lost")
-        return await read(self, request)
-
-    monkeypatch.setattr(TurnActivities, "earlier_messages", earlier_messages)
+    refused: list = [None]
+    refuse_activity(monkeypatch, TurnActivities, "earlier_messages", refused)
     monkeypatch.setattr(workflows, "IDLE_END", timedelta(seconds=1))
     async with temporal_app_serving(temporal_settings) as app:
         client = app.test_client()
         address = temporal_settings.temporal_address
         chat = await make_chat(client, fake_llm)
-        refused = None
         await say(client, chat["id"], "first")  # the session's first message: nothing to read before it
         await wait_turns(client, chat["id"])
         idle = (await Client.connect(address)).get_workflow_handle(workflow_id(chat["id"]))
         await asyncio.wait_for(idle.result(), 10)  # idle: its workflow ends
 
-        refused = []
+        refused[0] = []
         posted = await say(client, chat["id"], "second")
-        await refused_past_the_retries(refused, address, chat["id"])
-        refused = None  # the database is back
+        await refused_past_the_retries(refused[0], address, chat["id"])
+        refused[0] = None  # the database is back
         log = await wait_turns(client, chat["id"], count=2, timeout=15)
         assert log[-1]["type"] == "session.completed" and log[-1]["data"]["message_id"] == posted["id"]
         assert (await session(client, chat["id"]))["status"] == "pending"
@@ -300,20 +301,10 @@ async def test_a_turn_waiting_for_an_approval_outlasts_a_database_gone_past_the_
     workflow. The session stayed `waiting_for_approval`, and the approval sent once the
     database was back was taken (200) but never acted on. A read that fails is now
     skipped, and the turn goes on waiting."""
-    from temporalio import activity
-
     from app.runtime.temporal.activities import TurnActivities
 
-    refused, read = [], TurnActivities.still_waiting
-
-    @activity.defn(name="still_waiting")
-    async def still_waiting(self, request: WaitInput) -> list[str]:
-        if refused is not None:
-            refused.append(request.step_id)
-            raise DatabaseUnavailable("connection refused or lost")
-        return await read(self, request)
-
-    monkeypatch.setattr(TurnActivities, "still_waiting", still_waiting)
+    refused: list = [[]]
+    refuse_activity(monkeypatch, TurnActivities, "still_waiting", refused)
     monkeypatch.setattr(workflows, "ANSWER_POLL", timedelta(seconds=1))
     async with temporal_app_serving(temporal_settings) as app:
         client = app.test_client()
@@ -321,8 +312,8 @@ async def test_a_turn_waiting_for_an_approval_outlasts_a_database_gone_past_the_
         fake_llm.script(ToolCalls([("c1", "get_current_time", {})]), Text(["It is now."]))
         posted = await say(client, chat["id"], "time?")
         await waiting(client, chat["id"])
-        await refused_past_the_retries(refused, temporal_settings.temporal_address, chat["id"])
-        refused = None  # the database is back
+        await refused_past_the_retries(refused[0], temporal_settings.temporal_address, chat["id"])
+        refused[0] = None  # the database is back
         approved = await client.post(f"/v1/sessions/{chat['id']}/tool-calls/c1/approve")
         assert approved.status_code == 200, await approved.get_json()
         await wait_turns(client, chat["id"], timeout=15)

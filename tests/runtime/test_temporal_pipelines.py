@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-import typing
 
-from temporalio import activity
-
-from app.db import DatabaseUnavailable
 from app.main import create_app
 from app.runtime.temporal import workflows
 from app.runtime.temporal.pipeline_activities import PipelineActivities
 from app.runtime.temporal.types import PipelineStep, RunProgress, pipeline_workflow_id
 from tests.conftest import temporal_app_serving
 from tests.fakes import Text
-from tests.helpers import make_chat, until
+from tests.helpers import make_chat, refuse_activity, until
 from tests.tcp_proxy import TcpProxy
 
 
@@ -69,22 +65,6 @@ async def refused_past_the_retries(refused, temporal_address: str, run_id: str) 
             await asyncio.sleep(0.1)
 
 
-def refuse(monkeypatch, name: str, box: list) -> None:
-    """The pipeline activity `name` raises DatabaseUnavailable, as a database that went
-    away does, while `box[0]` (the requests it refused) is not None."""
-    original = getattr(PipelineActivities, name)
-
-    async def refusing(self, request):
-        if box[0] is not None:
-            box[0].append(request)
-            raise DatabaseUnavailable("connection refused or lost")
-        return await original(self, request)
-
-    hints = typing.get_type_hints(original)  # how Temporal decodes the request
-    (request_type,) = [t for n, t in hints.items() if n != "return"]
-    refusing.__annotations__ = {"request": request_type, "return": hints["return"]}
-    monkeypatch.setattr(PipelineActivities, name, activity.defn(name=name)(refusing))
-
 
 async def test_a_run_whose_database_is_gone_past_the_retries_ends_failed_once_it_is_back(
         temporal_settings, fake_llm, short_retries, monkeypatch):
@@ -95,8 +75,8 @@ async def test_a_run_whose_database_is_gone_past_the_retries_ends_failed_once_it
     database takes it."""
     refused: list = []
     box: list = [refused]
-    refuse(monkeypatch, "pipeline_step", box)
-    refuse(monkeypatch, "save_pipeline_run", box)
+    refuse_activity(monkeypatch, PipelineActivities, "pipeline_step", box)
+    refuse_activity(monkeypatch, PipelineActivities, "save_pipeline_run", box)
     async with temporal_app_serving(temporal_settings) as app:
         client = app.test_client()
         await one_step_pipeline(client, fake_llm)
@@ -124,7 +104,7 @@ async def test_a_run_whose_start_the_database_refuses_past_the_retries_runs_once
     stayed `running` for good, never started. It now waits for the database."""
     refused: list = []
     box: list = [refused]
-    refuse(monkeypatch, "load_pipeline_run", box)
+    refuse_activity(monkeypatch, PipelineActivities, "load_pipeline_run", box)
     async with temporal_app_serving(temporal_settings) as app:
         client = app.test_client()
         await one_step_pipeline(client, fake_llm)
