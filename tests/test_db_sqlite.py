@@ -68,3 +68,19 @@ async def test_concurrent_reads_and_writes_do_not_interleave(db):
 
     results = await asyncio.gather(*(write(i) if i % 2 else read() for i in range(40)))
     assert await Agent.filter(name__startswith="w").count() == 20 and all(isinstance(r, int) for r in results if r)
+
+
+async def test_the_wal_keeps_its_working_size_and_commits_skip_fsync(db):
+    """Tortoise's 16 KB journal_size_limit shrank the WAL after every checkpoint, and each
+    commit grew it again: a quarter of an event insert (issue 13)."""
+    assert (await db.execute_query_dict("PRAGMA journal_size_limit"))[0]["journal_size_limit"] == 64 * 1024 * 1024
+    assert (await db.execute_query_dict("PRAGMA synchronous"))[0]["synchronous"] == 1  # NORMAL
+    assert (await db.execute_query_dict("PRAGMA journal_mode"))[0]["journal_mode"] == "wal"
+
+
+def test_pragmas_in_the_database_url_win():
+    from app.db import with_sqlite_pragmas
+
+    assert with_sqlite_pragmas("sqlite:///x.db?journal_size_limit=-1") == "sqlite:///x.db?journal_size_limit=-1&synchronous=NORMAL"
+    assert with_sqlite_pragmas("sqlite:///x.db") == f"sqlite:///x.db?synchronous=NORMAL&journal_size_limit={64 * 1024 * 1024}"
+    assert with_sqlite_pragmas("sqlite://:memory:") == "sqlite://:memory:"
