@@ -293,6 +293,53 @@ def test_a_client_that_stopped_reading_is_cut_off_while_the_server_runs(live_ser
     assert httpx.get(f"{server.url}/health").status_code == 200
 
 
+def test_a_plain_response_to_a_client_that_stopped_reading_is_cut_off(live_server_factory):
+    """A body already in memory (an 8 MB JSON page here) is sent without Quart's
+    RESPONSE_TIMEOUT timer (issue 13: a task and a timer per request); SEND_TIMEOUT_SECONDS
+    is what ends a send to a client that takes nothing."""
+    server = live_server_factory({"SEND_TIMEOUT_SECONDS": "2"})
+    _big_log(server, "big")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", server.port))
+    stalled.sendall(b"GET /sessions/big/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        client_port = stalled.getsockname()[1]
+        until(lambda: client_port in server.held_connections(), 5, "the stalled client connected")
+        until(lambda: client_port not in server.held_connections(), 2 + 5, "the stalled client cut off")
+        assert "took nothing for 2 s" in server.log()
+    finally:
+        stalled.close()
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def test_a_body_that_arrives_in_parts_is_read_whole(live_server):
+    """A small body is read at once, without Quart's BODY_TIMEOUT timer, when it has all
+    arrived; one still arriving is waited for."""
+    body = b'{"session_id": "parts", "session_name": "in parts"}'
+    with socket.create_connection(("127.0.0.1", live_server.port)) as sock:
+        sock.sendall(b"POST /sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body[:20])
+        time.sleep(0.5)  # the handler is waiting for the rest by now
+        sock.sendall(body[20:])
+        answer = _read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert httpx.get(f"{live_server.url}/sessions/parts").json()["session"]["session_name"] == "in parts"
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One HTTP/1.1 response with a Content-Length, read whole."""
+    sock.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return data
+
+
 def test_sigterm_cuts_off_a_client_that_stopped_reading_after_graceful_timeout(live_server_factory):
     """Reported: an SSE client that does not read (its replay filled the socket buffers)
     kept a SIGTERM'd server up until the client went away, 80 s and more: Hypercorn

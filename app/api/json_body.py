@@ -125,7 +125,11 @@ class JsonRequest(Request):
         if not (force or self.is_json):
             return None
         try:
-            result = parse_json_body(await self.get_data(cache=cache))
+            # A body that has all arrived (every small POST) is read without Quart's
+            # BODY_TIMEOUT timer, a task and a timer handle (asyncio.wait_for) per request;
+            # one still arriving is waited for with it.
+            complete = cache and self.body._complete.is_set()
+            result = parse_json_body(await self.body if complete else await self.get_data(cache=cache))
         except JsonBodyError:
             if not silent:
                 raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 from quart import Quart, Response, g, request, websocket
+from quart.wrappers.response import DataBody
 
 from app.api.cors import is_preflight, preflight_response
 from app.auth.middleware import add_security_headers, authenticate
@@ -37,6 +38,12 @@ def install_request_hooks(app: Quart, auth: AuthService, metrics: Metrics) -> No
         """What every answer gets, refused /ws handshakes included: the security headers,
         the request id, and its count in the metrics."""
         add_security_headers(response)
+        if response.timeout is Ellipsis and isinstance(response.response, DataBody):
+            # A body already in memory is sent without Quart's RESPONSE_TIMEOUT timer: that
+            # timer is a task and a timer handle per request (asyncio.wait_for), ~4% of a
+            # small GET. A client that stops reading is still cut off, by
+            # SEND_TIMEOUT_SECONDS (app/hypercorn_fixes.py). Streams keep their own.
+            response.timeout = None
         # getattr: should anything ever fail before the hook above, the response still goes out.
         response.headers["X-Request-ID"] = getattr(g, "request_id", "-")
         route = req.url_rule.rule if req.url_rule is not None else "unmatched"
