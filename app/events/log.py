@@ -158,6 +158,12 @@ class EventLog:
         return Message(id=message_id, session_id=session_id, sequence=sequence, role=role, content=content,
                        created_at=created_at, reply_to=reply_to)
 
+    def numbers_events_of(self, session_id: str) -> bool:
+        """Whether this process numbers the session's events from memory and has numbered
+        some: the session existed a moment ago, and a delete here would have forgotten it.
+        Never on PostgreSQL, where other processes write and delete too."""
+        return self.shared is None and self.event_numbers.last(session_id) is not None
+
     def forget_session(self, session_id: str) -> None:
         self.event_numbers.forget(session_id)
         self.message_numbers.forget(session_id)

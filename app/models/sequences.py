@@ -47,7 +47,11 @@ class SequenceCounter:
                     break
                 except IntegrityError:
                     if attempt == RETRIES - 1:
-                        raise  # not a race (e.g. the session is gone): let the caller see it
+                        # Not a race (e.g. the session is gone): let the caller see it. What
+                        # was remembered is not trusted either: a session deleted by other
+                        # means than forget() (a cascade) and created again starts at 1.
+                        self._last.pop(session_id, None)
+                        raise
                     last = await self._read_last(session_id)
             self._remember(session_id, last + 1)
             return row

@@ -343,6 +343,24 @@ async def test_an_event_for_an_unknown_session_is_kept(client, path):
     assert (await (await client.get("/sessions/mid-1/status")).get_json()) == {"status": "finished"}
 
 
+async def test_an_event_for_a_session_deleted_behind_the_servers_back_starts_it_again(client):
+    """Events of a session the server is writing to go in without a read of the session
+    first (issue 13). A session deleted by other means than its DELETE (a cascade, another
+    process) then fails the insert: the event takes the usual path, creating the session
+    again, numbered from 1 as any new session."""
+    from app.models import Session
+
+    await create(client, "gone-1")
+    for _ in range(3):
+        assert (await client.post("/sessions/gone-1/events", json=hook("pre_tool", "gone-1", tool_name="Bash"))).status_code == 200
+    await Session.filter(id="gone-1").delete()
+    response = await client.post("/sessions/gone-1/events", json=hook("post_tool", "gone-1", tool_name="Bash"))
+    assert response.status_code == 200, await response.get_json()
+    assert (await (await client.get("/sessions/gone-1")).get_json())["session"]["implicit"] is True
+    page = await (await client.get("/v1/sessions/gone-1/events?format=json")).get_json()
+    assert [(e["sequence"], e["type"]) for e in page["data"]] == [(1, "post_tool")], page
+
+
 async def test_a_lost_start_then_a_stop_is_a_finished_implicit_session(client):
     await client.post("/events", json=hook("session_stop", "late", exit_code=0, reason="completed"))
     session = (await (await client.get("/sessions/late")).get_json())["session"]
