@@ -147,14 +147,18 @@ class EventLog:
 
     async def _insert_message(self, session_id: str, message_id, role: str, content: dict[str, Any],
                               reply_to: uuid.UUID | None) -> Message:
+        created_at, content_json = utcnow(), dumps(content)
         if self.shared is None:
             assert isinstance(self.message_numbers, SequenceCounter)  # no shared counter: numbered here
-            return await self.message_numbers.insert(session_id, lambda sequence: Message.create(
-                id=message_id, session_id=session_id, sequence=sequence, role=role, content=content,
-                reply_to=reply_to))
-        created_at = utcnow()
-        (sequence,) = await self.shared.insert_row(MESSAGE_INSERT, session_id, message_id, role, dumps(content),
-                                                   created_at, reply_to)
+
+            async def store(number: int) -> int:
+                await raw_sql.insert_message(message_id, session_id, number, role, content_json, created_at, reply_to)
+                return number
+
+            sequence = await self.message_numbers.insert(session_id, store)
+        else:
+            (sequence,) = await self.shared.insert_row(MESSAGE_INSERT, session_id, message_id, role, content_json,
+                                                       created_at, reply_to)
         return Message(id=message_id, session_id=session_id, sequence=sequence, role=role, content=content,
                        created_at=created_at, reply_to=reply_to)
 
