@@ -22,7 +22,7 @@ from app.models import Agent, Message, PipelineRun, Session, User
 from app.models.enums import UserRole
 from app.runtime import pipeline_graph as graph
 from app.runtime.outcome import await_outcome
-from app.runtime.temporal.activities import heartbeating
+from app.runtime.temporal.activities import bounded_end, heartbeating
 from app.runtime.temporal.types import (
     PipelineStep,
     PipelineStepOutcome,
@@ -54,12 +54,11 @@ class PipelineActivities:
 
     @activity.defn(name="save_pipeline_run")
     async def save_pipeline_run(self, progress: RunProgress) -> None:
-        """An update, not a save: a run whose pipeline was deleted meanwhile writes nothing."""
-        fields: dict[str, Any] = {"steps": progress.entries,
-                                  "usage": graph.total_usage({e["name"]: e for e in progress.entries})}
-        if progress.status is not None:
-            fields.update(status=progress.status, output=progress.output, finished_at=utcnow())
-        await PipelineRun.filter(id=progress.run_id).update(**fields)
+        if progress.status is None:  # progress: a save that fails is skipped (PipelineRunWorkflow._save)
+            await write_run(progress)
+            return
+        with bounded_end(f"the end of pipeline run {progress.run_id}"):
+            await write_run(progress)
 
     @activity.defn(name="pipeline_step")
     async def pipeline_step(self, step: PipelineStep) -> PipelineStepOutcome:
@@ -98,6 +97,15 @@ class PipelineActivities:
 
     def all(self) -> list:
         return [self.load_pipeline_run, self.save_pipeline_run, self.pipeline_step]
+
+
+async def write_run(progress: RunProgress) -> None:
+    """An update, not a save: a run whose pipeline was deleted meanwhile writes nothing."""
+    fields: dict[str, Any] = {"steps": progress.entries,
+                              "usage": graph.total_usage({e["name"]: e for e in progress.entries})}
+    if progress.status is not None:
+        fields.update(status=progress.status, output=progress.output, finished_at=utcnow())
+    await PipelineRun.filter(id=progress.run_id).update(**fields)
 
 
 async def _act_as(owner_id: str | None) -> None:
