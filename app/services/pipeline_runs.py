@@ -91,15 +91,9 @@ async def running_run_ids(pipeline_id: uuid.UUID) -> list[uuid.UUID]:
     return cast(list[uuid.UUID], ids)
 
 
-async def stop_runs_of(runtime: Runtime, pipeline_id: uuid.UUID, reason: str,
-                      run_ids: list[uuid.UUID] | None = None) -> None:
-    """Stop the pipeline's runs still going. In temporal mode they are found by their
-    rows, or given (`run_ids`) when the rows are gone."""
-    if runtime.settings.temporal:
-        if run_ids is None:
-            run_ids = await running_run_ids(pipeline_id)
-        await runtime.temporal_runner.stop_pipeline_runs([str(r) for r in run_ids], STOP_WAIT_SECONDS)
-        return
+async def stop_runs_of(runtime: Runtime, pipeline_id: uuid.UUID, reason: str) -> None:
+    """Stop the pipeline's runs still going in this process (in temporal mode a DELETE
+    cancels their workflows itself: app/services/pipelines.py)."""
     await runtime.tasks.stop(_group(pipeline_id), reason, STOP_WAIT_SECONDS)
 
 

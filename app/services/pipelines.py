@@ -17,7 +17,14 @@ from app.models import Pipeline, PipelineRun
 from app.models.enums import AgentStatus, PipelineRunStatus
 from app.services.agents import get_agent
 from app.services.common import as_uuid, existing_key, paginate, parse_uuid
-from app.services.pipeline_runs import PIPELINE_DELETED, launch, running_run_ids, stop_runs_of, usage_dict
+from app.services.pipeline_runs import (
+    PIPELINE_DELETED,
+    STOP_WAIT_SECONDS,
+    launch,
+    running_run_ids,
+    stop_runs_of,
+    usage_dict,
+)
 
 if TYPE_CHECKING:
     from app.wiring import Runtime
@@ -71,33 +78,40 @@ async def update_pipeline(ref: str, changes: dict[str, Any]) -> Pipeline:
 
 async def delete_pipeline(runtime: Runtime, ref: str) -> None:
     """Delete a pipeline with its runs; a run still going is stopped. None goes on once
-    this returns (docs/decisions.md 168, 181).
+    this returns (docs/decisions.md 168, 181, 199).
 
     A `/run` that found the pipeline just before may store its run and launch it
     meanwhile. In process, the runs are stopped before the delete and again once the
     rows are gone: a run launched before that second stop is stopped by it, and one
     launched after it finds its row gone and never begins (`_RunExecution.execute`).
-    In temporal mode the runs to stop are those deleted with the pipeline, stopped after
-    the delete: a run's workflow that starts later finds its row gone and never begins
-    (`load_pipeline_run`). No run can be stored after the delete (its row needs the
-    pipeline's)."""
+    In temporal mode the runs to stop are those deleted with the pipeline, cancelled
+    before the delete is committed (_delete_with_runs). No run can be stored after the
+    delete (its row needs the pipeline's)."""
     pipeline = await get_pipeline(ref)
     if runtime.settings.temporal:
-        await stop_runs_of(runtime, pipeline.id, PIPELINE_DELETED, await _delete_with_runs(pipeline))
+        run_ids = [str(r) for r in await _delete_with_runs(runtime, pipeline)]
+        await runtime.temporal_runner.wait_pipeline_runs(run_ids, STOP_WAIT_SECONDS)
         return
     await stop_runs_of(runtime, pipeline.id, PIPELINE_DELETED)
     await pipeline.delete()
     await stop_runs_of(runtime, pipeline.id, PIPELINE_DELETED)
 
 
-async def _delete_with_runs(pipeline: Pipeline) -> list[uuid.UUID]:
-    """Delete the pipeline; the ids of its runs still going, which went with it. Its row
-    is locked first, so no run can be stored between the read and the delete (a run's
-    insert waits on that lock, then finds the pipeline gone): the ids are exactly the
-    runs deleted, which a read after the delete could no longer find."""
+async def _delete_with_runs(runtime: Runtime, pipeline: Pipeline) -> list[uuid.UUID]:
+    """Delete the pipeline and cancel the workflows of its runs still going, or neither:
+    the ids of those runs. Its row is locked first, so no run can be stored between the
+    read and the delete (a run's insert waits on that lock, then finds the pipeline
+    gone): the ids are exactly the runs deleted. Their workflows are cancelled with the
+    lock held, before the delete is committed: Temporal unreachable, the DELETE is a 503
+    and the transaction is rolled back, nothing deleted (the client sends it again),
+    rather than runs deleted whose workflows go on once Temporal is back. A workflow not
+    started yet when its cancel is asked (its `/run` is still starting it) starts later;
+    its first read (`load_pipeline_run`) waits on the same lock, so it finds its run
+    deleted once this commits, or runs it if this rolled back."""
     async with in_transaction():
         await Pipeline.filter(id=pipeline.id).select_for_update().first()
         run_ids = await running_run_ids(pipeline.id)
+        await runtime.temporal_runner.cancel_pipeline_runs([str(r) for r in run_ids])
         await pipeline.delete()
     return run_ids
 

@@ -16,8 +16,8 @@ from app.runtime.temporal import workflows
 from app.runtime.temporal.pipeline_activities import PipelineActivities
 from app.runtime.temporal.types import PipelineStep, RunProgress, pipeline_workflow_id
 from tests.conftest import temporal_app_serving
-from tests.fakes import Text
-from tests.helpers import make_chat, refuse_activity, until
+from tests.fakes import Hang, Text
+from tests.helpers import make_chat, refuse_activity, session, until
 from tests.tcp_proxy import TcpProxy
 
 
@@ -165,3 +165,93 @@ async def test_a_caller_waiting_for_a_run_outlasts_temporal_going_away(temporal_
             body = await response.get_json()
             assert response.status_code == 200 and body["status"] == "completed", body
             assert body["output"] == "slow answer"
+
+
+async def test_a_delete_while_temporal_is_down_is_a_503_in_seconds_and_deletes_nothing(temporal_settings,
+                                                                                      temporal_server, fake_llm):
+    """Reported: with Temporal unreachable, a DELETE of a pipeline with a run going
+    deleted the rows, then tried to cancel the run's workflow for the SDK's 10 s and
+    answered 500; the run went on once Temporal was back, for a pipeline that no longer
+    existed. The runs' workflows are now cancelled before the delete is committed: the
+    DELETE answers 503 `runner_unavailable` in about 1.5 s, as a message does, and
+    nothing is deleted, so that the client can send it again."""
+    with TcpProxy("127.0.0.1", temporal_server.port) as proxy:
+        settings = temporal_settings.replace(temporal_address=f"127.0.0.1:{proxy.port}")
+        async with temporal_app_serving(settings, worker_address=temporal_settings.temporal_address) as app:
+            client = app.test_client()
+            await one_step_pipeline(client, fake_llm)
+            fake_llm.script(Hang(["..."], seconds=30))
+            run_id = await start(client)
+            await until(lambda: bool(fake_llm.requests))  # its step's turn runs on the worker
+            (step,) = (await run_status(client, run_id))["steps"]
+
+            proxy.refuse()  # the API's Temporal goes away
+            started = time.monotonic()
+            response = await client.delete("/v1/pipelines/flow")
+            took, body = time.monotonic() - started, await response.get_json()
+            assert response.status_code == 503 and body["error"]["code"] == "runner_unavailable", body
+            assert body["error"]["message"] == "the runner (Temporal) cannot be reached; try again"
+            assert took < 2.5, f"the 503 took {took:.1f} s"
+            assert (await client.get("/v1/pipelines/flow")).status_code == 200  # nothing deleted
+            assert (await run_status(client, run_id))["status"] == "running"
+            assert (await session(client, step["session_id"]))["status"] == "running"
+
+            proxy.forward()  # Temporal is back: the client sends the DELETE again
+            assert (await client.delete("/v1/pipelines/flow")).status_code == 204
+            assert (await client.get("/v1/pipelines/flow")).status_code == 404
+            assert (await session(client, step["session_id"]))["status"] == "pending"  # its turn was cancelled
+            assert len(fake_llm.requests) == 1
+
+
+async def test_a_run_whose_workflow_starts_during_a_delete_never_begins(temporal_settings, fake_llm, monkeypatch):
+    """A DELETE cancels its runs' workflows before it commits (so that a 503 deletes
+    nothing). A `/run` that stored its run just before the DELETE may start its workflow
+    after that cancel (which found none), while the delete is not committed yet: that
+    workflow's first read waits for the DELETE, finds its run gone, and ends without a
+    step. The window is held open here: the run's start waits for the DELETE's cancel,
+    and the DELETE waits for the workflow to read its run."""
+    from temporalio.api.enums.v1 import PendingActivityState
+    from temporalio.client import Client
+
+    async with temporal_app_serving(temporal_settings) as app:
+        client = app.test_client()
+        await one_step_pipeline(client, fake_llm)
+        fake_llm.script(Text(["done"]))
+        runner = app.extensions["runtime"].temporal_runner
+        start_run, cancel_runs = runner.start_pipeline_run, runner.cancel_pipeline_runs
+        stored, cancelled, started = asyncio.Event(), asyncio.Event(), []
+
+        async def start_after_the_cancel(run_id):  # the run is stored; its workflow not started yet
+            started.append(run_id)
+            stored.set()
+            await cancelled.wait()
+            return await start_run(run_id)
+
+        async def cancel_then_let_the_run_read(run_ids):
+            await cancel_runs(run_ids)
+            assert run_ids == started  # the run was found: its cancel found no workflow
+            cancelled.set()
+            handle = (await Client.connect(temporal_settings.temporal_address)).get_workflow_handle(
+                pipeline_workflow_id(run_ids[0]))
+
+            async def reading() -> bool:  # its first read runs (waits on the DELETE, once fixed)
+                try:
+                    pending = (await handle.describe()).raw_description.pending_activities
+                except Exception:  # not started yet
+                    return False
+                return any(p.activity_type.name != "load_pipeline_run"
+                           or p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED for p in pending)
+
+            await until(reading)
+            await asyncio.sleep(0.5)  # a read not held by the DELETE would be over by now
+
+        monkeypatch.setattr(runner, "start_pipeline_run", start_after_the_cancel)
+        monkeypatch.setattr(runner, "cancel_pipeline_runs", cancel_then_let_the_run_read)
+        running = asyncio.ensure_future(client.post("/v1/pipelines/flow/run", json={"input": "x", "wait": True}))
+        await asyncio.wait_for(stored.wait(), 10)
+        assert (await client.delete("/v1/pipelines/flow")).status_code == 204
+        response = await asyncio.wait_for(running, 15)
+        body = await response.get_json()
+        assert response.status_code == 409 and body["error"]["code"] == "run_stopped", body
+        await asyncio.sleep(1)  # a step that began would have asked the provider by now
+        assert fake_llm.requests == []

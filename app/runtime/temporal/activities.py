@@ -34,6 +34,7 @@ from app.runtime.providers.base import ProviderError, ToolCall
 from app.runtime.resolution import NoModel
 from app.runtime.temporal.types import (
     DATABASE_UNAVAILABLE,
+    END_FAILED,
     SESSION_GONE,
     EarlierInput,
     FinishInput,
@@ -89,6 +90,26 @@ def ends_if_deleted(session_id: str) -> Iterator[None]:
         yield
     except SessionGone:
         raise _gone(session_id) from None
+
+
+@contextmanager
+def bounded_end(what: str) -> Iterator[None]:
+    """For the activities that write an end (a turn's, a pipeline run's), which the
+    workflow retries without limit (END_RETRIES) so that a database outage cannot lose
+    it: any other failure (a bug, a bad value in the write) is raised as a non-retryable
+    END_FAILED, which the workflow tries a bounded number of times (record_end in
+    workflows.py) before it ends the turn or run with a fallback. A database failure
+    stays retryable (DatabaseFailures names it), as do a deleted session (SESSION_GONE,
+    already non-retryable) and a timeout (a worker lost mid-call)."""
+    try:
+        yield
+    except (DatabaseUnavailable, ApplicationError):
+        raise
+    except Exception as exc:
+        # One ERROR line: the traceback comes with the activity's failure, which the SDK logs.
+        log.error("%s could not be written (not the database's fault): %s: %s", what, type(exc).__name__, exc)
+        raise ApplicationError(f"{what} could not be written: {type(exc).__name__}", type=END_FAILED,
+                               non_retryable=True) from exc
 
 
 class DatabaseFailures(Interceptor):
@@ -266,7 +287,7 @@ class TurnActivities:
 
     @activity.defn(name="finish_turn")
     async def finish_turn(self, finish: FinishInput) -> None:
-        with ends_if_deleted(finish.session_id):
+        with bounded_end(f"the end of the turn in session {finish.session_id}"), ends_if_deleted(finish.session_id):
             await self._finish_turn(finish)
 
     async def _finish_turn(self, finish: FinishInput) -> None:

@@ -13,16 +13,17 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from tortoise.transactions import in_transaction
 
 from app.auth.principal import ANONYMOUS_ADMIN, SCOPES, USER_SCOPES, Principal, set_principal
 from app.errors import ApiError
 from app.events.log import EventLog
 from app.events.messages import record_message
-from app.models import Agent, Message, PipelineRun, Session, User
+from app.models import Agent, Message, Pipeline, PipelineRun, Session, User
 from app.models.enums import UserRole
 from app.runtime import pipeline_graph as graph
 from app.runtime.outcome import await_outcome
-from app.runtime.temporal.activities import heartbeating
+from app.runtime.temporal.activities import bounded_end, heartbeating
 from app.runtime.temporal.types import (
     PipelineStep,
     PipelineStepOutcome,
@@ -45,21 +46,29 @@ class PipelineActivities:
 
     @activity.defn(name="load_pipeline_run")
     async def load_pipeline_run(self, run_id: str) -> RunPlan | None:
-        """None: the run was deleted with its pipeline before its workflow began."""
-        run = await PipelineRun.get_or_none(id=run_id).select_related("pipeline")
-        if run is None:
+        """None: the run was deleted with its pipeline before its workflow began. A DELETE
+        of the pipeline going on is waited for: it may have asked Temporal to cancel this
+        workflow before it was started, and its delete is not committed yet
+        (services/pipelines.py `_delete_with_runs` holds the pipeline's row): read before
+        that commit, the run would go on after it."""
+        found = await PipelineRun.get_or_none(id=run_id)
+        if found is None:
             return None
-        return RunPlan(run.pipeline.name, run.pipeline.steps, run.steps, run.input,
-                       str(run.owner_id) if run.owner_id else None)
+        async with in_transaction():
+            # FOR NO KEY UPDATE: waits for the DELETE's FOR UPDATE, not for runs being stored.
+            pipeline = await Pipeline.filter(id=found.pipeline_id).select_for_update(no_key=True).first()
+            run = await PipelineRun.get_or_none(id=run_id)
+        if pipeline is None or run is None:
+            return None
+        return RunPlan(pipeline.name, pipeline.steps, run.steps, run.input, str(run.owner_id) if run.owner_id else None)
 
     @activity.defn(name="save_pipeline_run")
     async def save_pipeline_run(self, progress: RunProgress) -> None:
-        """An update, not a save: a run whose pipeline was deleted meanwhile writes nothing."""
-        fields: dict[str, Any] = {"steps": progress.entries,
-                                  "usage": graph.total_usage({e["name"]: e for e in progress.entries})}
-        if progress.status is not None:
-            fields.update(status=progress.status, output=progress.output, finished_at=utcnow())
-        await PipelineRun.filter(id=progress.run_id).update(**fields)
+        if progress.status is None:  # progress: a save that fails is skipped (PipelineRunWorkflow._save)
+            await write_run(progress)
+            return
+        with bounded_end(f"the end of pipeline run {progress.run_id}"):
+            await write_run(progress)
 
     @activity.defn(name="pipeline_step")
     async def pipeline_step(self, step: PipelineStep) -> PipelineStepOutcome:
@@ -98,6 +107,15 @@ class PipelineActivities:
 
     def all(self) -> list:
         return [self.load_pipeline_run, self.save_pipeline_run, self.pipeline_step]
+
+
+async def write_run(progress: RunProgress) -> None:
+    """An update, not a save: a run whose pipeline was deleted meanwhile writes nothing."""
+    fields: dict[str, Any] = {"steps": progress.entries,
+                              "usage": graph.total_usage({e["name"]: e for e in progress.entries})}
+    if progress.status is not None:
+        fields.update(status=progress.status, output=progress.output, finished_at=utcnow())
+    await PipelineRun.filter(id=progress.run_id).update(**fields)
 
 
 async def _act_as(owner_id: str | None) -> None:

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         RunProgress,
     )
 
-from app.runtime.temporal.workflows import END_RETRIES, HEARTBEAT_TIMEOUT, INFRA_RETRIES, SHORT_TIMEOUT
+from app.runtime.temporal.workflows import END_RETRIES, HEARTBEAT_TIMEOUT, INFRA_RETRIES, SHORT_TIMEOUT, record_end
 
 STEP_TIMEOUT = timedelta(hours=2)
 
@@ -96,16 +96,21 @@ class PipelineRunWorkflow:
 
     async def _save(self, status: str | None = None, output: str | None = None) -> None:
         """Write the run's progress, or its end (`status`). The end is tried until the
-        database takes it: given up, the run would stay `running` for good. Progress that
+        database takes it: given up, the run would stay `running` for good (record_end:
+        a failure not the database's has bounded tries, then a fallback end). Progress that
         the database refuses past its retries is skipped: each save writes every step,
         so the next one (the end at the latest) brings it up to date."""
         progress = RunProgress(self.run_id, [self.entries[name] for name in self.defs], status, output)
+        if status is not None:  # an end that cannot be written (not for the database) still ends the run, failed
+            if not await record_end("save_pipeline_run", progress) and not await record_end("fallback_run_end",
+                                                                                            self.run_id):
+                workflow.logger.error("pipeline run %s: neither its end nor the fallback end could be written; "
+                                      "see the workers' log", self.run_id)
+            return
         try:
             await workflow.execute_activity("save_pipeline_run", progress, start_to_close_timeout=SHORT_TIMEOUT,
-                                            retry_policy=INFRA_RETRIES if status is None else END_RETRIES)
+                                            retry_policy=INFRA_RETRIES)
         except ActivityError as exc:
-            if status is not None:
-                raise
             if isinstance(exc.cause, CancelledError):  # the run was stopped meanwhile
                 raise asyncio.CancelledError from exc
             workflow.logger.warning("pipeline run %s: its progress was not saved, the next save brings it: %s",

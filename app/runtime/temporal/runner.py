@@ -169,15 +169,24 @@ class TemporalRunner:
         task.add_done_callback(self._waiters.discard)
         return task
 
-    async def stop_pipeline_runs(self, run_ids: list[str], wait_seconds: float) -> None:
-        """Cancel these runs' workflows (their running turns stop too) and wait for them."""
-        handles = [self.client.get_workflow_handle(pipeline_workflow_id(run_id)) for run_id in run_ids]
-        for handle in handles:
+    async def cancel_pipeline_runs(self, run_ids: list[str]) -> None:
+        """Ask Temporal to cancel these runs' workflows (their running turns stop too); one
+        not started yet is not found, and needs no cancel (see delete_pipeline).
+        ServiceUnavailable, as soon as a message's would be (REQUEST_RETRIES), when Temporal
+        does not take a cancel: the DELETE that asks then deletes nothing (decision 199)."""
+        for run_id in run_ids:
+            handle = self.requests.get_workflow_handle(pipeline_workflow_id(run_id))
             try:
-                await handle.cancel()
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
-                    raise
+                await handle.cancel(rpc_timeout=REQUEST_ANSWER_TIMEOUT)
+            except (RPCError, RuntimeError) as exc:  # RuntimeError: the lazy client's first connection failed
+                if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
+                    continue
+                log.warning("could not stop pipeline run %s: %s", run_id, unreachable_reason(exc))
+                raise _unreachable() from exc
+
+    async def wait_pipeline_runs(self, run_ids: list[str], wait_seconds: float) -> None:
+        """Wait, `wait_seconds` at most, for these runs' workflows to end (once cancelled)."""
+        handles = [self.client.get_workflow_handle(pipeline_workflow_id(run_id)) for run_id in run_ids]
         results = [asyncio.ensure_future(handle.result()) for handle in handles]
         if results:
             await asyncio.wait(results, timeout=wait_seconds)

@@ -131,6 +131,9 @@ class FinishInput:
 # ApplicationError types raised by activities that the workflow treats specially.
 SESSION_GONE = "session_gone"
 DATABASE_UNAVAILABLE = "database_unavailable"  # retryable; its message: "the database was unavailable (<reason>)"
+# Non-retryable: an end's write (a turn's, a pipeline run's) failed other than on the
+# database (a bug, a bad value); the workflow tries it a bounded number of times.
+END_FAILED = "end_failed"
 
 
 # --- pipeline runs ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from app.config import Settings
 from app.runtime.providers import import_sdks
 from app.runtime.temporal.activities import DatabaseFailures, TurnActivities
+from app.runtime.temporal.ends import FallbackEnds
 from app.runtime.temporal.pipeline_activities import FindAgent, PipelineActivities
 from app.runtime.temporal.pipelines import PipelineRunWorkflow
 from app.runtime.temporal.workflows import SessionWorkflow
@@ -54,7 +55,8 @@ def build_worker(client: Client, settings: Settings, deps: TurnDeps, find_agent:
     return Worker(
         client, task_queue=settings.temporal_task_queue, identity=f"{os.getpid()}@{socket.gethostname()}",
         workflows=[SessionWorkflow, PipelineRunWorkflow], workflow_runner=workflow_runner(),
-        activities=[*TurnActivities(deps).all(), *PipelineActivities(deps.events, find_agent).all()],
+        activities=[*TurnActivities(deps).all(), *PipelineActivities(deps.events, find_agent).all(),
+                    *FallbackEnds(deps.events, deps.metrics).all()],
         interceptors=[DatabaseFailures()],
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE, default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -19,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from app.runtime.temporal.types import (
         DATABASE_UNAVAILABLE,
+        END_FAILED,
         SESSION_GONE,
         EarlierInput,
         FinishInput,
@@ -47,7 +49,8 @@ INFRA_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backof
 # A turn's end (its terminal event and the session's status) is tried until the database
 # takes it, however long the outage: given up, the session would stay `running` with no
 # terminal event, and the workflow would fail with the messages queued behind the turn.
-# Only the session's deletion (SESSION_GONE) ends the tries otherwise. The read that
+# Only the session's deletion (SESSION_GONE) ends the tries otherwise, and a failure that
+# is not the database's has a bounded number of tries (record_end). The read that
 # starts a workflow's first turn (_next) is retried the same way, for the same reason.
 END_RETRIES = RetryPolicy(initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
                           maximum_interval=timedelta(seconds=5), maximum_attempts=0)  # 0: no limit
@@ -61,6 +64,34 @@ ANSWER_POLL = timedelta(seconds=30)
 TOOL_TIMEOUT = SHORT_TIMEOUT + timedelta(minutes=10)
 # workflow.patched() id: a turn's end that found its session deleted ends the workflow.
 GONE_ENDS_WORKFLOW = "session-gone-at-finish-ends-workflow"
+# workflow.patched() id: an end that failed other than on the database is tried again, boundedly.
+BOUNDED_END_TRIES = "end-failed-tried-boundedly-then-fallback"
+
+
+async def record_end(activity: str, arg: Any) -> bool:
+    """Run an activity that writes an end (a turn's, a pipeline run's). A database outage
+    is retried within it without limit (END_RETRIES); a failure of another kind (a bug,
+    a bad value: END_FAILED, non-retryable) gets as many tries as any activity has
+    (INFRA_RETRIES), with its backoff. False once they are used up: the caller then writes
+    its fallback end (app/runtime/temporal/ends.py). Only the END_FAILED tries add to the
+    history, so an outage of any length costs one activity."""
+    tries = INFRA_RETRIES
+    attempts = tries.maximum_attempts or 1
+    for attempt in range(1, attempts + 1):
+        try:
+            await workflow.execute_activity(activity, arg, start_to_close_timeout=SHORT_TIMEOUT,
+                                            retry_policy=END_RETRIES)
+            return True
+        except ActivityError as exc:
+            if not (isinstance(exc.cause, ApplicationError) and exc.cause.type == END_FAILED):
+                raise
+            if not workflow.patched(BOUNDED_END_TRIES):  # replayed from an older worker's history
+                raise
+            workflow.logger.warning("%s failed (try %d of %d): %s", activity, attempt, attempts, exc.cause.message)
+            if attempt < attempts:
+                wait = tries.initial_interval * tries.backoff_coefficient ** (attempt - 1)
+                await workflow.sleep(min(wait, tries.maximum_interval or wait))
+    return False
 
 
 @workflow.defn
@@ -323,8 +354,10 @@ class SessionWorkflow:
         """Record how the turn ended; True if the session is gone, and the workflow ends."""
         self.ending = True
         try:
-            await workflow.execute_activity("finish_turn", finish, start_to_close_timeout=SHORT_TIMEOUT,
-                                            retry_policy=END_RETRIES)
+            # An end that cannot be written (not for the database) still ends the turn, failed.
+            if not await record_end("finish_turn", finish) and not await record_end("fallback_turn_end", finish):
+                workflow.logger.error("session %s: neither the end of its turn nor the fallback end could be "
+                                      "written; see the workers' log", self.session_id)
         except ActivityError as exc:
             if not (isinstance(exc.cause, ApplicationError) and exc.cause.type == SESSION_GONE):
                 raise
