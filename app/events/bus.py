@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from app.timeutil import utcnow
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -53,6 +55,9 @@ class Subscription:
         self.key = key
         self.queue: asyncio.Queue[LoggedEvent | SessionNotice | Resubscribed | None] = asyncio.Queue(maxsize)
         self.overflowed = False
+        # Overflowed: when the first item that did not fit was stamped (an event's
+        # created_at, else the time it came). What was offered from then on is lost.
+        self.lost_since: datetime | None = None
         self.closed = False
 
     def offer(self, event: LoggedEvent | SessionNotice | Resubscribed) -> None:
@@ -62,6 +67,7 @@ class Subscription:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.overflowed = True
+            self.lost_since = getattr(event, "created_at", None) or utcnow()
             self.close()
 
     async def get(self, timeout: float | None = None) -> LoggedEvent | SessionNotice | Resubscribed | None:
@@ -85,11 +91,11 @@ class Subscription:
             return
         self.closed = True
         self._bus._remove(self)
-        # Wake a reader blocked in get(); if the queue is full, dropping one queued event
-        # is fine: an overflowed reader replays from the log anyway.
-        if self.queue.full():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        # Wake a reader blocked in get(). A full queue has none blocked, and get() answers
+        # None once it is drained: nothing queued is dropped (the /ws hub has no earlier
+        # sequence to find a dropped first event of a session by).
+        if not self.queue.full():
+            self.queue.put_nowait(None)
 
     def __enter__(self) -> Subscription:
         return self

@@ -18,17 +18,19 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from app.events.bus import ALL_SESSIONS, EventBus, Resubscribed, SessionNotice
 from app.events.log import EventLog, LoggedEvent
 from app.events.sse import BATCH_BYTES, REPLAY_BATCH
 from app.json_encoding import dumps
+from app.timeutil import utcnow
 
 log = logging.getLogger("app.events.ws")
 
 HUB_QUEUE_SIZE = 100_000
+OVERFLOW_MARGIN_SECONDS = 1.0  # read back from a little before the first item lost
 MAX_TRACKED_SESSIONS = 10_000  # sessions whose last sequence the hub remembers
 
 Shaped = tuple[dict | None, uuid.UUID | None]  # a /ws message and the owner of its session  # the hub only translates, so it keeps up unless the process is starved
@@ -160,14 +162,15 @@ class WebSocketHub:
                     await self._deliver(event)
 
     async def _run(self) -> None:
+        lost_since: datetime | None = None
         while True:
             with self.bus.subscribe(ALL_SESSIONS, maxsize=HUB_QUEUE_SIZE) as items:
+                if lost_since is not None:  # fell behind: what the full queue lost is in the log
+                    await self._catch_up_safely(lost_since)
+                    lost_since = None
                 while (received := await items.get()) is not None:
                     if isinstance(received, Resubscribed):
-                        try:
-                            await self._catch_up(received.since)
-                        except Exception:  # the database is down too: later events still fill gaps
-                            log.exception("cannot catch /ws up after live events from %s may be lost", received.since)
+                        await self._catch_up_safely(received.since)
                         continue
                     try:
                         ordered = await self._in_order(received)
@@ -176,7 +179,17 @@ class WebSocketHub:
                         ordered = [received]
                     for item in ordered:
                         await self._deliver(item)
-                log.warning("/ws hub fell behind and resubscribed; clients may need to reload")
+            if items.overflowed:
+                # Subscribed again first, then read up from the log: an item both live and
+                # read is a repeat, dropped by its sequence. The margin covers a clock step.
+                lost_since = (items.lost_since or utcnow()) - timedelta(seconds=OVERFLOW_MARGIN_SECONDS)
+                log.warning("/ws hub fell behind (more than %d items queued); catching up from the log", HUB_QUEUE_SIZE)
+
+    async def _catch_up_safely(self, since: datetime) -> None:
+        try:
+            await self._catch_up(since)
+        except Exception:  # the database is down too: later events still fill gaps
+            log.exception("cannot catch /ws up after live events from %s may be lost", since)
 
     async def _deliver(self, item: LoggedEvent | SessionNotice) -> None:
         if not self.connections:
