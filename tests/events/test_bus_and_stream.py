@@ -32,7 +32,10 @@ async def test_full_queue_drops_only_the_slow_subscriber(runtime, chat):
     for i in range(20):
         await log.append(chat["id"], "message.delta", {"delta": str(i)})
     assert slow.overflowed and slow.closed and not fast.overflowed
-    assert [(await fast.get(0.1)).sequence for _ in range(20)] == list(range(1, 21))
+    # What it had queued is kept (then the end); lost from the sixth on, as stamped.
+    assert [(await slow.get(0.1)).sequence for _ in range(5)] == [1, 2, 3, 4, 5] and await slow.get(0.1) is None
+    received = [await fast.get(0.1) for _ in range(20)]
+    assert [e.sequence for e in received] == list(range(1, 21)) and slow.lost_since == received[5].created_at
     assert (await everyone.get(0.1)).session_id == chat["id"]
     assert bus.subscriber_count(chat["id"]) == 1  # the slow one was removed
     fast.close(), everyone.close()
