@@ -108,6 +108,9 @@ async def create_session(runtime: Runtime, session_id: str, session_name: str, *
     columns: dict[str, Any] = dict(optional)  # not to be taken for create()'s using_db
     await Session.create(id=session_id, kind=SessionKind.EXTERNAL, status=status, title=session_name, implicit=implicit,
                          owner_id=new_owner(), **columns)
+    # A new log, numbered from 1: an id used before (its session gone by a cascade, not
+    # through this server's DELETE) may still have its old numbers remembered here.
+    runtime.events.forget_session(session_id)
     runtime.events.notify_session("session_created", session_id)
     return await get_session(session_id)
 

@@ -361,6 +361,21 @@ async def test_an_event_for_a_session_deleted_behind_the_servers_back_starts_it_
     assert [(e["sequence"], e["type"]) for e in page["data"]] == [(1, "post_tool")], page
 
 
+async def test_a_session_created_again_under_an_old_id_numbers_from_1(client):
+    """An id whose session went by other means than its DELETE (a cascade) and is created
+    again starts a new log: its first event is 1, not the old counter's next."""
+    from app.models import Session
+
+    await create(client, "again-1")
+    for _ in range(3):
+        assert (await client.post("/sessions/again-1/events", json=hook("pre_tool", "again-1", tool_name="Bash"))).status_code == 200
+    await Session.filter(id="again-1").delete()
+    await create(client, "again-1")
+    assert (await client.post("/sessions/again-1/events", json=hook("post_tool", "again-1", tool_name="Bash"))).status_code == 200
+    page = await (await client.get("/v1/sessions/again-1/events?format=json")).get_json()
+    assert [(e["sequence"], e["type"]) for e in page["data"]] == [(1, "post_tool")], page
+
+
 async def test_a_lost_start_then_a_stop_is_a_finished_implicit_session(client):
     await client.post("/events", json=hook("session_stop", "late", exit_code=0, reason="completed"))
     session = (await (await client.get("/sessions/late")).get_json())["session"]
