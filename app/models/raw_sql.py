@@ -197,8 +197,12 @@ def _type_filters(types: Collection[str] | None, exclude: Collection[str] | None
     return sql, params
 
 
+# A session's messages are numbered 1, 2, 3 ... without gaps (app/models/sequences.py)
+# and never deleted one by one: the page at `offset` is the messages after sequence
+# `offset`, a range of the (session_id, sequence) index, as cheap at any depth, where
+# OFFSET read and skipped every message before it. Their count is the last number.
 MESSAGES_PAGE = ("SELECT id, session_id, sequence, role, content, created_at FROM messages "
-                 "WHERE session_id = ? ORDER BY sequence LIMIT ? OFFSET ?")
+                 "WHERE session_id = ? AND sequence > ? ORDER BY sequence LIMIT ?")
 
 
 async def message_dicts(session_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
@@ -206,7 +210,7 @@ async def message_dicts(session_id: str, offset: int, limit: int) -> list[dict[s
     decoded straight from the rows: no Message instances for a list that is only sent."""
     return [{"id": message_id, "session_id": sid, "sequence": sequence, "role": role, "content": decode_json(content),
              "created_at": decode_timestamp(created_at)}
-            for message_id, sid, sequence, role, content, created_at in await _rows(MESSAGES_PAGE, [session_id, limit, offset])]
+            for message_id, sid, sequence, role, content, created_at in await _rows(MESSAGES_PAGE, [session_id, offset, limit])]
 
 
 def decode_json(value: Any) -> Any:
@@ -247,8 +251,9 @@ async def insert_message(message_id: uuid.UUID, session_id: str, sequence: int, 
 
 
 async def message_count(session_id: str, role: str | None = None) -> int:
-    """A session's messages (of `role`)."""
-    sql, params = "SELECT COUNT(*) FROM messages WHERE session_id = ?", [session_id]
-    if role is not None:
-        sql, params = sql + " AND role = ?", params + [role]
-    return (await _rows(sql, params))[0][0]
+    """A session's messages (of `role`). All of them: the last number (see MESSAGES_PAGE),
+    read from the index's end (LIMIT 1: SQLite runs it on the loop's thread) rather than
+    counted, which read every message of a long conversation on each page."""
+    if role is None:
+        return (await _rows("SELECT MAX(sequence) FROM messages WHERE session_id = ? LIMIT ?", [session_id, 1]))[0][0] or 0
+    return (await _rows("SELECT COUNT(*) FROM messages WHERE session_id = ? AND role = ?", [session_id, role]))[0][0]

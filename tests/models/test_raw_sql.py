@@ -93,7 +93,9 @@ async def test_message_pages_are_the_rows(database):
     expected = [{"id": m.id, "session_id": "chat", "sequence": m.sequence, "role": m.role, "content": m.content,
                  "created_at": m.created_at} for m in orm]
     assert dumpb(page) == dumpb(expected)  # as sent: ids are text on SQLite, UUIDs from asyncpg
-    assert await raw_sql.message_count("chat") == 5
+    assert await raw_sql.message_count("chat") == 5 and await raw_sql.message_count("missing") == 0
+    assert [m["sequence"] for m in await raw_sql.message_dicts("chat", offset=4, limit=3)] == [5]
+    assert await raw_sql.message_dicts("chat", offset=5, limit=3) == []
 
 
 async def test_a_taken_event_number_or_a_missing_session_is_an_integrity_error(settings):
