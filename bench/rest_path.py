@@ -23,9 +23,10 @@ and the CPU time each server spent per request (all its threads and child proces
 from /proc): steadier than req/s on a shared machine, where neighbours take the cores.
 
 Deep sessions (--deep, default on): before our server starts, two external sessions
-with 1,000 and 100,000 events are written straight into its SQLite file in the format the
-API writes (as bench/ws_connects.py does for sessions); measured: the events page from
-the middle (`?after=<middle>&limit=100`, wrk) and an SSE resume from the middle
+with 1,000 and 100,000 events (and as many messages) are written straight into its SQLite
+file in the format the API writes (as bench/ws_connects.py does for sessions); measured:
+the events page from the middle (`?after=<middle>&limit=100`, wrk), the /v1 messages
+page from the middle (`?offset=<middle>&limit=100`, wrk) and an SSE resume from the middle
 (`GET /v1/sessions/<id>/events` with Last-Event-ID, time to the 100th event, median of
 20 tries with httpx). A deep log should cost the same as a short one.
 
@@ -52,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -141,6 +143,10 @@ def insert_deep_sessions(db: Path) -> None:
                 data = {"session_id": sid, **{k: v for k, v in body.items() if k not in ("event_type", "session_id")}}
                 rows.append((sid, i, body["event_type"], json.dumps(data, separators=(",", ":")), stamp(i)))
             conn.executemany("INSERT INTO events (session_id, sequence, type, data, created_at) VALUES (?, ?, ?, ?, ?)", rows)
+            # As many messages, as record_message stores them (ids as text, content as compact JSON).
+            conn.executemany("INSERT INTO messages (id, session_id, sequence, role, content, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                             ((str(uuid.uuid4()), sid, i, "user" if i % 2 else "assistant",
+                               json.dumps({"text": f"message {i}"}, separators=(",", ":")), stamp(i)) for i in range(1, count + 1)))
 
 
 async def seed_ar(http: httpx.AsyncClient) -> None:
@@ -275,6 +281,9 @@ async def run(args) -> dict:
                 page = (await http.get(f"/sessions/{sid}/events?after={n // 2}&limit=100")).raise_for_status().json()
                 if [e["sequence"] for e in page["events"]] != list(range(n // 2 + 1, n // 2 + 101)):
                     raise RuntimeError(f"{sid}: the events page from the middle is not events {n // 2 + 1}..{n // 2 + 100}")
+                page = (await http.get(f"/v1/sessions/{sid}/messages?offset={n // 2}&limit=100")).raise_for_status().json()
+                if [m["sequence"] for m in page["data"]] != list(range(n // 2 + 1, n // 2 + 101)) or page["total"] != n:
+                    raise RuntimeError(f"{sid}: the messages page from the middle is not messages {n // 2 + 1}..{n // 2 + 100} of {n}")
         if anchor:
             async with httpx.AsyncClient(base_url=anchor, timeout=30) as http:
                 await seed_ar(http)
@@ -297,6 +306,8 @@ async def run(args) -> dict:
                        ("anchor POST /sessions/{id}/events", anchor, f"/sessions/{AR}/events", post_ar)]
         if args.deep:
             routes += [(f"{sid} GET events ?after={n // 2}&limit=100", ours, f"/sessions/{sid}/events?after={n // 2}&limit=100", None)
+                       for sid, n in DEEP.items()]
+            routes += [(f"{sid} GET /v1 messages ?offset={n // 2}&limit=100", ours, f"/v1/sessions/{sid}/messages?offset={n // 2}&limit=100", None)
                        for sid, n in DEEP.items()]
         runs: dict[str, list[dict]] = {label: [] for label, *_ in routes}
         pids = {ours: server.proc.pid, bare: procs[0].pid, anchor: procs[1].pid if args.anchor_cmd else None}
@@ -362,8 +373,10 @@ def render(result: dict) -> str:
                  aim("POST events / anchor POST events", rps("POST /sessions/{id}/events") / anchor_post, 2),
                  aim("/v1 message create / anchor POST events", rps("POST /v1/sessions/{id}/messages (turn hangs)") / anchor_post, 2)]
     if sse := result["sse_resume_100_ms"]:
-        deep = [rps(label) for label in routes if label.startswith("deep-")]
+        deep = [rps(label) for label in routes if label.startswith("deep-") and " events " in label]
         aims.append(aim("deep events page from the middle, 100k / 1k events", deep[1] / deep[0], 0.9))
+        deep = [rps(label) for label in routes if label.startswith("deep-") and " messages " in label]
+        aims.append(aim("deep /v1 messages page from the middle, 100k / 1k messages", deep[1] / deep[0], 0.9))
         lines += ["", "SSE resume from the middle (Last-Event-ID), time to 100 events, median of "
                   f"{SSE_TRIES}: " + ", ".join(f"{sid} {ms:.1f} ms" for sid, ms in sse.items()) +
                   f" (100k / 1k time: {sse['deep-100k'] / sse['deep-1k']:.2f})"]
