@@ -297,13 +297,14 @@ def test_a_client_that_stopped_reading_is_cut_off_while_the_server_runs(live_ser
 def test_a_plain_response_to_a_client_that_stopped_reading_is_cut_off(live_server_factory):
     """A body already in memory (an 8 MB JSON page here) is sent without Quart's
     RESPONSE_TIMEOUT timer (issue 13: a task and a timer per request); SEND_TIMEOUT_SECONDS
-    is what ends a send to a client that takes nothing."""
+    is what ends a send to a client that takes nothing. (The Agent Runtime list is
+    streamed: tests/api/test_agent_runtime_list_live.py.)"""
     server = live_server_factory({"SEND_TIMEOUT_SECONDS": "2"})
     _big_log(server, "big")
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect(("127.0.0.1", server.port))
-    stalled.sendall(b"GET /sessions/big/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    stalled.sendall(b"GET /v1/sessions/big/events?format=json&limit=40 HTTP/1.1\r\nHost: x\r\n\r\n")
     try:
         client_port = stalled.getsockname()[1]
         until(lambda: client_port in server.held_connections(), 5, "the stalled client connected")

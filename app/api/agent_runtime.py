@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
-from quart import Blueprint
+from quart import Blueprint, Response
 from quart_schema import tag, validate_querystring, validate_request
 
 from app.api.common import INT64_MAX, MAX_LIMIT, SequenceNumber
-from app.dialects.agent_runtime import ar_event, ar_session, session_page
+from app.api.responses import MIMETYPE
+from app.dialects.agent_runtime import ar_session, session_page
 from app.services import agent_runtime as service
 from app.timeutil import given_as_utc
 from app.wiring import current_runtime
@@ -182,11 +183,15 @@ async def delete_session(session_id: str):
 @validate_querystring(AgentRuntimeEventsQuery)
 async def list_events(session_id: str, query_args: AgentRuntimeEventsQuery):
     """A session's events, oldest first; page with ?after=<sequence>&limit=. Loop events
-    with no Agent Runtime type only with ?events=all."""
-    session, events = await service.list_events(session_id, query_args.after, query_args.limit,
-                                                everything=query_args.events == "all")
-    name = ar_session(session)["session_name"]
-    return {"events": [ar_event(e, name) for e in events]}
+    with no Agent Runtime type only with ?events=all. A long list is streamed (chunked):
+    without a limit it may be as long as the log."""
+    body = await service.event_list(session_id, query_args.after, query_args.limit,
+                                    everything=query_args.events == "all")
+    response = Response(body, mimetype=MIMETYPE)
+    # No RESPONSE_TIMEOUT: it would cut a long list to a slow reader short, leaving a
+    # truncated document. A client that takes nothing is cut off by SEND_TIMEOUT_SECONDS.
+    response.timeout = None
+    return response
 
 
 @bp.post("/sessions/<session_id>/events")

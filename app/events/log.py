@@ -8,7 +8,7 @@ be read back, and a listener that missed something can always catch up from here
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Collection
+from collections.abc import AsyncGenerator, Awaitable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -183,19 +183,31 @@ class EventLog:
         return [LoggedEvent.from_db(row) for row in await raw_sql.event_rows(session_id, after, limit, types)]
 
     @staticmethod
-    async def read_batch(session_id: str, after: int, limit: int, max_bytes: int) -> tuple[list[LoggedEvent], bool]:
-        """At most `limit` events after `after`, and no more than `max_bytes` of them (one
-        at least); and whether more may follow. For replays: a batch of large events is
-        bounded by its size, not by a count that may be hundreds of MB of them."""
-        rows, more = await raw_sql.event_batch(session_id, after, limit, max_bytes)
+    async def read_small(session_id: str, after: int, limit: int, max_each: int,
+                         types: Collection[str] | None = None) -> list[LoggedEvent] | None:
+        """read(), unless one of the events has more than `max_each` bytes of data (None:
+        read those with read_batch). A page of at most `limit * max_each`, for about what
+        read() costs."""
+        rows = await raw_sql.small_event_rows(session_id, after, limit, max_each, types)
+        return None if rows is None else [LoggedEvent.from_db(row) for row in rows]
+
+    @staticmethod
+    async def read_batch(session_id: str, after: int, limit: int, max_bytes: int,
+                         types: Collection[str] | None = None) -> tuple[list[LoggedEvent], bool]:
+        """At most `limit` events after `after` (of `types`, if given), and no more than
+        `max_bytes` of them (one at least); and whether more may follow. For replays: a
+        batch of large events is bounded by its size, not by a count that may be hundreds
+        of MB of them."""
+        rows, more = await raw_sql.event_batch(session_id, after, limit, max_bytes, types)
         return [LoggedEvent.from_db(row) for row in rows], more
 
     @classmethod
-    async def batches(cls, session_id: str, after: int, limit: int, max_bytes: int) -> AsyncIterator[list[LoggedEvent]]:
-        """Every event after `after`, in read_batch's batches."""
+    async def batches(cls, session_id: str, after: int, limit: int, max_bytes: int,
+                      types: Collection[str] | None = None) -> AsyncGenerator[list[LoggedEvent], None]:
+        """Every event after `after` (of `types`, if given), in read_batch's batches."""
         count, more = limit, True
         while more:
-            batch, more = await cls.read_batch(session_id, after, count, max_bytes)
+            batch, more = await cls.read_batch(session_id, after, count, max_bytes, types)
             if batch:
                 after = batch[-1].sequence
                 yield batch

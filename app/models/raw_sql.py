@@ -148,28 +148,52 @@ DATA_BYTES = {"postgres": "OCTET_LENGTH(CAST(data AS TEXT))", "sqlite": "LENGTH(
 
 
 @cache
-def _event_batch_sql(dialect: str) -> str:
-    """The next `limit` events, sized in the database so that only those within the byte
-    budget are read out: the first, and the others while the total stays within it. Only
-    sequence numbers and sizes are summed, so the database does not hold a page of large
-    events either; then the events up to the last that fits are one range of the index."""
+def _small_rows_sql(dialect: str) -> str:
+    return ("SELECT id, session_id, sequence, type, "
+            f"CASE WHEN {DATA_BYTES.get(dialect, DATA_BYTES['sqlite'])} <= ? THEN data END, created_at FROM events "
+            "WHERE session_id = ? AND sequence > ?")
+
+
+async def small_event_rows(session_id: str, after: int, limit: int, max_each: int,
+                           types: Collection[str] | None = None) -> list[Any] | None:
+    """event_rows(), unless one of the events has more than `max_each` bytes of data: None
+    then, and no such event's data is read out. So a page is at most `limit * max_each`
+    of data, for about a fifth more than event_rows (SQLite, 100 small events: 110 against
+    91 µs; event_batch's sizing, exact for any size, 216 µs)."""
+    filters, extra = _type_filters(types, None)
+    sql = _small_rows_sql(connections.get("default").capabilities.dialect) + filters + " ORDER BY sequence LIMIT ?"
+    rows = await _rows(sql, [max_each, session_id, after, *extra, limit])
+    return None if any(row[4] is None for row in rows) else rows  # data is NOT NULL: None is a large one
+
+
+@cache
+def _event_batch_sql(dialect: str, type_count: int = 0) -> str:
+    """The next `limit` events (of `type_count` types, when it is not 0), sized in the
+    database so that only those within the byte budget are read out: the first, and the
+    others while the total stays within it. Only sequence numbers and sizes are summed, so
+    the database does not hold a page of large events either; then the events up to the
+    last that fits are one range of the index."""
+    types = f" AND type IN ({', '.join('?' * type_count)})" if type_count else ""
     return (
         "WITH page AS (SELECT sequence, "
         f"{DATA_BYTES.get(dialect, DATA_BYTES['sqlite'])} AS size FROM events "
-        "WHERE session_id = ? AND sequence > ? ORDER BY sequence LIMIT ?), "
+        f"WHERE session_id = ? AND sequence > ?{types} ORDER BY sequence LIMIT ?), "
         "sized AS (SELECT sequence, ROW_NUMBER() OVER w AS n, SUM(size) OVER w AS running FROM page "
         "WINDOW w AS (ORDER BY sequence ROWS UNBOUNDED PRECEDING)) "
         "SELECT id, session_id, sequence, type, data, created_at, (SELECT COUNT(*) FROM page) FROM events "
-        "WHERE session_id = ? AND sequence > ? AND sequence <= (SELECT MAX(sequence) FROM sized WHERE n = 1 OR running <= ?) "
-        "ORDER BY sequence")
+        f"WHERE session_id = ? AND sequence > ?{types} "
+        "AND sequence <= (SELECT MAX(sequence) FROM sized WHERE n = 1 OR running <= ?) ORDER BY sequence")
 
 
-async def event_batch(session_id: str, after: int, limit: int, max_bytes: int) -> tuple[list[Any], bool]:
-    """A session's events after `after` as event_rows gives them, at most `limit` and no
-    more than `max_bytes` of data (always one, however large), and whether the log may
-    hold more after them (it does when the budget cut the batch short)."""
-    sql = _event_batch_sql(connections.get("default").capabilities.dialect)
-    rows = await _rows(sql, [session_id, after, limit, session_id, after, max_bytes])
+async def event_batch(session_id: str, after: int, limit: int, max_bytes: int,
+                      types: Collection[str] | None = None) -> tuple[list[Any], bool]:
+    """A session's events after `after` (only those of `types`, if given) as event_rows
+    gives them, at most `limit` and no more than `max_bytes` of data (always one, however
+    large), and whether the log may hold more after them (it does when the budget cut the
+    batch short)."""
+    kinds = list(types or ())
+    sql = _event_batch_sql(connections.get("default").capabilities.dialect, len(kinds))
+    rows = await _rows(sql, [session_id, after, *kinds, limit, session_id, after, *kinds, max_bytes])
     fetched = rows[0][6] if rows else 0
     return [tuple(row)[:6] for row in rows], fetched == limit or len(rows) < fetched
 

@@ -13,7 +13,7 @@ import binascii
 import datetime as dt
 import json
 import uuid
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from typing import TYPE_CHECKING, Any
 
 from tortoise.exceptions import IntegrityError
@@ -30,6 +30,7 @@ from app.dialects.agent_runtime import (
 )
 from app.errors import Conflict, InvalidRequest, NotFound, SessionGone
 from app.events.bus import SessionNotice
+from app.events.listing import event_document
 from app.events.log import EventLog, LoggedEvent
 from app.models import Message, Session, raw_sql
 from app.models.enums import SessionKind, SessionStatus
@@ -248,23 +249,18 @@ async def _apply_transition(runtime: Runtime, session: Session, event_type: str)
     runtime.events.notify_session("session_updated", session.id)
 
 
-async def list_events(session_id: str, after: int, limit: int | None,
-                      everything: bool = False) -> tuple[Session, list[LoggedEvent]]:
-    """Oldest first; all of them unless the client pages (no silent cap). Without
-    `everything`, only events with an Agent Runtime meaning, still `limit` of them when
-    there are (a short page means the end, as for any reader)."""
+async def event_list(session_id: str, after: int, limit: int | None,
+                     everything: bool = False) -> bytes | AsyncIterator[bytes]:
+    """The body of `{"events": [...]}`, oldest first: all of them unless the client pages
+    (no silent cap), so written as the log is read when one batch does not hold it
+    (app/events/listing.py). Without `everything`, only events with an Agent Runtime
+    meaning, still `limit` of them when there are (a short page means the end, as for any
+    reader). A missing session is a 404 here, before the first byte."""
     session = await get_session(session_id)
-    if everything:
-        return session, await EventLog.read(session_id, after, limit)
-    wanted: list[LoggedEvent] = []
-    while limit is None or len(wanted) < limit:
-        want = None if limit is None else limit - len(wanted)
-        batch = await EventLog.read(session_id, after, want, types=AR_EVENT_TYPES + MAPPED_CORE_TYPES)
-        wanted += [e for e in batch if has_ar_meaning(e)]
-        if not batch or want is None or len(batch) < want:
-            break
-        after = batch[-1].sequence
-    return session, wanted
+    name = ar_session(session)["session_name"]
+    return await event_document("events", session_id, after, limit, lambda event: ar_event(event, name),
+                                None if everything else has_ar_meaning,
+                                None if everything else AR_EVENT_TYPES + MAPPED_CORE_TYPES)
 
 
 class LiveFeed:
