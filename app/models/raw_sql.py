@@ -221,6 +221,8 @@ def _type_filters(types: Collection[str] | None, exclude: Collection[str] | None
     return sql, params
 
 
+SEQUENCE_MAX = 2**31 - 1  # the sequence columns are INT
+
 # A session's messages are numbered 1, 2, 3 ... without gaps (app/models/sequences.py)
 # and never deleted one by one: the page at `offset` is the messages after sequence
 # `offset`, a range of the (session_id, sequence) index, as cheap at any depth, where
@@ -232,9 +234,10 @@ MESSAGES_PAGE = ("SELECT id, session_id, sequence, role, content, created_at FRO
 async def message_dicts(session_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
     """A page of a session's messages as JSON-ready dicts (the API's MessageOut fields),
     decoded straight from the rows: no Message instances for a list that is only sent."""
+    after = min(offset, SEQUENCE_MAX)  # past it no message is: PostgreSQL refuses to compare a 32-bit column with more
     return [{"id": message_id, "session_id": sid, "sequence": sequence, "role": role, "content": decode_json(content),
              "created_at": decode_timestamp(created_at)}
-            for message_id, sid, sequence, role, content, created_at in await _rows(MESSAGES_PAGE, [session_id, offset, limit])]
+            for message_id, sid, sequence, role, content, created_at in await _rows(MESSAGES_PAGE, [session_id, after, limit])]
 
 
 def decode_json(value: Any) -> Any:

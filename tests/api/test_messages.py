@@ -69,6 +69,16 @@ async def test_list_in_sequence_order_with_paging(client, session):
     assert [m["content"]["text"] for m in page["data"]] == ["m1", "m2", "m3"] and page["total"] == 5
 
 
+async def test_an_offset_past_every_message_is_an_empty_page(client, session):
+    """schemathesis's request: a page is a range of sequence numbers (32-bit), and on
+    PostgreSQL comparing them with this offset was a 500 ("value out of int32 range")."""
+    await client.post(f"/v1/sessions/{session['id']}/messages", json={"content": "m"})
+    for path in (f"/v1/sessions/{session['id']}/messages", f"/v1/agents/{session['agent_id']}/sessions/{session['id']}/messages"):
+        response = await client.get(f"{path}?offset=9223372036854775806&limit=50")
+        page = await response.get_json()
+        assert response.status_code == 200 and page["data"] == [] and page["total"] >= 1, page
+
+
 async def test_concurrent_posts_get_distinct_sequences(client, session):
     posts = [client.post(f"/v1/sessions/{session['id']}/messages", json={"content": f"c{i}"}) for i in range(25)]
     responses = await asyncio.gather(*posts)
