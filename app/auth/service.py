@@ -200,8 +200,10 @@ class AuthService:
         The transaction must commit that revocation, so errors are raised after it."""
         problem, pair = None, None
         async with in_transaction():
-            stored = await RefreshToken.filter(token_hash=digest(refresh_token)).select_for_update() \
-                .select_related("user").get_or_none()
+            # OF refresh_tokens: the user is joined (LEFT OUTER JOIN), and PostgreSQL refuses to
+            # lock the nullable side of an outer join; only the token's row needs the lock.
+            stored = await RefreshToken.filter(token_hash=digest(refresh_token)) \
+                .select_for_update(of=("refresh_tokens",)).select_related("user").get_or_none()
             if stored is None:
                 problem = "invalid refresh token"
             elif stored.revoked_at is not None and not await self._rotated(stored):
