@@ -10,6 +10,7 @@ from quart import request
 from quart_schema import RequestSchemaValidationError
 
 from app.api.json_body import parse_json_body
+from app.models.sequences import SEQUENCE_MAX  # re-exported: routes bound sequence numbers by it
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -19,7 +20,7 @@ MAX_LIMIT = 500
 # driver: offsets are 64-bit; event and message sequences (and other integer columns)
 # 32-bit.
 INT64_MAX = 2**63 - 1
-INT32_MAX = SEQUENCE_MAX = 2**31 - 1
+INT32_MAX = 2**31 - 1
 Offset = Annotated[int, Field(ge=0, le=INT64_MAX)]
 SequenceNumber = Annotated[int, Field(ge=0, le=SEQUENCE_MAX)]
 

@@ -23,6 +23,7 @@ from tortoise import connections
 from tortoise.models import Model
 
 from app.models import Agent, Session
+from app.models.sequences import SEQUENCE_MAX
 
 
 @cache
@@ -220,8 +221,6 @@ def _type_filters(types: Collection[str] | None, exclude: Collection[str] | None
         sql, params = sql + f" AND type NOT IN ({', '.join('?' * len(exclude))})", params + list(exclude)
     return sql, params
 
-
-SEQUENCE_MAX = 2**31 - 1  # the sequence columns are INT
 
 # A session's messages are numbered 1, 2, 3 ... without gaps (app/models/sequences.py)
 # and never deleted one by one: the page at `offset` is the messages after sequence

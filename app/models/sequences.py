@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 MAX_CACHED_SESSIONS = 10_000
 RETRIES = 3
+SEQUENCE_MAX = 2**31 - 1  # the sequence columns are INT: no number is larger
 
 
 class SequenceCounter:

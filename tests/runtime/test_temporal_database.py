@@ -9,6 +9,8 @@ a database that went away does (app/db.py DatabaseUnavailable)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from app.db import DatabaseUnavailable
@@ -49,6 +51,31 @@ async def end_tried(temporal_address: str, session_id: str) -> int | None:
             await asyncio.sleep(0.1)
 
 
+@contextlib.asynccontextmanager
+async def a_streamed_turn_through_an_outage(temporal_settings, pg_copy, fake_llm) -> AsyncIterator[tuple]:
+    """A chat whose streamed answer loses PostgreSQL (for the API and the worker alike)
+    until the workflow has tried the turn's end past INFRA_RETRIES (the model step gave up
+    first); then the database is back and the turn has ended. Yields (settings, client,
+    chat, the posted message, the workflow's run id from before the outage, how often the
+    end was tried: None if the workflow ended instead)."""
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        settings = temporal_settings.replace(database_url=proxy.url(pg_copy))
+        async with temporal_app_serving(settings) as app:
+            client = app.test_client()
+            chat = await make_chat(client, fake_llm)
+            fake_llm.script(Text(["Hel", "lo ", "wor", "ld"], delay=0.5))
+            posted = await say(client, chat["id"], "hi")
+            await wait_for_event(client, chat["id"], "message.delta")
+            run_id = (await workflow_run(settings.temporal_address, chat["id"])).run_id
+            proxy.refuse()
+            try:
+                tried = await end_tried(settings.temporal_address, chat["id"])
+            finally:
+                proxy.forward()
+            await wait_turns(client, chat["id"], timeout=15)
+            yield settings, client, chat, posted, run_id, tried
+
+
 async def workflow_run(temporal_address: str, session_id: str):
     from temporalio.client import Client
 
@@ -71,36 +98,22 @@ async def test_a_turn_whose_database_is_gone_past_the_retries_ends_once_it_is_ba
     and so did the one recording its end. The session workflow failed: the session stayed
     `running` with no terminal event, for good. The end is now tried until the database
     takes it, and the workflow goes on to the session's next message."""
-    with TcpProxy("127.0.0.1", 5432) as proxy:
-        settings = temporal_settings.replace(database_url=proxy.url(pg_copy))
-        async with temporal_app_serving(settings) as app:
-            client = app.test_client()
-            chat = await make_chat(client, fake_llm)
-            fake_llm.script(Text(["Hel", "lo ", "wor", "ld"], delay=0.5))
-            posted = await say(client, chat["id"], "hi")
-            await wait_for_event(client, chat["id"], "message.delta")
-            run_id = (await workflow_run(settings.temporal_address, chat["id"])).run_id
-            proxy.refuse()  # PostgreSQL goes away, for the API and the worker
-            try:  # the model step gives up after its attempts; its end is tried past that many
-                tried = await end_tried(settings.temporal_address, chat["id"])
-            finally:
-                proxy.forward()
+    async with a_streamed_turn_through_an_outage(temporal_settings, pg_copy, fake_llm) as outage:
+        settings, client, chat, posted, run_id, tried = outage
+        assert tried is not None
+        failed = await ended_once(client, chat["id"], posted["id"], "session.failed")
+        assert failed["data"]["code"] == "database_unavailable"
+        reason = "the turn stopped because the database was unavailable (connection refused or lost)"
+        assert failed["data"]["error"] == f"{reason}; send the message again"
+        after = await session(client, chat["id"])
+        assert after["status"] == "failed" and after["last_error"] == failed["data"]["error"]
 
-            await wait_turns(client, chat["id"], timeout=15)
-            assert tried is not None
-            failed = await ended_once(client, chat["id"], posted["id"], "session.failed")
-            assert failed["data"]["code"] == "database_unavailable"
-            reason = "the turn stopped because the database was unavailable (connection refused or lost)"
-            assert failed["data"]["error"] == f"{reason}; send the message again"
-            after = await session(client, chat["id"])
-            assert after["status"] == "failed" and after["last_error"] == failed["data"]["error"]
-
-            fake_llm.script(Text(["back"]))  # the session takes messages again, on the same workflow
-            await say(client, chat["id"], "again")
-            assert (await wait_turns(client, chat["id"], count=2))[-1]["type"] == "session.completed"
-            assert (await session(client, chat["id"]))["status"] == "pending"
-            assert (await workflow_run(settings.temporal_address, chat["id"])).run_id == run_id
-            assert len(fake_llm.requests) == 2  # no model call while the database was gone
+        fake_llm.script(Text(["back"]))  # the session takes messages again, on the same workflow
+        await say(client, chat["id"], "again")
+        assert (await wait_turns(client, chat["id"], count=2))[-1]["type"] == "session.completed"
+        assert (await session(client, chat["id"]))["status"] == "pending"
+        assert (await workflow_run(settings.temporal_address, chat["id"])).run_id == run_id
+        assert len(fake_llm.requests) == 2  # no model call while the database was gone
 
 
 async def test_a_turn_failed_by_the_database_keeps_the_text_it_streamed(temporal_settings, pg_copy, fake_llm,
@@ -110,33 +123,21 @@ async def test_a_turn_failed_by_the_database_keeps_the_text_it_streamed(temporal
     and the in-process runner does. Clients that showed the deltas held text that was not
     in the conversation. The streamed text is now kept, from the log's deltas, when the
     turn's end is recorded once the database is back."""
-    with TcpProxy("127.0.0.1", 5432) as proxy:
-        settings = temporal_settings.replace(database_url=proxy.url(pg_copy))
-        async with temporal_app_serving(settings) as app:
-            client = app.test_client()
-            chat = await make_chat(client, fake_llm)
-            fake_llm.script(Text(["Hel", "lo ", "wor", "ld"], delay=0.5))
-            posted = await say(client, chat["id"], "hi")
-            await wait_for_event(client, chat["id"], "message.delta")
-            proxy.refuse()
-            try:
-                assert await end_tried(settings.temporal_address, chat["id"]) is not None
-            finally:
-                proxy.forward()
-            await wait_turns(client, chat["id"], timeout=15)
-
-            failed = await ended_once(client, chat["id"], posted["id"], "session.failed")
-            assert failed["data"]["code"] == "database_unavailable"
-            log = await events(client, chat["id"])
-            deltas = [e["data"] for e in log if e["type"] == "message.delta"]
-            streamed = "".join(d["delta"] for d in deltas)
-            assert streamed and streamed != "Hello world"  # cut off by the outage
-            conversation = await messages(client, chat["id"])
-            assert [(m["role"], m["content"]) for m in conversation] == [("user", {"text": "hi"}),
-                                                                        ("assistant", {"text": streamed})]
-            assert conversation[1]["id"] == deltas[0]["message_id"]  # the message the deltas announced
-            (created,) = [e for e in log if e["type"] == "message.created" and e["data"]["role"] == "assistant"]
-            assert created["data"]["message_id"] == conversation[1]["id"] and created["sequence"] < failed["sequence"]
+    async with a_streamed_turn_through_an_outage(temporal_settings, pg_copy, fake_llm) as outage:
+        _, client, chat, posted, _, tried = outage
+        assert tried is not None
+        failed = await ended_once(client, chat["id"], posted["id"], "session.failed")
+        assert failed["data"]["code"] == "database_unavailable"
+        log = await events(client, chat["id"])
+        deltas = [e["data"] for e in log if e["type"] == "message.delta"]
+        streamed = "".join(d["delta"] for d in deltas)
+        assert streamed and streamed != "Hello world"  # cut off by the outage
+        conversation = await messages(client, chat["id"])
+        assert [(m["role"], m["content"]) for m in conversation] == [("user", {"text": "hi"}),
+                                                                    ("assistant", {"text": streamed})]
+        assert conversation[1]["id"] == deltas[0]["message_id"]  # the message the deltas announced
+        (created,) = [e for e in log if e["type"] == "message.created" and e["data"]["role"] == "assistant"]
+        assert created["data"]["message_id"] == conversation[1]["id"] and created["sequence"] < failed["sequence"]
 
 
 def refusing(events, monkeypatch, type: str, times: int) -> list[int]:
