@@ -126,7 +126,10 @@ async def update_metadata(runtime: Runtime, session_id: str, changes: dict[str, 
     if "session_name" in changes:
         changes["title"] = changes.pop("session_name")
     session.update_from_dict(changes)
-    await session.save()
+    # Only the changed columns: a whole-row save wrote back every column as read, undoing
+    # what a turn or another process wrote since (a status; on PostgreSQL the event
+    # counter, after which every event of the session collided with a stored one).
+    await session.save(update_fields=[*changes, "updated_at"])
     runtime.events.notify_session("session_updated", session_id)
     return session
 

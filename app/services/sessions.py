@@ -88,7 +88,8 @@ async def update_session(events: EventLog, session_id: str, changes: dict[str, A
         await check_model_exists(changes["model_id"], "model_id")
     if changes:
         session.update_from_dict(changes)
-        await session.save()
+        # Only the changed columns: the row as read would undo what a turn wrote since.
+        await session.save(update_fields=[*changes, "updated_at"])
         events.notify_session("session_updated", session.id)
     return session
 
