@@ -108,6 +108,8 @@ def _is_conversation(data: dict[str, Any]) -> bool:
     return data.get("role") in ("user", "assistant")
 
 
+_POSTED_TYPES = frozenset(AR_EVENT_TYPES)
+
 # Types that always map (message.created depends on its role).
 _ALWAYS_MAPPED = frozenset(AR_EVENT_TYPES + MAPPED_CORE_TYPES) - {"message.created"}
 
@@ -123,7 +125,10 @@ def has_ar_meaning(event: LoggedEvent) -> bool:
 def ar_event(event: LoggedEvent, name: str) -> dict[str, Any]:
     """A reporter's own session_name and timestamp are kept; the identity fields (id,
     event_type, session_id, sequence) always come from the log, whatever was posted."""
-    event_type, fields = _mapped_fields(event)
+    if event.type in _POSTED_TYPES:  # most of a reporter's log: no mapping to look up (see _mapped_fields)
+        event_type, fields = event.type, event.data
+    else:
+        event_type, fields = _mapped_fields(event)
     return {
         "session_name": name,
         "timestamp": event.created_at,

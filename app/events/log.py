@@ -28,6 +28,7 @@ ONCE_LOOKBACK = 50  # append_once looks this far back among the session's events
 SINCE_PAGE = 1000  # events per read of written_since
 
 T = TypeVar("T")
+_new_instance = object.__new__
 
 
 def sse_frame(event_id: int, name: str, data: Any) -> bytes:
@@ -51,9 +52,15 @@ class LoggedEvent:
     @classmethod
     def from_db(cls, row) -> LoggedEvent:
         """From a raw row of raw_sql.event_rows, decoded here rather than through an
-        Event instance (half the cost of a page of events)."""
+        Event instance (half the cost of a page of events). The fields go straight into
+        the instance's __dict__: a frozen dataclass's __init__ sets each through
+        object.__setattr__, a third of this call (0.7 of 2 µs; a page of 100 events
+        builds 100 of these)."""
         event_id, session_id, sequence, type, data, created_at = row
-        return cls(event_id, session_id, sequence, type, raw_sql.decode_json(data), raw_sql.decode_timestamp(created_at))
+        event = _new_instance(cls)
+        event.__dict__.update(id=event_id, session_id=session_id, sequence=sequence, type=type,
+                              data=raw_sql.decode_json(data), created_at=raw_sql.decode_timestamp(created_at))
+        return event
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -259,8 +259,8 @@ async def event_list(session_id: str, after: int, limit: int | None,
     (app/events/listing.py). Without `everything`, only events with an Agent Runtime
     meaning, still `limit` of them when there are (a short page means the end, as for any
     reader). A missing session is a 404 here, before the first byte."""
-    session = await get_session(session_id)
-    name = ar_session(session)["session_name"]
+    session, agent_name = await session_to_show(session_id)  # only the agent's name is shown
+    name = ar_session(session, agent_name)["session_name"]
     return await event_document("events", session_id, after, limit, lambda event: ar_event(event, name),
                                 None if everything else has_ar_meaning,
                                 None if everything else AR_EVENT_TYPES + MAPPED_CORE_TYPES)
