@@ -26,7 +26,8 @@ Deep sessions (--deep, default on): before our server starts, two external sessi
 with 1,000 and 100,000 events (and as many messages) are written straight into its SQLite
 file in the format the API writes (as bench/ws_connects.py does for sessions); measured:
 the events page from the middle (`?after=<middle>&limit=100`, wrk), the /v1 messages
-page from the middle (`?offset=<middle>&limit=100`, wrk) and an SSE resume from the middle
+page from the middle (`?offset=<middle>&limit=100`, wrk), `GET /v1/sessions/<id>` (which
+shows the session's turn count, half its messages; wrk) and an SSE resume from the middle
 (`GET /v1/sessions/<id>/events` with Last-Event-ID, time to the 100th event, median of
 20 tries with httpx). A deep log should cost the same as a short one.
 
@@ -309,6 +310,8 @@ async def run(args) -> dict:
                        for sid, n in DEEP.items()]
             routes += [(f"{sid} GET /v1 messages ?offset={n // 2}&limit=100", ours, f"/v1/sessions/{sid}/messages?offset={n // 2}&limit=100", None)
                        for sid, n in DEEP.items()]
+            routes += [(f"{sid} GET /v1/sessions/{{id}} (turns: {n // 2})", ours, f"/v1/sessions/{sid}", None)
+                       for sid, n in DEEP.items()]
         runs: dict[str, list[dict]] = {label: [] for label, *_ in routes}
         pids = {ours: server.proc.pid, bare: procs[0].pid, anchor: procs[1].pid if args.anchor_cmd else None}
         for r in range(args.rounds):
@@ -377,6 +380,8 @@ def render(result: dict) -> str:
         aims.append(aim("deep events page from the middle, 100k / 1k events", deep[1] / deep[0], 0.9))
         deep = [rps(label) for label in routes if label.startswith("deep-") and " messages " in label]
         aims.append(aim("deep /v1 messages page from the middle, 100k / 1k messages", deep[1] / deep[0], 0.9))
+        deep = [rps(label) for label in routes if label.startswith("deep-") and "/v1/sessions/" in label]
+        aims.append(aim("deep GET /v1/sessions/{id} (its turn count), 100k / 1k messages", deep[1] / deep[0], 0.9))
         lines += ["", "SSE resume from the middle (Last-Event-ID), time to 100 events, median of "
                   f"{SSE_TRIES}: " + ", ".join(f"{sid} {ms:.1f} ms" for sid, ms in sse.items()) +
                   f" (100k / 1k time: {sse['deep-100k'] / sse['deep-1k']:.2f})"]

@@ -101,6 +101,32 @@ async def test_upgrade_keeps_rows_written_by_an_older_schema(tmp_path):
         assert conn.execute("select kind, owner_id from sessions where id = 's-old'").fetchone() == ("agent", None)
 
 
+async def test_turns_are_counted_for_sessions_stored_before_0015(tmp_path):
+    """0015 counts the user messages already stored, and from then on the database counts
+    every one, whoever writes it (here another connection with plain SQL)."""
+    db = tmp_path / "old.sqlite3"
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite://{db}")
+    from tortoise.migrations.api import migrate
+
+    await migrate(config=tortoise_config(settings.database_url), target="models.0014_message_reply_to")
+    await Tortoise.close_connections()
+    message = ("insert into messages (id, session_id, sequence, role, content, created_at) "
+               "values (?, ?, ?, ?, '{}', '2025-01-01')")
+    with sqlite3.connect(db) as conn:
+        for sid in ("two", "none"):
+            conn.execute("insert into sessions (id, tags, status, usage, created_at, updated_at, kind) "
+                         f"values ('{sid}', '[]', 'idle', '{{}}', '2025-01-01', '2025-01-01', 'agent')")
+        for n, role in enumerate(("user", "assistant", "user", "tool"), start=1):
+            conn.execute(message, (f"m{n}", "two", n, role))
+        conn.execute(message, ("m5", "none", 1, "assistant"))
+    await apply_migrations(settings)
+    with sqlite3.connect(db) as conn:
+        assert dict(conn.execute("select id, turns from sessions")) == {"two": 2, "none": 0}
+        conn.execute(message, ("m6", "none", 2, "user"))
+        conn.execute("delete from messages where id = 'm1'")
+        assert dict(conn.execute("select id, turns from sessions")) == {"two": 1, "none": 1}
+
+
 def test_api_processes_started_together_migrate_one_at_a_time(postgres_url, tmp_path):
     """Replicas started at once on an empty PostgreSQL database: each `python -m app
     migrate` succeeds (one applies the migrations while the others wait for its lock)."""

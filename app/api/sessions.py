@@ -126,8 +126,7 @@ async def list_sessions(query_args: SessionListQuery, agent_id: str | None = Non
     """List sessions, newest first: one agent's (nested path or ?agent_id=) or all."""
     owner = agent_id or (str(query_args.agent_id) if query_args.agent_id else None)
     items, total = await service.list_sessions(owner, query_args.status, query_args.offset, query_args.limit)
-    turns = await service.turn_counts([s.id for s in items])
-    page = page_of(lambda s: SessionOut.of(s, turns.get(s.id, 0)), items, total, query_args)
+    page = page_of(lambda s: SessionOut.of(s, s.turns), items, total, query_args)
     return {**page, "sessions": page["data"]}
 
 
@@ -137,8 +136,8 @@ async def list_sessions(query_args: SessionListQuery, agent_id: str | None = Non
 @validate_response(SessionOut)
 async def get_session(session_id: str, agent_id: str | None = None):
     """Get a session."""
-    session, agent_name, turns = await service.session_to_show(session_id, agent_id)
-    return SessionOut.of(session, turns, agent_name)
+    session, agent_name = await service.session_to_show(session_id, agent_id)
+    return SessionOut.of(session, session.turns, agent_name)
 
 
 @bp.patch(f"{NESTED}/<session_id>")

@@ -80,34 +80,31 @@ def _limited(sql: str, condition: str) -> str:
 # Built on first use: Tortoise adds the foreign keys' `*_id` columns to a model's fields
 # only when it initialises, after this module is imported.
 @cache
-def _session_with_agent_sql(with_turns: bool, agent_name_only: bool = False) -> str:
-    turns = (", (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id AND m.role = 'user') AS \"turns\""
-             if with_turns else "")
+def _session_with_agent_sql(agent_name_only: bool = False) -> str:
     agent = 'a."name"' if agent_name_only else _columns(Agent, "a")
-    return (f"SELECT {_columns(Session, 's')}, {agent}{turns} "
+    return (f"SELECT {_columns(Session, 's')}, {agent} "
             "FROM sessions s LEFT JOIN agents a ON a.id = s.agent_id WHERE s.id = ?")
 
 
-async def session_to_show(session_id: str, restrict_to_owner: bool = False, owner: uuid.UUID | None = None,
-                          with_turns: bool = False) -> tuple[Session | None, str | None, int]:
-    """What a GET of one session shows: the session, its agent's name (None without an
-    agent) and, `with_turns`, its number of user messages. Only the name is read of the
-    agent: building a whole Agent took a twentieth of a `GET /sessions/{id}` (issue 13)."""
-    rows = await _one_session(_session_with_agent_sql(with_turns, agent_name_only=True), session_id,
-                              restrict_to_owner, owner)
+async def session_to_show(session_id: str, restrict_to_owner: bool = False,
+                          owner: uuid.UUID | None = None) -> tuple[Session | None, str | None]:
+    """What a GET of one session shows: the session and its agent's name (None without an
+    agent). Only the name is read of the agent: building a whole Agent took a twentieth
+    of a `GET /sessions/{id}` (issue 13)."""
+    rows = await _one_session(_session_with_agent_sql(agent_name_only=True), session_id, restrict_to_owner, owner)
     if not rows:
-        return None, None, 0
+        return None, None
     values = tuple(rows[0])
     session_fields = _field_names(Session)
     session = Session._init_from_db(**dict(zip(session_fields, values[:len(session_fields)], strict=True)))
-    return session, values[len(session_fields)], values[-1] if with_turns else 0
+    return session, values[len(session_fields)]
 
 
 async def session_with_agent(session_id: str, restrict_to_owner: bool = False,
                              owner: uuid.UUID | None = None) -> Session | None:
     """`Session.filter(id=...).select_related("agent").first()`, narrowed to `owner`'s
     rows when `restrict_to_owner` (app/auth/principal.py decides that)."""
-    rows = await _one_session(_session_with_agent_sql(with_turns=False), session_id, restrict_to_owner, owner)
+    rows = await _one_session(_session_with_agent_sql(), session_id, restrict_to_owner, owner)
     if not rows:
         return None
     values = tuple(rows[0])  # by position, in _columns' order: no lookups by name (sqlite3.Row's are slow)
@@ -276,10 +273,14 @@ async def insert_message(message_id: uuid.UUID, session_id: str, sequence: int, 
         str(message_id), session_id, sequence, role, content_json, created_at, None if reply_to is None else str(reply_to)])
 
 
-async def message_count(session_id: str, role: str | None = None) -> int:
-    """A session's messages (of `role`). All of them: the last number (see MESSAGES_PAGE),
-    read from the index's end (LIMIT 1: SQLite runs it on the loop's thread) rather than
-    counted, which read every message of a long conversation on each page."""
-    if role is None:
-        return (await _rows("SELECT MAX(sequence) FROM messages WHERE session_id = ? LIMIT ?", [session_id, 1]))[0][0] or 0
-    return (await _rows("SELECT COUNT(*) FROM messages WHERE session_id = ? AND role = ?", [session_id, role]))[0][0]
+async def message_count(session_id: str) -> int:
+    """A session's messages: the last number (see MESSAGES_PAGE), read from the index's
+    end (LIMIT 1: SQLite runs it on the loop's thread) rather than counted, which read
+    every message of a long conversation on each page."""
+    return (await _rows("SELECT MAX(sequence) FROM messages WHERE session_id = ? LIMIT ?", [session_id, 1]))[0][0] or 0
+
+
+async def turn_count(session_id: str) -> int:
+    """A session's user messages, as its row counts them (migrations/0015_session_turns.py)."""
+    rows = await _rows("SELECT turns FROM sessions WHERE id = ? LIMIT ?", [session_id, 1])
+    return rows[0][0] if rows else 0

@@ -55,6 +55,9 @@ class Session(Model):
     # one writing process, which numbers from memory): see app/models/sequences.py.
     event_seq = fields.IntField(default=0, db_default=0)
     message_seq = fields.IntField(default=0, db_default=0)
+    # Its user messages (AgentSpec's and the /v1 session's `turns`), counted by the
+    # database's triggers (migrations/0015_session_turns.py): never written here.
+    turns = fields.IntField(default=0, db_default=0)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

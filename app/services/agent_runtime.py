@@ -95,7 +95,7 @@ async def get_session(session_id: str) -> Session:
 async def session_to_show(session_id: str) -> tuple[Session, str | None]:
     """get_session() for a GET: the session and its agent's name (raw_sql.session_to_show)."""
     key = existing_key(Session, "id", session_id, NOT_FOUND)
-    session, agent_name, _ = await raw_sql.session_to_show(key, *owner_restriction())
+    session, agent_name = await raw_sql.session_to_show(key, *owner_restriction())
     if session is None:
         raise NotFound(NOT_FOUND)
     return session, agent_name

@@ -6,11 +6,10 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from tortoise.exceptions import DoesNotExist
-from tortoise.functions import Count
 
 from app.auth.principal import new_owner, owner_restriction, visible
 from app.errors import InvalidRequest, NotFound
-from app.models import Event, Message, Session, raw_sql
+from app.models import Event, Session, raw_sql
 from app.models.enums import SessionKind
 from app.services.agents import get_active_agent, get_agent
 from app.services.common import as_uuid, existing_key, paginate
@@ -47,13 +46,13 @@ async def get_session(session_id: str, agent_id: str | None = None) -> Session:
     return await _on_path(session, agent_id, not_found)
 
 
-async def session_to_show(session_id: str, agent_id: str | None = None) -> tuple[Session, str | None, int]:
-    """get_session() for a GET: the session, its agent's name and its turn count, in one
-    statement (raw_sql.session_to_show)."""
+async def session_to_show(session_id: str, agent_id: str | None = None) -> tuple[Session, str | None]:
+    """get_session() for a GET: the session (its turn count included) and its agent's
+    name, in one statement (raw_sql.session_to_show)."""
     not_found = f"session '{session_id}' not found"
-    session, agent_name, turns = await raw_sql.session_to_show(existing_key(Session, "id", session_id, not_found),
-                                                               *owner_restriction(), with_turns=True)
-    return await _on_path(session, agent_id, not_found), agent_name, turns
+    session, agent_name = await raw_sql.session_to_show(existing_key(Session, "id", session_id, not_found),
+                                                        *owner_restriction())
+    return await _on_path(session, agent_id, not_found), agent_name
 
 
 async def _on_path(session: Session | None, agent_id: str | None, not_found: str) -> Session:
@@ -68,15 +67,10 @@ async def _on_path(session: Session | None, agent_id: str | None, not_found: str
     return session
 
 
-async def turn_counts(session_ids: list[str]) -> dict[str, int]:
-    """User messages per session (AgentSpec's `turns`), in one grouped query."""
-    rows = await (Message.filter(session_id__in=session_ids, role="user").annotate(n=Count("id"))
-                  .group_by("session_id").values("session_id", "n"))
-    return {row["session_id"]: row["n"] for row in rows}
-
-
 async def turn_count(session_id: str) -> int:
-    return await raw_sql.message_count(session_id, role="user")
+    """User messages of the session now (AgentSpec's `turns`): its row's count, which the
+    database keeps (Session.turns); a Session read earlier may be behind."""
+    return await raw_sql.turn_count(session_id)
 
 
 async def update_session(events: EventLog, session_id: str, changes: dict[str, Any],

@@ -34,13 +34,13 @@ async def test_a_session_reads_as_the_orm_reads_it(database):
     for key in ("with-agent", "external"):
         orm = await Session.filter(id=key).select_related("agent").first()
         raw = await raw_sql.session_with_agent(key)
-        shown, agent_name, _ = await raw_sql.session_to_show(key)
+        shown, agent_name = await raw_sql.session_to_show(key)
         columns = {f: getattr(orm, f) for f in Session._meta.db_fields}
         assert {f: getattr(raw, f) for f in Session._meta.db_fields} == columns
         assert {f: getattr(shown, f) for f in Session._meta.db_fields} == columns
         assert (raw._agent.name if raw._agent else None) == (orm._agent.name if orm._agent else None) == agent_name
     assert await raw_sql.session_with_agent("missing") is None
-    assert await raw_sql.session_to_show("missing") == (None, None, 0)
+    assert await raw_sql.session_to_show("missing") == (None, None)
     assert await raw_sql.session_exists("external") and not await raw_sql.session_exists("missing")
 
 
@@ -58,12 +58,24 @@ async def test_owner_restriction_is_the_visible_rule(database):
 
 
 async def test_turns_count_user_messages(database):
+    """The database counts them (migration 0015's triggers), however a message is stored
+    or deleted: the ORM here, raw SQL on the hot paths, a cascade."""
     await Session.create(id="chat")
+    log = EventLog(EventBus(), on_postgres=database == "postgres")  # the hot path's insert, per database
     for n, role in enumerate(("user", "assistant", "user", "tool"), start=1):
-        await Message.create(id=uuid.uuid4(), session_id="chat", sequence=n, role=role, content={"text": str(n)})
-    session, agent_name, turns = await raw_sql.session_to_show("chat", with_turns=True)
-    assert session.id == "chat" and agent_name is None and turns == 2
-    assert await raw_sql.session_to_show("missing", with_turns=True) == (None, None, 0)
+        await log.insert_message("chat", uuid.uuid4(), role, {"text": str(n)})
+    session, agent_name = await raw_sql.session_to_show("chat")
+    assert session.id == "chat" and agent_name is None and session.turns == 2
+    assert await raw_sql.turn_count("chat") == 2
+    await Message.create(id=uuid.uuid4(), session_id="chat", sequence=9, role="user", content={"text": "9"})
+    assert await raw_sql.turn_count("chat") == 3
+    await Message.filter(session_id="chat", sequence=1).delete()
+    assert await raw_sql.turn_count("chat") == 2
+    await Session.create(id="other")
+    await Message.create(id=uuid.uuid4(), session_id="other", sequence=1, role="user", content={"text": "x"})
+    assert (await raw_sql.turn_count("chat"), await raw_sql.turn_count("other")) == (2, 1)
+    assert await raw_sql.session_to_show("missing") == (None, None)
+    assert await raw_sql.turn_count("missing") == 0
 
 
 async def test_event_pages_and_totals(database):
