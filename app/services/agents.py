@@ -66,7 +66,8 @@ async def update_agent(agent_id: str, changes: dict[str, Any]) -> Agent:
         _check_client_tools(changes["client_tools"])
     if changes:
         agent.update_from_dict(changes)
-        await agent.save()
+        # Only what the PATCH changes: the row as read would undo a concurrent archive.
+        await agent.save(update_fields=[*changes, "updated_at"])
     return agent
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.models import Session
+from app.models import Agent, Session
 from app.services import agent_runtime as ar_service
 from app.services import sessions as sessions_service
 
@@ -83,3 +83,24 @@ async def test_v1_session_patch_keeps_a_concurrent_write(client, app, monkeypatc
     monkeypatch.undo()
     appended = await app.extensions["runtime"].events.append(session["id"], "session.started", {})
     assert appended.sequence == 2  # after the event written in between, not a collision with it
+
+
+async def test_agent_patch_keeps_a_concurrent_archive(client, monkeypatch):
+    """The same for agents: an archive between a PATCH's read and its save was undone
+    (the agent active again, open to new sessions)."""
+    from app.services import agents as agents_service
+
+    agent = await (await client.post("/v1/agents", json={"name": "a", "system_prompt": "hi"})).get_json()
+    read = agents_service.get_agent
+
+    async def get_agent(agent_id, *args, **kwargs):
+        found = await read(agent_id, *args, **kwargs)
+        await Agent.filter(id=found.id).update(status="archived")  # a DELETE from another client
+        return found
+
+    monkeypatch.setattr(agents_service, "get_agent", get_agent)
+    response = await client.patch(f"/v1/agents/{agent['id']}", json={"system_prompt": "changed"})
+    assert response.status_code == 200, await response.get_json()
+    monkeypatch.undo()
+    shown = await (await client.get(f"/v1/agents/{agent['id']}")).get_json()
+    assert (shown["system_prompt"], shown["status"]) == ("changed", "archived")
