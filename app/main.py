@@ -14,6 +14,7 @@ from app.api.json_body import JsonRequest
 from app.api.openapi import RuntimeOpenAPIProvider
 from app.api.request_hooks import install_request_hooks
 from app.api.responses import install_json_responses
+from app.api.schema_validation import install as install_schema_validation
 from app.auth.middleware import register_websocket_auth
 from app.auth.service import AuthService
 from app.auth.stream_watch import RevocationChecks
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         openapi_provider_class=RuntimeOpenAPIProvider,
     )
     install_json_responses(app, plain_make_response)
+    install_schema_validation()  # one TypeAdapter per model, not one per request
     auth = AuthService(settings, reveal(settings.jwt_secret) or load_or_create_key_file(settings.data_dir, "jwt.key", "JWT_SECRET"))
     app.extensions["auth"] = auth
     app.extensions["stream_checks"] = RevocationChecks()  # shared by the app's open streams
