@@ -148,7 +148,7 @@ async def get_session(session_id: str, agent_id: str | None = None):
 async def update_session(session_id: str, data: SessionPatch, agent_id: str | None = None):
     """Update title, tags or model_id (null clears title and model_id)."""
     session = await service.update_session(current_runtime().events, session_id, data.changes(), agent_id)
-    return SessionOut.of(session, await service.turn_count(session.id))
+    return SessionOut.of(session, session.turns)  # as read by this PATCH: its turns are not written here
 
 
 @bp.delete(f"{NESTED}/<session_id>")

@@ -82,9 +82,9 @@ def _text_blocks(text: str) -> list[dict[str, str]]:
 
 
 def _mapped_fields(event: LoggedEvent) -> tuple[str, dict[str, Any]]:
+    """A loop event's Agent Runtime type and fields (a posted event is in that shape
+    already: ar_event takes it as it is)."""
     data, kind = event.data, event.type
-    if kind in AR_EVENT_TYPES:  # posted by an external agent: already in this shape (ar_event
-        return kind, data         # sets session_id and event_type from the log over its own)
     if kind == "session.started":
         return "session_start", {}
     if kind == "tool.started":
@@ -125,8 +125,8 @@ def has_ar_meaning(event: LoggedEvent) -> bool:
 def ar_event(event: LoggedEvent, name: str) -> dict[str, Any]:
     """A reporter's own session_name and timestamp are kept; the identity fields (id,
     event_type, session_id, sequence) always come from the log, whatever was posted."""
-    if event.type in _POSTED_TYPES:  # most of a reporter's log: no mapping to look up (see _mapped_fields)
-        event_type, fields = event.type, event.data
+    if event.type in _POSTED_TYPES:  # posted by an external agent: already in this shape (the
+        event_type, fields = event.type, event.data  # identity fields below override its own)
     else:
         event_type, fields = _mapped_fields(event)
     return {

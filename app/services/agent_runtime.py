@@ -34,7 +34,7 @@ from app.events.listing import event_document
 from app.events.log import EventLog, LoggedEvent
 from app.models import Message, Session, raw_sql
 from app.models.enums import SessionKind, SessionStatus
-from app.services.common import existing_key, fits_column
+from app.services.common import existing_key, fits_column, save_changes
 from app.services.sessions import cancel_turn
 from app.services.sessions import delete_session as delete_core_session
 from app.timeutil import utcnow
@@ -125,11 +125,7 @@ async def update_metadata(runtime: Runtime, session_id: str, changes: dict[str, 
     session = await get_session(session_id)
     if "session_name" in changes:
         changes["title"] = changes.pop("session_name")
-    session.update_from_dict(changes)
-    # Only the changed columns: a whole-row save wrote back every column as read, undoing
-    # what a turn or another process wrote since (a status; on PostgreSQL the event
-    # counter, after which every event of the session collided with a stored one).
-    await session.save(update_fields=[*changes, "updated_at"])
+    await save_changes(session, changes)
     runtime.events.notify_session("session_updated", session_id)
     return session
 

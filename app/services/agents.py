@@ -11,7 +11,7 @@ from app.models import Agent
 from app.models.enums import AgentStatus
 from app.runtime.capabilities import REGISTRY, unknown_capabilities
 from app.runtime.toolbox import MCP_PREFIX
-from app.services.common import as_uuid, existing_key, paginate
+from app.services.common import as_uuid, existing_key, paginate, save_changes
 from app.services.llm import check_model_exists
 from app.services.mcp_servers import unknown_mcp_capabilities
 
@@ -65,9 +65,7 @@ async def update_agent(agent_id: str, changes: dict[str, Any]) -> Agent:
     if "client_tools" in changes:
         _check_client_tools(changes["client_tools"])
     if changes:
-        agent.update_from_dict(changes)
-        # Only what the PATCH changes: the row as read would undo a concurrent archive.
-        await agent.save(update_fields=[*changes, "updated_at"])
+        await save_changes(agent, changes)
     return agent
 
 

@@ -1,9 +1,9 @@
-"""Helpers shared by the domain services: id parsing and pagination."""
+"""Helpers shared by the domain services: id parsing, pagination, PATCH saves."""
 
 from __future__ import annotations
 
 import uuid
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tortoise.fields import CharField
 from tortoise.models import Model
@@ -52,3 +52,12 @@ async def paginate(query: QuerySet[T], offset: int, limit: int) -> tuple[list[T]
     total = await query.count()
     items = await query.offset(offset).limit(limit)
     return list(items), total
+
+
+async def save_changes(row: Model, changes: dict[str, Any]) -> None:
+    """A PATCH's changes applied to `row` and saved: those columns (and updated_at) only.
+    Saving the whole row as it was read would undo what was written since: a status a
+    turn or a `session_stop` set, an archive, and on PostgreSQL a session's event counter,
+    after which every event of the session collided with a stored one (decision 208)."""
+    row.update_from_dict(changes)
+    await row.save(update_fields=[*changes, "updated_at"])

@@ -12,7 +12,7 @@ from app.errors import InvalidRequest, NotFound
 from app.models import Event, Session, raw_sql
 from app.models.enums import SessionKind
 from app.services.agents import get_active_agent, get_agent
-from app.services.common import as_uuid, existing_key, paginate
+from app.services.common import as_uuid, existing_key, paginate, save_changes
 from app.services.llm import check_model_exists
 
 if TYPE_CHECKING:
@@ -81,9 +81,7 @@ async def update_session(events: EventLog, session_id: str, changes: dict[str, A
             raise InvalidRequest("model_id: an external session runs no turns here, so it has no model")
         await check_model_exists(changes["model_id"], "model_id")
     if changes:
-        session.update_from_dict(changes)
-        # Only the changed columns: the row as read would undo what a turn wrote since.
-        await session.save(update_fields=[*changes, "updated_at"])
+        await save_changes(session, changes)
         events.notify_session("session_updated", session.id)
     return session
 
