@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import httpx
@@ -53,6 +53,20 @@ def until(condition: Callable[[], bool], timeout: float, what: str = "condition"
             raise AssertionError(f"{what}: not within {timeout} s")
         time.sleep(0.05)
     return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def report_session(url: str, session_id: str, events: Iterable[dict]) -> Iterator[httpx.Client]:
+    """An Agent Runtime session reported to the server at `url` with `events` (each its
+    event_type and hook fields; session_id, session_name and timestamp are added); then
+    the client, to read it back with."""
+    with httpx.Client(base_url=url, timeout=30) as http:
+        http.post("/sessions", json={"session_id": session_id, "session_name": "reported"}).raise_for_status()
+        for event in events:
+            http.post(f"/sessions/{session_id}/events", json={
+                "session_id": session_id, "session_name": "reported", "timestamp": "2026-01-01T00:00:00Z",
+                **event}).raise_for_status()
+        yield http
 
 
 def sse_listener(url: str) -> tuple[threading.Event, threading.Event]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live_server import NOT_INHERITED, ROOT, free_port, sse_listener, until
+from tests.live_server import NOT_INHERITED, ROOT, free_port, report_session, sse_listener, until
 
 # WORKERS > 1 needs temporal mode's settings; nothing listens there: the refusal comes first.
 WORKERS = {"WORKERS": "2", "RUNNER_MODE": "temporal", "DATABASE_URL": "postgres://127.0.0.1:9/none",
@@ -228,13 +228,9 @@ def test_sigterm_ends_an_open_sse_stream_instead_of_waiting_for_it(live_server):
 def _big_log(server, session_id: str, count: int = 40) -> int:
     """A session of `count` 200 KB messages (8 MB: far more than the kernel buffers of one
     connection); the sequence of its last event."""
-    with httpx.Client(base_url=server.url, timeout=30) as http:
-        http.post("/sessions", json={"session_id": session_id, "session_name": "x"}).raise_for_status()
-        for i in range(count):
-            http.post(f"/sessions/{session_id}/events", json={
-                "event_type": "message", "session_id": session_id, "session_name": "x",
-                "timestamp": "2026-01-01T00:00:00Z", "role": "assistant",
-                "content": [{"type": "text", "text": f"{i} " + "x" * 200_000}]}).raise_for_status()
+    events = ({"event_type": "message", "role": "assistant", "content": [{"type": "text", "text": f"{i} " + "x" * 200_000}]}
+              for i in range(count))
+    with report_session(server.url, session_id, events) as http:
         return http.get(f"/v1/sessions/{session_id}/events?format=json&limit=1").json()["total"]
 
 

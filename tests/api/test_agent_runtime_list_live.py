@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.live_server import until
+from tests.live_server import report_session, until
 
 COUNT, SIZE = 30, 900_000  # 27 MB of tool output (each event just under MAX_BODY_BYTES)
 READERS = 4
@@ -24,13 +24,8 @@ GROWTH_MB = 80
 def _large_log(server, session_id: str) -> None:
     """Then read once, so that what the requests measured cost is theirs, not the first
     read's (the first large reads grow the allocator's heaps for good: 30 MB or so)."""
-    with httpx.Client(base_url=server.url, timeout=30) as http:
-        http.post("/sessions", json={"session_id": session_id, "session_name": "big"}).raise_for_status()
-        for i in range(COUNT):
-            http.post(f"/sessions/{session_id}/events", json={
-                "event_type": "post_tool", "session_id": session_id, "session_name": "big",
-                "timestamp": "2026-01-01T00:00:00Z", "tool_name": "Read",
-                "tool_output": f"{i} " + "x" * SIZE}).raise_for_status()
+    events = ({"event_type": "post_tool", "tool_name": "Read", "tool_output": f"{i} " + "x" * SIZE} for i in range(COUNT))
+    with report_session(server.url, session_id, events) as http:
         assert len(http.get(f"/sessions/{session_id}/events").json()["events"]) == COUNT
 
 
